@@ -1,0 +1,2 @@
+/* bp-nn.c: placeholder until implemented. */
+#include "bp-tensor.h"

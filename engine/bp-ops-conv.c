@@ -1,0 +1,2 @@
+/* bp-ops-conv.c: placeholder until implemented. */
+#include "bp-tensor.h"

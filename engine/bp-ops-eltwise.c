@@ -1,0 +1,2 @@
+/* bp-ops-eltwise.c: placeholder until implemented. */
+#include "bp-tensor.h"

@@ -1,0 +1,96 @@
+/* bp-ops-linear.c: matmul and linear forward/backward through the backend's GEMM. */
+#include "bp-ops-linear.h"
+#include "bp-backend.h"
+
+#include <string.h>
+
+static void
+matmul_backward (BpNode *node)
+{
+  /* out (M,N) = a (M,K) @ b (K,N): da = dout @ b^T, db = a^T @ dout */
+  BpTensor *a = node->in[0], *b = node->in[1], *out = node->out;
+  const BpBackend *be = bp_backend (out->device);
+  int64_t m = a->shape[0], k = a->shape[1], n = b->shape[1];
+  if (a->requires_grad)
+    be->gemm (false, true, m, k, n, 1.0f, out->grad, n, b->data, n, 1.0f, bp_tensor_grad (a), k);
+  if (b->requires_grad)
+    be->gemm (true, false, k, n, m, 1.0f, a->data, k, out->grad, n, 1.0f, bp_tensor_grad (b), n);
+}
+
+BpTensor *
+bp_matmul (BpTensor *a, BpTensor *b)
+{
+  char sa[64], sb[64];
+  if (a->ndim != 2 || b->ndim != 2 || a->shape[1] != b->shape[0] || a->device != b->device) {
+    bp_set_error (BP_ERR_INVALID, "matmul: shapes %s and %s do not multiply",
+                  bp_shape_str (a, sa, sizeof sa), bp_shape_str (b, sb, sizeof sb));
+    return NULL;
+  }
+  int64_t m = a->shape[0], k = a->shape[1], n = b->shape[1];
+  BpTensor *out = bp_tensor_new_on (a->device, 2, (int64_t[]){m, n});
+  if (!out)
+    return NULL;
+  bp_backend (a->device)->gemm (false, false, m, n, k, 1.0f, a->data, k, b->data, n, 0.0f,
+                                out->data, n);
+  BpTensor *in[] = {a, b};
+  if (bp_needs_grad (2, in))
+    bp_tape_record ("matmul", matmul_backward, out, 2, in);
+  return out;
+}
+
+static void
+linear_backward (BpNode *node)
+{
+  /* out (R,O) = x (R,I) @ w (O,I)^T + b: dx = dout @ w, dw = dout^T @ x, db = sum_rows dout */
+  BpTensor *x = node->in[0], *w = node->in[1], *b = node->n_in > 2 ? node->in[2] : NULL;
+  BpTensor *out = node->out;
+  const BpBackend *be = bp_backend (out->device);
+  int64_t o = w->shape[0], i = w->shape[1], rows = x->numel / i;
+  if (x->requires_grad)
+    be->gemm (false, false, rows, i, o, 1.0f, out->grad, o, w->data, i, 1.0f, bp_tensor_grad (x), i);
+  if (w->requires_grad)
+    be->gemm (true, false, o, i, rows, 1.0f, out->grad, o, x->data, i, 1.0f, bp_tensor_grad (w), i);
+  if (b && b->requires_grad) {
+    /* column sums as a GEMV with a ones vector: db (1,O) += ones (1,R) @ dout (R,O) */
+    BpTensor *ones = bp_tensor_new_on (out->device, 1, (int64_t[]){rows});
+    if (!ones)
+      return;
+    bp_tensor_fill (ones, 1.0f);
+    be->gemm (false, false, 1, o, rows, 1.0f, ones->data, rows, out->grad, o, 1.0f,
+              bp_tensor_grad (b), o);
+    bp_tensor_unref (ones);
+  }
+}
+
+BpTensor *
+bp_linear (BpTensor *x, BpTensor *weight, BpTensor *bias)
+{
+  char sx[64], sw[64];
+  if (weight->ndim != 2 || x->ndim < 1 || x->shape[x->ndim - 1] != weight->shape[1] ||
+      (bias && (bias->ndim != 1 || bias->shape[0] != weight->shape[0]))) {
+    bp_set_error (BP_ERR_INVALID, "linear: input %s does not fit weight %s",
+                  bp_shape_str (x, sx, sizeof sx), bp_shape_str (weight, sw, sizeof sw));
+    return NULL;
+  }
+  int64_t o = weight->shape[0], i = weight->shape[1], rows = x->numel / (i ? i : 1);
+  int64_t shape[BP_MAX_DIMS];
+  memcpy (shape, x->shape, sizeof shape);
+  shape[x->ndim - 1] = o;
+  BpTensor *out = bp_tensor_new_on (x->device, x->ndim, shape);
+  if (!out)
+    return NULL;
+  const BpBackend *be = bp_backend (x->device);
+  float beta = 0.0f;
+  if (bias) {
+    /* broadcast the bias into every row, then accumulate the product onto it */
+    for (int64_t r = 0; r < rows; r++)
+      be->copy (out->data + r * o, bias->data, (size_t) o * sizeof (float));
+    beta = 1.0f;
+  }
+  be->gemm (false, true, rows, o, i, 1.0f, x->data, i, weight->data, i, beta, out->data, o);
+  BpTensor *in[] = {x, weight, bias};
+  int n_in = bias ? 3 : 2;
+  if (bp_needs_grad (n_in, in))
+    bp_tape_record ("linear", linear_backward, out, n_in, in);
+  return out;
+}

@@ -1,0 +1,2 @@
+/* bp-ops-loss.c: placeholder until implemented. */
+#include "bp-tensor.h"

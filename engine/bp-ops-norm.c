@@ -1,0 +1,2 @@
+/* bp-ops-norm.c: placeholder until implemented. */
+#include "bp-tensor.h"

@@ -1,0 +1,2 @@
+/* bp-optim.c: placeholder until implemented. */
+#include "bp-tensor.h"

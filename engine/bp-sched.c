@@ -1,0 +1,2 @@
+/* bp-sched.c: placeholder until implemented. */
+#include "bp-tensor.h"

@@ -1,0 +1,139 @@
+/* cpu-backend.c: the CPU backend table: a caching allocator, OpenBLAS GEMM, threaded fills. */
+#include "cpu-kernels.h"
+
+#include <cblas.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A cache of freed blocks keyed by exact size: a training step allocates the same sizes every
+ * time, so after the first step no memory is requested from the system. Under AddressSanitizer
+ * the cache is off so that use-after-free is still caught. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CACHE_ENABLED 0
+#else
+#define CACHE_ENABLED 1
+#endif
+
+#define CACHE_SLOTS 512
+#define CACHE_LIMIT ((size_t) 2 << 30)
+
+typedef struct {
+  size_t bytes;
+  void *ptr;
+} CacheSlot;
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static CacheSlot cache[CACHE_SLOTS];
+static size_t cache_bytes;
+
+static void *
+cpu_alloc (size_t bytes)
+{
+  if (CACHE_ENABLED) {
+    pthread_mutex_lock (&cache_lock);
+    for (int k = 0; k < CACHE_SLOTS; k++) {
+      if (cache[k].ptr && cache[k].bytes == bytes) {
+        void *p = cache[k].ptr;
+        cache[k].ptr = NULL;
+        cache_bytes -= bytes;
+        pthread_mutex_unlock (&cache_lock);
+        return p;
+      }
+    }
+    pthread_mutex_unlock (&cache_lock);
+  }
+  size_t rounded = (bytes + 63) & ~(size_t) 63;
+  void *p = aligned_alloc (64, rounded ? rounded : 64);
+  if (!p)
+    bp_set_error (BP_ERR_NOMEM, "out of memory: %zu bytes requested", bytes);
+  return p;
+}
+
+static void
+cpu_free (void *ptr, size_t bytes)
+{
+  if (!ptr)
+    return;
+  if (CACHE_ENABLED && bytes <= CACHE_LIMIT / 4) {
+    pthread_mutex_lock (&cache_lock);
+    if (cache_bytes + bytes <= CACHE_LIMIT) {
+      for (int k = 0; k < CACHE_SLOTS; k++) {
+        if (!cache[k].ptr) {
+          cache[k].ptr = ptr;
+          cache[k].bytes = bytes;
+          cache_bytes += bytes;
+          pthread_mutex_unlock (&cache_lock);
+          return;
+        }
+      }
+    }
+    pthread_mutex_unlock (&cache_lock);
+  }
+  free (ptr);
+}
+
+static BpStatus
+cpu_copy (void *dst, const void *src, size_t bytes)
+{
+  if (bytes)
+    memcpy (dst, src, bytes);
+  return BP_OK;
+}
+
+static void
+cpu_fill (float *dst, float value, int64_t n)
+{
+  if (value == 0.0f && n < 65536) {
+    memset (dst, 0, (size_t) n * sizeof (float));
+    return;
+  }
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; i++)
+    dst[i] = value;
+}
+
+static void
+cpu_axpy (int64_t n, float a, const float *x, float *y)
+{
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; i++)
+    y[i] += a * x[i];
+}
+
+void
+bp_cpu_gemm (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+             const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+             int64_t ldc)
+{
+  if (m == 0 || n == 0)
+    return;
+  cblas_sgemm (CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+               trans_b ? CblasTrans : CblasNoTrans, (blasint) m, (blasint) n, (blasint) k, alpha,
+               a, (blasint) lda, b, (blasint) ldb, beta, c, (blasint) ldc);
+}
+
+static BpStatus
+cpu_synchronize (void)
+{
+  return BP_OK;
+}
+
+const BpBackend bp_cpu_backend = {
+  .name = "cpu",
+  .device = BP_DEVICE_CPU,
+  .alloc = cpu_alloc,
+  .free = cpu_free,
+  .upload = cpu_copy,
+  .download = cpu_copy,
+  .copy = cpu_copy,
+  .fill = cpu_fill,
+  .axpy = cpu_axpy,
+  .gemm = bp_cpu_gemm,
+  .synchronize = cpu_synchronize,
+  .eltwise = &bp_cpu_eltwise_kernels,
+  .conv = &bp_cpu_conv_kernels,
+  .norm = &bp_cpu_norm_kernels,
+  .loss = &bp_cpu_loss_kernels,
+  .optim = &bp_cpu_optim_kernels,
+};

@@ -1,0 +1,2 @@
+/* data/bp-dataset.c: placeholder until implemented. */
+#include "bp-tensor.h"

@@ -1,0 +1,2 @@
+/* data/bp-idx.c: placeholder until implemented. */
+#include "bp-tensor.h"

@@ -1,0 +1,2 @@
+/* data/bp-loader.c: placeholder until implemented. */
+#include "bp-tensor.h"

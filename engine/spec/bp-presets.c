@@ -1,0 +1,2 @@
+/* spec/bp-presets.c: placeholder until implemented. */
+#include "bp-tensor.h"

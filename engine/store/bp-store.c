@@ -1,0 +1,2 @@
+/* store/bp-store.c: placeholder until implemented. */
+#include "bp-tensor.h"

@@ -1,0 +1,2 @@
+/* train/bp-trainer.c: placeholder until implemented. */
+#include "bp-tensor.h"

@@ -1,0 +1,37 @@
+/* bp-test.h: shared test helpers: random tensors, finite-difference gradient checks and
+ * running reference computations in Debian's PyTorch. */
+#pragma once
+
+#include <glib.h>
+
+#include "bp-tensor.h"
+
+/* A CPU tensor with values uniform in [lo, hi) from the engine RNG; requires_grad as given. */
+BpTensor *bp_test_rand (int ndim, const int64_t *shape, float lo, float hi, bool requires_grad);
+
+/* Largest |a - b| / max (1, |b|) over n values. */
+double bp_test_max_rel_err (const float *a, const float *b, int64_t n);
+/* Asserts that max relative error (as above) is at most tol, printing where it fails. */
+void bp_test_assert_close (const char *what, const float *got, const float *want, int64_t n,
+                           double tol);
+
+/* The function under test: computes a tensor from the inputs (records onto the tape when
+ * gradients are enabled). Must be deterministic (re-seed inside for dropout). */
+typedef BpTensor *(*BpTestForward) (BpTensor **inputs, void *user);
+
+/* Checks the gradient of L = sum (f (inputs) * R), R a fixed random tensor, with respect to
+ * every input whose requires_grad is set, against central finite differences with step eps.
+ * Checks at most max_checks elements per input (spread over the tensor). Fails the test on a
+ * relative error above tol. */
+void bp_test_check_grad (BpTestForward f, int n_inputs, BpTensor **inputs, void *user, float eps,
+                         double tol, int max_checks);
+
+/* Whether Debian's PyTorch is usable ($BP_TORCH_PYTHON or /usr/bin/python3 with torch). */
+gboolean bp_test_have_torch (void);
+
+/* Runs `code` in Python with torch. The inputs are available as list `x` of float64 torch
+ * tensors with requires_grad=True; the code must set `out` to a list of n_out tensors, which
+ * are copied into the pre-shaped tensors `outputs` (numel must match). Skips the test with
+ * a message (g_test_skip) and returns FALSE when torch is missing. */
+gboolean bp_test_torch (const char *code, int n_in, BpTensor **inputs, int n_out,
+                        BpTensor **outputs);
