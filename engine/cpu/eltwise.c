@@ -1,4 +1,251 @@
-/* cpu/eltwise.c: CPU kernels of the eltwise family (placeholder until implemented). */
+/* cpu/eltwise.c: CPU kernels of the eltwise family: arithmetic, activations, dropout, concat,
+ * embedding and sums (OpenMP above a size threshold, same results for any thread count). */
 #include "cpu-kernels.h"
+#include "../bp-rng.h"
 
-const BpEltwiseKernels bp_cpu_eltwise_kernels = {0};
+#include <math.h>
+#include <omp.h>
+
+/* Below this many elements threads cost more than they save. */
+#define PAR_MIN 32768
+
+static void
+add_kernel (float *out, const float *a, const float *b, float alpha, int64_t n)
+{
+  /* out (n) = a (n) + alpha * b (n) */
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+  for (int64_t i = 0; i < n; i++)
+    out[i] = a[i] + alpha * b[i];
+}
+
+static void
+mul_kernel (float *out, const float *a, const float *b, int64_t n)
+{
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+  for (int64_t i = 0; i < n; i++)
+    out[i] = a[i] * b[i];
+}
+
+static void
+mul_backward_kernel (float *da, const float *dout, const float *b, int64_t n)
+{
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+  for (int64_t i = 0; i < n; i++)
+    da[i] += dout[i] * b[i];
+}
+
+static void
+scale_kernel (float *out, const float *x, float s, int64_t n)
+{
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+  for (int64_t i = 0; i < n; i++)
+    out[i] = s * x[i];
+}
+
+static void
+activation_kernel (float *out, const float *x, int64_t n, BpActivation act, float slope)
+{
+  /* one loop per activation so each compiles to a tight (vectorisable) loop */
+  switch (act) {
+  case BP_ACT_RELU:
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (int64_t i = 0; i < n; i++)
+      out[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    break;
+  case BP_ACT_LEAKY_RELU:
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (int64_t i = 0; i < n; i++)
+      out[i] = x[i] > 0.0f ? x[i] : slope * x[i];
+    break;
+  case BP_ACT_GELU:
+#pragma omp parallel for schedule(static) if (n > PAR_MIN / 8)
+    for (int64_t i = 0; i < n; i++)
+      out[i] = 0.5f * x[i] * (1.0f + erff (x[i] * (float) M_SQRT1_2));
+    break;
+  case BP_ACT_TANH:
+#pragma omp parallel for schedule(static) if (n > PAR_MIN / 8)
+    for (int64_t i = 0; i < n; i++)
+      out[i] = tanhf (x[i]);
+    break;
+  case BP_ACT_SIGMOID:
+#pragma omp parallel for schedule(static) if (n > PAR_MIN / 8)
+    for (int64_t i = 0; i < n; i++)
+      out[i] = 1.0f / (1.0f + expf (-x[i]));
+    break;
+  }
+}
+
+static void
+activation_backward_kernel (float *dx, const float *dout, const float *x, const float *out,
+                            int64_t n, BpActivation act, float slope)
+{
+  switch (act) {
+  case BP_ACT_RELU:
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (int64_t i = 0; i < n; i++)
+      dx[i] += x[i] > 0.0f ? dout[i] : 0.0f;
+    break;
+  case BP_ACT_LEAKY_RELU:
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (int64_t i = 0; i < n; i++)
+      dx[i] += x[i] > 0.0f ? dout[i] : slope * dout[i];
+    break;
+  case BP_ACT_GELU: {
+    /* d/dx x Phi (x) = Phi (x) + x phi (x) */
+    const float inv_sqrt_2pi = 0.3989422804014327f;
+#pragma omp parallel for schedule(static) if (n > PAR_MIN / 8)
+    for (int64_t i = 0; i < n; i++) {
+      float cdf = 0.5f * (1.0f + erff (x[i] * (float) M_SQRT1_2));
+      float pdf = inv_sqrt_2pi * expf (-0.5f * x[i] * x[i]);
+      dx[i] += dout[i] * (cdf + x[i] * pdf);
+    }
+    break;
+  }
+  case BP_ACT_TANH:
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (int64_t i = 0; i < n; i++)
+      dx[i] += dout[i] * (1.0f - out[i] * out[i]);
+    break;
+  case BP_ACT_SIGMOID:
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (int64_t i = 0; i < n; i++)
+      dx[i] += dout[i] * out[i] * (1.0f - out[i]);
+    break;
+  }
+}
+
+static void
+dropout_kernel (float *out, const float *x, int64_t n, float p, uint64_t key)
+{
+  /* element i is kept when its own hashed draw is >= p: no shared state between threads */
+  float scale = 1.0f / (1.0f - p);
+#pragma omp parallel for schedule(static) if (n > PAR_MIN / 4)
+  for (int64_t i = 0; i < n; i++)
+    out[i] = bp_rng_hash_uniform (key, (uint64_t) i) >= p ? x[i] * scale : 0.0f;
+}
+
+static void
+dropout_backward_kernel (float *dx, const float *dout, int64_t n, float p, uint64_t key)
+{
+  float scale = 1.0f / (1.0f - p);
+#pragma omp parallel for schedule(static) if (n > PAR_MIN / 4)
+  for (int64_t i = 0; i < n; i++)
+    if (bp_rng_hash_uniform (key, (uint64_t) i) >= p)
+      dx[i] += dout[i] * scale;
+}
+
+static void
+concat_copy_kernel (float *out, const float *x, int64_t outer, int64_t inner, int64_t out_inner,
+                    int64_t offset)
+{
+  /* out (outer, out_inner)[:, offset:offset+inner] = x (outer, inner) */
+#pragma omp parallel for schedule(static) if (outer * inner > PAR_MIN)
+  for (int64_t r = 0; r < outer; r++) {
+    float *dst = out + r * out_inner + offset;
+    const float *src = x + r * inner;
+    for (int64_t j = 0; j < inner; j++)
+      dst[j] = src[j];
+  }
+}
+
+static void
+concat_backward_kernel (float *dx, const float *dout, int64_t outer, int64_t inner,
+                        int64_t out_inner, int64_t offset)
+{
+  /* dx (outer, inner) += dout (outer, out_inner)[:, offset:offset+inner] */
+#pragma omp parallel for schedule(static) if (outer * inner > PAR_MIN)
+  for (int64_t r = 0; r < outer; r++) {
+    float *dst = dx + r * inner;
+    const float *src = dout + r * out_inner + offset;
+    for (int64_t j = 0; j < inner; j++)
+      dst[j] += src[j];
+  }
+}
+
+static int64_t
+embedding_kernel (float *out, const float *weight, const float *indices, int64_t n, int64_t v,
+                  int64_t d)
+{
+  /* out (n,d) = weight (v,d)[indices (n)]; validate every index before writing */
+  for (int64_t i = 0; i < n; i++) {
+    float f = indices[i];
+    if (!(f >= 0.0f && f < (float) v && f == floorf (f)))
+      return i;
+  }
+#pragma omp parallel for schedule(static) if (n * d > PAR_MIN)
+  for (int64_t i = 0; i < n; i++) {
+    const float *src = weight + (int64_t) indices[i] * d;
+    float *dst = out + i * d;
+    for (int64_t j = 0; j < d; j++)
+      dst[j] = src[j];
+  }
+  return -1;
+}
+
+static void
+embedding_backward_kernel (float *dweight, const float *dout, const float *indices, int64_t n,
+                           int64_t v, int64_t d)
+{
+  /* dweight (v,d)[indices[i]] += dout (n,d)[i]. Each thread owns a slice of the d columns and
+   * walks the indices in order, so repeated indices add up in the same order for any thread
+   * count, with no atomics. */
+#pragma omp parallel if (n * d > PAR_MIN)
+  {
+    int nt = omp_get_num_threads (), t = omp_get_thread_num ();
+    int64_t lo = d * t / nt, hi = d * (t + 1) / nt;
+    for (int64_t i = 0; i < n; i++) {
+      float *dst = dweight + (int64_t) indices[i] * d;
+      const float *src = dout + i * d;
+      for (int64_t j = lo; j < hi; j++)
+        dst[j] += src[j];
+    }
+  }
+}
+
+/* Sums run over a fixed number of blocks (not one per thread) so that the rounding, and so
+ * the result, is the same for any thread count. */
+#define SUM_BLOCKS 64
+
+static void
+sum_kernel (float *out, const float *x, int64_t n, float scale)
+{
+  double partial[SUM_BLOCKS];
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+  for (int b = 0; b < SUM_BLOCKS; b++) {
+    int64_t lo = n * b / SUM_BLOCKS, hi = n * (b + 1) / SUM_BLOCKS;
+    double s = 0.0;
+    for (int64_t i = lo; i < hi; i++)
+      s += x[i];
+    partial[b] = s;
+  }
+  double s = 0.0;
+  for (int b = 0; b < SUM_BLOCKS; b++)
+    s += partial[b];
+  out[0] = (float) (s * scale);
+}
+
+static void
+sum_backward_kernel (float *dx, const float *dout, int64_t n, float scale)
+{
+  float g = dout[0] * scale;
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+  for (int64_t i = 0; i < n; i++)
+    dx[i] += g;
+}
+
+const BpEltwiseKernels bp_cpu_eltwise_kernels = {
+  .add = add_kernel,
+  .mul = mul_kernel,
+  .mul_backward = mul_backward_kernel,
+  .scale = scale_kernel,
+  .activation = activation_kernel,
+  .activation_backward = activation_backward_kernel,
+  .dropout = dropout_kernel,
+  .dropout_backward = dropout_backward_kernel,
+  .concat_copy = concat_copy_kernel,
+  .concat_backward = concat_backward_kernel,
+  .embedding = embedding_kernel,
+  .embedding_backward = embedding_backward_kernel,
+  .sum = sum_kernel,
+  .sum_backward = sum_backward_kernel,
+};
