@@ -1,0 +1,75 @@
+/* conv-microbench.c: scratch timing of conv2d forward + backward on SimpleCNN's layers (batch
+ * 64), not built by meson: cc -O2 -fopenmp -I engine bench/conv-microbench.c
+ * build-conv/engine/libbackprop.a $(pkg-config --libs openblas glib-2.0 ...) */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "bp-backend.h"
+#include "bp-ops-conv.h"
+
+static double
+now (void)
+{
+  struct timespec t;
+  clock_gettime (CLOCK_MONOTONIC, &t);
+  return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static BpTensor *
+rand_tensor (int64_t a, int64_t b, int64_t c, int64_t d)
+{
+  BpTensor *t = bp_tensor_new_4d (a, b, c, d);
+  bp_tensor_uniform (t, -1.0f, 1.0f);
+  return t;
+}
+
+int
+main (int argc, char **argv)
+{
+  int threads = argc > 1 ? atoi (argv[1]) : 2;
+  int reps = argc > 2 ? atoi (argv[2]) : 20;
+  bp_set_num_threads (threads);
+  struct { int cin, cout, hw; bool grad_x; } layers[] = {{1, 32, 28, false}, {32, 64, 14, true},
+                                                        {64, 128, 7, true}};
+  double total_fwd = 0, total_step = 0;
+  for (int l = 0; l < 3; l++) {
+    BpTensor *x = rand_tensor (64, layers[l].cin, layers[l].hw, layers[l].hw);
+    BpTensor *w = rand_tensor (layers[l].cout, layers[l].cin, 3, 3);
+    BpTensor *b = bp_tensor_new_1d (layers[l].cout);
+    BpTensor *gy = rand_tensor (64, layers[l].cout, layers[l].hw, layers[l].hw);
+    x->requires_grad = layers[l].grad_x;
+    w->requires_grad = b->requires_grad = true;
+    BpConv2dParams p = bp_conv2d_params_default ();
+    p.padding[0] = p.padding[1] = 1;
+    double best_fwd = 1e9, best_step = 1e9;
+    for (int r = 0; r < reps + 5; r++) {
+      bool was = bp_set_grad_enabled (false);
+      double t0 = now ();
+      BpTensor *y = bp_conv2d (x, w, b, &p);
+      double t1 = now ();
+      bp_tensor_unref (y);
+      bp_set_grad_enabled (was);
+      double t2 = now ();
+      y = bp_conv2d (x, w, b, &p);
+      bp_backward_with (y, gy->data);
+      double t3 = now ();
+      bp_tape_clear ();
+      bp_tensor_unref (y);
+      if (r >= 5) {
+        best_fwd = t1 - t0 < best_fwd ? t1 - t0 : best_fwd;
+        best_step = t3 - t2 < best_step ? t3 - t2 : best_step;
+      }
+    }
+    printf ("%d->%d %dx%d fwd: %.3f ms fwd+bwd: %.3f ms\n", layers[l].cin, layers[l].cout,
+            layers[l].hw, layers[l].hw, best_fwd * 1e3, best_step * 1e3);
+    total_fwd += best_fwd;
+    total_step += best_step;
+    bp_tensor_unref (x);
+    bp_tensor_unref (w);
+    bp_tensor_unref (b);
+    bp_tensor_unref (gy);
+  }
+  printf ("total fwd: %.3f ms fwd+bwd: %.3f ms\n", total_fwd * 1e3, total_step * 1e3);
+  return 0;
+}
