@@ -1,9 +1,287 @@
-/* test-nn.c: placeholder until implemented. */
+/* test-nn.c: model presets and specs: parameter counts, whole-model forward and backward against
+ * PyTorch, spec errors, and bit-for-bit repeatable training. */
 #include "bp-test.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "bp-backend.h"
+#include "bp-dataset.h"
+#include "bp-ops-loss.h"
+#include "bp-rng.h"
+#include "bp-spec.h"
+#include "bp-trainer.h"
+
+/* The PyTorch twin of each preset comes from bench/torch_bench.py, so the benchmark and the
+ * tests compare against the same modules. */
+static char *
+torch_preamble (const char *model, gboolean train, gboolean no_dropout)
+{
+  g_autofree char *bench = g_build_filename (g_getenv ("G_TEST_SRCDIR"), "..", "bench", NULL);
+  return g_strdup_printf ("import sys\nsys.path.insert(0, '%s')\n"
+                          "from torch_bench import model\n"
+                          "m = model('%s')\n"
+                          "m.train(%s)\n"
+                          "for mod in m.modules():\n"
+                          "    if %s and isinstance(mod, torch.nn.Dropout): mod.p = 0.0\n"
+                          "params = list(m.parameters())\n"
+                          "with torch.no_grad():\n"
+                          "    for p, src in zip(params, x[2:]): p.copy_(src.reshape(p.shape))\n",
+                          bench, model, train ? "True" : "False", no_dropout ? "True" : "False");
+}
+
+static void
+test_param_counts (void)
+{
+  int n;
+  const BpPreset *presets = bp_presets (&n);
+  g_assert_cmpint (n, >=, 2);
+  for (int k = 0; k < n; k++) {
+    g_autoptr (GError) error = NULL;
+    BpModel *m = bp_spec_build (presets[k].json, &error);
+    g_assert_no_error (error);
+    BpTensor *count = bp_tensor_new_1d (1);
+    g_autofree char *pre = torch_preamble (presets[k].name, FALSE, FALSE);
+    g_autofree char *code = g_strdup_printf ("%sout = [torch.tensor([float(sum(p.numel() for p in params))])]\n", pre);
+    BpTensor *dummy[] = {count, count};
+    if (bp_test_torch (code, 2, dummy, 1, &count))
+      g_assert_cmpint ((gint64) count->data[0], ==, bp_model_num_parameters (m));
+    bp_tensor_unref (count);
+    bp_model_free (m);
+  }
+  /* the published sizes */
+  g_autoptr (GError) error = NULL;
+  BpModel *mlp = bp_spec_build (bp_preset_find ("mlp")->json, &error);
+  g_assert_cmpint (bp_model_num_parameters (mlp), ==, 247766);
+  bp_model_free (mlp);
+  BpModel *cnn = bp_spec_build (bp_preset_find ("simple-cnn")->json, &error);
+  g_assert_cmpint (bp_model_num_parameters (cnn), ==, 688586);
+  bp_model_free (cnn);
+}
+
+/* Forward logits, loss and every parameter gradient of a preset against PyTorch. */
+static void
+check_model_against_torch (const char *name, gboolean train)
+{
+  g_autoptr (GError) error = NULL;
+  bp_rng_seed (11);
+  char *json = g_strdup (bp_preset_find (name)->json);
+  if (train) {
+    /* dropout draws differ between the engines: compare training mode without it */
+    char *p = strstr (json, "\"p\":0.5");
+    if (p)
+      memcpy (p, "\"p\":0.0", 7);
+  }
+  BpModel *m = bp_spec_build (json, &error);
+  g_free (json);
+  g_assert_no_error (error);
+  bp_model_set_training (m, train);
+  BpTensor **params;
+  int n_params = bp_model_parameters (m, &params);
+
+  const int64_t batch = 6;
+  BpTensor *x = bp_test_rand (4, (int64_t[]){batch, 1, 28, 28}, -1, 2, FALSE);
+  BpTensor *y = bp_tensor_new_1d (batch);
+  for (int64_t i = 0; i < batch; i++)
+    y->data[i] = (float) ((i * 7) % 10);
+  BpTensor *logits = bp_model_forward (m, x);
+  g_assert_nonnull (logits);
+  BpTensor *loss = bp_cross_entropy (logits, y, 0.0f);
+  g_assert_cmpint (bp_backward (loss), ==, BP_OK);
+
+  int n_in = 2 + n_params;
+  BpTensor **in = g_new (BpTensor *, n_in);
+  in[0] = x;
+  in[1] = y;
+  for (int k = 0; k < n_params; k++)
+    in[2 + k] = params[k];
+  int n_out = 2 + n_params + (train ? 2 : 0);
+  BpTensor **ref = g_new (BpTensor *, n_out);
+  ref[0] = bp_tensor_new_like (logits);
+  ref[1] = bp_tensor_new_1d (1);
+  for (int k = 0; k < n_params; k++)
+    ref[2 + k] = bp_tensor_new_like (params[k]);
+  if (train) {
+    /* the first batch norm's running statistics after one training step */
+    ref[n_out - 2] = bp_tensor_new_like (m->layers[1].running_mean);
+    ref[n_out - 1] = bp_tensor_new_like (m->layers[1].running_var);
+  }
+  g_autofree char *pre = torch_preamble (name, train, TRUE);
+  g_autofree char *code = g_strdup_printf (
+    "%s"
+    "logits = m(x[0].detach())\n"
+    "loss = torch.nn.functional.cross_entropy(logits, x[1].detach().long())\n"
+    "loss.backward()\n"
+    "out = [logits, loss.reshape(1)] + [p.grad for p in params]\n"
+    "%s",
+    pre, train ? "out += [m[1].running_mean, m[1].running_var]\n" : "");
+  if (bp_test_torch (code, n_in, in, n_out, ref)) {
+    bp_test_assert_close ("logits", logits->data, ref[0]->data, logits->numel, 1e-4);
+    bp_test_assert_close ("loss", loss->data, ref[1]->data, 1, 1e-5);
+    for (int k = 0; k < n_params; k++) {
+      g_autofree char *what = g_strdup_printf ("%s gradient of parameter %d", name, k);
+      g_assert_nonnull (params[k]->grad);
+      bp_test_assert_close (what, params[k]->grad, ref[2 + k]->data, params[k]->numel, 1e-4);
+    }
+    if (train) {
+      bp_test_assert_close ("running_mean", m->layers[1].running_mean->data, ref[n_out - 2]->data,
+                            ref[n_out - 2]->numel, 1e-5);
+      bp_test_assert_close ("running_var", m->layers[1].running_var->data, ref[n_out - 1]->data,
+                            ref[n_out - 1]->numel, 1e-5);
+    }
+  }
+  bp_tape_clear ();
+  for (int k = 0; k < n_out; k++)
+    bp_tensor_unref (ref[k]);
+  g_free (ref);
+  g_free (in);
+  free (params);
+  bp_tensor_unref (loss);
+  bp_tensor_unref (logits);
+  bp_tensor_unref (x);
+  bp_tensor_unref (y);
+  bp_model_free (m);
+}
+
+static void
+test_mlp_torch (void)
+{
+  check_model_against_torch ("mlp", FALSE);
+}
+
+static void
+test_cnn_torch_eval (void)
+{
+  check_model_against_torch ("simple-cnn", FALSE);
+}
+
+static void
+test_cnn_torch_train (void)
+{
+  check_model_against_torch ("simple-cnn", TRUE);
+}
+
+static void
+test_spec_errors (void)
+{
+  static const struct {
+    const char *json;
+    const char *needle;
+  } cases[] = {
+    {"not json", NULL},
+    {"[1,2]", "not a JSON object"},
+    {"{\"format\":\"other\",\"version\":1}", "not a Backprop Lab model spec"},
+    {"{\"format\":\"backprop-lab-model\",\"version\":99,\"input\":[1],\"layers\":[]}", "version 99"},
+    {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[0,4],\"layers\":[{\"type\":\"ReLU\"}]}", "input size"},
+    {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":\"x\",\"layers\":[{\"type\":\"ReLU\"}]}", "input"},
+    {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[4],\"layers\":[]}", "no layers"},
+    {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[4],\"layers\":[{\"type\":\"Magic\"}]}", "layer 0: unknown layer type \"Magic\""},
+    {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[4],\"layers\":[{\"type\":\"Linear\",\"out_features\":0}]}", "layer 0 (Linear)"},
+    {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[4],\"layers\":[{\"type\":\"Linear\",\"out_features\":\"ten\"}]}", "out_features must be a number"},
+    {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[1000000],\"layers\":[{\"type\":\"Linear\",\"out_features\":1000000000}]}", "too many parameters"},
+    {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[784],\"layers\":[{\"type\":\"Conv2d\",\"out_channels\":8,\"kernel_size\":3}]}", "layer 0 (Conv2d): needs a (C,H,W) input"},
+    {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[1,4,4],\"layers\":[{\"type\":\"Conv2d\",\"out_channels\":8,\"kernel_size\":7}]}", "does not fit"},
+    {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[3,8,8],\"layers\":[{\"type\":\"Conv2d\",\"out_channels\":8,\"kernel_size\":3,\"groups\":2}]}", "divisible by groups"},
+    {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[1,8,8],\"layers\":[{\"type\":\"MaxPool2d\",\"kernel_size\":[2,-1]}]}", "kernel_size"},
+    {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[8],\"layers\":[{\"type\":\"Dropout\",\"p\":1.5}]}", "p must be in [0, 1)"},
+    {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[8],\"layers\":[{\"type\":\"BatchNorm2d\"}]}", "layer 0 (BatchNorm2d)"},
+    {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[8],\"layers\":[{\"type\":\"Linear\",\"out_features\":4,\"bias\":3}]}", "bias must be true or false"},
+  };
+  for (gsize k = 0; k < G_N_ELEMENTS (cases); k++) {
+    g_autoptr (GError) error = NULL;
+    BpModel *m = bp_spec_build (cases[k].json, &error);
+    g_assert_null (m);
+    g_assert_nonnull (error);
+    if (cases[k].needle && !strstr (error->message, cases[k].needle))
+      g_error ("spec case %" G_GSIZE_FORMAT ": message \"%s\" lacks \"%s\"", k, error->message,
+               cases[k].needle);
+  }
+}
+
+static void
+test_shapes_inferred (void)
+{
+  g_autoptr (GError) error = NULL;
+  BpModel *m = bp_spec_build (bp_preset_find ("simple-cnn")->json, &error);
+  g_assert_no_error (error);
+  /* 28 -> 14 -> 7 -> 3 after the three pools; Flatten gives 128*3*3 */
+  g_assert_cmpint (m->layers[3].out_shape[1], ==, 14);
+  g_assert_cmpint (m->layers[11].out_shape[1], ==, 3);
+  g_assert_cmpint (m->layers[12].out_ndim, ==, 1);
+  g_assert_cmpint (m->layers[12].out_shape[0], ==, 1152);
+  g_assert_cmpint (m->layers[16].out_shape[0], ==, 10);
+  /* a wrong input is an error naming the model, not a crash */
+  BpTensor *x = bp_tensor_new_4d (2, 3, 28, 28);
+  g_assert_null (bp_model_forward (m, x));
+  g_assert_nonnull (strstr (bp_last_error (), "simple-cnn"));
+  bp_tensor_unref (x);
+  bp_model_free (m);
+}
+
+static gboolean
+collect_losses (const BpTrainEvent *ev, gpointer user)
+{
+  if (ev->kind == BP_TRAIN_EVENT_STEP)
+    g_array_append_val ((GArray *) user, ev->loss);
+  return TRUE;
+}
+
+static GArray *
+train_losses (uint64_t seed)
+{
+  BpTrainConfig c = bp_train_config_default ();
+  c.model = "simple-cnn";
+  c.epochs = 1;
+  c.limit_train = 640;
+  c.limit_test = 100;
+  c.seed = seed;
+  g_autoptr (GError) error = NULL;
+  BpTrainer *t = bp_trainer_new (&c, &error);
+  if (!t)
+    return NULL;
+  GArray *losses = g_array_new (FALSE, FALSE, sizeof (double));
+  g_assert_true (bp_trainer_run (t, collect_losses, losses, &error));
+  g_assert_no_error (error);
+  bp_trainer_free (t);
+  return losses;
+}
+
+static void
+test_training_repeatable (void)
+{
+  GArray *a = train_losses (5);
+  if (!a) {
+    g_test_skip ("Fashion-MNIST (dataset-fashion-mnist) is not installed");
+    return;
+  }
+  GArray *b = train_losses (5);
+  GArray *c = train_losses (6);
+  g_assert_cmpuint (a->len, ==, 9); /* 576 training examples in batches of 64 */
+  g_assert_cmpuint (b->len, ==, a->len);
+  gboolean differs = FALSE;
+  for (guint i = 0; i < a->len; i++) {
+    g_assert_cmpfloat (g_array_index (a, double, i), ==, g_array_index (b, double, i));
+    differs |= g_array_index (a, double, i) != g_array_index (c, double, i);
+  }
+  g_assert_true (differs);
+  /* it learns: the last loss is below the first */
+  g_assert_cmpfloat (g_array_index (a, double, a->len - 1), <, g_array_index (a, double, 0));
+  g_array_unref (a);
+  g_array_unref (b);
+  g_array_unref (c);
+}
 
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
+  bp_set_num_threads (2);
+  g_test_add_func ("/nn/param-counts", test_param_counts);
+  g_test_add_func ("/nn/shapes", test_shapes_inferred);
+  g_test_add_func ("/nn/spec-errors", test_spec_errors);
+  g_test_add_func ("/nn/mlp-torch", test_mlp_torch);
+  g_test_add_func ("/nn/simple-cnn-torch-eval", test_cnn_torch_eval);
+  g_test_add_func ("/nn/simple-cnn-torch-train", test_cnn_torch_train);
+  g_test_add_func ("/nn/training-repeatable", test_training_repeatable);
   return g_test_run ();
 }
