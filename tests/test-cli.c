@@ -1,9 +1,256 @@
-/* test-cli.c: placeholder until implemented. */
+/* test-cli.c: the `backprop` command as a user runs it: help, presets, a short training run with
+ * --json, and one-line errors with the right exit status for bad input. */
 #include "bp-test.h"
+
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+#include <string.h>
+#include <zlib.h>
+
+typedef struct {
+  int status;
+  char *out, *err;
+} Result;
+
+static void
+result_clear (Result *r)
+{
+  g_free (r->out);
+  g_free (r->err);
+}
+
+/* Runs backprop with the arguments (NULL-terminated) and optional extra environment. */
+static Result
+run_cli (const char *const *env_extra, ...)
+{
+  GPtrArray *argv = g_ptr_array_new ();
+  g_ptr_array_add (argv, (gpointer) g_getenv ("BP_CLI"));
+  va_list ap;
+  va_start (ap, env_extra);
+  const char *a;
+  while ((a = va_arg (ap, const char *)))
+    g_ptr_array_add (argv, (gpointer) a);
+  va_end (ap);
+  g_ptr_array_add (argv, NULL);
+  char **envp = g_get_environ ();
+  for (int k = 0; env_extra && env_extra[k]; k += 2)
+    envp = g_environ_setenv (envp, env_extra[k], env_extra[k + 1], TRUE);
+  Result r = {0};
+  g_autoptr (GError) error = NULL;
+  g_assert_true (g_spawn_sync (NULL, (char **) argv->pdata, envp, G_SPAWN_DEFAULT, NULL, NULL,
+                               &r.out, &r.err, &r.status, &error));
+  g_assert_no_error (error);
+  r.status = WIFEXITED (r.status) ? WEXITSTATUS (r.status) : 128 + WTERMSIG (r.status);
+  g_strfreev (envp);
+  g_ptr_array_unref (argv);
+  return r;
+}
+
+static int
+count_lines (const char *s)
+{
+  int n = 0;
+  for (; *s; s++)
+    n += *s == '\n';
+  return n;
+}
+
+static void
+assert_one_line_error (Result *r, int status, const char *needle)
+{
+  if (r->status != status || count_lines (r->err) != 1 || !strstr (r->err, needle))
+    g_error ("expected exit %d and one line with \"%s\", got exit %d and stderr:\n%s", status,
+             needle, r->status, r->err);
+  g_assert_true (g_str_has_prefix (r->err, "backprop"));
+}
+
+static void
+test_help (void)
+{
+  Result r = run_cli (NULL, "--help", NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_nonnull (strstr (r.out, "train"));
+  g_assert_nonnull (strstr (r.out, "models"));
+  result_clear (&r);
+  r = run_cli (NULL, "train", "--help", NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  const char *flags[] = {"--model", "--dataset", "--epochs", "--batch-size", "--optimizer", "--lr",
+                         "--seed", "--device", "--limit-train", "--json", "--scheduler",
+                         "--weight-decay", "--clip-norm", "--l1", "--momentum", "--nesterov"};
+  for (gsize k = 0; k < G_N_ELEMENTS (flags); k++)
+    if (!strstr (r.out, flags[k]))
+      g_error ("train --help does not describe %s", flags[k]);
+  result_clear (&r);
+  r = run_cli (NULL, "frobnicate", NULL);
+  assert_one_line_error (&r, 2, "unknown command");
+  result_clear (&r);
+}
+
+static void
+test_models (void)
+{
+  Result r = run_cli (NULL, "models", NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_nonnull (strstr (r.out, "mlp"));
+  g_assert_nonnull (strstr (r.out, "247766"));
+  g_assert_nonnull (strstr (r.out, "simple-cnn"));
+  g_assert_nonnull (strstr (r.out, "688586"));
+  result_clear (&r);
+  r = run_cli (NULL, "models", "--json", NULL);
+  g_autoptr (JsonParser) p = json_parser_new ();
+  g_assert_true (json_parser_load_from_data (p, r.out, -1, NULL));
+  g_assert_true (JSON_NODE_HOLDS_ARRAY (json_parser_get_root (p)));
+  result_clear (&r);
+}
+
+static void
+test_bad_flags (void)
+{
+  static const struct {
+    const char *flag, *value, *needle;
+  } cases[] = {
+    {"--lr", "-1", "--lr"},
+    {"--lr", "abc", "--lr"},
+    {"--lr", "nan", "--lr"},
+    {"--batch-size", "0", "--batch-size"},
+    {"--batch-size", "12x", "--batch-size"},
+    {"--epochs", "0", "--epochs"},
+    {"--model", "no-such-model", "unknown model"},
+    {"--optimizer", "rmsprop", "--optimizer"},
+    {"--device", "tpu", "--device"},
+    {"--label-smoothing", "1", "--label-smoothing"},
+    {"--frobnicate", "1", "frobnicate"},
+  };
+  for (gsize k = 0; k < G_N_ELEMENTS (cases); k++) {
+    Result r = run_cli (NULL, "train", cases[k].flag, cases[k].value, NULL);
+    assert_one_line_error (&r, 2, cases[k].needle);
+    result_clear (&r);
+  }
+}
+
+static gboolean
+have_fashion_mnist (void)
+{
+  return g_file_test ("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", G_FILE_TEST_EXISTS);
+}
+
+static void
+test_missing_dataset (void)
+{
+  g_autofree char *dir = g_dir_make_tmp ("bp-cli-XXXXXX", NULL);
+  const char *env[] = {"BP_DATASETS_DIR", dir, NULL};
+  Result r = run_cli (env, "train", "--model", "mlp", "--epochs", "1", "--device", "cpu", NULL);
+  assert_one_line_error (&r, 1, "dataset-fashion-mnist");
+  result_clear (&r);
+  g_rmdir (dir);
+}
+
+static void
+write_gz (const char *path, const void *data, gsize len)
+{
+  gzFile f = gzopen (path, "wb");
+  g_assert_nonnull (f);
+  g_assert_cmpint (gzwrite (f, data, (unsigned) len), ==, (int) len);
+  gzclose (f);
+}
+
+static void
+test_truncated_idx (void)
+{
+  /* a data set folder whose training images stop after 10 of the 100 images the header promises */
+  g_autofree char *dir = g_dir_make_tmp ("bp-cli-XXXXXX", NULL);
+  g_autofree char *fm = g_build_filename (dir, "fashion-mnist", NULL);
+  g_mkdir (fm, 0700);
+  guint8 header[16] = {0, 0, 8, 3, 0, 0, 0, 100, 0, 0, 0, 28, 0, 0, 0, 28};
+  gsize len = 16 + 10 * 784;
+  guint8 *images = g_malloc0 (len);
+  memcpy (images, header, 16);
+  guint8 labels[8 + 100] = {0, 0, 8, 1, 0, 0, 0, 100};
+  const char *names[] = {"train", "t10k"};
+  for (int k = 0; k < 2; k++) {
+    g_autofree char *ip = g_strdup_printf ("%s/%s-images-idx3-ubyte.gz", fm, names[k]);
+    g_autofree char *lp = g_strdup_printf ("%s/%s-labels-idx1-ubyte.gz", fm, names[k]);
+    write_gz (ip, images, len);
+    write_gz (lp, labels, sizeof labels);
+  }
+  const char *env[] = {"BP_DATASETS_DIR", dir, NULL};
+  Result r = run_cli (env, "train", "--model", "mlp", "--epochs", "1", "--device", "cpu", NULL);
+  assert_one_line_error (&r, 1, "train-images-idx3-ubyte.gz");
+  result_clear (&r);
+  for (int k = 0; k < 2; k++) {
+    g_autofree char *ip = g_strdup_printf ("%s/%s-images-idx3-ubyte.gz", fm, names[k]);
+    g_autofree char *lp = g_strdup_printf ("%s/%s-labels-idx1-ubyte.gz", fm, names[k]);
+    g_unlink (ip);
+    g_unlink (lp);
+  }
+  g_rmdir (fm);
+  g_rmdir (dir);
+  g_free (images);
+}
+
+static void
+test_train_json (void)
+{
+  if (!have_fashion_mnist ()) {
+    g_test_skip ("Fashion-MNIST (dataset-fashion-mnist) is not installed");
+    return;
+  }
+  Result r = run_cli (NULL, "train", "--model", "mlp", "--epochs", "2", "--limit-train", "2000",
+                      "--limit-test", "500", "--batch-size", "32", "--device", "cpu", "--json",
+                      NULL);
+  if (r.status != 0)
+    g_error ("train failed (%d): %s", r.status, r.err);
+  g_auto (GStrv) lines = g_strsplit (g_strstrip (r.out), "\n", -1);
+  g_assert_cmpuint (g_strv_length (lines), ==, 3);
+  for (int k = 0; k < 3; k++) {
+    g_autoptr (JsonParser) p = json_parser_new ();
+    g_assert_true (json_parser_load_from_data (p, lines[k], -1, NULL));
+    JsonObject *o = json_node_get_object (json_parser_get_root (p));
+    const char *ev = json_object_get_string_member (o, "event");
+    if (k < 2) {
+      g_assert_cmpstr (ev, ==, "epoch");
+      g_assert_cmpint (json_object_get_int_member (o, "epoch"), ==, k + 1);
+      const char *keys[] = {"train_loss", "val_loss", "val_accuracy", "seconds"};
+      for (gsize j = 0; j < G_N_ELEMENTS (keys); j++)
+        g_assert_true (json_object_has_member (o, keys[j]));
+      double acc = json_object_get_double_member (o, "val_accuracy");
+      g_assert_cmpfloat (acc, >, 0.5);
+      g_assert_cmpfloat (acc, <=, 1.0);
+    } else {
+      g_assert_cmpstr (ev, ==, "done");
+      double acc = json_object_get_double_member (o, "test_accuracy");
+      g_assert_cmpfloat (acc, >, 0.6); /* 2000 examples, 2 epochs: about 0.75 */
+      g_assert_cmpfloat (json_object_get_double_member (o, "test_loss"), >, 0.0);
+      g_assert_cmpfloat (json_object_get_double_member (o, "seconds"), >, 0.0);
+    }
+  }
+  result_clear (&r);
+}
+
+static void
+test_nan_loss (void)
+{
+  if (!have_fashion_mnist ()) {
+    g_test_skip ("Fashion-MNIST (dataset-fashion-mnist) is not installed");
+    return;
+  }
+  /* a learning rate this large makes SGD diverge within a few steps */
+  Result r = run_cli (NULL, "train", "--model", "mlp", "--epochs", "1", "--limit-train", "2000",
+                      "--optimizer", "sgd", "--lr", "1000", "--device", "cpu", "--json", NULL);
+  assert_one_line_error (&r, 1, "the loss became");
+  result_clear (&r);
+}
 
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/cli/help", test_help);
+  g_test_add_func ("/cli/models", test_models);
+  g_test_add_func ("/cli/bad-flags", test_bad_flags);
+  g_test_add_func ("/cli/missing-dataset", test_missing_dataset);
+  g_test_add_func ("/cli/truncated-idx", test_truncated_idx);
+  g_test_add_func ("/cli/train-json", test_train_json);
+  g_test_add_func ("/cli/nan-loss", test_nan_loss);
   return g_test_run ();
 }
