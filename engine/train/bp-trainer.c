@@ -23,6 +23,7 @@ struct BpTrainer {
   BpDataset *train_set, *test_set;
   BpIndices *train_idx, *val_idx;
   BpLoader *train_loader;
+  int64_t *confusion; /* n_classes^2, filled by the validation pass */
 };
 
 BpTrainConfig
@@ -140,6 +141,7 @@ bp_trainer_new (const BpTrainConfig *config, GError **error)
     bp_trainer_free (t);
     return NULL;
   }
+  t->confusion = g_new0 (int64_t, (gsize) t->train_set->n_classes * (gsize) t->train_set->n_classes);
   t->n_params = bp_model_parameters (t->model, &t->params);
   t->optim = bp_optimizer_new (&config->optim, t->n_params, t->params);
   t->sched = bp_scheduler_new (&config->sched, t->optim);
@@ -174,6 +176,7 @@ bp_trainer_free (BpTrainer *t)
   if (t->optim)
     bp_optimizer_free (t->optim);
   free (t->params);
+  g_free (t->confusion);
   bp_model_free (t->model);
   if (t->train_idx)
     bp_indices_free (t->train_idx);
@@ -193,9 +196,30 @@ bp_trainer_get_model (BpTrainer *t)
 }
 
 /* Mean loss and accuracy over a subset, in eval mode without gradients. */
+/* Adds each row's (true class, arg-max class) to an n x n confusion matrix. */
+static void
+add_confusion (int64_t *confusion, int n, const BpTensor *logits, const BpTensor *y)
+{
+  BpTensor *host = logits->device == BP_DEVICE_CPU ? NULL : bp_tensor_to (logits, BP_DEVICE_CPU);
+  BpTensor *yh = y->device == BP_DEVICE_CPU ? NULL : bp_tensor_to (y, BP_DEVICE_CPU);
+  const float *l = host ? host->data : logits->data, *t = yh ? yh->data : y->data;
+  int64_t rows = y->numel, c = logits->shape[logits->ndim - 1];
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t best = 0;
+    for (int64_t j = 1; j < c; j++)
+      if (l[r * c + j] > l[r * c + best])
+        best = j;
+    int64_t truth = (int64_t) t[r];
+    if (truth >= 0 && truth < n && best < n)
+      confusion[truth * n + best]++;
+  }
+  bp_tensor_unref (host);
+  bp_tensor_unref (yh);
+}
+
 static gboolean
 evaluate (BpTrainer *t, BpDataset *ds, const BpIndices *subset, double *loss, double *accuracy,
-          GError **error)
+          int64_t *confusion, GError **error)
 {
   *loss = *accuracy = NAN;
   if (subset && subset->n == 0)
@@ -226,6 +250,8 @@ evaluate (BpTrainer *t, BpDataset *ds, const BpIndices *subset, double *loss, do
     }
     loss_sum += (double) l->data[0] * (double) y->numel;
     correct += bp_count_correct (logits, y);
+    if (confusion)
+      add_confusion (confusion, ds->n_classes, logits, y);
     seen += y->numel;
     bp_tensor_unref (l);
     bp_tensor_unref (logits);
@@ -243,7 +269,19 @@ evaluate (BpTrainer *t, BpDataset *ds, const BpIndices *subset, double *loss, do
 gboolean
 bp_trainer_evaluate_test (BpTrainer *t, double *loss, double *accuracy, GError **error)
 {
-  return evaluate (t, t->test_set, NULL, loss, accuracy, error);
+  return evaluate (t, t->test_set, NULL, loss, accuracy, NULL, error);
+}
+
+void
+bp_trainer_set_lr (BpTrainer *t, float lr)
+{
+  bp_optimizer_set_lr (t->optim, lr);
+}
+
+BpOptimizer *
+bp_trainer_get_optimizer (BpTrainer *t)
+{
+  return t->optim;
 }
 
 gboolean
@@ -327,8 +365,14 @@ bp_trainer_run (BpTrainer *t, BpTrainCallback callback, gpointer user_data, GErr
     double epoch_seconds = (double) (g_get_monotonic_time () - t_epoch) / 1e6;
     ev.train_loss = seen ? loss_sum / (double) seen : NAN;
     ev.train_accuracy = seen ? (double) correct / (double) seen : NAN;
-    if (!evaluate (t, t->train_set, t->val_idx, &ev.val_loss, &ev.val_accuracy, error))
+    int nc = t->train_set->n_classes;
+    memset (t->confusion, 0, sizeof (int64_t) * (size_t) (nc * nc));
+    if (!evaluate (t, t->train_set, t->val_idx, &ev.val_loss, &ev.val_accuracy, t->confusion,
+                   error))
       return FALSE;
+    ev.n_classes = nc;
+    ev.confusion = t->val_idx->n ? t->confusion : NULL;
+    ev.class_names = (const char *const *) t->train_set->class_names;
     ev.kind = BP_TRAIN_EVENT_EPOCH;
     ev.lr = bp_optimizer_get_lr (t->optim);
     ev.seconds = epoch_seconds;
@@ -341,6 +385,7 @@ bp_trainer_run (BpTrainer *t, BpTrainCallback callback, gpointer user_data, GErr
   if (!bp_trainer_evaluate_test (t, &ev.test_loss, &ev.test_accuracy, error))
     return FALSE;
   ev.kind = BP_TRAIN_EVENT_DONE;
+  ev.confusion = NULL;
   ev.seconds = (double) (g_get_monotonic_time () - t_start) / 1e6;
   if (callback)
     callback (&ev, user_data);

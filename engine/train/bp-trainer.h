@@ -62,6 +62,11 @@ typedef struct {
   double lr;
   double seconds;             /* since the start of training (EPOCH: of this epoch) */
   double images_per_second;
+  /* EPOCH: the validation confusion matrix, n_classes x n_classes row-major, rows = true
+   * class, columns = predicted; valid only during the callback. NULL without a validation set. */
+  int n_classes;
+  const int64_t *confusion;
+  const char *const *class_names;
 } BpTrainEvent;
 
 /* Return FALSE to stop training after this event (the run then ends with DONE). */
@@ -75,6 +80,11 @@ BpModel *bp_trainer_get_model (BpTrainer *trainer);
 /* Trains for the configured epochs, calling back after every step and epoch. */
 gboolean bp_trainer_run (BpTrainer *trainer, BpTrainCallback callback, gpointer user_data,
                          GError **error);
+/* Changes the learning rate; call it from the callback (the training thread), e.g. while a
+ * user has paused training. */
+void bp_trainer_set_lr (BpTrainer *trainer, float lr);
+BpOptimizer *bp_trainer_get_optimizer (BpTrainer *trainer);
+
 /* Loss and accuracy of the model on the test set. */
 gboolean bp_trainer_evaluate_test (BpTrainer *trainer, double *loss, double *accuracy,
                                    GError **error);
