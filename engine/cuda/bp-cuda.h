@@ -1,0 +1,79 @@
+/* bp-cuda.h: the CUDA backend's public face: start-up, device listing, allocator statistics.
+ * Plain C with no CUDA headers, so the CLI and the tests include it whether or not CUDA is
+ * compiled in (without CUDA every function reports "built without CUDA"). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "../bp-tensor.h"
+
+#define BP_CUDA_MAX_DEVICES 16
+
+typedef struct {
+  int index;
+  char name[256];
+  size_t total_bytes;
+  size_t free_bytes;          /* 0 when the device could not be opened (see why) */
+  int cc_major, cc_minor;     /* compute capability */
+  int multiprocessors;
+  bool usable;                /* this build has code for it and it opened */
+  char why[256];              /* why it is not usable, "" when it is */
+} BpCudaDeviceInfo;
+
+typedef struct {
+  bool compiled;              /* built with CUDA */
+  int driver_version;         /* cudaDriverGetVersion: 13000 = CUDA 13.0; 0 = no driver */
+  int runtime_version;        /* cudaRuntimeGetVersion of the linked runtime */
+  size_t cudnn_version;       /* cudnnGetVersion at run time: 91400 = 9.14.0 */
+  size_t cudnn_compiled;      /* CUDNN_VERSION of the headers this was built with */
+  int cublas_version;         /* 130100 = 13.1.0 */
+  int n_devices;
+  BpCudaDeviceInfo devices[BP_CUDA_MAX_DEVICES];
+  char why[256];              /* why no device can be used, "" when one can */
+  char note[256];             /* a warning that does not stop use (e.g. cuDNN minor version) */
+} BpCudaInfo;
+
+/* Whether the CUDA backend is compiled in (the same as BP_HAVE_CUDA in config.h). */
+bool bp_cuda_compiled (void);
+
+/* Starts the backend on device $BP_CUDA_DEVICE (default 0): checks the driver, runtime and
+ * cuDNN versions, creates the stream and the cuBLAS and cuDNN handles, runs a tiny kernel and
+ * registers the table so bp_backend (BP_DEVICE_CUDA) returns it. Safe to call again: later
+ * calls return the first result. On failure returns an error status, sets bp_set_error and
+ * writes a one-line reason into why (when why is not NULL), e.g. "no CUDA device:
+ * cudaGetDeviceCount: no CUDA-capable device is detected". A note (see bp_cuda_note) does not
+ * make it fail. */
+BpStatus bp_cuda_init (char *why, size_t len);
+/* Whether bp_cuda_init succeeded. */
+bool bp_cuda_available (void);
+/* A warning from bp_cuda_init that did not stop it ("" when none). */
+const char *bp_cuda_note (void);
+/* Releases the cached memory, the handles and the stream; the backend is unregistered. For
+ * leak checks at exit: tensors on the device must all be freed first. */
+void bp_cuda_shutdown (void);
+
+/* Fills info for `backprop devices`: versions, every device, or why none can be used.
+ * Returns BP_OK when at least one device is usable. Does not need bp_cuda_init. */
+BpStatus bp_cuda_query (BpCudaInfo *info);
+/* Writes the listing as text lines (what `backprop devices` prints). */
+void bp_cuda_info_print (const BpCudaInfo *info, void (*print) (const char *line, void *user),
+                         void *user);
+
+/* TF32 tensor cores for float32 GEMM and convolution: on by default, off with $BP_CUDA_TF32=0
+ * or this call (about 1e-3 relative error when on, float32 accuracy when off). */
+void bp_cuda_set_tf32 (bool on);
+bool bp_cuda_get_tf32 (void);
+
+typedef struct {
+  size_t in_use_bytes;        /* handed out and not yet freed */
+  size_t cached_bytes;        /* freed blocks kept for reuse */
+  size_t peak_bytes;          /* largest in_use + cached seen */
+  size_t n_device_mallocs;    /* cudaMalloc calls so far */
+  size_t n_device_frees;      /* cudaFree calls so far */
+  size_t n_cache_hits;        /* allocations served from the cache */
+} BpCudaAllocStats;
+
+void bp_cuda_alloc_stats (BpCudaAllocStats *stats);
+/* Gives every cached block back to the driver (cudaFree). */
+void bp_cuda_empty_cache (void);

@@ -1,0 +1,60 @@
+/* cuda-internal.h: what the CUDA backend's files share: the device context (stream, cuBLAS and
+ * cuDNN handles), the allocator entry points and the launchers of the kernels in the .cu
+ * files. Not for code outside engine/cuda. */
+#pragma once
+
+#include "cuda-check.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "../bp-backend.h"
+#include "bp-cuda.h"
+
+/* The one device the backend drives. Every table entry queues its work on `stream`, so work
+ * runs in the order it was issued and a freed block can be reused at once (see cuda-alloc.c). */
+typedef struct {
+  int device;                 /* CUDA ordinal */
+  int generation;             /* bumped by every successful init (threads rebind the device) */
+  cudaStream_t stream;
+  cublasHandle_t cublas;
+  cudnnHandle_t cudnn;
+  bool tf32;                  /* TF32 tensor cores for float32 GEMM and convolution */
+  int max_blocks;             /* a grid that fills the device: 32 blocks per multiprocessor */
+} BpCudaContext;
+
+extern BpCudaContext bp_cuda_ctx;
+
+/* Makes the backend's device current on the calling thread (cheap after the first call). */
+void bp_cuda_enter (void);
+
+/* Table entries that return void (fill, axpy, gemm) cannot return an error: they keep the first
+ * one here (status and message), and synchronize () and download () report it. */
+void bp_cuda_defer (BpStatus status);
+
+/* cuda-alloc.c: the caching allocator (the table's alloc and free). */
+void *bp_cuda_alloc (size_t bytes);
+void bp_cuda_free (void *ptr, size_t bytes);
+/* Reads $BP_CUDA_NO_CACHE; called by bp_cuda_init. */
+void bp_cuda_alloc_setup (void);
+/* Frees the cache and the allocator's own bookkeeping; called by bp_cuda_shutdown. */
+void bp_cuda_alloc_teardown (void);
+
+/* basic.cu: the table's fill and axpy, queued on `stream`. */
+BpStatus bp_cuda_fill (cudaStream_t stream, float *dst, float value, int64_t n);
+/* y (n) += a * x (n) */
+BpStatus bp_cuda_axpy (cudaStream_t stream, int64_t n, float a, const float *x, float *y);
+
+/* Grid size for n elements with `block` threads per block and grid-stride loops. */
+static inline unsigned
+bp_cuda_grid (int64_t n, int block)
+{
+  int64_t blocks = (n + block - 1) / block;
+  int64_t cap = bp_cuda_ctx.max_blocks > 0 ? bp_cuda_ctx.max_blocks : 1024;
+  return (unsigned) (blocks < cap ? (blocks > 0 ? blocks : 1) : cap);
+}
+
+#ifdef __cplusplus
+}
+#endif
