@@ -1,0 +1,2 @@
+/* bp-spec-export.c: placeholder until implemented. */
+#include "bp-tensor.h"

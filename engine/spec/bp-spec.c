@@ -1,0 +1,2 @@
+/* bp-spec.c: placeholder until implemented. */
+#include "bp-tensor.h"
