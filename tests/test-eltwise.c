@@ -183,6 +183,61 @@ test_activation_values (void)
   unref_all (4, sat);
 }
 
+/* The CPU kernels use their own vectorisable exp, erfc and tanh: check forward and backward
+ * against double-precision libm over a dense grid, tails included. Errors are relative to
+ * max (1, |value|); tanh and sigmoid are also checked relative to the value itself. */
+static void
+test_activation_accuracy (void)
+{
+  int64_t n = 200001;
+  BpTensor *x = bp_tensor_new_1d (n);
+  for (int64_t i = 0; i < n; i++)
+    x->data[i] = -100.0f + 200.0f * (float) i / (float) (n - 1);
+  /* dense near zero, where tanh and gelu change form */
+  for (int64_t i = 0; i < 40000; i++)
+    x->data[i] = -2.0f + 4.0f * (float) i / 40000.0f;
+  x->requires_grad = true;
+  BpTensor *ones = bp_tensor_new_1d (n);
+  bp_tensor_fill (ones, 1.0f);
+  UnaryOp ops[] = {bp_gelu, bp_tanh, bp_sigmoid};
+  const char *names[] = {"gelu", "tanh", "sigmoid"};
+  for (unsigned k = 0; k < G_N_ELEMENTS (ops); k++) {
+    bp_tensor_zero_grad (x);
+    BpTensor *y = ops[k] (x);
+    g_assert_cmpint (bp_backward_with (y, ones->data), ==, BP_OK);
+    double err = 0, derr = 0, rel = 0;
+    for (int64_t i = 0; i < n; i++) {
+      double v = x->data[i], want, dwant;
+      if (k == 0) {
+        double cdf = 0.5 * erfc (-v / sqrt (2.0)), pdf = exp (-0.5 * v * v) / sqrt (2.0 * M_PI);
+        want = v * cdf;
+        dwant = cdf + v * pdf;
+      } else if (k == 1) {
+        want = tanh (v);
+        dwant = 1.0 - want * want;
+      } else {
+        want = 1.0 / (1.0 + exp (-v));
+        dwant = want * (1.0 - want);
+      }
+      err = fmax (err, fabs (y->data[i] - want) / fmax (1.0, fabs (want)));
+      derr = fmax (derr, fabs (x->grad[i] - dwant) / fmax (1.0, fabs (dwant)));
+      if (k > 0 && fabs (want) > 1e-30)
+        rel = fmax (rel, fabs (y->data[i] - want) / fabs (want));
+      if (isnan (y->data[i]) || isnan (x->grad[i]))
+        g_error ("%s (%g) gives NaN", names[k], v);
+    }
+    g_test_message ("%s: forward error %.3g (relative %.3g), derivative error %.3g", names[k],
+                    err, rel, derr);
+    if (err > 2.5e-7 || derr > 3e-7 || rel > 3e-7)
+      g_error ("%s is not accurate enough: forward %.3g, relative %.3g, derivative %.3g",
+               names[k], err, rel, derr);
+    bp_tape_clear ();
+    bp_tensor_unref (y);
+  }
+  bp_tensor_unref (x);
+  bp_tensor_unref (ones);
+}
+
 static void
 test_activation_torch (void)
 {
@@ -814,6 +869,7 @@ main (int argc, char **argv)
   g_test_add_func ("/eltwise/arith-grad", test_arith_grad);
   g_test_add_func ("/eltwise/activation-values", test_activation_values);
   g_test_add_func ("/eltwise/activation-grad", test_activation_grad);
+  g_test_add_func ("/eltwise/activation-accuracy", test_activation_accuracy);
   g_test_add_func ("/eltwise/activation-torch", test_activation_torch);
   g_test_add_func ("/eltwise/dropout-grad", test_dropout_grad);
   g_test_add_func ("/eltwise/dropout-identity", test_dropout_identity);
