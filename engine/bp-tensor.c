@@ -313,6 +313,8 @@ bp_tape_record (const char *op, BpBackwardFunc backward, BpTensor *out, int n_in
     tape.nodes = nodes;
     tape.cap = cap;
   }
+  if (n_in > BP_NODE_MAX_INPUTS)
+    abort (); /* a programming error: ops with more inputs keep the rest in ctx */
   BpNode *node = calloc (1, sizeof *node);
   if (!node)
     abort ();
@@ -320,7 +322,7 @@ bp_tape_record (const char *op, BpBackwardFunc backward, BpTensor *out, int n_in
   node->backward = backward;
   node->out = bp_tensor_ref (out);
   node->n_in = n_in;
-  for (int k = 0; k < n_in && k < BP_NODE_MAX_INPUTS; k++)
+  for (int k = 0; k < n_in; k++)
     node->in[k] = bp_tensor_ref (inputs[k]);
   out->requires_grad = true;
   out->node = node;
