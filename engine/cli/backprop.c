@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "bp-backend.h"
+#include "cuda/bp-cuda.h"
 #include "bp-dataset.h"
 #include "bp-loader.h"
 #include "bp-ops-loss.h"
@@ -87,10 +88,14 @@ choose_device (const char *name, BpDevice *device, gboolean quiet, GError **erro
                  "--device must be cpu, cuda or auto, not \"%s\"", name);
     return FALSE;
   }
-  const char *why = "this build has no CUDA backend";
-  if (bp_backend (BP_DEVICE_CUDA)) {
-    *device = BP_DEVICE_CUDA;
-    return TRUE;
+  char why[256] = "";
+  if (bp_cuda_init (why, sizeof why) == BP_OK) {
+    const BpBackend *be = bp_backend (BP_DEVICE_CUDA);
+    if (be && be->eltwise && be->conv && be->norm && be->loss && be->optim) {
+      *device = BP_DEVICE_CUDA;
+      return TRUE;
+    }
+    g_strlcpy (why, "the CUDA backend has no training kernels yet", sizeof why);
   }
   if (g_strcmp0 (name, "cuda") == 0) {
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "--device cuda: %s", why);
@@ -521,6 +526,29 @@ cmd_bench (int argc, char **argv)
   return 0;
 }
 
+/* ---- devices ---- */
+
+static void
+print_line (const char *line, void *user)
+{
+  printf ("%s\n", line);
+}
+
+static int
+cmd_devices (int argc, char **argv)
+{
+  g_autoptr (GOptionContext) ctx = g_option_context_new ("- list the GPUs");
+  g_option_context_set_summary (ctx, "Lists the GPUs found (name, memory, compute capability, driver, "
+                                     "cuDNN and cuBLAS versions) or says why none can be used.");
+  g_autoptr (GError) error = NULL;
+  if (!g_option_context_parse (ctx, &argc, &argv, &error))
+    return usage_error ("devices", "%s", error->message);
+  BpCudaInfo info;
+  bp_cuda_query (&info);
+  bp_cuda_info_print (&info, print_line, NULL);
+  return 0;
+}
+
 /* ---- main ---- */
 
 typedef struct {
@@ -533,6 +561,7 @@ static const Command commands[] = {
   {"train", cmd_train, "Train a model on a data set"},
   {"models", cmd_models, "List the model presets with their parameter counts"},
   {"bench", cmd_bench, "Measure training speed (images per second)"},
+  {"devices", cmd_devices, "List the GPUs, or say why none can be used"},
 };
 
 static void
