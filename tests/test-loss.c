@@ -135,6 +135,46 @@ test_softmax_torch (void)
   bp_tensor_unref (gy);
 }
 
+/* Softmax values across the whole float range of exp (-87 .. 0) in relative terms, against
+ * exp in double: the kernels use their own vectorised exp. */
+static void
+test_softmax_range (void)
+{
+  enum { C = 5000 };
+  BpTensor *x = bp_tensor_new_2d (2, C);
+  for (int j = 0; j < C; j++) {
+    x->data[j] = -87.0f * (float) j / (C - 1);          /* row 0: 0 down to -87 */
+    x->data[C + j] = 20.0f - 0.013f * (float) (j % 977); /* row 1: positive and shifted */
+  }
+  BpTensor *y = bp_softmax (x), *ly = bp_log_softmax (x);
+  for (int r = 0; r < 2; r++) {
+    const float *xr = x->data + r * C;
+    double mx = -INFINITY, sum = 0.0;
+    for (int j = 0; j < C; j++)
+      mx = fmax (mx, xr[j]);
+    for (int j = 0; j < C; j++)
+      sum += exp ((double) xr[j] - mx);
+    for (int j = 0; j < C; j++) {
+      double want = exp ((double) xr[j] - mx) / sum, got = y->data[r * C + j];
+      if (want > 1e-36 && !(fabs (got - want) <= 1e-5 * want))
+        g_error ("softmax row %d element %d (x = %g): %.9g, expected %.9g", r, j, xr[j], got, want);
+      double lwant = (double) xr[j] - mx - log (sum);
+      if (!(fabs (ly->data[r * C + j] - lwant) <= 1e-5 * fmax (1.0, fabs (lwant))))
+        g_error ("log_softmax row %d element %d: %.9g, expected %.9g", r, j,
+                 ly->data[r * C + j], lwant);
+    }
+  }
+  /* -inf logits (masked) get probability 0; a NaN poisons its row only */
+  x->data[3] = -INFINITY;
+  x->data[C + 5] = NAN;
+  BpTensor *z = bp_softmax (x);
+  g_assert_cmpfloat (z->data[3], ==, 0.0f);
+  g_assert_true (isfinite (z->data[0]) && z->data[0] > 0.0f);
+  g_assert_true (isnan (z->data[C]));
+  BpTensor *all[] = {x, y, ly, z};
+  free_all (G_N_ELEMENTS (all), all);
+}
+
 /* Cross-entropy with and without label smoothing (and logits of +-50), MSE and BCE with logits
  * (including +-50), each with a loss gradient other than 1, in one PyTorch script. */
 static void
@@ -400,6 +440,7 @@ main (int argc, char **argv)
   g_test_add_func ("/loss/softmax-grad", test_softmax_grad);
   g_test_add_func ("/loss/loss-grad", test_loss_grad);
   g_test_add_func ("/loss/softmax-torch", test_softmax_torch);
+  g_test_add_func ("/loss/softmax-range", test_softmax_range);
   g_test_add_func ("/loss/losses-torch", test_losses_torch);
   g_test_add_func ("/loss/cross-entropy-values", test_cross_entropy_values);
   g_test_add_func ("/loss/accumulates", test_loss_accumulates);
