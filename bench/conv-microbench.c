@@ -12,7 +12,7 @@ static double
 now (void)
 {
   struct timespec t;
-  clock_gettime (CLOCK_MONOTONIC, &t);
+  clock_gettime (getenv ("BP_CPUTIME") ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &t);
   return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
@@ -29,11 +29,14 @@ main (int argc, char **argv)
 {
   int threads = argc > 1 ? atoi (argv[1]) : 2;
   int reps = argc > 2 ? atoi (argv[2]) : 20;
+  int only = argc > 3 ? atoi (argv[3]) : -1; /* one layer, 0 to 2 */
   bp_set_num_threads (threads);
   struct { int cin, cout, hw; bool grad_x; } layers[] = {{1, 32, 28, false}, {32, 64, 14, true},
                                                         {64, 128, 7, true}};
   double total_fwd = 0, total_step = 0;
   for (int l = 0; l < 3; l++) {
+    if (only >= 0 && l != only)
+      continue;
     BpTensor *x = rand_tensor (64, layers[l].cin, layers[l].hw, layers[l].hw);
     BpTensor *w = rand_tensor (layers[l].cout, layers[l].cin, 3, 3);
     BpTensor *b = bp_tensor_new_1d (layers[l].cout);

@@ -27,6 +27,10 @@ static const ConvCase conv_cases[] = {
   {"1x1 stride 2", 2, 3, 5, 5, 2, 1, 1, {2, 2}, {0, 0}, {1, 1}, 1, true},
   {"single input channel, 10 images", 10, 1, 6, 6, 4, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1, true},
   {"kernel as large as the input", 2, 2, 3, 4, 3, 3, 4, {1, 1}, {0, 0}, {1, 1}, 1, true},
+  {"4 channels, stride 1 (column matrix)", 2, 4, 5, 5, 3, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1, true},
+  {"Winograd, odd sizes", 2, 8, 7, 5, 8, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1, true},
+  {"Winograd, no padding, groups 2", 3, 16, 6, 7, 16, 3, 3, {1, 1}, {0, 0}, {1, 1}, 2, true},
+  {"Winograd, padding 2", 1, 8, 4, 3, 9, 3, 3, {1, 1}, {2, 2}, {1, 1}, 1, false},
 };
 
 static BpConv2dParams

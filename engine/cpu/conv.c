@@ -5,6 +5,7 @@
 #include "cpu-kernels.h"
 
 #include <cblas.h>
+#include <immintrin.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -20,6 +21,9 @@
 
 /* Column-matrix floats per chunk: about 1 MiB, so that col stays in the L2/L3 cache. */
 #define COL_BUDGET (256 * 1024)
+/* Winograd scratch floats per chunk (2 MiB), and the fewest channels it is used for. */
+#define WINO_BUDGET (512 * 1024)
+#define WINO_MIN_CHANNELS 8
 /* At least this many chunks when there are enough images, to share them over threads. */
 #define MIN_CHUNKS 8
 /* Weight-gradient partial sums: one per slot of consecutive chunks, summed in slot order. */
@@ -32,6 +36,7 @@ typedef struct {
   int64_t chunk;         /* images per chunk */
   int64_t n_chunks;
   bool pointwise;        /* 1x1, stride 1, no padding: col is the input itself */
+  bool wino;             /* 3x3, stride 1: Winograd for the forward and input gradient */
 } ConvPlan;
 
 static ConvPlan
@@ -44,8 +49,20 @@ conv_plan (const BpConv2dShape *s)
   pl.p = s->h_out * s->w_out;
   pl.pointwise = s->kh == 1 && s->kw == 1 && s->stride[0] == 1 && s->stride[1] == 1 &&
                  s->padding[0] == 0 && s->padding[1] == 0;
+  pl.wino = s->kh == 3 && s->kw == 3 && s->stride[0] == 1 && s->stride[1] == 1 &&
+            s->dilation[0] == 1 && s->dilation[1] == 1 && s->padding[0] == s->padding[1] &&
+            s->padding[0] <= 2 && pl.cin_g >= WINO_MIN_CHANNELS &&
+            pl.cout_g >= WINO_MIN_CHANNELS;
   int64_t per_image = pl.k * pl.p > 0 ? pl.k * pl.p : 1;
   int64_t chunk = COL_BUDGET / per_image;
+  if (pl.wino) {
+    /* V and M of the Winograd GEMMs (16 (Cin_g + Cout_g) floats per 2x2 tile) and the
+     * padded input */
+    int64_t th = (s->h_out + 1) / 2, tw = (s->w_out + 1) / 2;
+    int64_t wino_image = 16 * (pl.cin_g + pl.cout_g) * th * tw + (2 * th + 2) * (2 * tw + 2) * pl.cin_g;
+    int64_t wino_chunk = WINO_BUDGET / wino_image;
+    chunk = wino_chunk < chunk ? wino_chunk : chunk;
+  }
   int64_t spread = (s->n + MIN_CHUNKS - 1) / MIN_CHUNKS;
   if (chunk > spread)
     chunk = spread;
@@ -174,14 +191,576 @@ scratch_free (Scratch *sc)
   bp_cpu_backend.free (sc->base, sc->bytes);
 }
 
-static void
-conv_forward_chunk (float *out, const float *x, const float *w, const float *bias, int64_t nb,
-                    const BpConv2dShape *s, const ConvPlan *pl, float *col, float *tmp)
+/* ---- direct path: stride 1 and few taps (K = Cin_g*Kh*Kw <= DIRECT_MAX_K) ----
+ * A GEMM with K = 9 (a first layer on grey images, a depthwise conv) wastes most of its time
+ * packing. Here each input plane is copied into a zero-padded plane of width Wp = W + 2*pw;
+ * output position (y, x) of the padded-width grid q = y*Wp + x then reads tap (c, ky, kx) at
+ * q + off[tap], off = c*plane + ky*dh*Wp + kx*dw, so every tap is one contiguous run (the
+ * columns x >= Wo are computed and dropped). */
+#define DIRECT_MAX_K 32
+/* Outputs per register block: 8 vectors of 8 floats. */
+#define QB 64
+
+typedef struct {
+  int64_t wp;                /* padded width */
+  int64_t plane;             /* floats per padded plane, with room for the overrun */
+  int64_t nq;                /* positions computed per output plane: Ho*Wp rounded up to QB */
+  int64_t off[DIRECT_MAX_K]; /* per tap */
+} DirectPlan;
+
+static bool
+direct_fits (const BpConv2dShape *s, const ConvPlan *pl)
 {
-  /* out (nb,Cout,Ho,Wo), x (nb,Cin,H,W); col (K, nb*P), tmp (Cout_g, nb*P) scratch */
+  return s->stride[0] == 1 && s->stride[1] == 1 && pl->k <= DIRECT_MAX_K && !pl->pointwise;
+}
+
+static DirectPlan
+direct_plan (const BpConv2dShape *s, const ConvPlan *pl)
+{
+  DirectPlan d;
+  int64_t hp = s->h + 2 * s->padding[0];
+  d.wp = s->w + 2 * s->padding[1];
+  d.nq = (s->h_out * d.wp + QB - 1) / QB * QB;
+  /* the last tap of the last position: nq - 1 + (hp - Ho)*wp + (kw - 1)*dw */
+  d.plane = hp * d.wp + (d.nq - s->h_out * d.wp) + (int64_t) (s->kw - 1) * s->dilation[1];
+  d.plane = (d.plane + 15) / 16 * 16;
+  for (int64_t c = 0; c < pl->cin_g; c++)
+    for (int ky = 0; ky < s->kh; ky++)
+      for (int kx = 0; kx < s->kw; kx++)
+        d.off[(c * s->kh + ky) * s->kw + kx] =
+          c * d.plane + (int64_t) ky * s->dilation[0] * d.wp + (int64_t) kx * s->dilation[1];
+  return d;
+}
+
+static void
+pad_planes (float *xp, const float *x, int64_t planes, const BpConv2dShape *s,
+            const DirectPlan *d)
+{
+  /* xp (planes, plane) = x (planes, H, W) zero-padded */
+  for (int64_t c = 0; c < planes; c++) {
+    float *dst = xp + c * d->plane;
+    memset (dst, 0, (size_t) d->plane * sizeof (float));
+    for (int64_t y = 0; y < s->h; y++)
+      memcpy (dst + (y + s->padding[0]) * d->wp + s->padding[1], x + (c * s->h + y) * s->w,
+              (size_t) s->w * sizeof (float));
+  }
+}
+
+static void
+pad_grad_plane (float *dp, const float *dout, const BpConv2dShape *s, const DirectPlan *d)
+{
+  /* dp (nq) on the padded-width grid = dout (Ho, Wo), zero in the dropped columns */
+  memset (dp, 0, (size_t) d->nq * sizeof (float));
+  for (int64_t y = 0; y < s->h_out; y++)
+    memcpy (dp + y * d->wp, dout + y * s->w_out, (size_t) s->w_out * sizeof (float));
+}
+
+/* The three inner loops: plain C, and AVX2 + FMA when the CPU has it. nq is a multiple of
+ * QB. */
+static void
+direct_forward_plane_base (float *restrict outp, const float *restrict xp,
+                           const float *restrict wk, float bias, int64_t k, const int64_t *off,
+                           int64_t nq)
+{
+  /* outp (nq) = bias + sum over taps t of wk[t] * xp[off[t] + q] */
+  for (int64_t q = 0; q < nq; q++)
+    outp[q] = bias;
+  for (int64_t t = 0; t < k; t++)
+    for (int64_t q = 0; q < nq; q++)
+      outp[q] += wk[t] * xp[off[t] + q];
+}
+
+static void
+direct_weight_plane_base (float *restrict acc, const float *restrict dp,
+                          const float *restrict xp, int64_t k, const int64_t *off, int64_t nq)
+{
+  /* acc (k, 8) += lane sums of dp[q] * xp[off[t] + q] (lane q % 8) */
+  for (int64_t t = 0; t < k; t++)
+    for (int64_t q = 0; q < nq; q++)
+      acc[t * 8 + q % 8] += dp[q] * xp[off[t] + q];
+}
+
+static void
+direct_input_plane_base (float *restrict dxp, const float *restrict dp,
+                         const float *restrict wk, int64_t k, const int64_t *off, int64_t nq)
+{
+  /* dxp[off[t] + q] += wk[t] * dp[q] */
+  for (int64_t t = 0; t < k; t++)
+    for (int64_t q = 0; q < nq; q++)
+      dxp[off[t] + q] += wk[t] * dp[q];
+}
+
+#define AVX2 __attribute__ ((target ("avx2,fma")))
+
+static bool
+have_avx2 (void)
+{
+  return __builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma");
+}
+
+AVX2 static void
+direct_forward_plane_avx2 (float *restrict outp, const float *restrict xp,
+                           const float *restrict wk, float bias, int64_t k, const int64_t *off,
+                           int64_t nq)
+{
+  /* QB = 64 outputs in 8 registers; each tap adds one broadcast weight times 8 loads */
+  for (int64_t q0 = 0; q0 < nq; q0 += QB) {
+    __m256 a0 = _mm256_set1_ps (bias), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
+           a7 = a0;
+    for (int64_t t = 0; t < k; t++) {
+      const float *src = xp + off[t] + q0;
+      __m256 w = _mm256_broadcast_ss (wk + t);
+      a0 = _mm256_fmadd_ps (w, _mm256_loadu_ps (src), a0);
+      a1 = _mm256_fmadd_ps (w, _mm256_loadu_ps (src + 8), a1);
+      a2 = _mm256_fmadd_ps (w, _mm256_loadu_ps (src + 16), a2);
+      a3 = _mm256_fmadd_ps (w, _mm256_loadu_ps (src + 24), a3);
+      a4 = _mm256_fmadd_ps (w, _mm256_loadu_ps (src + 32), a4);
+      a5 = _mm256_fmadd_ps (w, _mm256_loadu_ps (src + 40), a5);
+      a6 = _mm256_fmadd_ps (w, _mm256_loadu_ps (src + 48), a6);
+      a7 = _mm256_fmadd_ps (w, _mm256_loadu_ps (src + 56), a7);
+    }
+    float *o = outp + q0;
+    _mm256_storeu_ps (o, a0);
+    _mm256_storeu_ps (o + 8, a1);
+    _mm256_storeu_ps (o + 16, a2);
+    _mm256_storeu_ps (o + 24, a3);
+    _mm256_storeu_ps (o + 32, a4);
+    _mm256_storeu_ps (o + 40, a5);
+    _mm256_storeu_ps (o + 48, a6);
+    _mm256_storeu_ps (o + 56, a7);
+  }
+}
+
+AVX2 static void
+direct_weight_plane_avx2 (float *restrict acc, const float *restrict dp,
+                          const float *restrict xp, int64_t k, const int64_t *off, int64_t nq)
+{
+  /* taps four at a time (a missing fourth repeats a tap and is dropped), two running sums
+   * per tap; lane l of acc (k, 8) gathers positions q = l mod 8 */
+  for (int64_t t0 = 0; t0 < k; t0 += 4) {
+    int64_t nt = k - t0 < 4 ? k - t0 : 4;
+    const float *s0 = xp + off[t0], *s1 = xp + off[t0 + (nt > 1)],
+                *s2 = xp + off[t0 + (nt > 2) * 2], *s3 = xp + off[t0 + (nt > 3) * 3];
+    __m256 a0 = _mm256_setzero_ps (), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0,
+           b3 = a0;
+    for (int64_t q = 0; q < nq; q += 16) {
+      __m256 d = _mm256_loadu_ps (dp + q), e = _mm256_loadu_ps (dp + q + 8);
+      a0 = _mm256_fmadd_ps (d, _mm256_loadu_ps (s0 + q), a0);
+      a1 = _mm256_fmadd_ps (d, _mm256_loadu_ps (s1 + q), a1);
+      a2 = _mm256_fmadd_ps (d, _mm256_loadu_ps (s2 + q), a2);
+      a3 = _mm256_fmadd_ps (d, _mm256_loadu_ps (s3 + q), a3);
+      b0 = _mm256_fmadd_ps (e, _mm256_loadu_ps (s0 + q + 8), b0);
+      b1 = _mm256_fmadd_ps (e, _mm256_loadu_ps (s1 + q + 8), b1);
+      b2 = _mm256_fmadd_ps (e, _mm256_loadu_ps (s2 + q + 8), b2);
+      b3 = _mm256_fmadd_ps (e, _mm256_loadu_ps (s3 + q + 8), b3);
+    }
+    __m256 sums[4] = {_mm256_add_ps (a0, b0), _mm256_add_ps (a1, b1), _mm256_add_ps (a2, b2),
+                      _mm256_add_ps (a3, b3)};
+    for (int64_t t = 0; t < nt; t++)
+      _mm256_storeu_ps (acc + (t0 + t) * 8,
+                        _mm256_add_ps (_mm256_loadu_ps (acc + (t0 + t) * 8), sums[t]));
+  }
+}
+
+AVX2 static void
+direct_input_plane_avx2 (float *restrict dxp, const float *restrict dp,
+                         const float *restrict wk, int64_t k, const int64_t *off, int64_t nq)
+{
+  /* dxp[off[t] + q] += wk[t] * dp[q] */
+  for (int64_t t = 0; t < k; t++) {
+    float *dst = dxp + off[t];
+    __m256 w = _mm256_broadcast_ss (wk + t);
+    for (int64_t q = 0; q < nq; q += 16) {
+      _mm256_storeu_ps (dst + q, _mm256_fmadd_ps (w, _mm256_loadu_ps (dp + q),
+                                                  _mm256_loadu_ps (dst + q)));
+      _mm256_storeu_ps (dst + q + 8, _mm256_fmadd_ps (w, _mm256_loadu_ps (dp + q + 8),
+                                                      _mm256_loadu_ps (dst + q + 8)));
+    }
+  }
+}
+
+typedef struct {
+  void (*forward) (float *, const float *, const float *, float, int64_t, const int64_t *,
+                   int64_t);
+  void (*weight) (float *, const float *, const float *, int64_t, const int64_t *, int64_t);
+  void (*input) (float *, const float *, const float *, int64_t, const int64_t *, int64_t);
+} DirectLoops;
+
+static DirectLoops
+direct_loops (void)
+{
+  if (have_avx2 ())
+    return (DirectLoops){direct_forward_plane_avx2, direct_weight_plane_avx2,
+                         direct_input_plane_avx2};
+  return (DirectLoops){direct_forward_plane_base, direct_weight_plane_base,
+                       direct_input_plane_base};
+}
+
+static BpStatus
+direct_forward (float *out, const float *x, const float *w, const float *bias,
+                const BpConv2dShape *s, const ConvPlan *pl)
+{
+  /* out (N,Cout,Ho,Wo), x (N,Cin,H,W): one (image, group) per loop iteration */
+  DirectPlan d = direct_plan (s, pl);
+  DirectLoops loops = direct_loops ();
+  int threads = omp_get_max_threads ();
+  int64_t per_thread = pl->cin_g * d.plane + d.nq;
+  Scratch sc;
+  if (!scratch_alloc (&sc, per_thread * threads))
+    return BP_ERR_NOMEM;
+  int64_t units = s->n * s->groups, p = pl->p;
+#pragma omp parallel for schedule(static) if (units > 1 && s->n * s->c_out * p > 32768)
+  for (int64_t u = 0; u < units; u++) {
+    float *xp = sc.base + omp_get_thread_num () * per_thread, *outp = xp + pl->cin_g * d.plane;
+    int64_t b = u / s->groups, g = u % s->groups;
+    pad_planes (xp, x + (b * s->c_in + g * pl->cin_g) * s->h * s->w, pl->cin_g, s, &d);
+    for (int64_t oc = g * pl->cout_g; oc < (g + 1) * pl->cout_g; oc++) {
+      loops.forward (outp, xp, w + oc * pl->k, bias ? bias[oc] : 0.0f, pl->k, d.off, d.nq);
+      float *o = out + (b * s->c_out + oc) * p;
+      for (int64_t y = 0; y < s->h_out; y++)
+        memcpy (o + y * s->w_out, outp + y * d.wp, (size_t) s->w_out * sizeof (float));
+    }
+  }
+  scratch_free (&sc);
+  return BP_OK;
+}
+
+static BpStatus
+direct_backward (float *dx, float *dw, const float *dout, const float *x, const float *w,
+                 const BpConv2dShape *s, const ConvPlan *pl)
+{
+  DirectPlan d = direct_plan (s, pl);
+  DirectLoops loops = direct_loops ();
+  int threads = omp_get_max_threads ();
+  int64_t p = pl->p, hw = s->h * s->w;
+  bool par = s->n * s->c_out * p > 32768;
+  if (dw) {
+    /* all images padded once, then one output channel per iteration over all images in
+     * order: dw (Cout, K) += sum over images and positions */
+    int64_t per_thread = d.nq + pl->k * 8;
+    Scratch sc;
+    if (!scratch_alloc (&sc, s->n * s->c_in * d.plane + per_thread * threads))
+      return BP_ERR_NOMEM;
+    float *xp_all = sc.base, *work = sc.base + s->n * s->c_in * d.plane;
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t b = 0; b < s->n; b++)
+      pad_planes (xp_all + b * s->c_in * d.plane, x + b * s->c_in * hw, s->c_in, s, &d);
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t oc = 0; oc < s->c_out; oc++) {
+      float *dp = work + omp_get_thread_num () * per_thread, *acc = dp + d.nq;
+      int64_t g = oc / pl->cout_g;
+      memset (acc, 0, (size_t) (pl->k * 8) * sizeof (float));
+      for (int64_t b = 0; b < s->n; b++) {
+        pad_grad_plane (dp, dout + (b * s->c_out + oc) * p, s, &d);
+        loops.weight (acc, dp, xp_all + (b * s->c_in + g * pl->cin_g) * d.plane, pl->k, d.off,
+                      d.nq);
+      }
+      for (int64_t t = 0; t < pl->k; t++) {
+        const float *a = acc + t * 8;
+        dw[oc * pl->k + t] += ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+      }
+    }
+    scratch_free (&sc);
+  }
+  if (dx) {
+    /* one (image, group) per iteration: scatter every output channel's taps onto a padded
+     * accumulator, then add its interior to dx */
+    int64_t per_thread = pl->cin_g * d.plane + d.nq, units = s->n * s->groups;
+    Scratch sc;
+    if (!scratch_alloc (&sc, per_thread * threads))
+      return BP_ERR_NOMEM;
+#pragma omp parallel for schedule(static) if (units > 1 && par)
+    for (int64_t u = 0; u < units; u++) {
+      float *dxp = sc.base + omp_get_thread_num () * per_thread, *dp = dxp + pl->cin_g * d.plane;
+      int64_t b = u / s->groups, g = u % s->groups;
+      memset (dxp, 0, (size_t) (pl->cin_g * d.plane) * sizeof (float));
+      for (int64_t oc = g * pl->cout_g; oc < (g + 1) * pl->cout_g; oc++) {
+        pad_grad_plane (dp, dout + (b * s->c_out + oc) * p, s, &d);
+        loops.input (dxp, dp, w + oc * pl->k, pl->k, d.off, d.nq);
+      }
+      for (int64_t c = 0; c < pl->cin_g; c++) {
+        float *dst = dx + (b * s->c_in + g * pl->cin_g + c) * hw;
+        const float *src = dxp + c * d.plane + s->padding[0] * d.wp + s->padding[1];
+        for (int64_t y = 0; y < s->h; y++)
+          for (int64_t xx = 0; xx < s->w; xx++)
+            dst[y * s->w + xx] += src[y * d.wp + xx];
+      }
+    }
+    scratch_free (&sc);
+  }
+  return BP_OK;
+}
+
+/* ---- Winograd F(2x2, 3x3): 3x3 stride-1 convolutions with enough channels ----
+ * Each 2x2 output tile comes from a 4x4 input tile d: Y = A^T [(G g G^T) .* (B^T d B)] A. Over
+ * channels the elementwise product becomes, for each of the 16 positions xi, one GEMM
+ *   M[xi] (T, Cout) = V[xi] (T, Cin) @ U[xi] (Cin, Cout)       (T tiles in the chunk)
+ * which does 16 instead of 36 multiply-adds per tile and channel pair. The transforms run on
+ * channel-last copies so that their loops run over channels. The input gradient is the same
+ * computation on dout with the kernels flipped and in and out channels swapped. */
+
+typedef struct {
+  int64_t cin, cout;           /* channels of this convolution (one group) */
+  int64_t in_image, out_image; /* floats per image in the input and output tensors */
+  int64_t h, w, ho, wo;        /* input and output planes */
+  int64_t pad;                 /* zero padding, both sides and both axes */
+  int64_t th, tw, tiles;       /* tiles per image: th x tw */
+  int64_t hp, wp;              /* padded input plane: (2 th + 2) x (2 tw + 2) */
+} Wino;
+
+static Wino
+wino_geometry (int64_t cin, int64_t cout, int64_t in_image, int64_t out_image, int64_t h,
+               int64_t w, int64_t ho, int64_t wo, int64_t pad)
+{
+  Wino wg = {.cin = cin, .cout = cout, .in_image = in_image, .out_image = out_image, .h = h,
+             .w = w, .ho = ho, .wo = wo, .pad = pad};
+  wg.th = (ho + 1) / 2;
+  wg.tw = (wo + 1) / 2;
+  wg.tiles = wg.th * wg.tw;
+  wg.hp = 2 * wg.th + 2;
+  wg.wp = 2 * wg.tw + 2;
+  return wg;
+}
+
+/* Scratch floats per chunk of nb images: padded channel-last input, V, M, one output image. */
+static int64_t
+wino_scratch (const Wino *wg, int64_t nb)
+{
+  return nb * wg->hp * wg->wp * wg->cin + 16 * (wg->cin + wg->cout) * nb * wg->tiles +
+         4 * wg->tiles * wg->cout;
+}
+
+static void
+wino_weights (float *u, const float *w, int64_t cout, int64_t cin, bool flip)
+{
+  /* u (16, Cin, Cout) = G g G^T of w (Cout, Cin, 3, 3); with flip, u (16, Cout, Cin) of the
+   * kernels turned by 180 degrees: the weights of the input gradient's convolution */
+#pragma omp parallel for schedule(static) if (cout * cin > 256)
+  for (int64_t oc = 0; oc < cout; oc++)
+    for (int64_t c = 0; c < cin; c++) {
+      const float *g = w + (oc * cin + c) * 9;
+      float k[9], t[4][3];
+      for (int i = 0; i < 9; i++)
+        k[i] = flip ? g[8 - i] : g[i];
+      for (int j = 0; j < 3; j++) {
+        t[0][j] = k[j];
+        t[1][j] = 0.5f * (k[j] + k[3 + j] + k[6 + j]);
+        t[2][j] = 0.5f * (k[j] - k[3 + j] + k[6 + j]);
+        t[3][j] = k[6 + j];
+      }
+      int64_t at = flip ? oc * cin + c : c * cout + oc, plane = cout * cin;
+      for (int i = 0; i < 4; i++) {
+        float r[4] = {t[i][0], 0.5f * (t[i][0] + t[i][1] + t[i][2]),
+                      0.5f * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
+        for (int j = 0; j < 4; j++)
+          u[(i * 4 + j) * plane + at] = r[j];
+      }
+    }
+}
+
+static void
+wino_pad_input (float *xp, const float *in, int64_t nb, const Wino *wg)
+{
+  /* xp (nb, hp, wp, Cin) = in (nb, Cin, H, W) zero-padded and channel-last */
+  int64_t cin = wg->cin, plane = wg->hp * wg->wp * cin;
+  for (int64_t b = 0; b < nb; b++) {
+    float *xb = xp + b * plane;
+    memset (xb, 0, (size_t) plane * sizeof (float));
+    for (int64_t y = 0; y < wg->h; y++)
+      for (int64_t x = 0; x < wg->w; x++) {
+        const float *src = in + b * wg->in_image + y * wg->w + x;
+        float *dst = xb + ((y + wg->pad) * wg->wp + x + wg->pad) * cin;
+        for (int64_t c = 0; c < cin; c++)
+          dst[c] = src[c * wg->h * wg->w];
+      }
+  }
+}
+
+/* One tile's input transform for channels [c0, c1): o[xi * xs + c] = (B^T d B)[xi] where
+ * row i of the tile d is d_i (channel-last, cin floats per column). */
+static void
+wino_tile_in (float *o, const float *d0, const float *d1, const float *d2, const float *d3,
+              int64_t cin, int64_t xs, int64_t c0, int64_t c1)
+{
+  for (int64_t c = c0; c < c1; c++) {
+    float r[4][4];
+    for (int j = 0; j < 4; j++) {
+      float a0 = d0[j * cin + c], a1 = d1[j * cin + c], a2 = d2[j * cin + c],
+            a3 = d3[j * cin + c];
+      r[0][j] = a0 - a2;
+      r[1][j] = a1 + a2;
+      r[2][j] = a2 - a1;
+      r[3][j] = a1 - a3;
+    }
+    for (int i = 0; i < 4; i++) {
+      o[(4 * i) * xs + c] = r[i][0] - r[i][2];
+      o[(4 * i + 1) * xs + c] = r[i][1] + r[i][2];
+      o[(4 * i + 2) * xs + c] = r[i][2] - r[i][1];
+      o[(4 * i + 3) * xs + c] = r[i][1] - r[i][3];
+    }
+  }
+}
+
+/* One tile's output transform for channels [c0, c1): the 2x2 A^T m A into y0 (top row, two
+ * positions of cout floats) and y1 (bottom row); m[xi * xs + c]. */
+static void
+wino_tile_out (float *y0, float *y1, const float *m, int64_t cout, int64_t xs, int64_t c0,
+               int64_t c1)
+{
+  for (int64_t c = c0; c < c1; c++) {
+    float s[4], d[4];
+    for (int j = 0; j < 4; j++) {
+      float m0 = m[j * xs + c], m1 = m[(4 + j) * xs + c];
+      float m2 = m[(8 + j) * xs + c], m3 = m[(12 + j) * xs + c];
+      s[j] = m0 + m1 + m2;
+      d[j] = m1 - m2 - m3;
+    }
+    y0[c] = s[0] + s[1] + s[2];
+    y0[cout + c] = s[1] - s[2] - s[3];
+    y1[c] = d[0] + d[1] + d[2];
+    y1[cout + c] = d[1] - d[2] - d[3];
+  }
+}
+
+AVX2 static int64_t
+wino_tile_in_avx2 (float *o, const float *d0, const float *d1, const float *d2,
+                   const float *d3, int64_t cin, int64_t xs)
+{
+  /* wino_tile_in on 8 channels at a time; returns how many channels it did */
+  int64_t c = 0;
+  for (; c + 8 <= cin; c += 8) {
+    __m256 r[4][4];
+    for (int j = 0; j < 4; j++) {
+      __m256 a0 = _mm256_loadu_ps (d0 + j * cin + c), a1 = _mm256_loadu_ps (d1 + j * cin + c);
+      __m256 a2 = _mm256_loadu_ps (d2 + j * cin + c), a3 = _mm256_loadu_ps (d3 + j * cin + c);
+      r[0][j] = _mm256_sub_ps (a0, a2);
+      r[1][j] = _mm256_add_ps (a1, a2);
+      r[2][j] = _mm256_sub_ps (a2, a1);
+      r[3][j] = _mm256_sub_ps (a1, a3);
+    }
+    for (int i = 0; i < 4; i++) {
+      _mm256_storeu_ps (o + (4 * i) * xs + c, _mm256_sub_ps (r[i][0], r[i][2]));
+      _mm256_storeu_ps (o + (4 * i + 1) * xs + c, _mm256_add_ps (r[i][1], r[i][2]));
+      _mm256_storeu_ps (o + (4 * i + 2) * xs + c, _mm256_sub_ps (r[i][2], r[i][1]));
+      _mm256_storeu_ps (o + (4 * i + 3) * xs + c, _mm256_sub_ps (r[i][1], r[i][3]));
+    }
+  }
+  return c;
+}
+
+AVX2 static int64_t
+wino_tile_out_avx2 (float *y0, float *y1, const float *m, int64_t cout, int64_t xs)
+{
+  /* wino_tile_out on 8 channels at a time; returns how many channels it did */
+  int64_t c = 0;
+  for (; c + 8 <= cout; c += 8) {
+    __m256 s[4], d[4];
+    for (int j = 0; j < 4; j++) {
+      __m256 m0 = _mm256_loadu_ps (m + j * xs + c), m1 = _mm256_loadu_ps (m + (4 + j) * xs + c);
+      __m256 m2 = _mm256_loadu_ps (m + (8 + j) * xs + c);
+      __m256 m3 = _mm256_loadu_ps (m + (12 + j) * xs + c);
+      s[j] = _mm256_add_ps (_mm256_add_ps (m0, m1), m2);
+      d[j] = _mm256_sub_ps (_mm256_sub_ps (m1, m2), m3);
+    }
+    _mm256_storeu_ps (y0 + c, _mm256_add_ps (_mm256_add_ps (s[0], s[1]), s[2]));
+    _mm256_storeu_ps (y0 + cout + c, _mm256_sub_ps (_mm256_sub_ps (s[1], s[2]), s[3]));
+    _mm256_storeu_ps (y1 + c, _mm256_add_ps (_mm256_add_ps (d[0], d[1]), d[2]));
+    _mm256_storeu_ps (y1 + cout + c, _mm256_sub_ps (_mm256_sub_ps (d[1], d[2]), d[3]));
+  }
+  return c;
+}
+
+static void
+wino_input (float *v, float *xp, const float *in, int64_t nb, const Wino *wg)
+{
+  /* v (16, nb*tiles, Cin) = B^T d B of every 4x4 tile d of the padded input */
+  int64_t cin = wg->cin, xs = nb * wg->tiles * cin, row = wg->wp * cin;
+  bool avx2 = have_avx2 ();
+  wino_pad_input (xp, in, nb, wg);
+  for (int64_t b = 0; b < nb; b++)
+    for (int64_t ty = 0; ty < wg->th; ty++)
+      for (int64_t tx = 0; tx < wg->tw; tx++) {
+        const float *d0 = xp + ((b * wg->hp + 2 * ty) * wg->wp + 2 * tx) * cin;
+        float *o = v + (b * wg->tiles + ty * wg->tw + tx) * cin;
+        int64_t done = avx2 ? wino_tile_in_avx2 (o, d0, d0 + row, d0 + 2 * row, d0 + 3 * row,
+                                                 cin, xs) : 0;
+        wino_tile_in (o, d0, d0 + row, d0 + 2 * row, d0 + 3 * row, cin, xs, done, cin);
+      }
+}
+
+static void
+wino_output (float *out, float *y, const float *m, const float *bias, bool accumulate,
+             int64_t nb, const Wino *wg)
+{
+  /* out (nb, Cout, Ho, Wo) = (or +=) A^T m A of every tile, m (16, nb*tiles, Cout), through
+   * y (2 th, 2 tw, Cout) one image at a time */
+  int64_t cout = wg->cout, xs = nb * wg->tiles * cout, wy = 2 * wg->tw;
+  bool avx2 = have_avx2 ();
+  for (int64_t b = 0; b < nb; b++) {
+    for (int64_t ty = 0; ty < wg->th; ty++)
+      for (int64_t tx = 0; tx < wg->tw; tx++) {
+        const float *mp = m + (b * wg->tiles + ty * wg->tw + tx) * cout;
+        float *y0 = y + (2 * ty * wy + 2 * tx) * cout, *y1 = y0 + wy * cout;
+        int64_t done = avx2 ? wino_tile_out_avx2 (y0, y1, mp, cout, xs) : 0;
+        wino_tile_out (y0, y1, mp, cout, xs, done, cout);
+      }
+    float *ob = out + b * wg->out_image;
+    for (int64_t oc = 0; oc < cout; oc++) {
+      float bv = bias ? bias[oc] : 0.0f, *op = ob + oc * wg->ho * wg->wo;
+      for (int64_t yy = 0; yy < wg->ho; yy++)
+        for (int64_t x = 0; x < wg->wo; x++) {
+          float val = y[(yy * wy + x) * cout + oc] + bv;
+          op[yy * wg->wo + x] = accumulate ? op[yy * wg->wo + x] + val : val;
+        }
+    }
+  }
+}
+
+static void
+wino_chunk (float *out, const float *in, const float *u, const float *bias, bool accumulate,
+            int64_t nb, const Wino *wg, float *scratch)
+{
+  /* out (nb, Cout, Ho, Wo) = (or +=) conv3x3 (in (nb, Cin, H, W)) with u (16, Cin, Cout) */
+  int64_t t_all = nb * wg->tiles;
+  float *xp = scratch, *v = xp + nb * wg->hp * wg->wp * wg->cin, *m = v + 16 * wg->cin * t_all;
+  float *y = m + 16 * wg->cout * t_all;
+  wino_input (v, xp, in, nb, wg);
+  for (int xi = 0; xi < 16; xi++)
+    bp_cpu_gemm (false, false, t_all, wg->cout, wg->cin, 1.0f, v + xi * t_all * wg->cin,
+                 wg->cin, u + xi * wg->cin * wg->cout, wg->cout, 0.0f, m + xi * t_all * wg->cout,
+                 wg->cout);
+  wino_output (out, y, m, bias, accumulate, nb, wg);
+}
+
+/* The Winograd geometry of conv2d's forward (backward false) or of its input gradient. */
+static Wino
+conv_wino (const BpConv2dShape *s, const ConvPlan *pl, bool backward)
+{
+  int64_t in_image = s->c_in * s->h * s->w, out_image = s->c_out * pl->p;
+  if (!backward)
+    return wino_geometry (pl->cin_g, pl->cout_g, in_image, out_image, s->h, s->w, s->h_out,
+                          s->w_out, s->padding[0]);
+  return wino_geometry (pl->cout_g, pl->cin_g, out_image, in_image, s->h_out, s->w_out, s->h,
+                        s->w, 2 - s->padding[0]);
+}
+
+static void
+conv_forward_chunk (float *out, const float *x, const float *w, const float *u,
+                    const float *bias, int64_t nb, const BpConv2dShape *s, const ConvPlan *pl,
+                    float *col, float *tmp)
+{
+  /* out (nb,Cout,Ho,Wo), x (nb,Cin,H,W); col (K, nb*P), tmp (Cout_g, nb*P) scratch, or for
+   * Winograd u (groups, 16, Cout_g, Cin_g) and col its scratch */
   int64_t p = pl->p, ld = nb * p;
   for (int g = 0; g < s->groups; g++) {
     const float *wg = w + g * pl->cout_g * pl->k;
+    if (pl->wino) {
+      Wino wgeo = conv_wino (s, pl, false);
+      wino_chunk (out + g * pl->cout_g * p, x + g * pl->cin_g * s->h * s->w,
+                  u + g * 16 * pl->cout_g * pl->cin_g, bias ? bias + g * pl->cout_g : NULL,
+                  false, nb, &wgeo, col);
+      continue;
+    }
     if (pl->pointwise) {
       for (int64_t b = 0; b < nb; b++)
         bp_cpu_gemm (false, false, pl->cout_g, p, pl->k, 1.0f, wg, pl->k,
@@ -215,22 +794,33 @@ conv2d_forward (float *out, const float *x, const float *w, const float *bias,
                 const BpConv2dShape *s)
 {
   ConvPlan pl = conv_plan (s);
+  if (direct_fits (s, &pl))
+    return direct_forward (out, x, w, bias, s, &pl);
   int threads = omp_get_max_threads ();
   bool parallel = pl.n_chunks > 1 && threads > 1;
   if (!parallel)
     threads = 1;
   int64_t cols = pl.chunk * pl.p;
   int64_t per_thread = pl.pointwise ? 0 : (pl.k + pl.cout_g) * cols;
+  int64_t usize = pl.wino ? 16 * s->c_out * pl.cin_g : 0;
+  if (pl.wino) {
+    Wino wgeo = conv_wino (s, &pl, false);
+    per_thread = wino_scratch (&wgeo, pl.chunk);
+  }
   Scratch sc;
-  if (!scratch_alloc (&sc, per_thread * threads))
+  if (!scratch_alloc (&sc, per_thread * threads + usize))
     return BP_ERR_NOMEM;
+  float *u = sc.base + per_thread * threads;
+  for (int g = 0; g < s->groups && pl.wino; g++)
+    wino_weights (u + g * 16 * pl.cout_g * pl.cin_g, w + g * pl.cout_g * pl.k, pl.cout_g,
+                  pl.cin_g, false);
   int blas_threads = blas_serial_begin (parallel);
   int64_t in_image = s->c_in * s->h * s->w, out_image = s->c_out * pl.p;
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (int64_t c = 0; c < pl.n_chunks; c++) {
     float *col = sc.base + omp_get_thread_num () * per_thread;
     int64_t b0 = c * pl.chunk, nb = s->n - b0 < pl.chunk ? s->n - b0 : pl.chunk;
-    conv_forward_chunk (out + b0 * out_image, x + b0 * in_image, w, bias, nb, s, &pl, col,
+    conv_forward_chunk (out + b0 * out_image, x + b0 * in_image, w, u, bias, nb, s, &pl, col,
                         col + pl.k * cols);
   }
   blas_serial_end (parallel, blas_threads);
@@ -240,11 +830,12 @@ conv2d_forward (float *out, const float *x, const float *w, const float *bias,
 
 static void
 conv_backward_chunk (float *dx, float *dw_part, const float *dout, const float *x,
-                     const float *w, int64_t nb, const BpConv2dShape *s, const ConvPlan *pl,
-                     float *col, float *dcol, float *tmp)
+                     const float *w, const float *u, int64_t nb, const BpConv2dShape *s,
+                     const ConvPlan *pl, float *col, float *dcol, float *tmp)
 {
   /* dx (nb,Cin,H,W) +=, dw_part (Cout,K) += this chunk's share; dout (nb,Cout,Ho,Wo),
-   * x (nb,Cin,H,W); col, dcol (K, nb*P) and tmp (Cout_g, nb*P) scratch */
+   * x (nb,Cin,H,W); col, dcol (K, nb*P) and tmp (Cout_g, nb*P) scratch; with Winograd,
+   * u (groups, 16, Cin_g, Cout_g) and dcol its scratch */
   int64_t p = pl->p, ld = nb * p;
   for (int g = 0; g < s->groups; g++) {
     const float *wg = w + g * pl->cout_g * pl->k;
@@ -262,7 +853,7 @@ conv_backward_chunk (float *dx, float *dw_part, const float *dout, const float *
       continue;
     }
     /* gather dout_g (Cout_g, nb*P) */
-    for (int64_t oc = 0; oc < pl->cout_g; oc++)
+    for (int64_t oc = 0; oc < pl->cout_g && (dw_part || !pl->wino); oc++)
       for (int64_t b = 0; b < nb; b++)
         memcpy (tmp + oc * ld + b * p, dout + (b * s->c_out + g * pl->cout_g + oc) * p,
                 (size_t) p * sizeof (float));
@@ -271,7 +862,11 @@ conv_backward_chunk (float *dx, float *dw_part, const float *dout, const float *
       bp_cpu_gemm (false, true, pl->cout_g, pl->k, ld, 1.0f, tmp, ld, col, ld, 1.0f,
                    dw_part + g * pl->cout_g * pl->k, pl->k);
     }
-    if (dx) {
+    if (dx && pl->wino) {
+      Wino wgeo = conv_wino (s, pl, true);
+      wino_chunk (dx + g * pl->cin_g * s->h * s->w, dout + g * pl->cout_g * p,
+                  u + g * 16 * pl->cout_g * pl->cin_g, NULL, true, nb, &wgeo, dcol);
+    } else if (dx) {
       bp_cpu_gemm (true, false, pl->k, ld, pl->cout_g, 1.0f, wg, pl->k, tmp, ld, 0.0f, dcol, ld);
       col2im_add (dx, dcol, nb, g * pl->cin_g, s, pl);
     }
@@ -283,20 +878,31 @@ conv2d_backward (float *dx, float *dw, const float *dout, const float *x, const 
                  const BpConv2dShape *s)
 {
   ConvPlan pl = conv_plan (s);
+  if (direct_fits (s, &pl))
+    return direct_backward (dx, dw, dout, x, w, s, &pl);
   int64_t slots = pl.n_chunks < MAX_SLOTS ? pl.n_chunks : MAX_SLOTS;
   int threads = omp_get_max_threads ();
   bool parallel = slots > 1 && threads > 1;
   if (!parallel)
     threads = 1;
   int64_t cols = pl.chunk * pl.p, wsize = s->c_out * pl.k;
-  int64_t per_thread = pl.pointwise ? 0 : (2 * pl.k + pl.cout_g) * cols;
-  int64_t shared = dw ? slots * wsize : 0;
+  /* per thread: col, dcol (or the Winograd scratch), tmp */
+  int64_t dcol_size = pl.k * cols;
+  if (pl.wino && dx) {
+    Wino wgeo = conv_wino (s, &pl, true);
+    dcol_size = wino_scratch (&wgeo, pl.chunk);
+  }
+  int64_t per_thread = pl.pointwise ? 0 : pl.k * cols + dcol_size + pl.cout_g * cols;
+  int64_t shared = dw ? slots * wsize : 0, usize = pl.wino && dx ? 16 * s->c_out * pl.cin_g : 0;
   Scratch sc;
-  if (!scratch_alloc (&sc, per_thread * threads + shared))
+  if (!scratch_alloc (&sc, per_thread * threads + shared + usize))
     return BP_ERR_NOMEM;
-  float *parts = sc.base + per_thread * threads;
+  float *parts = sc.base + per_thread * threads, *u = parts + shared;
   if (shared)
     memset (parts, 0, (size_t) shared * sizeof (float));
+  for (int g = 0; g < s->groups && usize; g++)
+    wino_weights (u + g * 16 * pl.cout_g * pl.cin_g, w + g * pl.cout_g * pl.k, pl.cout_g,
+                  pl.cin_g, true);
   int blas_threads = blas_serial_begin (parallel);
   int64_t in_image = s->c_in * s->h * s->w, out_image = s->c_out * pl.p;
   /* slot j runs chunks [j*n_chunks/slots, (j+1)*n_chunks/slots) in order into parts[j] */
@@ -306,8 +912,8 @@ conv2d_backward (float *dx, float *dw, const float *dout, const float *x, const 
     for (int64_t c = j * pl.n_chunks / slots; c < (j + 1) * pl.n_chunks / slots; c++) {
       int64_t b0 = c * pl.chunk, nb = s->n - b0 < pl.chunk ? s->n - b0 : pl.chunk;
       conv_backward_chunk (dx ? dx + b0 * in_image : NULL, dw ? parts + j * wsize : NULL,
-                           dout + b0 * out_image, x + b0 * in_image, w, nb, s, &pl, col,
-                           col + pl.k * cols, col + 2 * pl.k * cols);
+                           dout + b0 * out_image, x + b0 * in_image, w, u, nb, s, &pl, col,
+                           col + pl.k * cols, col + pl.k * cols + dcol_size);
     }
   }
   blas_serial_end (parallel, blas_threads);
