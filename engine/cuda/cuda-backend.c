@@ -1,6 +1,7 @@
 /* cuda-backend.c: the CUDA backend: start-up checks (driver, runtime, cuDNN), the device listing,
  * the error reporting behind cuda-check.h and the BpBackend table (copies, fill, axpy, cuBLAS
- * GEMM). The op families' kernel tables come in phase 2 (see doc/cuda.md). */
+ * GEMM, and the op families' kernel tables from eltwise.cu, conv.cu, norm.cu, loss.cu and
+ * optim.cu). */
 #include "cuda-internal.h"
 
 #include <limits.h>
@@ -23,6 +24,9 @@ static char init_why[512];
 static char init_note[512];
 static bool want_tf32 = true;
 static bool tf32_env_read;
+static bool want_bf16_gemm = false;
+static bool want_cudnn_bn = true;
+static bool switches_env_read;
 
 /* ---- errors ---- */
 
@@ -226,6 +230,21 @@ read_tf32_env (void)
     want_tf32 = false;
 }
 
+/* $BP_CUDA_BF16_GEMM=1 and $BP_CUDA_CUDNN_BN=0 (see doc/cuda.md). */
+static void
+read_switches_env (void)
+{
+  if (switches_env_read)
+    return;
+  switches_env_read = true;
+  const char *env = getenv ("BP_CUDA_BF16_GEMM");
+  if (env && env[0] && strcmp (env, "0") != 0)
+    want_bf16_gemm = true;
+  env = getenv ("BP_CUDA_CUDNN_BN");
+  if (env && strcmp (env, "0") == 0)
+    want_cudnn_bn = false;
+}
+
 static BpStatus
 apply_math_mode (void)
 {
@@ -335,7 +354,10 @@ init_once (char *why, size_t why_len, char *note, size_t note_len)
   c->device = dev;
   c->max_blocks = 32 * prop.multiProcessorCount;
   read_tf32_env ();
+  read_switches_env ();
   c->tf32 = want_tf32;
+  c->bf16_gemm = want_bf16_gemm;
+  c->cudnn_batch_norm = want_cudnn_bn;
   if ((s = BP_CUDA_TRY (cudaSetDevice (dev))) == BP_OK
       && (s = BP_CUDA_TRY (cudaStreamCreateWithFlags (&c->stream, cudaStreamNonBlocking))) == BP_OK
       && (s = BP_CUBLAS_TRY (cublasCreate (&c->cublas))) == BP_OK
@@ -411,6 +433,7 @@ bp_cuda_shutdown (void)
   if (init_tried && init_status == BP_OK) {
     bp_cuda_enter ();
     cudaStreamSynchronize (bp_cuda_ctx.stream);
+    bp_cuda_conv_teardown ();
     bp_cuda_alloc_teardown ();
     release_context ();
     /* The table stays registered (bp-backend.h has no unregister): every entry now fails
@@ -450,6 +473,36 @@ bp_cuda_get_tf32 (void)
 {
   read_tf32_env ();
   return want_tf32;
+}
+
+void
+bp_cuda_set_bf16_gemm (bool on)
+{
+  read_switches_env ();
+  want_bf16_gemm = on;
+  bp_cuda_ctx.bf16_gemm = on;
+}
+
+bool
+bp_cuda_get_bf16_gemm (void)
+{
+  read_switches_env ();
+  return want_bf16_gemm;
+}
+
+void
+bp_cuda_set_cudnn_batch_norm (bool on)
+{
+  read_switches_env ();
+  want_cudnn_bn = on;
+  bp_cuda_ctx.cudnn_batch_norm = on;
+}
+
+bool
+bp_cuda_get_cudnn_batch_norm (void)
+{
+  read_switches_env ();
+  return want_cudnn_bn;
 }
 
 /* ---- device listing ---- */
@@ -530,6 +583,17 @@ alive (void)
     return true;
   bp_set_error (BP_ERR_DEVICE, "the CUDA backend is shut down (bp_cuda_shutdown)");
   return false;
+}
+
+bool
+bp_cuda_begin (void)
+{
+  if (!alive ()) {
+    bp_cuda_defer (BP_ERR_DEVICE);
+    return false;
+  }
+  bp_cuda_enter ();
+  return true;
 }
 
 static void *
@@ -642,11 +706,20 @@ cuda_gemm (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float al
   if (ldb < 1)
     ldb = 1;
   bp_cuda_enter ();
-  bp_cuda_defer (BP_CUBLAS_TRY (cublasSgemm (bp_cuda_ctx.cublas,
-                                             trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                             trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, (int) n, (int) m,
-                                             (int) k, &alpha, b, (int) ldb, a, (int) lda, &beta, c,
-                                             (int) ldc)));
+  cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  if (bp_cuda_ctx.bf16_gemm) {
+    /* float32 storage and accumulation, inputs rounded to bfloat16 on the tensor cores */
+    bp_cuda_defer (BP_CUBLAS_TRY (cublasGemmEx (bp_cuda_ctx.cublas, op_b, op_a, (int) n, (int) m,
+                                                (int) k, &alpha, b, CUDA_R_32F, (int) ldb, a,
+                                                CUDA_R_32F, (int) lda, &beta, c, CUDA_R_32F,
+                                                (int) ldc, CUBLAS_COMPUTE_32F_FAST_16BF,
+                                                CUBLAS_GEMM_DEFAULT)));
+    return;
+  }
+  bp_cuda_defer (BP_CUBLAS_TRY (cublasSgemm (bp_cuda_ctx.cublas, op_b, op_a, (int) n, (int) m,
+                                             (int) k, &alpha, b, (int) ldb, a, (int) lda, &beta,
+                                             c, (int) ldc)));
 }
 
 /* Waits for all queued work: kernel faults surface here. */
@@ -660,8 +733,6 @@ cuda_synchronize (void)
   return take_deferred ();
 }
 
-/* The op families' kernel tables stay NULL until phase 2 (eltwise.cu, conv.cu with cuDNN,
- * ...): ops on CUDA tensors must check for NULL and report BP_ERR_UNSUPPORTED. */
 static const BpBackend cuda_backend = {
   .name = "cuda",
   .device = BP_DEVICE_CUDA,
@@ -674,9 +745,9 @@ static const BpBackend cuda_backend = {
   .axpy = cuda_axpy,
   .gemm = cuda_gemm,
   .synchronize = cuda_synchronize,
-  .eltwise = NULL,
-  .conv = NULL,
-  .norm = NULL,
-  .loss = NULL,
-  .optim = NULL,
+  .eltwise = &bp_cuda_eltwise_kernels,
+  .conv = &bp_cuda_conv_kernels,
+  .norm = &bp_cuda_norm_kernels,
+  .loss = &bp_cuda_loss_kernels,
+  .optim = &bp_cuda_optim_kernels,
 };

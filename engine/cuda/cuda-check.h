@@ -5,6 +5,8 @@
  *   BP_CUDA_TRY (call)     evaluates to BP_OK or BP_ERR_DEVICE (error set), for expressions
  *   BP_CUDA_CHECK (call)   returns that status from the enclosing BpStatus function on failure
  *   BP_CUDA_CHECK_LAUNCH ("fill")   after a kernel launch: checks cudaGetLastError ()
+ *   BP_CUDA_LAUNCH_TRY ("fill")     the same as an expression (BP_OK or the error), for code
+ *                                   that must free scratch memory before it returns
  *   BP_CUBLAS_TRY / BP_CUBLAS_CHECK, BP_CUDNN_TRY / BP_CUDNN_CHECK   the same for the libraries
  *
  * Usable from C (cuda-backend.c) and from nvcc (kernel files). */
@@ -83,3 +85,12 @@ bp_cudnn_status_ (cudnnStatus_t st, const char *call, const char *file, int line
     if (bp_launch_err_ != cudaSuccess)                                                         \
       return bp_cuda_fail_rt (bp_launch_err_, name " kernel launch", __FILE__, __LINE__);      \
   } while (0)
+
+#define BP_CUDA_LAUNCH_TRY(name) bp_cuda_launch_status_ (name " kernel launch", __FILE__, __LINE__)
+
+static inline BpStatus
+bp_cuda_launch_status_ (const char *what, const char *file, int line)
+{
+  cudaError_t err = cudaGetLastError ();
+  return err == cudaSuccess ? BP_OK : bp_cuda_fail_rt (err, what, file, line);
+}

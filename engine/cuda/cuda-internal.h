@@ -10,6 +10,11 @@ extern "C" {
 #endif
 
 #include "../bp-backend.h"
+#include "../bp-ops-conv.h"
+#include "../bp-ops-eltwise.h"
+#include "../bp-ops-loss.h"
+#include "../bp-ops-norm.h"
+#include "../bp-optim.h"
 #include "bp-cuda.h"
 
 /* The one device the backend drives. Every table entry queues its work on `stream`, so work
@@ -21,6 +26,8 @@ typedef struct {
   cublasHandle_t cublas;
   cudnnHandle_t cudnn;
   bool tf32;                  /* TF32 tensor cores for float32 GEMM and convolution */
+  bool bf16_gemm;             /* GEMM inputs rounded to bfloat16 on the tensor cores */
+  bool cudnn_batch_norm;      /* batch norm training through cuDNN (else own kernels) */
   int max_blocks;             /* a grid that fills the device: 32 blocks per multiprocessor */
 } BpCudaContext;
 
@@ -28,6 +35,10 @@ extern BpCudaContext bp_cuda_ctx;
 
 /* Makes the backend's device current on the calling thread (cheap after the first call). */
 void bp_cuda_enter (void);
+
+/* The start of every family kernel: false (error set, and kept for synchronize) after
+ * bp_cuda_shutdown; otherwise makes the backend's device current and returns true. */
+bool bp_cuda_begin (void);
 
 /* Table entries that return void (fill, axpy, gemm) cannot return an error: they keep the first
  * one here (status and message), and synchronize () and download () report it. */
@@ -45,6 +56,20 @@ void bp_cuda_alloc_teardown (void);
 BpStatus bp_cuda_fill (cudaStream_t stream, float *dst, float value, int64_t n);
 /* y (n) += a * x (n) */
 BpStatus bp_cuda_axpy (cudaStream_t stream, int64_t n, float a, const float *x, float *y);
+
+/* The family kernel tables (eltwise.cu, conv.cu, norm.cu, loss.cu, optim.cu). */
+extern const BpEltwiseKernels bp_cuda_eltwise_kernels;
+extern const BpConvKernels bp_cuda_conv_kernels;
+extern const BpNormKernels bp_cuda_norm_kernels;
+extern const BpLossKernels bp_cuda_loss_kernels;
+extern const BpOptimKernels bp_cuda_optim_kernels;
+
+/* conv.cu: frees the cached convolution descriptors and algorithm choices. */
+void bp_cuda_conv_teardown (void);
+
+/* eltwise.cu: the dropout draw of the GPU kernels, computed on the host by the same code, so
+ * that the tests can compare it with bp_rng_hash_uniform without a GPU. */
+float bp_cuda_hash_uniform_host (uint64_t key, uint64_t k);
 
 /* Grid size for n elements with `block` threads per block and grid-stride loops. */
 static inline unsigned

@@ -59,6 +59,28 @@ bp_cuda_get_tf32 (void)
 }
 
 void
+bp_cuda_set_bf16_gemm (bool on)
+{
+}
+
+bool
+bp_cuda_get_bf16_gemm (void)
+{
+  return false;
+}
+
+void
+bp_cuda_set_cudnn_batch_norm (bool on)
+{
+}
+
+bool
+bp_cuda_get_cudnn_batch_norm (void)
+{
+  return false;
+}
+
+void
 bp_cuda_alloc_stats (BpCudaAllocStats *stats)
 {
   memset (stats, 0, sizeof *stats);
