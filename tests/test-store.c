@@ -1083,9 +1083,13 @@ test_kill (void)
   }
   g_autofree char *dir = fixed_dir ("kill");
   g_autofree char *path = g_build_filename (dir, "experiments.db", NULL);
-  for (int round = 0; round < 3; round++) {
-    g_test_trap_subprocess (NULL, 400000 + 150000 * round, G_TEST_SUBPROCESS_DEFAULT);
+  /* kill writers until three have got as far as logging (a loaded machine starts slowly) */
+  int rounds = 0;
+  while (rounds < 3 || (rounds < 8 && g_file_test (path, G_FILE_TEST_EXISTS) &&
+                        raw_int (path, "SELECT count (DISTINCT run_id) FROM metrics") < 3)) {
+    g_test_trap_subprocess (NULL, 400000 + 150000 * rounds, G_TEST_SUBPROCESS_DEFAULT);
     g_assert_false (g_test_trap_has_passed ());
+    rounds++;
   }
 
   g_autoptr (GError) error = NULL;
@@ -1094,7 +1098,8 @@ test_kill (void)
   g_assert_true (bp_store_check_integrity (store, &error));
   g_assert_no_error (error);
   g_autoptr (GPtrArray) runs = bp_store_list_runs (store, &error);
-  g_assert_cmpuint (runs->len, ==, 3);
+  g_assert_cmpuint (runs->len, >=, 3);
+  g_assert_cmpuint (runs->len, <=, (guint) rounds);
   for (guint k = 0; k < runs->len; k++) {
     BpRun *r = runs->pdata[k];
     g_autoptr (GArray) pts = bp_store_get_metrics (store, r->id, NULL, NULL, &error);
@@ -1103,8 +1108,7 @@ test_kill (void)
                     bp_run_status_to_string (r->status), r->status_reason, pts->len);
     g_assert_cmpint (r->status, ==, BP_RUN_INTERRUPTED);
     g_assert_nonnull (strstr (r->status_reason, "ended without closing it"));
-    g_assert_cmpuint (pts->len % 10, ==, 0);
-    g_assert_cmpuint (pts->len, >, 0);
+    g_assert_cmpuint (pts->len % 10, ==, 0); /* whole batches only */
     g_autoptr (GPtrArray) cks = bp_store_list_checkpoints (store, r->id, &error);
     for (guint c = 0; c < cks->len; c++) {
       BpCheckpoint *ck = cks->pdata[c];

@@ -316,9 +316,10 @@ check_text (BpStore *s, const char *what, const char *text, gsize max_len, gbool
 {
   if (!text || (!allow_empty && !text[0]) || !g_utf8_validate (text, -1, NULL) ||
       (max_len && strlen (text) > max_len)) {
-    g_set_error (error, BP_STORE_ERROR, BP_STORE_ERROR_INVALID,
-                 "%s: the %s must be %sUTF-8 text%s", s->display, what,
-                 allow_empty ? "" : "non-empty ", max_len ? " of at most a few hundred bytes" : "");
+    g_autofree char *limit = max_len ? g_strdup_printf (" of at most %" G_GSIZE_FORMAT " bytes", max_len)
+                                     : g_strdup ("");
+    g_set_error (error, BP_STORE_ERROR, BP_STORE_ERROR_INVALID, "%s: the %s must be %sUTF-8 text%s",
+                 s->display, what, allow_empty ? "" : "non-empty ", limit);
     return FALSE;
   }
   return TRUE;
