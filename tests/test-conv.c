@@ -483,6 +483,22 @@ test_conv_threads (void)
   }
 }
 
+static void
+test_conv_portable (void)
+{
+  /* the loops for CPUs without AVX2 + FMA, forced by BP_CPU_NO_AVX2 in a child process (the
+   * engine reads it once) */
+  if (g_test_subprocess ()) {
+    test_conv_grad ();
+    test_conv_torch ();
+    return;
+  }
+  g_setenv ("BP_CPU_NO_AVX2", "1", TRUE);
+  g_test_trap_subprocess (NULL, 120 * G_USEC_PER_SEC, G_TEST_SUBPROCESS_DEFAULT);
+  g_unsetenv ("BP_CPU_NO_AVX2");
+  g_test_trap_assert_passed ();
+}
+
 int
 main (int argc, char **argv)
 {
@@ -493,6 +509,7 @@ main (int argc, char **argv)
   g_test_add_func ("/conv/torch", test_conv_torch);
   g_test_add_func ("/conv/errors", test_conv_errors);
   g_test_add_func ("/conv/threads", test_conv_threads);
+  g_test_add_func ("/conv/portable", test_conv_portable);
   g_test_add_func ("/pool/values", test_pool_values);
   g_test_add_func ("/pool/grad", test_pool_grad);
   g_test_add_func ("/pool/torch", test_pool_torch);

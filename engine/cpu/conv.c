@@ -1,13 +1,18 @@
-/* cpu/conv.c: CPU kernels of the conv family: conv2d as im2col + OpenBLAS GEMM over fixed
- * chunks of images spread over OpenMP threads, and the pooling loops. Results do not depend
- * on the thread count: the chunking depends only on the shapes, and sums over images are
- * reduced in a fixed order. */
+/* cpu/conv.c: CPU kernels of the conv family. conv2d takes one of four paths: direct AVX2
+ * loops for stride-1 convolutions with few taps (first layers, depthwise), Winograd
+ * F(2x2, 3x3) for the forward and input gradient of 3x3 stride-1 ones, im2col + OpenBLAS GEMM
+ * for the rest (and every weight gradient but the direct path's), over fixed chunks of images
+ * spread over OpenMP threads; then the pooling loops. Results do not depend on the thread
+ * count: the chunking depends only on the shapes, and sums over images are reduced in a fixed
+ * order. */
 #include "cpu-kernels.h"
 
 #include <cblas.h>
 #include <immintrin.h>
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- conv2d ----
@@ -23,6 +28,8 @@
 #define COL_BUDGET (256 * 1024)
 /* Winograd scratch floats per chunk (2 MiB), and the fewest channels it is used for. */
 #define WINO_BUDGET (512 * 1024)
+/* Winograd data of one pass (input, V and M): about 320 KiB, within a core's L2. */
+#define WINO_PASS (80 * 1024)
 #define WINO_MIN_CHANNELS 8
 /* At least this many chunks when there are enough images, to share them over threads. */
 #define MIN_CHUNKS 8
@@ -59,7 +66,8 @@ conv_plan (const BpConv2dShape *s)
     /* V and M of the Winograd GEMMs (16 (Cin_g + Cout_g) floats per 2x2 tile) and the
      * padded input */
     int64_t th = (s->h_out + 1) / 2, tw = (s->w_out + 1) / 2;
-    int64_t wino_image = 16 * (pl.cin_g + pl.cout_g) * th * tw + (2 * th + 2) * (2 * tw + 2) * pl.cin_g;
+    int64_t wino_image = 16 * (pl.cin_g + pl.cout_g) * th * tw +
+                         (2 * th + 2) * (2 * tw + 2) * pl.cin_g;
     int64_t wino_chunk = WINO_BUDGET / wino_image;
     chunk = wino_chunk < chunk ? wino_chunk : chunk;
   }
@@ -292,10 +300,23 @@ direct_input_plane_base (float *restrict dxp, const float *restrict dp,
 
 #define AVX2 __attribute__ ((target ("avx2,fma")))
 
+static bool avx2_usable;
+static pthread_once_t avx2_once = PTHREAD_ONCE_INIT;
+
+static void
+avx2_check (void)
+{
+  /* BP_CPU_NO_AVX2=1 forces the portable loops (for testing them) */
+  const char *off = getenv ("BP_CPU_NO_AVX2");
+  avx2_usable = __builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma") &&
+                !(off && *off && *off != '0');
+}
+
 static bool
 have_avx2 (void)
 {
-  return __builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma");
+  pthread_once (&avx2_once, avx2_check);
+  return avx2_usable;
 }
 
 AVX2 static void
@@ -506,7 +527,16 @@ typedef struct {
   int64_t pad;                 /* zero padding, both sides and both axes */
   int64_t th, tw, tiles;       /* tiles per image: th x tw */
   int64_t hp, wp;              /* padded input plane: (2 th + 2) x (2 tw + 2) */
+  int64_t coutp;               /* cout rounded up to 8: the row length of U and M */
+  int64_t sub;                 /* images per pass, so that a pass's data stays in L2 */
 } Wino;
+
+/* Tiles of a chunk rounded up to the GEMM kernel's 6 rows. */
+static inline int64_t
+wino_rows (const Wino *wg, int64_t nb)
+{
+  return (nb * wg->tiles + 5) / 6 * 6;
+}
 
 static Wino
 wino_geometry (int64_t cin, int64_t cout, int64_t in_image, int64_t out_image, int64_t h,
@@ -519,43 +549,110 @@ wino_geometry (int64_t cin, int64_t cout, int64_t in_image, int64_t out_image, i
   wg.tiles = wg.th * wg.tw;
   wg.hp = 2 * wg.th + 2;
   wg.wp = 2 * wg.tw + 2;
+  wg.coutp = (cout + 7) / 8 * 8;
+  int64_t per_image = wg.hp * wg.wp * cin + 16 * (cin + wg.coutp) * wg.tiles;
+  wg.sub = WINO_PASS / per_image > 1 ? WINO_PASS / per_image : 1;
   return wg;
 }
 
-/* Scratch floats per chunk of nb images: padded channel-last input, V, M, one output image. */
+/* Scratch floats for a chunk of nb images: padded channel-last input, V, M of a pass, and
+ * one output image. */
 static int64_t
 wino_scratch (const Wino *wg, int64_t nb)
 {
-  return nb * wg->hp * wg->wp * wg->cin + 16 * (wg->cin + wg->cout) * nb * wg->tiles +
+  nb = nb < wg->sub ? nb : wg->sub;
+  return nb * wg->hp * wg->wp * wg->cin + 16 * (wg->cin + wg->coutp) * wino_rows (wg, nb) +
          4 * wg->tiles * wg->cout;
+}
+
+/* u[xi * plane + at] for xi < 16 = G g G^T of the 3x3 kernel g (taps in k[0..8]) */
+static void
+wino_kernel (float *u, int64_t plane, const float *k)
+{
+  float t[4][3];
+  for (int j = 0; j < 3; j++) {
+    t[0][j] = k[j];
+    t[1][j] = 0.5f * (k[j] + k[3 + j] + k[6 + j]);
+    t[2][j] = 0.5f * (k[j] - k[3 + j] + k[6 + j]);
+    t[3][j] = k[6 + j];
+  }
+  for (int i = 0; i < 4; i++) {
+    float r[4] = {t[i][0], 0.5f * (t[i][0] + t[i][1] + t[i][2]),
+                  0.5f * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
+    for (int j = 0; j < 4; j++)
+      u[(i * 4 + j) * plane] = r[j];
+  }
+}
+
+AVX2 static void
+wino_kernels8_avx2 (float *u, int64_t plane, const float *g, int64_t stride, bool flip)
+{
+  /* wino_kernel for 8 kernels, kernel l at g + l*stride, written to u[l] */
+  __m256i idx = _mm256_mullo_epi32 (_mm256_setr_epi32 (0, 1, 2, 3, 4, 5, 6, 7),
+                                    _mm256_set1_epi32 ((int) stride));
+  __m256 half = _mm256_set1_ps (0.5f), k[9], t[4][3];
+  for (int i = 0; i < 9; i++)
+    k[i] = _mm256_i32gather_ps (g + (flip ? 8 - i : i), idx, 4);
+  for (int j = 0; j < 3; j++) {
+    t[0][j] = k[j];
+    t[1][j] = _mm256_mul_ps (half, _mm256_add_ps (_mm256_add_ps (k[j], k[3 + j]), k[6 + j]));
+    t[2][j] = _mm256_mul_ps (half, _mm256_add_ps (_mm256_sub_ps (k[j], k[3 + j]), k[6 + j]));
+    t[3][j] = k[6 + j];
+  }
+  for (int i = 0; i < 4; i++) {
+    __m256 r1 = _mm256_mul_ps (half, _mm256_add_ps (_mm256_add_ps (t[i][0], t[i][1]), t[i][2]));
+    __m256 r2 = _mm256_mul_ps (half, _mm256_add_ps (_mm256_sub_ps (t[i][0], t[i][1]), t[i][2]));
+    _mm256_storeu_ps (u + (i * 4) * plane, t[i][0]);
+    _mm256_storeu_ps (u + (i * 4 + 1) * plane, r1);
+    _mm256_storeu_ps (u + (i * 4 + 2) * plane, r2);
+    _mm256_storeu_ps (u + (i * 4 + 3) * plane, t[i][2]);
+  }
+}
+
+/* Where row p, column col of one plane (k, cols) of U lies: row-major for OpenBLAS, or
+ * packed for wino_gemm_avx2 in panels of 16 columns (k rows of 16 floats each), then one of 8
+ * columns when cols is not a multiple of 16, so that the kernel reads every row's 16 (or 8)
+ * columns in sequence. */
+static inline int64_t
+wino_upos (int64_t p, int64_t col, int64_t k, int64_t cols, bool packed)
+{
+  if (!packed)
+    return p * cols + col;
+  int64_t full = cols / 16 * 16;
+  if (col < full)
+    return (col / 16) * 16 * k + p * 16 + col % 16;
+  return full * k + p * 8 + (col - full);
 }
 
 static void
 wino_weights (float *u, const float *w, int64_t cout, int64_t cin, bool flip)
 {
-  /* u (16, Cin, Cout) = G g G^T of w (Cout, Cin, 3, 3); with flip, u (16, Cout, Cin) of the
-   * kernels turned by 180 degrees: the weights of the input gradient's convolution */
-#pragma omp parallel for schedule(static) if (cout * cin > 256)
-  for (int64_t oc = 0; oc < cout; oc++)
-    for (int64_t c = 0; c < cin; c++) {
-      const float *g = w + (oc * cin + c) * 9;
-      float k[9], t[4][3];
+  /* u (16, Cin, Coutp) = G g G^T of w (Cout, Cin, 3, 3); with flip, u (16, Cout, Cinp) of
+   * the kernels turned by 180 degrees: the weights of the input gradient's convolution.
+   * Columns padded with zeros to a multiple of 8; each plane packed for the GEMM kernel
+   * (wino_upos). */
+  int64_t rows = flip ? cout : cin, cols = flip ? cin : cout, ld = (cols + 7) / 8 * 8;
+  int64_t plane = rows * ld;
+  /* along a row of u the kernels are 9 floats apart (flip) or 9 Cin (forward) */
+  int64_t stride = flip ? 9 : 9 * cin;
+  bool avx2 = have_avx2 ();
+#pragma omp parallel for schedule(static) if (plane > 4096)
+  for (int64_t row = 0; row < rows; row++) {
+    const float *g = w + (flip ? row * cin : row) * 9;
+    for (int xi = 0; xi < 16; xi++)
+      for (int64_t col = cols; col < ld; col++)
+        u[xi * plane + wino_upos (row, col, rows, ld, avx2)] = 0.0f;
+    int64_t col = 0;
+    for (; avx2 && stride * 8 < INT32_MAX && col + 8 <= cols; col += 8)
+      wino_kernels8_avx2 (u + wino_upos (row, col, rows, ld, avx2), plane, g + col * stride, stride,
+                          flip);
+    for (; col < cols; col++) {
+      float k[9];
       for (int i = 0; i < 9; i++)
-        k[i] = flip ? g[8 - i] : g[i];
-      for (int j = 0; j < 3; j++) {
-        t[0][j] = k[j];
-        t[1][j] = 0.5f * (k[j] + k[3 + j] + k[6 + j]);
-        t[2][j] = 0.5f * (k[j] - k[3 + j] + k[6 + j]);
-        t[3][j] = k[6 + j];
-      }
-      int64_t at = flip ? oc * cin + c : c * cout + oc, plane = cout * cin;
-      for (int i = 0; i < 4; i++) {
-        float r[4] = {t[i][0], 0.5f * (t[i][0] + t[i][1] + t[i][2]),
-                      0.5f * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
-        for (int j = 0; j < 4; j++)
-          u[(i * 4 + j) * plane + at] = r[j];
-      }
+        k[i] = g[col * stride + (flip ? 8 - i : i)];
+      wino_kernel (u + wino_upos (row, col, rows, ld, avx2), plane, k);
     }
+  }
 }
 
 static void
@@ -673,9 +770,13 @@ wino_tile_out_avx2 (float *y0, float *y1, const float *m, int64_t cout, int64_t 
 static void
 wino_input (float *v, float *xp, const float *in, int64_t nb, const Wino *wg)
 {
-  /* v (16, nb*tiles, Cin) = B^T d B of every 4x4 tile d of the padded input */
-  int64_t cin = wg->cin, xs = nb * wg->tiles * cin, row = wg->wp * cin;
+  /* v (16, rows, Cin) = B^T d B of every 4x4 tile d of the padded input, zero in the rows
+   * past nb*tiles */
+  int64_t cin = wg->cin, t_all = nb * wg->tiles, xs = wino_rows (wg, nb) * cin;
+  int64_t row = wg->wp * cin;
   bool avx2 = have_avx2 ();
+  for (int xi = 0; xi < 16; xi++) /* the GEMM's padding rows */
+    memset (v + xi * xs + t_all * cin, 0, (size_t) (xs - t_all * cin) * sizeof (float));
   wino_pad_input (xp, in, nb, wg);
   for (int64_t b = 0; b < nb; b++)
     for (int64_t ty = 0; ty < wg->th; ty++)
@@ -692,14 +793,14 @@ static void
 wino_output (float *out, float *y, const float *m, const float *bias, bool accumulate,
              int64_t nb, const Wino *wg)
 {
-  /* out (nb, Cout, Ho, Wo) = (or +=) A^T m A of every tile, m (16, nb*tiles, Cout), through
+  /* out (nb, Cout, Ho, Wo) = (or +=) A^T m A of every tile, m (16, rows, Coutp), through
    * y (2 th, 2 tw, Cout) one image at a time */
-  int64_t cout = wg->cout, xs = nb * wg->tiles * cout, wy = 2 * wg->tw;
+  int64_t cout = wg->cout, xs = wino_rows (wg, nb) * wg->coutp, wy = 2 * wg->tw;
   bool avx2 = have_avx2 ();
   for (int64_t b = 0; b < nb; b++) {
     for (int64_t ty = 0; ty < wg->th; ty++)
       for (int64_t tx = 0; tx < wg->tw; tx++) {
-        const float *mp = m + (b * wg->tiles + ty * wg->tw + tx) * cout;
+        const float *mp = m + (b * wg->tiles + ty * wg->tw + tx) * wg->coutp;
         float *y0 = y + (2 * ty * wy + 2 * tx) * cout, *y1 = y0 + wy * cout;
         int64_t done = avx2 ? wino_tile_out_avx2 (y0, y1, mp, cout, xs) : 0;
         wino_tile_out (y0, y1, mp, cout, xs, done, cout);
@@ -716,20 +817,114 @@ wino_output (float *out, float *y, const float *m, const float *bias, bool accum
   }
 }
 
+/* m (rows, cols) = v (rows, k) @ u (k, cols), rows a multiple of 6 and cols of 8, m and v
+ * row-major, u packed in panels of 16 columns (wino_upos). Six rows times 16 (or 8) columns
+ * stay in 12 registers over the k loop; v is read in place (a broadcast per row) and a panel
+ * of u in sequence: K is only the channel count here, too short to pay for packing v. */
+AVX2 static void
+wino_gemm_avx2 (float *m, const float *v, const float *u, int64_t rows, int64_t k,
+                int64_t cols)
+{
+  int64_t j = 0;
+  for (; j + 16 <= cols; j += 16)
+    for (int64_t i = 0; i < rows; i += 6) {
+      const float *a = v + i * k, *b = u + j * k;
+      __m256 c00 = _mm256_setzero_ps (), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+             c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+      for (int64_t p = 0; p < k; p++, b += 16) {
+        __m256 b0 = _mm256_loadu_ps (b), b1 = _mm256_loadu_ps (b + 8), ar;
+        ar = _mm256_broadcast_ss (a + p);
+        c00 = _mm256_fmadd_ps (ar, b0, c00);
+        c01 = _mm256_fmadd_ps (ar, b1, c01);
+        ar = _mm256_broadcast_ss (a + k + p);
+        c10 = _mm256_fmadd_ps (ar, b0, c10);
+        c11 = _mm256_fmadd_ps (ar, b1, c11);
+        ar = _mm256_broadcast_ss (a + 2 * k + p);
+        c20 = _mm256_fmadd_ps (ar, b0, c20);
+        c21 = _mm256_fmadd_ps (ar, b1, c21);
+        ar = _mm256_broadcast_ss (a + 3 * k + p);
+        c30 = _mm256_fmadd_ps (ar, b0, c30);
+        c31 = _mm256_fmadd_ps (ar, b1, c31);
+        ar = _mm256_broadcast_ss (a + 4 * k + p);
+        c40 = _mm256_fmadd_ps (ar, b0, c40);
+        c41 = _mm256_fmadd_ps (ar, b1, c41);
+        ar = _mm256_broadcast_ss (a + 5 * k + p);
+        c50 = _mm256_fmadd_ps (ar, b0, c50);
+        c51 = _mm256_fmadd_ps (ar, b1, c51);
+      }
+      float *c = m + i * cols + j;
+      _mm256_storeu_ps (c, c00);
+      _mm256_storeu_ps (c + 8, c01);
+      _mm256_storeu_ps (c + cols, c10);
+      _mm256_storeu_ps (c + cols + 8, c11);
+      _mm256_storeu_ps (c + 2 * cols, c20);
+      _mm256_storeu_ps (c + 2 * cols + 8, c21);
+      _mm256_storeu_ps (c + 3 * cols, c30);
+      _mm256_storeu_ps (c + 3 * cols + 8, c31);
+      _mm256_storeu_ps (c + 4 * cols, c40);
+      _mm256_storeu_ps (c + 4 * cols + 8, c41);
+      _mm256_storeu_ps (c + 5 * cols, c50);
+      _mm256_storeu_ps (c + 5 * cols + 8, c51);
+    }
+  if (j < cols) /* the last 8 columns */
+    for (int64_t i = 0; i < rows; i += 6) {
+      const float *a = v + i * k, *b = u + j * k;
+      __m256 c0 = _mm256_setzero_ps (), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+      for (int64_t p = 0; p < k; p++, b += 8) {
+        __m256 b0 = _mm256_loadu_ps (b);
+        c0 = _mm256_fmadd_ps (_mm256_broadcast_ss (a + p), b0, c0);
+        c1 = _mm256_fmadd_ps (_mm256_broadcast_ss (a + k + p), b0, c1);
+        c2 = _mm256_fmadd_ps (_mm256_broadcast_ss (a + 2 * k + p), b0, c2);
+        c3 = _mm256_fmadd_ps (_mm256_broadcast_ss (a + 3 * k + p), b0, c3);
+        c4 = _mm256_fmadd_ps (_mm256_broadcast_ss (a + 4 * k + p), b0, c4);
+        c5 = _mm256_fmadd_ps (_mm256_broadcast_ss (a + 5 * k + p), b0, c5);
+      }
+      float *c = m + i * cols + j;
+      _mm256_storeu_ps (c, c0);
+      _mm256_storeu_ps (c + cols, c1);
+      _mm256_storeu_ps (c + 2 * cols, c2);
+      _mm256_storeu_ps (c + 3 * cols, c3);
+      _mm256_storeu_ps (c + 4 * cols, c4);
+      _mm256_storeu_ps (c + 5 * cols, c5);
+    }
+}
+
+static void
+wino_pass (float *out, const float *in, const float *u, const float *bias, bool accumulate,
+           int64_t nb, const Wino *wg, float *scratch)
+{
+  /* out (nb, Cout, Ho, Wo) = (or +=) conv3x3 (in (nb, Cin, H, W)) with u (16, Cin, Coutp) */
+  int64_t rows = wino_rows (wg, nb), cin = wg->cin, coutp = wg->coutp;
+  float *xp = scratch, *v = xp + nb * wg->hp * wg->wp * cin, *m = v + 16 * cin * rows;
+  float *y = m + 16 * coutp * rows;
+  wino_input (v, xp, in, nb, wg);
+  for (int xi = 0; xi < 16; xi++) {
+    float *mx = m + xi * rows * coutp;
+    const float *vx = v + xi * rows * cin, *ux = u + xi * cin * coutp;
+    if (have_avx2 ())
+      wino_gemm_avx2 (mx, vx, ux, rows, cin, coutp);
+    else
+      bp_cpu_gemm (false, false, rows, coutp, cin, 1.0f, vx, cin, ux, coutp, 0.0f, mx, coutp);
+  }
+  wino_output (out, y, m, bias, accumulate, nb, wg);
+}
+
 static void
 wino_chunk (float *out, const float *in, const float *u, const float *bias, bool accumulate,
             int64_t nb, const Wino *wg, float *scratch)
 {
-  /* out (nb, Cout, Ho, Wo) = (or +=) conv3x3 (in (nb, Cin, H, W)) with u (16, Cin, Cout) */
-  int64_t t_all = nb * wg->tiles;
-  float *xp = scratch, *v = xp + nb * wg->hp * wg->wp * wg->cin, *m = v + 16 * wg->cin * t_all;
-  float *y = m + 16 * wg->cout * t_all;
-  wino_input (v, xp, in, nb, wg);
-  for (int xi = 0; xi < 16; xi++)
-    bp_cpu_gemm (false, false, t_all, wg->cout, wg->cin, 1.0f, v + xi * t_all * wg->cin,
-                 wg->cin, u + xi * wg->cin * wg->cout, wg->cout, 0.0f, m + xi * t_all * wg->cout,
-                 wg->cout);
-  wino_output (out, y, m, bias, accumulate, nb, wg);
+  /* wino_pass over the chunk's images, wg->sub at a time */
+  for (int64_t b0 = 0; b0 < nb; b0 += wg->sub)
+    wino_pass (out + b0 * wg->out_image, in + b0 * wg->in_image, u, bias, accumulate,
+               nb - b0 < wg->sub ? nb - b0 : wg->sub, wg, scratch);
+}
+
+/* Floats of one group's Winograd weights, forward or (backward) for the input gradient. */
+static int64_t
+wino_usize (const ConvPlan *pl, bool backward)
+{
+  return backward ? 16 * pl->cout_g * ((pl->cin_g + 7) / 8 * 8)
+                  : 16 * pl->cin_g * ((pl->cout_g + 7) / 8 * 8);
 }
 
 /* The Winograd geometry of conv2d's forward (backward false) or of its input gradient. */
@@ -757,7 +952,7 @@ conv_forward_chunk (float *out, const float *x, const float *w, const float *u,
     if (pl->wino) {
       Wino wgeo = conv_wino (s, pl, false);
       wino_chunk (out + g * pl->cout_g * p, x + g * pl->cin_g * s->h * s->w,
-                  u + g * 16 * pl->cout_g * pl->cin_g, bias ? bias + g * pl->cout_g : NULL,
+                  u + g * wino_usize (pl, false), bias ? bias + g * pl->cout_g : NULL,
                   false, nb, &wgeo, col);
       continue;
     }
@@ -802,7 +997,7 @@ conv2d_forward (float *out, const float *x, const float *w, const float *bias,
     threads = 1;
   int64_t cols = pl.chunk * pl.p;
   int64_t per_thread = pl.pointwise ? 0 : (pl.k + pl.cout_g) * cols;
-  int64_t usize = pl.wino ? 16 * s->c_out * pl.cin_g : 0;
+  int64_t usize = pl.wino ? s->groups * wino_usize (&pl, false) : 0;
   if (pl.wino) {
     Wino wgeo = conv_wino (s, &pl, false);
     per_thread = wino_scratch (&wgeo, pl.chunk);
@@ -812,7 +1007,7 @@ conv2d_forward (float *out, const float *x, const float *w, const float *bias,
     return BP_ERR_NOMEM;
   float *u = sc.base + per_thread * threads;
   for (int g = 0; g < s->groups && pl.wino; g++)
-    wino_weights (u + g * 16 * pl.cout_g * pl.cin_g, w + g * pl.cout_g * pl.k, pl.cout_g,
+    wino_weights (u + g * wino_usize (&pl, false), w + g * pl.cout_g * pl.k, pl.cout_g,
                   pl.cin_g, false);
   int blas_threads = blas_serial_begin (parallel);
   int64_t in_image = s->c_in * s->h * s->w, out_image = s->c_out * pl.p;
@@ -865,7 +1060,7 @@ conv_backward_chunk (float *dx, float *dw_part, const float *dout, const float *
     if (dx && pl->wino) {
       Wino wgeo = conv_wino (s, pl, true);
       wino_chunk (dx + g * pl->cin_g * s->h * s->w, dout + g * pl->cout_g * p,
-                  u + g * 16 * pl->cout_g * pl->cin_g, NULL, true, nb, &wgeo, dcol);
+                  u + g * wino_usize (pl, true), NULL, true, nb, &wgeo, dcol);
     } else if (dx) {
       bp_cpu_gemm (true, false, pl->k, ld, pl->cout_g, 1.0f, wg, pl->k, tmp, ld, 0.0f, dcol, ld);
       col2im_add (dx, dcol, nb, g * pl->cin_g, s, pl);
@@ -893,7 +1088,7 @@ conv2d_backward (float *dx, float *dw, const float *dout, const float *x, const 
     dcol_size = wino_scratch (&wgeo, pl.chunk);
   }
   int64_t per_thread = pl.pointwise ? 0 : pl.k * cols + dcol_size + pl.cout_g * cols;
-  int64_t shared = dw ? slots * wsize : 0, usize = pl.wino && dx ? 16 * s->c_out * pl.cin_g : 0;
+  int64_t shared = dw ? slots * wsize : 0, usize = pl.wino && dx ? s->groups * wino_usize (&pl, true) : 0;
   Scratch sc;
   if (!scratch_alloc (&sc, per_thread * threads + shared + usize))
     return BP_ERR_NOMEM;
@@ -901,7 +1096,7 @@ conv2d_backward (float *dx, float *dw, const float *dout, const float *x, const 
   if (shared)
     memset (parts, 0, (size_t) shared * sizeof (float));
   for (int g = 0; g < s->groups && usize; g++)
-    wino_weights (u + g * 16 * pl.cout_g * pl.cin_g, w + g * pl.cout_g * pl.k, pl.cout_g,
+    wino_weights (u + g * wino_usize (&pl, true), w + g * pl.cout_g * pl.k, pl.cout_g,
                   pl.cin_g, true);
   int blas_threads = blas_serial_begin (parallel);
   int64_t in_image = s->c_in * s->h * s->w, out_image = s->c_out * pl.p;
