@@ -1,0 +1,2 @@
+/* bp-recorder.c: placeholder until implemented. */
+#include "bp-tensor.h"
