@@ -350,8 +350,9 @@ entry_setup (ConvEntry *e, const BpConv2dShape *s)
 }
 
 /* Picks from cuDNN's list (fastest first): the first usable deterministic algorithm, else the
- * first usable one. Usable: it ran, its workspace is at most MAX_WORKSPACE, and with TF32 off
- * it does not use tensor-op math (nor, ever, the conversion to half precision). -1 if none. */
+ * first usable one. Usable: it ran, its workspace is at most MAX_WORKSPACE, it never converts
+ * to half precision, and with TF32 off its math is FMA or default (run as FMA, see choose).
+ * -1 if none. */
 template <typename Perf>
 static int
 pick_algo (const Perf *perf, int count, bool tf32)
@@ -444,6 +445,10 @@ choose (ConvEntry *e, ConvAlgo *a, int dir, const BpConv2dShape *s, bool tf32)
                   s->kh, s->kw, s->groups, tf32 ? " (TF32)" : "");
     return BP_ERR_UNSUPPORTED;
   }
+  /* the algorithm's own math type (cuDNN wants algorithm and math type to agree); without
+   * TF32 always FMA, as CUDNN_DEFAULT_MATH would allow TF32 on Ampere and newer */
+  if (!tf32)
+    math = CUDNN_FMA_MATH;
   if ((st = conv_desc_new (&a->desc, s, math)) != BP_OK)
     return st; /* a->desc, if created, is destroyed with the entry or the next try */
   size_t ws = 0;
