@@ -13,24 +13,104 @@ from torch import nn
 MEAN, STD = 0.2860, 0.3530
 
 
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.flatten = nn.Flatten()
+        self.fc1, self.relu1 = nn.Linear(784, 256), nn.ReLU()
+        self.fc2, self.relu2 = nn.Linear(256, 128), nn.ReLU()
+        self.fc3, self.relu3 = nn.Linear(128, 100), nn.ReLU()
+        self.fc4 = nn.Linear(100, 10)
+
+    def forward(self, x):
+        x = self.relu1(self.fc1(self.flatten(x)))
+        x = self.relu2(self.fc2(x))
+        x = self.relu3(self.fc3(x))
+        return self.fc4(x)
+
+
+class SimpleCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        for i, (cin, cout) in enumerate([(1, 32), (32, 64), (64, 128)], 1):
+            setattr(self, f"conv{i}", nn.Conv2d(cin, cout, 3, padding=1))
+            setattr(self, f"bn{i}", nn.BatchNorm2d(cout))
+            setattr(self, f"relu{i}", nn.ReLU())
+            setattr(self, f"pool{i}", nn.MaxPool2d(2))
+        self.flatten = nn.Flatten()
+        self.fc1, self.relu4 = nn.Linear(128 * 3 * 3, 512), nn.ReLU()
+        self.dropout = nn.Dropout(0.5)
+        self.fc2 = nn.Linear(512, 10)
+
+    def forward(self, x):
+        for i in range(1, 4):
+            x = getattr(self, f"pool{i}")(getattr(self, f"relu{i}")(
+                getattr(self, f"bn{i}")(getattr(self, f"conv{i}")(x))))
+        x = self.dropout(self.relu4(self.fc1(self.flatten(x))))
+        return self.fc2(x)
+
+
+class LeNet5(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.tanh1, self.pool1 = nn.Conv2d(1, 6, 5, padding=2), nn.Tanh(), nn.AvgPool2d(2)
+        self.conv2, self.tanh2, self.pool2 = nn.Conv2d(6, 16, 5), nn.Tanh(), nn.AvgPool2d(2)
+        self.flatten = nn.Flatten()
+        self.fc1, self.tanh3 = nn.Linear(16 * 5 * 5, 120), nn.Tanh()
+        self.fc2, self.tanh4 = nn.Linear(120, 84), nn.Tanh()
+        self.fc3 = nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = self.pool1(self.tanh1(self.conv1(x)))
+        x = self.pool2(self.tanh2(self.conv2(x)))
+        x = self.tanh3(self.fc1(self.flatten(x)))
+        return self.fc3(self.tanh4(self.fc2(x)))
+
+
+class SmallResNet(nn.Module):
+    """A 16-channel stem and three BasicBlocks (16, 32 and 64 channels) with residual adds;
+    attribute names b<k>_conv1 ... follow the preset's node ids."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem_conv = nn.Conv2d(1, 16, 3, padding=1, bias=False)
+        self.stem_bn, self.stem_relu = nn.BatchNorm2d(16), nn.ReLU()
+        cin = 16
+        for b, (cout, stride) in enumerate([(16, 1), (32, 2), (64, 2)], 1):
+            setattr(self, f"b{b}_conv1", nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False))
+            setattr(self, f"b{b}_bn1", nn.BatchNorm2d(cout))
+            setattr(self, f"b{b}_relu1", nn.ReLU())
+            setattr(self, f"b{b}_conv2", nn.Conv2d(cout, cout, 3, padding=1, bias=False))
+            setattr(self, f"b{b}_bn2", nn.BatchNorm2d(cout))
+            if stride != 1 or cin != cout:
+                setattr(self, f"b{b}_down_conv", nn.Conv2d(cin, cout, 1, stride=stride, bias=False))
+                setattr(self, f"b{b}_down_bn", nn.BatchNorm2d(cout))
+            setattr(self, f"b{b}_relu2", nn.ReLU())
+            cin = cout
+        self.pool, self.flatten = nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = self.stem_relu(self.stem_bn(self.stem_conv(x)))
+        for b in range(1, 4):
+            m = lambda name: getattr(self, f"b{b}_{name}")
+            y = m("bn2")(m("conv2")(m("relu1")(m("bn1")(m("conv1")(x)))))
+            if hasattr(self, f"b{b}_down_conv"):
+                x = m("down_bn")(m("down_conv")(x))
+            x = m("relu2")(y + x)
+        return self.fc(self.flatten(self.pool(x)))
+
+
+# The PyTorch twins of the engine's presets (engine/spec/bp-presets.c), written by hand: their
+# attribute names are the presets' node ids, so state_dict names and the parameters () order
+# equal the engine's (tests/test-nn.c and tests/test-spec.c check both).
+TWINS = {"mlp": MLP, "simple-cnn": SimpleCNN, "lenet5": LeNet5, "small-resnet": SmallResNet}
+
+
 def model(name):
-    if name == "mlp":
-        return nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(784, 256), nn.ReLU(),
-            nn.Linear(256, 128), nn.ReLU(),
-            nn.Linear(128, 100), nn.ReLU(),
-            nn.Linear(100, 10))
-    if name == "simple-cnn":
-        def block(cin, cout):
-            return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(),
-                    nn.MaxPool2d(2)]
-        return nn.Sequential(
-            *block(1, 32), *block(32, 64), *block(64, 128),
-            nn.Flatten(),
-            nn.Linear(128 * 3 * 3, 512), nn.ReLU(), nn.Dropout(0.5),
-            nn.Linear(512, 10))
-    raise SystemExit(f"unknown model {name}")
+    if name not in TWINS:
+        raise SystemExit(f"unknown model {name}")
+    return TWINS[name]()
 
 
 def load(datasets, n):

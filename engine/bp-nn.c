@@ -1,46 +1,234 @@
-/* bp-nn.c: sequential models: shape inference, PyTorch default initialisation, forward pass. */
+/* bp-nn.c: layer and parameter tables, graph checks with shape inference, PyTorch default
+ * initialisation and the forward pass of models built from a graph of layers. */
 #include "bp-nn.h"
 
 #include "bp-ops-eltwise.h"
 #include "bp-ops-linear.h"
 #include "bp-ops-norm.h"
 
+#include <ctype.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char *kind_names[BP_LAYER_KIND_COUNT] = {
-  [BP_LAYER_LINEAR] = "Linear",
-  [BP_LAYER_CONV2D] = "Conv2d",
-  [BP_LAYER_BATCHNORM1D] = "BatchNorm1d",
-  [BP_LAYER_BATCHNORM2D] = "BatchNorm2d",
-  [BP_LAYER_LAYERNORM] = "LayerNorm",
-  [BP_LAYER_RELU] = "ReLU",
-  [BP_LAYER_LEAKY_RELU] = "LeakyReLU",
-  [BP_LAYER_GELU] = "GELU",
-  [BP_LAYER_TANH] = "Tanh",
-  [BP_LAYER_SIGMOID] = "Sigmoid",
-  [BP_LAYER_MAXPOOL2D] = "MaxPool2d",
-  [BP_LAYER_AVGPOOL2D] = "AvgPool2d",
-  [BP_LAYER_ADAPTIVE_AVGPOOL2D] = "AdaptiveAvgPool2d",
-  [BP_LAYER_DROPOUT] = "Dropout",
-  [BP_LAYER_FLATTEN] = "Flatten",
+/* Largest parameter count of one layer and of a model: 2^30 floats (4 GiB). A spec asking for
+ * more is refused before anything is allocated. */
+#define MAX_PARAMS ((int64_t) 1 << 30)
+/* Largest number of values in one example's activation at any node (1 GiB of floats). */
+#define MAX_ACTIVATION ((int64_t) 1 << 28)
+/* Largest number of nodes in a graph. */
+#define MAX_NODES 4096
+
+/* ---- tables ---- */
+
+#define OFF(field) offsetof (BpLayerSpec, field)
+#define BIG 2147483647.0 /* 2^31 - 1 */
+#define KMAX 65536.0     /* kernel sizes, strides, paddings */
+
+static const BpParamInfo input_params[] = {
+  {"shape", BP_PARAM_SHAPE, BP_PARAM_REQUIRED, OFF (shape), 1, 1 << 20,
+   "one example's shape without the batch dimension, e.g. [1, 28, 28]"},
 };
+static const BpParamInfo conv2d_params[] = {
+  {"in_channels", BP_PARAM_INT, BP_PARAM_INFERRED | BP_PARAM_POSITIONAL, OFF (in_channels), 1, BIG,
+   "input channels; taken from the input when left out"},
+  {"out_channels", BP_PARAM_INT, BP_PARAM_REQUIRED | BP_PARAM_POSITIONAL, OFF (out_channels), 1,
+   BIG, "output channels (the number of filters)"},
+  {"kernel_size", BP_PARAM_PAIR, BP_PARAM_REQUIRED, OFF (kernel_size), 1, KMAX,
+   "filter size: an integer or [height, width]"},
+  {"stride", BP_PARAM_PAIR, 0, OFF (stride), 1, KMAX, "step between filter positions"},
+  {"padding", BP_PARAM_PAIR, 0, OFF (padding), 0, KMAX, "zeros added on each side"},
+  {"dilation", BP_PARAM_PAIR, 0, OFF (dilation), 1, KMAX, "spacing between filter taps"},
+  {"groups", BP_PARAM_INT, 0, OFF (groups), 1, BIG,
+   "channel groups; in_channels and out_channels must be divisible by it"},
+  {"bias", BP_PARAM_BOOL, 0, OFF (bias), 0, 1, "learn a bias per output channel"},
+};
+static const BpParamInfo maxpool_params[] = {
+  {"kernel_size", BP_PARAM_PAIR, BP_PARAM_REQUIRED, OFF (kernel_size), 1, KMAX,
+   "window size: an integer or [height, width]"},
+  {"stride", BP_PARAM_PAIR, BP_PARAM_NONE_ZERO, OFF (stride), 1, KMAX,
+   "step between windows; the kernel size when left out"},
+  {"padding", BP_PARAM_PAIR, 0, OFF (padding), 0, KMAX,
+   "implicit -infinity padding on each side, at most half the kernel"},
+};
+static const BpParamInfo avgpool_params[] = {
+  {"kernel_size", BP_PARAM_PAIR, BP_PARAM_REQUIRED, OFF (kernel_size), 1, KMAX,
+   "window size: an integer or [height, width]"},
+  {"stride", BP_PARAM_PAIR, BP_PARAM_NONE_ZERO, OFF (stride), 1, KMAX,
+   "step between windows; the kernel size when left out"},
+  {"padding", BP_PARAM_PAIR, 0, OFF (padding), 0, KMAX,
+   "zero padding on each side, at most half the kernel"},
+  {"count_include_pad", BP_PARAM_BOOL, 0, OFF (count_include_pad), 0, 1,
+   "count the padding zeros in the average"},
+};
+static const BpParamInfo adaptive_params[] = {
+  {"output_size", BP_PARAM_PAIR, BP_PARAM_REQUIRED, OFF (output_size), 1, KMAX,
+   "output height and width: an integer or [height, width]"},
+};
+static const BpParamInfo batchnorm_params[] = {
+  {"num_features", BP_PARAM_INT, BP_PARAM_INFERRED | BP_PARAM_POSITIONAL, OFF (num_features), 1,
+   BIG, "channels; taken from the input when left out"},
+  {"eps", BP_PARAM_FLOAT, BP_PARAM_MIN_OPEN, OFF (eps), 0, 1,
+   "added to the variance for numerical stability"},
+  {"momentum", BP_PARAM_FLOAT, 0, OFF (momentum), 0, 1,
+   "weight of the new batch in the running statistics"},
+  {"affine", BP_PARAM_BOOL, 0, OFF (affine), 0, 1, "learn a scale and a shift per channel"},
+};
+static const BpParamInfo layernorm_params[] = {
+  {"normalized_shape", BP_PARAM_SHAPE, BP_PARAM_INFERRED | BP_PARAM_POSITIONAL,
+   OFF (normalized_shape), 1, 1 << 28,
+   "trailing dimensions to normalise over; the last input dimension when left out"},
+  {"eps", BP_PARAM_FLOAT, BP_PARAM_MIN_OPEN, OFF (eps), 0, 1,
+   "added to the variance for numerical stability"},
+  {"elementwise_affine", BP_PARAM_BOOL, 0, OFF (affine), 0, 1,
+   "learn a scale and a shift per element"},
+};
+static const BpParamInfo leaky_relu_params[] = {
+  {"negative_slope", BP_PARAM_FLOAT, 0, OFF (negative_slope), -1e6, 1e6,
+   "slope for negative inputs"},
+};
+static const BpParamInfo linear_params[] = {
+  {"in_features", BP_PARAM_INT, BP_PARAM_INFERRED | BP_PARAM_POSITIONAL, OFF (in_features), 1, BIG,
+   "input size (the last input dimension); taken from the input when left out"},
+  {"out_features", BP_PARAM_INT, BP_PARAM_REQUIRED | BP_PARAM_POSITIONAL, OFF (out_features), 1,
+   BIG, "output size"},
+  {"bias", BP_PARAM_BOOL, 0, OFF (bias), 0, 1, "learn a bias per output"},
+};
+static const BpParamInfo dropout_params[] = {
+  {"p", BP_PARAM_FLOAT, BP_PARAM_MAX_OPEN, OFF (p), 0, 1,
+   "probability of zeroing an element in training"},
+};
+static const BpParamInfo flatten_params[] = {
+  {"start_dim", BP_PARAM_INT, 0, OFF (start_dim), -5, 4,
+   "first dimension to flatten (the batch dimension is 0)"},
+  {"end_dim", BP_PARAM_INT, 0, OFF (end_dim), -5, 4,
+   "last dimension to flatten (-1: the last one)"},
+};
+static const BpParamInfo concat_params[] = {
+  {"dim", BP_PARAM_INT, 0, OFF (dim), -5, 4,
+   "dimension to join along (the batch dimension is 0; 1: channels)"},
+};
+static const BpParamInfo output_params[] = {
+  {"loss", BP_PARAM_LOSS, 0, OFF (loss), 0, BP_LOSS_COUNT - 1,
+   "the training loss: CrossEntropyLoss, MSELoss or BCEWithLogitsLoss"},
+};
+
+#define PARAMS(a) (int) (sizeof a / sizeof a[0]), a
+#define NO_PARAMS 0, NULL
+
+static const BpLayerType layer_types[] = {
+  {"Input", BP_LAYER_INPUT, "input", 0, 0, "the model's input: one example's shape",
+   PARAMS (input_params)},
+  {"Conv2d", BP_LAYER_CONV2D, "convolution", 1, 1, "2-D convolution", PARAMS (conv2d_params)},
+  {"ConvTranspose2d", -1, "convolution", 1, 1, "transposed 2-D convolution (planned)", NO_PARAMS},
+  {"MaxPool2d", BP_LAYER_MAXPOOL2D, "pooling", 1, 1, "2-D max pooling", PARAMS (maxpool_params)},
+  {"AvgPool2d", BP_LAYER_AVGPOOL2D, "pooling", 1, 1, "2-D average pooling",
+   PARAMS (avgpool_params)},
+  {"AdaptiveAvgPool2d", BP_LAYER_ADAPTIVE_AVGPOOL2D, "pooling", 1, 1,
+   "average pooling to a fixed output size", PARAMS (adaptive_params)},
+  {"BatchNorm1d", BP_LAYER_BATCHNORM1D, "normalisation", 1, 1,
+   "batch normalisation of (C) or (C, L) inputs", PARAMS (batchnorm_params)},
+  {"BatchNorm2d", BP_LAYER_BATCHNORM2D, "normalisation", 1, 1,
+   "batch normalisation of (C, H, W) inputs", PARAMS (batchnorm_params)},
+  {"LayerNorm", BP_LAYER_LAYERNORM, "normalisation", 1, 1,
+   "layer normalisation over the trailing dimensions", PARAMS (layernorm_params)},
+  {"ReLU", BP_LAYER_RELU, "activation", 1, 1, "max (0, x)", NO_PARAMS},
+  {"LeakyReLU", BP_LAYER_LEAKY_RELU, "activation", 1, 1, "x, or negative_slope * x below 0",
+   PARAMS (leaky_relu_params)},
+  {"GELU", BP_LAYER_GELU, "activation", 1, 1, "x * Phi (x) (exact)", NO_PARAMS},
+  {"Tanh", BP_LAYER_TANH, "activation", 1, 1, "hyperbolic tangent", NO_PARAMS},
+  {"Sigmoid", BP_LAYER_SIGMOID, "activation", 1, 1, "1 / (1 + exp (-x))", NO_PARAMS},
+  {"RNN", -1, "recurrent", 1, 1, "Elman recurrent layer (planned)", NO_PARAMS},
+  {"LSTM", -1, "recurrent", 1, 1, "long short-term memory (planned)", NO_PARAMS},
+  {"GRU", -1, "recurrent", 1, 1, "gated recurrent unit (planned)", NO_PARAMS},
+  {"MultiheadAttention", -1, "attention", 1, 3, "multi-head attention (planned)", NO_PARAMS},
+  {"TransformerEncoderLayer", -1, "attention", 1, 1, "Transformer encoder layer (planned)",
+   NO_PARAMS},
+  {"Linear", BP_LAYER_LINEAR, "dense", 1, 1, "fully connected layer on the last dimension",
+   PARAMS (linear_params)},
+  {"Embedding", -1, "dense", 1, 1, "lookup table of token vectors (planned)", NO_PARAMS},
+  {"Dropout", BP_LAYER_DROPOUT, "regularisation", 1, 1,
+   "zeroes elements at random in training", PARAMS (dropout_params)},
+  {"Flatten", BP_LAYER_FLATTEN, "reshape", 1, 1, "joins dimensions into one",
+   PARAMS (flatten_params)},
+  {"Add", BP_LAYER_ADD, "merge", 2, BP_LAYER_MAX_INPUTS,
+   "sum of inputs of equal shape (residual connections)", NO_PARAMS},
+  {"Concat", BP_LAYER_CONCAT, "merge", 2, BP_LAYER_MAX_INPUTS,
+   "joins inputs along a dimension (torch.cat)", PARAMS (concat_params)},
+  {"Output", BP_LAYER_OUTPUT, "output", 1, 1, "the model's output and its training loss",
+   PARAMS (output_params)},
+};
+
+static const char *loss_names[BP_LOSS_COUNT] = {
+  [BP_LOSS_CROSS_ENTROPY] = "CrossEntropyLoss",
+  [BP_LOSS_MSE] = "MSELoss",
+  [BP_LOSS_BCE_WITH_LOGITS] = "BCEWithLogitsLoss",
+};
+
+const char *
+bp_loss_name (BpLossKind loss)
+{
+  return loss >= 0 && loss < BP_LOSS_COUNT ? loss_names[loss] : "unknown";
+}
+
+int
+bp_loss_from_name (const char *name)
+{
+  for (int k = 0; k < BP_LOSS_COUNT; k++)
+    if (name && strcmp (loss_names[k], name) == 0)
+      return k;
+  return -1;
+}
+
+const BpLayerType *
+bp_layer_types (int *n)
+{
+  *n = (int) (sizeof layer_types / sizeof layer_types[0]);
+  return layer_types;
+}
+
+const BpLayerType *
+bp_layer_type_find (const char *name)
+{
+  for (size_t k = 0; name && k < sizeof layer_types / sizeof layer_types[0]; k++)
+    if (strcmp (layer_types[k].name, name) == 0)
+      return &layer_types[k];
+  return NULL;
+}
+
+const BpLayerType *
+bp_layer_kind_type (BpLayerKind kind)
+{
+  for (size_t k = 0; k < sizeof layer_types / sizeof layer_types[0]; k++)
+    if (layer_types[k].kind == (int) kind && layer_types[k].kind >= 0)
+      return &layer_types[k];
+  return NULL;
+}
+
+const BpParamInfo *
+bp_layer_param_find (const BpLayerType *type, const char *name)
+{
+  for (int k = 0; type && k < type->n_params; k++)
+    if (strcmp (type->params[k].name, name) == 0)
+      return &type->params[k];
+  return NULL;
+}
 
 const char *
 bp_layer_kind_name (BpLayerKind kind)
 {
-  return kind >= 0 && kind < BP_LAYER_KIND_COUNT ? kind_names[kind] : "unknown";
+  const BpLayerType *t = bp_layer_kind_type (kind);
+  return t ? t->name : "unknown";
 }
 
 int
 bp_layer_kind_from_name (const char *name)
 {
-  for (int k = 0; k < BP_LAYER_KIND_COUNT; k++)
-    if (strcmp (kind_names[k], name) == 0)
-      return k;
-  return -1;
+  const BpLayerType *t = bp_layer_type_find (name);
+  return t ? t->kind : -1;
 }
 
 BpLayerSpec
@@ -58,45 +246,797 @@ bp_layer_spec_default (BpLayerKind kind)
     .momentum = 0.1f,
     .p = 0.5f,
     .negative_slope = 0.01f,
-    .output_size = {1, 1},
     .start_dim = 1,
+    .end_dim = -1,
+    .dim = 1,
+    .loss = BP_LOSS_CROSS_ENTROPY,
   };
   if (kind == BP_LAYER_MAXPOOL2D || kind == BP_LAYER_AVGPOOL2D)
     s.stride[0] = s.stride[1] = 0; /* 0 = same as the kernel, PyTorch's stride=None */
   return s;
 }
 
-static int64_t
-shape_numel (int ndim, const int64_t *shape)
+/* ---- parameter values as text ---- */
+
+bool
+bp_param_is_set (const BpLayerSpec *spec, const BpParamInfo *param)
 {
-  int64_t n = 1;
-  for (int d = 0; d < ndim; d++)
-    n *= shape[d];
+  const char *v = (const char *) spec + param->offset;
+  if (param->flags & BP_PARAM_REQUIRED)
+    return true;
+  if (param->flags & BP_PARAM_INFERRED) {
+    if (param->type == BP_PARAM_SHAPE)
+      return ((const BpShape *) v)->ndim > 0;
+    return *(const int64_t *) v != 0;
+  }
+  BpLayerSpec def = bp_layer_spec_default (spec->kind);
+  const char *d = (const char *) &def + param->offset;
+  switch (param->type) {
+  case BP_PARAM_INT:
+    return *(const int64_t *) v != *(const int64_t *) d;
+  case BP_PARAM_PAIR:
+    return memcmp (v, d, 2 * sizeof (int)) != 0;
+  case BP_PARAM_FLOAT:
+    return *(const float *) v != *(const float *) d;
+  case BP_PARAM_BOOL:
+    return *(const bool *) v != *(const bool *) d;
+  case BP_PARAM_SHAPE:
+    return ((const BpShape *) v)->ndim > 0;
+  case BP_PARAM_LOSS:
+    return *(const int *) v != *(const int *) d;
+  }
+  return true;
+}
+
+void
+bp_float_format (float v, char *buf, size_t len)
+{
+  for (int prec = 1; prec <= 9; prec++) {
+    snprintf (buf, len, "%.*g", prec, (double) v);
+    if (strtof (buf, NULL) == v)
+      return;
+  }
+}
+
+void
+bp_param_format (const BpLayerSpec *spec, const BpParamInfo *param, bool python, char *buf,
+                 size_t len)
+{
+  const char *v = (const char *) spec + param->offset;
+  switch (param->type) {
+  case BP_PARAM_INT:
+    snprintf (buf, len, "%lld", (long long) *(const int64_t *) v);
+    break;
+  case BP_PARAM_PAIR: {
+    const int *p = (const int *) v;
+    if (p[0] == p[1])
+      snprintf (buf, len, "%d", p[0]);
+    else
+      snprintf (buf, len, python ? "(%d, %d)" : "[%d, %d]", p[0], p[1]);
+    break;
+  }
+  case BP_PARAM_FLOAT:
+    bp_float_format (*(const float *) v, buf, len);
+    break;
+  case BP_PARAM_BOOL:
+    snprintf (buf, len, "%s", *(const bool *) v ? (python ? "True" : "true")
+                                                : (python ? "False" : "false"));
+    break;
+  case BP_PARAM_SHAPE: {
+    const BpShape *s = (const BpShape *) v;
+    if (python && s->ndim == 1) {
+      snprintf (buf, len, "%lld", (long long) s->d[0]);
+      break;
+    }
+    size_t off = (size_t) snprintf (buf, len, python ? "(" : "[");
+    for (int d = 0; d < s->ndim && off < len; d++)
+      off += (size_t) snprintf (buf + off, len - off, d ? ", %lld" : "%lld", (long long) s->d[d]);
+    if (off < len)
+      snprintf (buf + off, len - off, python ? ")" : "]");
+    break;
+  }
+  case BP_PARAM_LOSS:
+    snprintf (buf, len, python ? "nn.%s()" : "\"%s\"", bp_loss_name (*(const int *) v));
+    break;
+  }
+}
+
+/* ---- graph checks ---- */
+
+static void
+shape_text (const BpShape *s, char *buf, size_t len)
+{
+  size_t off = (size_t) snprintf (buf, len, "[");
+  for (int d = 0; d < s->ndim && off < len; d++)
+    off += (size_t) snprintf (buf + off, len - off, d ? ", %lld" : "%lld", (long long) s->d[d]);
+  if (off < len)
+    snprintf (buf + off, len - off, "]");
+}
+
+static double
+shape_numel_f (const BpShape *s)
+{
+  double n = 1.0;
+  for (int d = 0; d < s->ndim; d++)
+    n *= (double) s->d[d];
   return n;
 }
 
+/* Which check is running: an error found by an earlier check is more likely the cause of the
+ * others, so the first error reported is the first of the earliest check. */
+enum { CHECK_NODES, CHECK_CYCLES, CHECK_SHAPES, CHECK_USED, CHECK_COUNT };
+
+/* Records the first error of node k (later ones are dropped). */
+static void __attribute__ ((format (printf, 4, 5)))
+node_error (BpGraphInfo *g, int k, int check, const char *fmt, ...)
+{
+  BpLayerInfo *li = &g->layers[k];
+  if (li->error[0])
+    return;
+  li->check = check;
+  va_list ap;
+  va_start (ap, fmt);
+  vsnprintf (li->error, sizeof li->error, fmt, ap);
+  va_end (ap);
+  g->n_errors++;
+}
+
+static void __attribute__ ((format (printf, 2, 3)))
+graph_error (BpGraphInfo *g, const char *fmt, ...)
+{
+  g->n_errors++;
+  if (g->error[0])
+    return;
+  va_list ap;
+  va_start (ap, fmt);
+  vsnprintf (g->error, sizeof g->error, fmt, ap);
+  va_end (ap);
+}
+
+static const char *const reserved_ids[] = {
+  /* Python keywords */
+  "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class",
+  "continue", "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if",
+  "import", "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try",
+  "while", "with", "yield",
+  /* names the exported code uses */
+  "self", "torch", "nn",
+  /* nn.Module attributes a submodule of that name would shadow */
+  "training", "forward", "parameters", "named_parameters", "buffers", "named_buffers",
+  "children", "named_children", "modules", "named_modules", "state_dict", "load_state_dict",
+  "train", "eval", "to", "cuda", "cpu", "xpu", "ipu", "float", "double", "half", "bfloat16",
+  "type", "apply", "zero_grad", "register_buffer", "register_parameter", "add_module",
+  "register_module", "get_submodule", "get_parameter", "get_buffer", "get_extra_state",
+  "set_extra_state", "requires_grad_", "share_memory", "extra_repr", "dump_patches",
+  "to_empty", "register_forward_hook", "register_forward_pre_hook", "register_backward_hook",
+  "register_full_backward_hook", "register_full_backward_pre_hook",
+  "register_load_state_dict_post_hook", "register_state_dict_pre_hook", "call_super_init",
+  "T_destination",
+};
+
+/* Why an id cannot name a node (it becomes a Python attribute and a state_dict prefix), or
+ * NULL when it can. */
+static const char *
+id_problem (const char *id)
+{
+  if (!id[0])
+    return "the node has no id";
+  if (strlen (id) > BP_LAYER_ID_MAX)
+    return "the id is longer than 32 characters";
+  if (id[0] == '_')
+    return "the id must start with a letter";
+  if (!isalpha ((unsigned char) id[0]) || !isascii ((unsigned char) id[0]))
+    return "the id must start with a letter (ids are Python names: letters, digits and _)";
+  for (const char *c = id; *c; c++)
+    if (!isascii ((unsigned char) *c) || !(isalnum ((unsigned char) *c) || *c == '_'))
+      return "the id may only hold letters, digits and _ (ids are Python names)";
+  for (size_t k = 0; k < sizeof reserved_ids / sizeof reserved_ids[0]; k++)
+    if (strcmp (reserved_ids[k], id) == 0)
+      return "the id is reserved (a Python keyword or an nn.Module attribute)";
+  return NULL;
+}
+
+static int64_t
+window_out (int64_t in, int k, int s, int p, int d)
+{
+  return (in + 2 * (int64_t) p - (int64_t) d * (k - 1) - 1) / s + 1;
+}
+
+/* Whether both sizes of a pair are in [lo, 65536]. */
+static bool
+pair_ok (const int v[2], int lo)
+{
+  return v[0] >= lo && v[1] >= lo && v[0] <= KMAX && v[1] <= KMAX;
+}
+
+#define FAIL(...)                                                                              \
+  do {                                                                                         \
+    snprintf (err, err_len, __VA_ARGS__);                                                      \
+    return false;                                                                              \
+  } while (0)
+
+/* Infers one node's output shape and parameter count from its inputs' shapes. */
+static bool
+layer_infer (const BpLayerSpec *s, int n_in, const BpShape *const *in, const char *const *in_ids,
+             BpShape *out, int64_t *n_params, char *err, size_t err_len)
+{
+  char a[48], b[48];
+  double params = 0.0;
+  const BpShape *x = n_in > 0 ? in[0] : NULL;
+  if (x)
+    *out = *x;
+  switch (s->kind) {
+  case BP_LAYER_INPUT: {
+    if (s->shape.ndim < 1 || s->shape.ndim > BP_LAYER_MAX_DIMS)
+      FAIL ("shape needs 1 to %d sizes, not %d", BP_LAYER_MAX_DIMS, s->shape.ndim);
+    for (int d = 0; d < s->shape.ndim; d++)
+      if (s->shape.d[d] < 1 || s->shape.d[d] > (1 << 20))
+        FAIL ("shape size %lld is not in [1, 1048576]", (long long) s->shape.d[d]);
+    *out = s->shape;
+    break;
+  }
+  case BP_LAYER_CONV2D: {
+    shape_text (x, a, sizeof a);
+    if (x->ndim != 3)
+      FAIL ("needs a (C, H, W) input, not %s", a);
+    int64_t cin = x->d[0];
+    if (s->in_channels && s->in_channels != cin)
+      FAIL ("in_channels is %lld but the input %s has %lld channels", (long long) s->in_channels,
+            a, (long long) cin);
+    if (s->out_channels < 1)
+      FAIL ("out_channels must be positive, not %lld", (long long) s->out_channels);
+    if (s->groups < 1 || cin % s->groups || s->out_channels % s->groups)
+      FAIL ("in_channels %lld and out_channels %lld must be divisible by groups %lld",
+            (long long) cin, (long long) s->out_channels, (long long) s->groups);
+    if (!pair_ok (s->kernel_size, 1) || !pair_ok (s->stride, 1) || !pair_ok (s->dilation, 1) ||
+        !pair_ok (s->padding, 0))
+      FAIL ("kernel_size, stride and dilation must be 1 to 65536, padding 0 to 65536");
+    params = (double) s->out_channels * (double) (cin / s->groups) * s->kernel_size[0] *
+             s->kernel_size[1];
+    if (s->bias)
+      params += (double) s->out_channels;
+    if (params > (double) MAX_PARAMS)
+      FAIL ("%.4g parameters are more than a layer may have (%lld)", params,
+            (long long) MAX_PARAMS);
+    out->d[0] = s->out_channels;
+    for (int d = 0; d < 2; d++) {
+      out->d[1 + d] = window_out (x->d[1 + d], s->kernel_size[d], s->stride[d], s->padding[d],
+                                  s->dilation[d]);
+      if (out->d[1 + d] <= 0)
+        FAIL ("the %dx%d kernel (dilation %d, padding %d) does not fit the %s input",
+              s->kernel_size[0], s->kernel_size[1], s->dilation[d], s->padding[d], a);
+    }
+    break;
+  }
+  case BP_LAYER_MAXPOOL2D:
+  case BP_LAYER_AVGPOOL2D: {
+    shape_text (x, a, sizeof a);
+    if (x->ndim != 3)
+      FAIL ("needs a (C, H, W) input, not %s", a);
+    if (!pair_ok (s->kernel_size, 1) || !pair_ok (s->padding, 0) || s->stride[0] < 0 ||
+        s->stride[1] < 0 || s->stride[0] > KMAX || s->stride[1] > KMAX)
+      FAIL ("kernel_size and stride must be 1 to 65536, padding 0 to 65536");
+    for (int d = 0; d < 2; d++) {
+      int stride = s->stride[d] ? s->stride[d] : s->kernel_size[d];
+      if (2 * s->padding[d] > s->kernel_size[d])
+        FAIL ("padding %d is more than half the kernel size %d", s->padding[d],
+              s->kernel_size[d]);
+      out->d[1 + d] = window_out (x->d[1 + d], s->kernel_size[d], stride, s->padding[d], 1);
+      if (out->d[1 + d] <= 0)
+        FAIL ("the %dx%d window does not fit the %s input", s->kernel_size[0],
+              s->kernel_size[1], a);
+    }
+    break;
+  }
+  case BP_LAYER_ADAPTIVE_AVGPOOL2D:
+    shape_text (x, a, sizeof a);
+    if (x->ndim != 3)
+      FAIL ("needs a (C, H, W) input, not %s", a);
+    if (!pair_ok (s->output_size, 1))
+      FAIL ("output_size must be 1 to 65536");
+    out->d[1] = s->output_size[0];
+    out->d[2] = s->output_size[1];
+    break;
+  case BP_LAYER_BATCHNORM1D:
+  case BP_LAYER_BATCHNORM2D: {
+    shape_text (x, a, sizeof a);
+    if (s->kind == BP_LAYER_BATCHNORM2D && x->ndim != 3)
+      FAIL ("needs a (C, H, W) input, not %s (BatchNorm1d takes (C) and (C, L))", a);
+    if (s->kind == BP_LAYER_BATCHNORM1D && x->ndim != 1 && x->ndim != 2)
+      FAIL ("needs a (C) or (C, L) input, not %s (BatchNorm2d takes (C, H, W))", a);
+    if (s->num_features && s->num_features != x->d[0])
+      FAIL ("num_features is %lld but the input %s has %lld", (long long) s->num_features, a,
+            (long long) x->d[0]);
+    if (!(s->eps > 0.0f && s->eps <= 1.0f) || !(s->momentum >= 0.0f && s->momentum <= 1.0f))
+      FAIL ("eps must be in (0, 1] and momentum in [0, 1]");
+    params = s->affine ? 2.0 * (double) x->d[0] : 0.0;
+    break;
+  }
+  case BP_LAYER_LAYERNORM: {
+    shape_text (x, a, sizeof a);
+    BpShape ns = s->normalized_shape;
+    if (ns.ndim == 0) {
+      ns.ndim = 1;
+      ns.d[0] = x->d[x->ndim - 1];
+    }
+    bool fits = ns.ndim <= x->ndim;
+    for (int d = 0; fits && d < ns.ndim; d++)
+      fits = ns.d[d] == x->d[x->ndim - ns.ndim + d];
+    shape_text (&ns, b, sizeof b);
+    if (!fits)
+      FAIL ("normalized_shape %s does not match the end of the input shape %s", b, a);
+    if (!(s->eps > 0.0f && s->eps <= 1.0f))
+      FAIL ("eps must be in (0, 1]");
+    params = s->affine ? 2.0 * shape_numel_f (&ns) : 0.0;
+    break;
+  }
+  case BP_LAYER_RELU:
+  case BP_LAYER_GELU:
+  case BP_LAYER_TANH:
+  case BP_LAYER_SIGMOID:
+    break;
+  case BP_LAYER_LEAKY_RELU:
+    if (!isfinite (s->negative_slope))
+      FAIL ("negative_slope must be a finite number");
+    break;
+  case BP_LAYER_DROPOUT:
+    if (!(s->p >= 0.0f && s->p < 1.0f))
+      FAIL ("p must be in [0, 1), not %g", (double) s->p);
+    break;
+  case BP_LAYER_LINEAR: {
+    shape_text (x, a, sizeof a);
+    int64_t in_f = x->d[x->ndim - 1];
+    if (s->in_features && s->in_features != in_f)
+      FAIL ("in_features is %lld but the input %s has %lld features (its last dimension)",
+            (long long) s->in_features, a, (long long) in_f);
+    if (s->out_features < 1)
+      FAIL ("out_features must be positive, not %lld", (long long) s->out_features);
+    params = (double) in_f * (double) s->out_features + (s->bias ? (double) s->out_features : 0);
+    if (params > (double) MAX_PARAMS)
+      FAIL ("%lld x %lld weights: %.4g parameters are more than a layer may have (%lld)",
+            (long long) s->out_features, (long long) in_f, params, (long long) MAX_PARAMS);
+    out->d[x->ndim - 1] = s->out_features;
+    break;
+  }
+  case BP_LAYER_FLATTEN: {
+    /* dimensions counted with the batch as 0, as in nn.Flatten */
+    shape_text (x, a, sizeof a);
+    int nd = x->ndim + 1;
+    int64_t sd = s->start_dim < 0 ? s->start_dim + nd : s->start_dim;
+    int64_t ed = s->end_dim < 0 ? s->end_dim + nd : s->end_dim;
+    if (sd < 0 || sd >= nd || ed < 0 || ed >= nd)
+      FAIL ("start_dim %lld or end_dim %lld is outside the %d dimensions of a batch of %s",
+            (long long) s->start_dim, (long long) s->end_dim, nd, a);
+    if (sd == 0)
+      FAIL ("start_dim 0 would flatten the batch dimension");
+    if (sd > ed)
+      FAIL ("start_dim %lld comes after end_dim %lld", (long long) s->start_dim,
+            (long long) s->end_dim);
+    out->ndim = 0;
+    for (int d = 0; d < x->ndim; d++) {
+      int bd = d + 1; /* with the batch */
+      if (bd <= sd || bd > ed)
+        out->d[out->ndim++] = x->d[d];
+      else
+        out->d[out->ndim - 1] *= x->d[d];
+    }
+    break;
+  }
+  case BP_LAYER_ADD:
+    shape_text (x, a, sizeof a);
+    for (int k = 1; k < n_in; k++) {
+      bool same = in[k]->ndim == x->ndim;
+      for (int d = 0; same && d < x->ndim; d++)
+        same = in[k]->d[d] == x->d[d];
+      shape_text (in[k], b, sizeof b);
+      if (!same)
+        FAIL ("input %d \"%s\" has shape %s but input 1 \"%s\" has %s: Add needs equal shapes",
+              k + 1, in_ids[k], b, in_ids[0], a);
+    }
+    break;
+  case BP_LAYER_CONCAT: {
+    shape_text (x, a, sizeof a);
+    int nd = x->ndim + 1;
+    int64_t dim = s->dim < 0 ? s->dim + nd : s->dim;
+    if (dim < 0 || dim >= nd)
+      FAIL ("dim %lld is outside the %d dimensions of a batch of %s", (long long) s->dim, nd, a);
+    if (dim == 0)
+      FAIL ("dim 0 is the batch dimension; 1 joins channels");
+    for (int k = 1; k < n_in; k++) {
+      bool fits = in[k]->ndim == x->ndim;
+      for (int d = 0; fits && d < x->ndim; d++)
+        fits = d == dim - 1 || in[k]->d[d] == x->d[d];
+      shape_text (in[k], b, sizeof b);
+      if (!fits)
+        FAIL ("input %d \"%s\" has shape %s, which does not fit input 1 \"%s\" %s along dim %lld",
+              k + 1, in_ids[k], b, in_ids[0], a, (long long) s->dim);
+      out->d[dim - 1] += in[k]->d[dim - 1];
+    }
+    break;
+  }
+  case BP_LAYER_OUTPUT:
+    shape_text (x, a, sizeof a);
+    if (s->loss < 0 || s->loss >= BP_LOSS_COUNT)
+      FAIL ("unknown loss %d", s->loss);
+    if (s->loss == BP_LOSS_CROSS_ENTROPY && x->ndim != 1)
+      FAIL ("CrossEntropyLoss needs one score per class, a (C) input, not %s "
+            "(add Flatten and Linear before the Output)", a);
+    break;
+  default:
+    FAIL ("unknown layer kind %d", (int) s->kind);
+  }
+  for (int d = out->ndim; d < BP_LAYER_MAX_DIMS; d++)
+    out->d[d] = 0;
+  double numel = shape_numel_f (out);
+  if (numel > (double) MAX_ACTIVATION) {
+    shape_text (out, a, sizeof a);
+    FAIL ("its output %s has %.4g values per example, more than the limit (%lld)", a, numel,
+          (long long) MAX_ACTIVATION);
+  }
+  *n_params = (int64_t) params;
+  return true;
+}
+
+#undef FAIL
+
+static void
+node_label (const BpLayerSpec *s, int k, char *buf, size_t len)
+{
+  bool known = s->kind >= 0 && s->kind < BP_LAYER_KIND_COUNT;
+  if (s->id[0] && known)
+    snprintf (buf, len, "node \"%s\" (%s)", s->id, bp_layer_kind_name (s->kind));
+  else if (s->id[0])
+    snprintf (buf, len, "node \"%s\"", s->id);
+  else if (known)
+    snprintf (buf, len, "node %d (%s)", k + 1, bp_layer_kind_name (s->kind));
+  else
+    snprintf (buf, len, "node %d", k + 1);
+}
+
+/* Consumer lists (CSR): the nodes reading node i are user[first[i] .. first[i + 1]), once
+ * per input slot. */
+typedef struct {
+  int *first, *user;
+} Users;
+
+static Users
+users_new (const BpGraphInfo *g)
+{
+  int n = g->n, n_edges = 0;
+  Users u = {calloc ((size_t) n + 1, sizeof (int)), NULL};
+  for (int k = 0; k < n; k++)
+    for (int e = 0; e < g->layers[k].n_inputs; e++)
+      if (g->layers[k].inputs[e] >= 0) {
+        u.first[g->layers[k].inputs[e] + 1]++;
+        n_edges++;
+      }
+  for (int i = 0; i < n; i++)
+    u.first[i + 1] += u.first[i];
+  u.user = malloc (sizeof (int) * (size_t) (n_edges > 0 ? n_edges : 1));
+  int *fill = malloc (sizeof (int) * (size_t) n);
+  memcpy (fill, u.first, sizeof (int) * (size_t) n);
+  for (int k = 0; k < n; k++)
+    for (int e = 0; e < g->layers[k].n_inputs; e++)
+      if (g->layers[k].inputs[e] >= 0)
+        u.user[fill[g->layers[k].inputs[e]]++] = k;
+  free (fill);
+  return u;
+}
+
+static void
+users_free (Users *u)
+{
+  free (u->first);
+  free (u->user);
+}
+
+/* Marks the nodes on a cycle through k (a path among the nodes in `left`) with an error that
+ * spells the cycle out. */
+static void
+report_cycle (BpGraphInfo *g, const BpLayerSpec *specs, const Users *u, const bool *left, int k)
+{
+  int n = g->n;
+  int *parent = malloc (sizeof (int) * (size_t) n);
+  int *queue = malloc (sizeof (int) * (size_t) n);
+  for (int j = 0; j < n; j++)
+    parent[j] = -2;
+  /* breadth-first from k along producer -> consumer edges until k comes back */
+  int head = 0, tail = 0, found = -1;
+  queue[tail++] = k;
+  parent[k] = -1;
+  while (head < tail && found < 0) {
+    int i = queue[head++];
+    for (int c = u->first[i]; c < u->first[i + 1] && found < 0; c++) {
+      int j = u->user[c];
+      if (!left[j])
+        continue;
+      if (j == k)
+        found = i;
+      else if (parent[j] == -2) {
+        parent[j] = i;
+        queue[tail++] = j;
+      }
+    }
+  }
+  if (found >= 0) {
+    /* the path k -> ... -> found, collected backwards, then back to k */
+    int len = 0;
+    for (int j = found; j >= 0; j = parent[j])
+      queue[len++] = j;
+    char text[200];
+    size_t off = 0;
+    for (int j = len - 1; j >= 0 && off < sizeof text; j--)
+      off += (size_t) snprintf (text + off, sizeof text - off, "%s -> ", specs[queue[j]].id);
+    if (off < sizeof text)
+      snprintf (text + off, sizeof text - off, "%s", specs[k].id);
+    for (int j = 0; j < len; j++)
+      node_error (g, queue[j], CHECK_CYCLES, "the graph has a cycle: %s", text);
+  }
+  free (parent);
+  free (queue);
+}
+
+typedef struct {
+  const char *id;
+  int index;
+} IdEntry;
+
+static int
+id_entry_cmp (const void *a, const void *b)
+{
+  const IdEntry *x = a, *y = b;
+  int c = strcmp (x->id, y->id);
+  return c ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+/* The first node with this id in the sorted table, -1 if none. */
+static int
+id_lookup (const IdEntry *table, int n, const char *id)
+{
+  int lo = 0, hi = n;
+  while (lo < hi) {
+    int mid = (lo + hi) / 2;
+    if (strcmp (table[mid].id, id) < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < n && strcmp (table[lo].id, id) == 0 ? table[lo].index : -1;
+}
+
+BpGraphInfo *
+bp_graph_check (int n, const BpLayerSpec *specs, const char *const *node_errors)
+{
+  BpGraphInfo *g = calloc (1, sizeof *g);
+  if (n < 0)
+    n = 0;
+  g->n = n;
+  g->layers = calloc ((size_t) (n > 0 ? n : 1), sizeof *g->layers);
+  g->order = calloc ((size_t) (n > 0 ? n : 1), sizeof *g->order);
+  g->input = g->output = -1;
+  if (n == 0) {
+    graph_error (g, "the graph has no nodes");
+    return g;
+  }
+  if (n > MAX_NODES) {
+    graph_error (g, "the graph has %d nodes, more than the limit (%d)", n, MAX_NODES);
+    return g;
+  }
+
+  /* ids sorted for lookups (a node's id is looked up by every node reading it) */
+  IdEntry *ids = malloc (sizeof *ids * (size_t) n);
+  for (int k = 0; k < n; k++)
+    ids[k] = (IdEntry){specs[k].id, k};
+  qsort (ids, (size_t) n, sizeof *ids, id_entry_cmp);
+
+  /* ids, kinds, input references and counts */
+  for (int k = 0; k < n; k++) {
+    const BpLayerSpec *s = &specs[k];
+    BpLayerInfo *li = &g->layers[k];
+    if (node_errors && node_errors[k])
+      node_error (g, k, CHECK_NODES, "%s", node_errors[k]);
+    const BpLayerType *type = bp_layer_kind_type (s->kind);
+    if (!type)
+      node_error (g, k, CHECK_NODES, "unknown layer kind %d", (int) s->kind);
+    const char *why = id_problem (s->id);
+    if (why)
+      node_error (g, k, CHECK_NODES, "%s", why);
+    int first = id_lookup (ids, n, s->id);
+    if (!why && first != k)
+      node_error (g, k, CHECK_NODES, "the id \"%s\" is used by node %d too", s->id, first + 1);
+    if (type && (s->n_inputs < type->min_inputs || s->n_inputs > type->max_inputs)) {
+      if (type->max_inputs == 0)
+        node_error (g, k, CHECK_NODES, "an Input node takes no inputs");
+      else if (s->n_inputs == 0)
+        node_error (g, k, CHECK_NODES, "it has no input");
+      else if (type->max_inputs == 1)
+        node_error (g, k, CHECK_NODES,
+                    "it takes one input, not %d (merge inputs with Add or Concat first)",
+                    s->n_inputs);
+      else
+        node_error (g, k, CHECK_NODES, "it takes %d to %d inputs, not %d", type->min_inputs,
+                    type->max_inputs, s->n_inputs);
+    }
+    li->n_inputs = s->n_inputs < 0 ? 0
+                   : s->n_inputs > BP_LAYER_MAX_INPUTS ? BP_LAYER_MAX_INPUTS
+                                                       : s->n_inputs;
+    for (int e = 0; e < li->n_inputs; e++) {
+      li->inputs[e] = s->inputs[e][0] ? id_lookup (ids, n, s->inputs[e]) : -1;
+      if (li->inputs[e] < 0)
+        node_error (g, k, CHECK_NODES, "its input \"%s\" is not a node of the graph", s->inputs[e]);
+    }
+    if (s->kind == BP_LAYER_INPUT) {
+      if (g->input < 0)
+        g->input = k;
+      else
+        node_error (g, k, CHECK_NODES, "a second Input node: a model has one Input (\"%s\")",
+                    specs[g->input].id);
+    }
+    if (s->kind == BP_LAYER_OUTPUT) {
+      if (g->output < 0)
+        g->output = k;
+      else
+        node_error (g, k, CHECK_NODES, "a second Output node: a model has one Output (\"%s\")",
+                    specs[g->output].id);
+    }
+  }
+  if (g->input < 0)
+    graph_error (g, "the graph has no Input node");
+  if (g->output < 0)
+    graph_error (g, "the graph has no Output node (add one after the last layer)");
+
+  free (ids);
+
+  /* topological order (Kahn), taking the lowest ready index first */
+  Users u = users_new (g);
+  int *pending = calloc ((size_t) n, sizeof *pending);
+  bool *done = calloc ((size_t) n, sizeof *done);
+  for (int k = 0; k < n; k++)
+    for (int e = 0; e < g->layers[k].n_inputs; e++)
+      pending[k] += g->layers[k].inputs[e] >= 0;
+  for (;;) {
+    int next = -1;
+    for (int k = 0; k < n && next < 0; k++)
+      if (!done[k] && pending[k] == 0)
+        next = k;
+    if (next < 0)
+      break;
+    done[next] = true;
+    g->order[g->n_order++] = next;
+    for (int c = u.first[next]; c < u.first[next + 1]; c++)
+      pending[u.user[c]]--;
+  }
+  if (g->n_order < n) {
+    /* the nodes left are on cycles or downstream of one; strip the ones that lead to no other
+     * left node (repeatedly), then look for a cycle through each remaining one */
+    bool *left = calloc ((size_t) n, sizeof *left);
+    for (int k = 0; k < n; k++)
+      left[k] = !done[k];
+    for (bool stripped = true; stripped;) {
+      stripped = false;
+      for (int k = 0; k < n; k++) {
+        bool leads = false;
+        for (int c = u.first[k]; left[k] && c < u.first[k + 1] && !leads; c++)
+          leads = left[u.user[c]];
+        if (left[k] && !leads) {
+          left[k] = false;
+          stripped = true;
+        }
+      }
+    }
+    for (int k = 0; k < n; k++)
+      if (left[k] && !g->layers[k].error[0])
+        report_cycle (g, specs, &u, left, k);
+    free (left);
+  }
+  users_free (&u);
+
+  /* shapes in topological order; a node after a broken one stays unknown without an error */
+  for (int o = 0; o < g->n_order; o++) {
+    int k = g->order[o];
+    BpLayerInfo *li = &g->layers[k];
+    if (li->error[0])
+      continue;
+    const BpShape *in[BP_LAYER_MAX_INPUTS];
+    const char *in_ids[BP_LAYER_MAX_INPUTS];
+    bool known = true;
+    for (int e = 0; e < li->n_inputs; e++) {
+      int j = li->inputs[e];
+      known = known && j >= 0 && g->layers[j].out.ndim > 0;
+      if (known) {
+        in[e] = &g->layers[j].out;
+        in_ids[e] = specs[j].id;
+      }
+    }
+    if (!known)
+      continue;
+    char err[sizeof li->error];
+    if (!layer_infer (&specs[k], li->n_inputs, in, in_ids, &li->out, &li->n_params, err,
+                      sizeof err)) {
+      li->out.ndim = 0;
+      li->n_params = 0;
+      node_error (g, k, CHECK_SHAPES, "%s", err);
+    }
+  }
+
+  /* every node must lead to the Output */
+  if (g->output >= 0) {
+    bool *used = calloc ((size_t) n, sizeof *used);
+    int *stack = malloc (sizeof (int) * (size_t) n);
+    int top = 0;
+    used[g->output] = true;
+    stack[top++] = g->output;
+    while (top > 0) {
+      int k = stack[--top];
+      for (int e = 0; e < g->layers[k].n_inputs; e++) {
+        int j = g->layers[k].inputs[e];
+        if (j >= 0 && !used[j]) {
+          used[j] = true;
+          stack[top++] = j;
+        }
+      }
+    }
+    for (int k = 0; k < n; k++)
+      if (!used[k])
+        node_error (g, k, CHECK_USED, "its output does not lead to the Output node \"%s\"",
+                    specs[g->output].id);
+    free (used);
+    free (stack);
+  }
+
+  double total = 0.0;
+  for (int k = 0; k < n; k++)
+    total += (double) g->layers[k].n_params;
+  g->n_params = (int64_t) total;
+  if (total > (double) MAX_PARAMS)
+    graph_error (g, "the model has %.4g parameters, more than the limit (%lld)", total,
+                 (long long) MAX_PARAMS);
+
+  /* the first error: a graph error, else the first broken node of the earliest check */
+  for (int check = 0; check < CHECK_COUNT; check++)
+    for (int k = 0; k < n && !g->error[0]; k++)
+      if (g->layers[k].error[0] && g->layers[k].check == check) {
+        char label[64];
+        node_label (&specs[k], k, label, sizeof label);
+        snprintf (g->error, sizeof g->error, "%s: %s", label, g->layers[k].error);
+      }
+  if (g->n_errors > 1) {
+    size_t len = strlen (g->error);
+    snprintf (g->error + len, sizeof g->error - len, " (and %d more error%s)", g->n_errors - 1,
+              g->n_errors > 2 ? "s" : "");
+  }
+  free (pending);
+  free (done);
+  return g;
+}
+
+void
+bp_graph_info_free (BpGraphInfo *info)
+{
+  if (!info)
+    return;
+  free (info->layers);
+  free (info->order);
+  free (info);
+}
+
+/* ---- models ---- */
+
 static BpTensor *
-param_uniform (int ndim, const int64_t *shape, float bound, BpDevice device)
+param_uniform (int ndim, const int64_t *shape, float bound)
 {
   BpTensor *t = bp_tensor_new (ndim, shape);
   if (!t)
     return NULL;
   bp_tensor_uniform (t, -bound, bound);
   t->requires_grad = true;
-  if (device != BP_DEVICE_CPU) {
-    BpTensor *d = bp_tensor_to (t, device);
-    bp_tensor_unref (t);
-    if (d)
-      d->requires_grad = true;
-    return d;
-  }
   return t;
 }
 
 static BpTensor *
-param_const (int64_t n, float value, bool requires_grad)
+param_const (int ndim, const int64_t *shape, float value, bool requires_grad)
 {
-  BpTensor *t = bp_tensor_new (1, &n);
+  BpTensor *t = bp_tensor_new (ndim, shape);
   if (!t)
     return NULL;
   bp_tensor_fill (t, value);
@@ -104,176 +1044,110 @@ param_const (int64_t n, float value, bool requires_grad)
   return t;
 }
 
-#define LAYER_ERROR(idx, kind, ...)                                                           \
-  do {                                                                                        \
-    char msg_[256];                                                                           \
-    snprintf (msg_, sizeof msg_, __VA_ARGS__);                                                \
-    bp_set_error (BP_ERR_INVALID, "layer %d (%s): %s", (idx), bp_layer_kind_name (kind),     \
-                  msg_);                                                                      \
-    return false;                                                                             \
-  } while (0)
-
-/* Largest parameter tensor a layer may ask for: 2^31 floats (8 GiB). */
-#define MAX_PARAM_NUMEL ((int64_t) 1 << 31)
-
-static int64_t
-pool_out (int64_t in, int k, int s, int p, int d)
-{
-  return (in + 2 * p - d * (k - 1) - 1) / s + 1;
-}
-
-/* Infers the layer's output shape from its input shape and creates its parameters. */
+/* Creates a checked layer's parameters and buffers as PyTorch initialises them. */
 static bool
-layer_build (BpLayer *l, int idx, int in_ndim, const int64_t *in_shape)
+layer_alloc (BpLayer *l)
 {
   BpLayerSpec *s = &l->spec;
-  l->in_ndim = in_ndim;
-  memcpy (l->in_shape, in_shape, sizeof (int64_t) * (size_t) in_ndim);
-  l->out_ndim = in_ndim;
-  memcpy (l->out_shape, in_shape, sizeof (int64_t) * (size_t) in_ndim);
-  int64_t *out = l->out_shape;
-
   switch (s->kind) {
   case BP_LAYER_LINEAR: {
-    int64_t in_f = in_shape[in_ndim - 1];
-    if (s->out_features <= 0)
-      LAYER_ERROR (idx, s->kind, "out_features must be positive, not %lld",
-                   (long long) s->out_features);
-    if (in_f * s->out_features > MAX_PARAM_NUMEL)
-      LAYER_ERROR (idx, s->kind, "%lld x %lld weights is too many parameters", (long long) in_f,
-                   (long long) s->out_features);
-    out[in_ndim - 1] = s->out_features;
+    int64_t in_f = l->in_shape[l->in_ndim - 1];
     float bound = 1.0f / sqrtf ((float) in_f);
-    l->weight = param_uniform (2, (int64_t[]){s->out_features, in_f}, bound, BP_DEVICE_CPU);
+    l->weight = param_uniform (2, (int64_t[]){s->out_features, in_f}, bound);
     if (s->bias)
-      l->bias = param_uniform (1, &s->out_features, bound, BP_DEVICE_CPU);
-    break;
+      l->bias = param_uniform (1, &s->out_features, bound);
+    return l->weight && (!s->bias || l->bias);
   }
   case BP_LAYER_CONV2D: {
-    if (in_ndim != 3)
-      LAYER_ERROR (idx, s->kind, "needs a (C,H,W) input, got %d dimensions", in_ndim);
-    int64_t cin = in_shape[0];
-    if (s->out_channels <= 0 || s->groups <= 0 || cin % s->groups || s->out_channels % s->groups)
-      LAYER_ERROR (idx, s->kind, "in_channels %lld and out_channels %lld must be divisible by "
-                   "groups %d", (long long) cin, (long long) s->out_channels, s->groups);
-    for (int d = 0; d < 2; d++)
-      if (s->kernel_size[d] <= 0 || s->stride[d] <= 0 || s->dilation[d] <= 0 || s->padding[d] < 0)
-        LAYER_ERROR (idx, s->kind, "kernel_size, stride and dilation must be positive");
+    int64_t cin = l->in_shape[0];
     int64_t fan_in = cin / s->groups * s->kernel_size[0] * s->kernel_size[1];
-    if (fan_in * s->out_channels > MAX_PARAM_NUMEL)
-      LAYER_ERROR (idx, s->kind, "too many parameters");
-    out[0] = s->out_channels;
-    for (int d = 0; d < 2; d++) {
-      out[1 + d] = pool_out (in_shape[1 + d], s->kernel_size[d], s->stride[d], s->padding[d],
-                             s->dilation[d]);
-      if (out[1 + d] <= 0)
-        LAYER_ERROR (idx, s->kind, "a %dx%d kernel does not fit the %lldx%lld input",
-                     s->kernel_size[0], s->kernel_size[1], (long long) in_shape[1],
-                     (long long) in_shape[2]);
-    }
     float bound = 1.0f / sqrtf ((float) fan_in);
     l->weight = param_uniform (4, (int64_t[]){s->out_channels, cin / s->groups, s->kernel_size[0],
                                               s->kernel_size[1]},
-                               bound, BP_DEVICE_CPU);
+                               bound);
     if (s->bias)
-      l->bias = param_uniform (1, &s->out_channels, bound, BP_DEVICE_CPU);
-    break;
+      l->bias = param_uniform (1, &s->out_channels, bound);
+    return l->weight && (!s->bias || l->bias);
   }
   case BP_LAYER_BATCHNORM1D:
   case BP_LAYER_BATCHNORM2D: {
-    int want = s->kind == BP_LAYER_BATCHNORM2D ? 3 : 1;
-    if (in_ndim != want && !(s->kind == BP_LAYER_BATCHNORM1D && in_ndim == 2))
-      LAYER_ERROR (idx, s->kind, "does not take a %d-dimensional input", in_ndim);
-    int64_t c = in_shape[0];
+    int64_t c = l->in_shape[0];
     if (s->affine) {
-      l->weight = param_const (c, 1.0f, true);
-      l->bias = param_const (c, 0.0f, true);
+      l->weight = param_const (1, &c, 1.0f, true);
+      l->bias = param_const (1, &c, 0.0f, true);
     }
-    l->running_mean = param_const (c, 0.0f, false);
-    l->running_var = param_const (c, 1.0f, false);
-    break;
+    l->running_mean = param_const (1, &c, 0.0f, false);
+    l->running_var = param_const (1, &c, 1.0f, false);
+    return (!s->affine || (l->weight && l->bias)) && l->running_mean && l->running_var;
   }
   case BP_LAYER_LAYERNORM: {
-    int64_t c = in_shape[in_ndim - 1];
+    BpShape ns = s->normalized_shape;
+    if (ns.ndim == 0) {
+      ns.ndim = 1;
+      ns.d[0] = l->in_shape[l->in_ndim - 1];
+    }
     if (s->affine) {
-      l->weight = param_const (c, 1.0f, true);
-      l->bias = param_const (c, 0.0f, true);
+      l->weight = param_const (ns.ndim, ns.d, 1.0f, true);
+      l->bias = param_const (ns.ndim, ns.d, 0.0f, true);
+      return l->weight && l->bias;
     }
-    break;
+    return true;
   }
-  case BP_LAYER_MAXPOOL2D:
-  case BP_LAYER_AVGPOOL2D:
-    if (in_ndim != 3)
-      LAYER_ERROR (idx, s->kind, "needs a (C,H,W) input, got %d dimensions", in_ndim);
-    for (int d = 0; d < 2; d++) {
-      if (s->stride[d] == 0)
-        s->stride[d] = s->kernel_size[d];
-      if (s->kernel_size[d] <= 0 || s->stride[d] <= 0 || 2 * s->padding[d] > s->kernel_size[d])
-        LAYER_ERROR (idx, s->kind, "bad kernel_size, stride or padding");
-      out[1 + d] = pool_out (in_shape[1 + d], s->kernel_size[d], s->stride[d], s->padding[d], 1);
-      if (out[1 + d] <= 0)
-        LAYER_ERROR (idx, s->kind, "a %dx%d window does not fit the %lldx%lld input",
-                     s->kernel_size[0], s->kernel_size[1], (long long) in_shape[1],
-                     (long long) in_shape[2]);
-    }
-    break;
-  case BP_LAYER_ADAPTIVE_AVGPOOL2D:
-    if (in_ndim != 3)
-      LAYER_ERROR (idx, s->kind, "needs a (C,H,W) input, got %d dimensions", in_ndim);
-    if (s->output_size[0] <= 0 || s->output_size[1] <= 0)
-      LAYER_ERROR (idx, s->kind, "output_size must be positive");
-    out[1] = s->output_size[0];
-    out[2] = s->output_size[1];
-    break;
-  case BP_LAYER_FLATTEN: {
-    /* start_dim counts the batch dimension as 0, as in nn.Flatten */
-    int sd = s->start_dim - 1;
-    if (sd < 0 || sd >= in_ndim)
-      LAYER_ERROR (idx, s->kind, "start_dim %d is outside the input", s->start_dim);
-    out[sd] = shape_numel (in_ndim - sd, in_shape + sd);
-    l->out_ndim = sd + 1;
-    break;
-  }
-  case BP_LAYER_DROPOUT:
-    if (!(s->p >= 0.0f && s->p < 1.0f))
-      LAYER_ERROR (idx, s->kind, "p must be in [0, 1), not %g", (double) s->p);
-    break;
   default:
-    break;
+    return true;
   }
-  if ((s->kind == BP_LAYER_LINEAR || s->kind == BP_LAYER_CONV2D) &&
-      (!l->weight || (s->bias && !l->bias)))
-    return false;
-  return true;
 }
 
 BpModel *
-bp_model_new (const char *name, int in_ndim, const int64_t *in_shape, int n_layers,
-              const BpLayerSpec *specs)
+bp_model_new (const char *name, int n, const BpLayerSpec *specs)
 {
-  if (in_ndim < 1 || in_ndim > 4) {
-    bp_set_error (BP_ERR_INVALID, "the model input has 1 to 4 dimensions, not %d", in_ndim);
+  BpGraphInfo *g = bp_graph_check (n, specs, NULL);
+  if (g->n_errors) {
+    bp_set_error (BP_ERR_INVALID, "%s", g->error);
+    bp_graph_info_free (g);
     return NULL;
   }
   BpModel *m = calloc (1, sizeof *m);
   m->name = strdup (name ? name : "model");
-  m->in_ndim = in_ndim;
-  memcpy (m->in_shape, in_shape, sizeof (int64_t) * (size_t) in_ndim);
-  m->layers = calloc ((size_t) (n_layers > 0 ? n_layers : 1), sizeof *m->layers);
+  m->layers = calloc ((size_t) n, sizeof *m->layers);
   m->training = true;
   m->device = BP_DEVICE_CPU;
-  int ndim = in_ndim;
-  const int64_t *shape = in_shape;
-  for (int k = 0; k < n_layers; k++) {
-    m->layers[k].spec = specs[k];
-    m->n_layers = k + 1;
-    if (!layer_build (&m->layers[k], k, ndim, shape)) {
+  int *position = malloc (sizeof (int) * (size_t) n); /* spec index -> layer index */
+  for (int o = 0; o < n; o++)
+    position[g->order[o]] = o;
+  for (int o = 0; o < n; o++) {
+    int k = g->order[o];
+    const BpLayerInfo *li = &g->layers[k];
+    BpLayer *l = &m->layers[o];
+    l->spec = specs[k];
+    l->n_inputs = li->n_inputs;
+    for (int e = 0; e < li->n_inputs; e++) {
+      l->inputs[e] = position[li->inputs[e]];
+      m->layers[l->inputs[e]].n_uses++;
+    }
+    const BpShape *in = li->n_inputs ? &g->layers[li->inputs[0]].out : &li->out;
+    l->in_ndim = in->ndim;
+    memcpy (l->in_shape, in->d, sizeof l->in_shape);
+    l->out_ndim = li->out.ndim;
+    memcpy (l->out_shape, li->out.d, sizeof l->out_shape);
+    l->n_params = li->n_params;
+  }
+  m->n_layers = n;
+  free (position);
+  bp_graph_info_free (g);
+
+  /* the Input is first and the Output last: every other node has inputs and leads to it */
+  BpLayer *input = &m->layers[0], *output = &m->layers[n - 1];
+  m->in_ndim = input->out_ndim;
+  memcpy (m->in_shape, input->out_shape, sizeof m->in_shape);
+  m->out_ndim = output->out_ndim;
+  memcpy (m->out_shape, output->out_shape, sizeof m->out_shape);
+  m->loss = (BpLossKind) output->spec.loss;
+  for (int k = 0; k < n; k++)
+    if (!layer_alloc (&m->layers[k])) {
       bp_model_free (m);
       return NULL;
     }
-    ndim = m->layers[k].out_ndim;
-    shape = m->layers[k].out_shape;
-  }
   return m;
 }
 
@@ -291,6 +1165,7 @@ bp_model_free (BpModel *model)
   }
   free (model->layers);
   free (model->name);
+  free (model->description);
   free (model);
 }
 
@@ -300,13 +1175,26 @@ bp_model_set_training (BpModel *model, bool training)
   model->training = training;
 }
 
+BpLayer *
+bp_model_find (BpModel *model, const char *id)
+{
+  for (int k = 0; id && k < model->n_layers; k++)
+    if (strcmp (model->layers[k].spec.id, id) == 0)
+      return &model->layers[k];
+  return NULL;
+}
+
+/* One layer on its inputs x[0 .. n_inputs): a new tensor, or NULL with the error set. */
 static BpTensor *
-layer_forward (BpModel *m, BpLayer *l, BpTensor *x)
+layer_forward (BpModel *m, BpLayer *l, BpTensor **x)
 {
   BpLayerSpec *s = &l->spec;
   switch (s->kind) {
+  case BP_LAYER_INPUT:
+  case BP_LAYER_OUTPUT:
+    return bp_tensor_ref (x[0]);
   case BP_LAYER_LINEAR:
-    return bp_linear (x, l->weight, l->bias);
+    return bp_linear (x[0], l->weight, l->bias);
   case BP_LAYER_CONV2D: {
     BpConv2dParams p = bp_conv2d_params_default ();
     for (int d = 0; d < 2; d++) {
@@ -314,37 +1202,57 @@ layer_forward (BpModel *m, BpLayer *l, BpTensor *x)
       p.padding[d] = s->padding[d];
       p.dilation[d] = s->dilation[d];
     }
-    p.groups = s->groups;
-    return bp_conv2d (x, l->weight, l->bias, &p);
+    p.groups = (int) s->groups;
+    return bp_conv2d (x[0], l->weight, l->bias, &p);
   }
   case BP_LAYER_BATCHNORM1D:
   case BP_LAYER_BATCHNORM2D:
     if (m->training)
       l->num_batches_tracked++;
-    return bp_batch_norm (x, l->weight, l->bias, l->running_mean, l->running_var, m->training,
+    return bp_batch_norm (x[0], l->weight, l->bias, l->running_mean, l->running_var, m->training,
                           s->momentum, s->eps);
   case BP_LAYER_LAYERNORM:
-    return bp_layer_norm (x, 1, l->weight, l->bias, s->eps);
+    return bp_layer_norm (x[0], s->normalized_shape.ndim ? s->normalized_shape.ndim : 1,
+                          l->weight, l->bias, s->eps);
   case BP_LAYER_RELU:
-    return bp_relu (x);
+    return bp_relu (x[0]);
   case BP_LAYER_LEAKY_RELU:
-    return bp_leaky_relu (x, s->negative_slope);
+    return bp_leaky_relu (x[0], s->negative_slope);
   case BP_LAYER_GELU:
-    return bp_gelu (x);
+    return bp_gelu (x[0]);
   case BP_LAYER_TANH:
-    return bp_tanh (x);
+    return bp_tanh (x[0]);
   case BP_LAYER_SIGMOID:
-    return bp_sigmoid (x);
+    return bp_sigmoid (x[0]);
   case BP_LAYER_MAXPOOL2D:
-    return bp_max_pool2d (x, s->kernel_size, s->stride, s->padding);
-  case BP_LAYER_AVGPOOL2D:
-    return bp_avg_pool2d (x, s->kernel_size, s->stride, s->padding, s->count_include_pad);
+  case BP_LAYER_AVGPOOL2D: {
+    int stride[2];
+    for (int d = 0; d < 2; d++)
+      stride[d] = s->stride[d] ? s->stride[d] : s->kernel_size[d];
+    if (s->kind == BP_LAYER_MAXPOOL2D)
+      return bp_max_pool2d (x[0], s->kernel_size, stride, s->padding);
+    return bp_avg_pool2d (x[0], s->kernel_size, stride, s->padding, s->count_include_pad);
+  }
   case BP_LAYER_ADAPTIVE_AVGPOOL2D:
-    return bp_adaptive_avg_pool2d (x, s->output_size[0], s->output_size[1]);
+    return bp_adaptive_avg_pool2d (x[0], s->output_size[0], s->output_size[1]);
   case BP_LAYER_DROPOUT:
-    return bp_dropout (x, s->p, m->training);
-  case BP_LAYER_FLATTEN:
-    return bp_flatten (x, s->start_dim);
+    return bp_dropout (x[0], s->p, m->training);
+  case BP_LAYER_FLATTEN: {
+    int64_t shape[BP_LAYER_MAX_DIMS + 1] = {x[0]->shape[0]};
+    memcpy (shape + 1, l->out_shape, sizeof (int64_t) * (size_t) l->out_ndim);
+    return bp_reshape (x[0], l->out_ndim + 1, shape);
+  }
+  case BP_LAYER_ADD: {
+    BpTensor *sum = bp_add (x[0], x[1]);
+    for (int k = 2; sum && k < l->n_inputs; k++) {
+      BpTensor *next = bp_add (sum, x[k]);
+      bp_tensor_unref (sum);
+      sum = next;
+    }
+    return sum;
+  }
+  case BP_LAYER_CONCAT:
+    return bp_concat (l->n_inputs, x, (int) s->dim);
   default:
     bp_set_error (BP_ERR_UNSUPPORTED, "layer kind %d has no forward", s->kind);
     return NULL;
@@ -363,15 +1271,43 @@ bp_model_forward (BpModel *model, BpTensor *x)
                   model->name, bp_shape_str (x, sx, sizeof sx));
     return NULL;
   }
-  BpTensor *h = bp_tensor_ref (x);
-  for (int k = 0; k < model->n_layers; k++) {
-    BpTensor *next = layer_forward (model, &model->layers[k], h);
-    bp_tensor_unref (h);
-    if (!next)
-      return NULL;
-    h = next;
+  int n = model->n_layers;
+  /* every layer's output, dropped once the last layer reading it has run */
+  BpTensor **h = calloc ((size_t) n, sizeof *h);
+  int *uses = malloc (sizeof (int) * (size_t) n);
+  for (int k = 0; k < n; k++)
+    uses[k] = model->layers[k].n_uses;
+  BpTensor *result = NULL;
+  for (int k = 0; k < n; k++) {
+    BpLayer *l = &model->layers[k];
+    BpTensor *in[BP_LAYER_MAX_INPUTS];
+    for (int e = 0; e < l->n_inputs; e++)
+      in[e] = h[l->inputs[e]];
+    h[k] = layer_forward (model, l, l->spec.kind == BP_LAYER_INPUT ? &x : in);
+    for (int e = 0; e < l->n_inputs; e++) {
+      int j = l->inputs[e];
+      if (--uses[j] == 0) {
+        bp_tensor_unref (h[j]);
+        h[j] = NULL;
+      }
+    }
+    if (!h[k]) {
+      char msg[512];
+      snprintf (msg, sizeof msg, "%s", bp_last_error ());
+      bp_set_error (bp_last_status (), "model %s, node \"%s\" (%s): %s", model->name, l->spec.id,
+                    bp_layer_kind_name (l->spec.kind), msg);
+      break;
+    }
   }
-  return h;
+  if (h[n - 1]) {
+    result = h[n - 1];
+    h[n - 1] = NULL;
+  }
+  for (int k = 0; k < n; k++)
+    bp_tensor_unref (h[k]);
+  free (h);
+  free (uses);
+  return result;
 }
 
 int
@@ -419,7 +1355,7 @@ bp_model_state (BpModel *model, BpNamedTensor **state)
     for (size_t j = 0; j < sizeof items / sizeof items[0]; j++) {
       if (!items[j].t)
         continue;
-      snprintf (s[n].name, sizeof s[n].name, "layers.%d.%s", k, items[j].suffix);
+      snprintf (s[n].name, sizeof s[n].name, "%s.%s", l->spec.id, items[j].suffix);
       s[n].tensor = items[j].t;
       n++;
     }

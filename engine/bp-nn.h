@@ -1,12 +1,16 @@
-/* bp-nn.h: layers with PyTorch's names and default initialisation, and sequential models. */
+/* bp-nn.h: layers with PyTorch's names and default initialisation, and models built from a
+ * graph of layers: checks, shape inference, parameter counts and the forward pass. */
 #pragma once
 
 #include "bp-ops-conv.h"
 #include "bp-tensor.h"
 
 typedef enum {
-  BP_LAYER_LINEAR,
+  BP_LAYER_INPUT,
   BP_LAYER_CONV2D,
+  BP_LAYER_MAXPOOL2D,
+  BP_LAYER_AVGPOOL2D,
+  BP_LAYER_ADAPTIVE_AVGPOOL2D,
   BP_LAYER_BATCHNORM1D,
   BP_LAYER_BATCHNORM2D,
   BP_LAYER_LAYERNORM,
@@ -15,79 +19,220 @@ typedef enum {
   BP_LAYER_GELU,
   BP_LAYER_TANH,
   BP_LAYER_SIGMOID,
-  BP_LAYER_MAXPOOL2D,
-  BP_LAYER_AVGPOOL2D,
-  BP_LAYER_ADAPTIVE_AVGPOOL2D,
+  BP_LAYER_LINEAR,
   BP_LAYER_DROPOUT,
   BP_LAYER_FLATTEN,
+  BP_LAYER_ADD,
+  BP_LAYER_CONCAT,
+  BP_LAYER_OUTPUT,
   BP_LAYER_KIND_COUNT
 } BpLayerKind;
 
-/* The PyTorch class name of a layer kind ("Conv2d"), and the kind of a name (-1 if unknown). */
+/* The loss an Output node names (PyTorch class names). */
+typedef enum {
+  BP_LOSS_CROSS_ENTROPY, /* "CrossEntropyLoss": the output is (C) scores per example */
+  BP_LOSS_MSE,           /* "MSELoss" */
+  BP_LOSS_BCE_WITH_LOGITS, /* "BCEWithLogitsLoss" */
+  BP_LOSS_COUNT
+} BpLossKind;
+
+const char *bp_loss_name (BpLossKind loss);
+int bp_loss_from_name (const char *name); /* -1 if unknown */
+
+/* The PyTorch class name of a layer kind ("Conv2d"), and the kind of a name (-1 if unknown,
+ * also for the planned layers that the engine cannot build yet). */
 const char *bp_layer_kind_name (BpLayerKind kind);
 int bp_layer_kind_from_name (const char *name);
 
-/* One layer's hyper-parameters, as in PyTorch's constructors. Sizes of the input are inferred
- * from the previous layer's output shape when the model is built. */
+#define BP_LAYER_ID_MAX 32     /* characters in a node id */
+#define BP_LAYER_MAX_INPUTS 16 /* inputs of one node (Add, Concat) */
+#define BP_LAYER_MAX_DIMS 4    /* dimensions of one example (the batch dimension not counted) */
+
+/* One example's shape; ndim 0 means unknown. */
+typedef struct {
+  int ndim;
+  int64_t d[BP_LAYER_MAX_DIMS];
+} BpShape;
+
+/* One node of a model graph: its id, its kind, the ids of its inputs (in order) and its
+ * hyper-parameters as in PyTorch's constructors. Which kind reads which field is in the
+ * parameter table (bp_layer_types). Sizes marked "0 = inferred" come from the input. */
 typedef struct {
   BpLayerKind kind;
-  int64_t out_features;   /* Linear */
-  int64_t out_channels;   /* Conv2d */
-  int kernel_size[2];     /* Conv2d, pools */
-  int stride[2];          /* Conv2d (default 1), pools (default = kernel) */
+  char id[BP_LAYER_ID_MAX + 1];
+  int n_inputs;
+  char inputs[BP_LAYER_MAX_INPUTS][BP_LAYER_ID_MAX + 1];
+  BpShape shape;            /* Input: one example's shape */
+  BpShape normalized_shape; /* LayerNorm; ndim 0 = the last input dimension */
+  int64_t in_features;      /* Linear; 0 = inferred */
+  int64_t out_features;     /* Linear */
+  int64_t in_channels;      /* Conv2d; 0 = inferred */
+  int64_t out_channels;     /* Conv2d */
+  int64_t num_features;     /* BatchNorm; 0 = inferred */
+  int kernel_size[2];       /* Conv2d, pools */
+  int stride[2];            /* Conv2d (default 1), pools (0 = the kernel size, PyTorch's None) */
   int padding[2];
   int dilation[2];
-  int groups;
-  bool bias;              /* Linear, Conv2d */
-  bool affine;            /* norms */
-  bool count_include_pad; /* AvgPool2d */
-  float eps, momentum;    /* norms */
-  float p;                /* Dropout */
-  float negative_slope;   /* LeakyReLU */
-  int output_size[2];     /* AdaptiveAvgPool2d */
-  int start_dim;          /* Flatten (default 1) */
+  int64_t groups;
+  bool bias;                /* Linear, Conv2d */
+  bool affine;              /* BatchNorm affine, LayerNorm elementwise_affine */
+  bool count_include_pad;   /* AvgPool2d */
+  float eps, momentum;      /* norms */
+  float p;                  /* Dropout */
+  float negative_slope;     /* LeakyReLU */
+  int output_size[2];       /* AdaptiveAvgPool2d */
+  int64_t start_dim;        /* Flatten (default 1: the batch dimension is 0, as in PyTorch) */
+  int64_t end_dim;          /* Flatten (default -1) */
+  int64_t dim;              /* Concat (default 1: channels) */
+  int loss;                 /* Output: a BpLossKind */
 } BpLayerSpec;
 
-/* PyTorch's defaults for a kind. */
+/* PyTorch's defaults for a kind (id and inputs empty). */
 BpLayerSpec bp_layer_spec_default (BpLayerKind kind);
+
+/* ---- the layer and parameter tables (the builder's palette and inspector use them) ---- */
+
+typedef enum {
+  BP_PARAM_INT,   /* int64_t */
+  BP_PARAM_PAIR,  /* int[2]: an integer, or [h, w] */
+  BP_PARAM_FLOAT, /* float */
+  BP_PARAM_BOOL,  /* bool */
+  BP_PARAM_SHAPE, /* BpShape: an integer or a list of 1 to 4 integers */
+  BP_PARAM_LOSS,  /* int: a BpLossKind, written as its class name */
+} BpParamType;
+
+enum {
+  BP_PARAM_REQUIRED = 1 << 0,   /* no default: the spec must give it */
+  BP_PARAM_INFERRED = 1 << 1,   /* optional: 0 (or no dims) = taken from the input */
+  BP_PARAM_NONE_ZERO = 1 << 2,  /* 0 stands for PyTorch's None (pools' stride) */
+  BP_PARAM_MIN_OPEN = 1 << 3,   /* the value must be above min, not equal */
+  BP_PARAM_MAX_OPEN = 1 << 4,   /* the value must be below max, not equal */
+  BP_PARAM_POSITIONAL = 1 << 5, /* written positionally in PyTorch code */
+};
+
+typedef struct {
+  const char *name; /* PyTorch's keyword */
+  BpParamType type;
+  unsigned flags;
+  size_t offset;    /* of the value in BpLayerSpec */
+  double min, max;  /* allowed values (pairs and shapes: each element) */
+  const char *help; /* one line, English */
+} BpParamInfo;
+
+typedef struct {
+  const char *name;     /* PyTorch class name: "Conv2d" */
+  int kind;             /* a BpLayerKind, or -1 for a planned layer */
+  const char *group;    /* palette group: "input", "convolution", "pooling", "normalisation",
+                         * "activation", "recurrent", "attention", "dense", "regularisation",
+                         * "reshape", "merge", "output" */
+  int min_inputs, max_inputs;
+  const char *help;     /* one line, English */
+  int n_params;
+  const BpParamInfo *params;
+} BpLayerType;
+
+/* Every layer type, the planned ones (kind -1) included, in palette order. */
+const BpLayerType *bp_layer_types (int *n);
+/* The type of a class name, planned ones included; NULL if unknown. */
+const BpLayerType *bp_layer_type_find (const char *name);
+const BpLayerType *bp_layer_kind_type (BpLayerKind kind);
+const BpParamInfo *bp_layer_param_find (const BpLayerType *type, const char *name);
+
+/* Whether a parameter belongs in a written spec: required ones always, the others when they
+ * differ from PyTorch's default (inferred ones: when given). */
+bool bp_param_is_set (const BpLayerSpec *spec, const BpParamInfo *param);
+/* Writes a parameter's value as JSON ("[3, 3]", "true", "\"MSELoss\"") or, with python set,
+ * as Python ("(3, 3)", "True"); pairs of equal values as one integer. */
+void bp_param_format (const BpLayerSpec *spec, const BpParamInfo *param, bool python, char *buf,
+                      size_t len);
+/* The shortest text that reads back as the same float ("1e-05", "0.5"). */
+void bp_float_format (float v, char *buf, size_t len);
+
+/* ---- checking a graph ---- */
+
+/* What checking found out about one node. */
+typedef struct {
+  BpShape out;          /* one example's output shape; ndim 0 where unknown (an error here
+                         * or upstream) */
+  int64_t n_params;     /* parameters it creates (known once its input shape is) */
+  int n_inputs;
+  int inputs[BP_LAYER_MAX_INPUTS]; /* the inputs' node indices, -1 where the id is unknown */
+  char error[256];      /* why the node cannot be built (without its name); "" when fine */
+  int check;            /* which check found it (internal: orders the errors) */
+} BpLayerInfo;
+
+typedef struct {
+  int n;
+  BpLayerInfo *layers; /* per node, in the given order */
+  int n_order;
+  int *order;          /* the nodes outside cycles in topological order (stable: a graph given
+                        * in topological order keeps its order) */
+  int input, output;   /* the Input and Output nodes, -1 where there is none */
+  int64_t n_params;    /* total */
+  int n_errors;        /* node errors and graph errors */
+  char error[512];     /* the first error, naming the node ("node \"conv1\" (Conv2d): ..."),
+                        * "" when the graph can be built; errors that are likely causes (bad
+                        * values, references) come before their consequences (unused nodes) */
+} BpGraphInfo;
+
+/* Checks a graph of n nodes without allocating any parameter: ids, input references, one
+ * Input and one Output, cycles, parameter values, shapes (inferred in topological order),
+ * sizes (refusing absurd ones), and that every node leads to the Output. node_errors, which
+ * may be NULL, holds errors found earlier (while reading a spec) per node, NULL where none;
+ * such a node counts as broken. Never fails: free the result with bp_graph_info_free. */
+BpGraphInfo *bp_graph_check (int n, const BpLayerSpec *specs, const char *const *node_errors);
+void bp_graph_info_free (BpGraphInfo *info);
+
+/* ---- models ---- */
 
 typedef struct {
   BpLayerSpec spec;
+  int n_inputs;
+  int inputs[BP_LAYER_MAX_INPUTS];      /* indices of earlier layers in model->layers */
+  int n_uses;                           /* how many inputs of later layers read this one */
   BpTensor *weight, *bias;              /* NULL where the layer has none */
   BpTensor *running_mean, *running_var; /* batch norm buffers */
   int64_t num_batches_tracked;
-  int in_ndim, out_ndim;                /* one example's shape (without the batch) */
-  int64_t in_shape[4], out_shape[4];
+  int64_t n_params;
+  int in_ndim, out_ndim;                /* one example's shapes (without the batch); the input */
+  int64_t in_shape[4], out_shape[4];    /* is the first input's */
 } BpLayer;
 
 typedef struct {
   char *name;
+  char *description; /* NULL when none */
   int n_layers;
-  BpLayer *layers;
+  BpLayer *layers;   /* in topological order: the Input first, the Output last */
   int in_ndim;
   int64_t in_shape[4]; /* one example's shape, e.g. 1x28x28 */
+  int out_ndim;
+  int64_t out_shape[4];
+  BpLossKind loss;   /* the Output node's */
   bool training;
   BpDevice device;
 } BpModel;
 
-/* Builds a model from layer specs for inputs of one example's shape, inferring every layer's
- * input size and initialising parameters as PyTorch does (from the engine RNG). On a spec that
- * cannot be built returns NULL with an error naming the layer (index and type) and why. */
-BpModel *bp_model_new (const char *name, int in_ndim, const int64_t *in_shape, int n_layers,
-                       const BpLayerSpec *specs);
+/* Builds a model from a graph of n nodes (any order), inferring every layer's input size and
+ * initialising parameters as PyTorch does (from the engine RNG). On a graph that cannot be
+ * built returns NULL with an error naming the node (id and type) and why (bp_graph_check's
+ * first error); nothing is allocated for a graph that fails the checks. */
+BpModel *bp_model_new (const char *name, int n, const BpLayerSpec *specs);
 void bp_model_free (BpModel *model);
 void bp_model_set_training (BpModel *model, bool training);
-/* x (N, *in_shape) -> logits; records on the tape when gradients are enabled. */
+/* The layer with this node id, NULL if none. */
+BpLayer *bp_model_find (BpModel *model, const char *id);
+/* x (N, *in_shape) -> the Output node's input (logits); records on the tape when gradients
+ * are enabled. */
 BpTensor *bp_model_forward (BpModel *model, BpTensor *x);
 
-/* Trainable parameters in PyTorch's order; the array is owned by the caller (free ()),
- * the tensors by the model. */
+/* Trainable parameters in PyTorch's order (the exported module's parameters ()); the array is
+ * owned by the caller (free ()), the tensors by the model. */
 int bp_model_parameters (BpModel *model, BpTensor ***params);
 int64_t bp_model_num_parameters (const BpModel *model);
 
-/* Named state (parameters and buffers) with PyTorch state_dict names "layers.3.weight",
- * "layers.1.running_mean", ... for checkpoints and export. num_batches_tracked is not a float
- * tensor and is kept apart. */
+/* Named state (parameters and buffers) with the PyTorch state_dict names of the exported
+ * module: "<node id>.weight", "<node id>.running_mean", ... for checkpoints and export.
+ * num_batches_tracked is not a float tensor and is kept apart (BpLayer). */
 typedef struct {
   char name[48];
   BpTensor *tensor;

@@ -35,20 +35,28 @@ test_param_counts (void)
 {
   int n;
   const BpPreset *presets = bp_presets (&n);
-  g_assert_cmpint (n, >=, 2);
+  g_assert_cmpint (n, >=, 4);
+  BpTensor *counts = bp_tensor_new_1d (n), *engine = bp_tensor_new_1d (n);
+  g_autoptr (GString) names = g_string_new (NULL);
   for (int k = 0; k < n; k++) {
     g_autoptr (GError) error = NULL;
     BpModel *m = bp_spec_build (presets[k].json, &error);
     g_assert_no_error (error);
-    BpTensor *count = bp_tensor_new_1d (1);
-    g_autofree char *pre = torch_preamble (presets[k].name, FALSE, FALSE);
-    g_autofree char *code = g_strdup_printf ("%sout = [torch.tensor([float(sum(p.numel() for p in params))])]\n", pre);
-    BpTensor *dummy[] = {count, count};
-    if (bp_test_torch (code, 2, dummy, 1, &count))
-      g_assert_cmpint ((gint64) count->data[0], ==, bp_model_num_parameters (m));
-    bp_tensor_unref (count);
+    engine->data[k] = (float) bp_model_num_parameters (m);
+    g_string_append_printf (names, "%s'%s'", k ? ", " : "", presets[k].name);
     bp_model_free (m);
   }
+  /* all twins in one PyTorch run */
+  g_autofree char *bench = g_build_filename (g_getenv ("G_TEST_SRCDIR"), "..", "bench", NULL);
+  g_autofree char *code = g_strdup_printf (
+    "import sys\nsys.path.insert(0, '%s')\nfrom torch_bench import model\n"
+    "out = [torch.tensor([float(sum(p.numel() for p in model(n).parameters())) for n in [%s]])]\n",
+    bench, names->str);
+  if (bp_test_torch (code, 1, &engine, 1, &counts))
+    for (int k = 0; k < n; k++)
+      g_assert_cmpfloat (counts->data[k], ==, engine->data[k]);
+  bp_tensor_unref (counts);
+  bp_tensor_unref (engine);
   /* the published sizes */
   g_autoptr (GError) error = NULL;
   BpModel *mlp = bp_spec_build (bp_preset_find ("mlp")->json, &error);
@@ -57,24 +65,25 @@ test_param_counts (void)
   BpModel *cnn = bp_spec_build (bp_preset_find ("simple-cnn")->json, &error);
   g_assert_cmpint (bp_model_num_parameters (cnn), ==, 688586);
   bp_model_free (cnn);
+  BpModel *lenet = bp_spec_build (bp_preset_find ("lenet5")->json, &error);
+  g_assert_cmpint (bp_model_num_parameters (lenet), ==, 61706);
+  bp_model_free (lenet);
 }
 
 /* Forward logits, loss and every parameter gradient of a preset against PyTorch. */
 static void
-check_model_against_torch (const char *name, gboolean train)
+check_model_against_torch (const char *name, const char *bn_id, gboolean train)
 {
   g_autoptr (GError) error = NULL;
   bp_rng_seed (11);
-  char *json = g_strdup (bp_preset_find (name)->json);
-  if (train) {
-    /* dropout draws differ between the engines: compare training mode without it */
-    char *p = strstr (json, "\"p\":0.5");
-    if (p)
-      memcpy (p, "\"p\":0.0", 7);
-  }
-  BpModel *m = bp_spec_build (json, &error);
-  g_free (json);
+  BpModel *m = bp_spec_build (bp_preset_find (name)->json, &error);
   g_assert_no_error (error);
+  /* dropout draws differ between the engines: compare without it */
+  BpLayer *dropout = bp_model_find (m, "dropout");
+  if (dropout)
+    dropout->spec.p = 0.0f;
+  /* the first batch norm's running statistics after one training step */
+  BpLayer *bn = bp_model_find (m, bn_id);
   bp_model_set_training (m, train);
   BpTensor **params;
   int n_params = bp_model_parameters (m, &params);
@@ -95,18 +104,21 @@ check_model_against_torch (const char *name, gboolean train)
   in[1] = y;
   for (int k = 0; k < n_params; k++)
     in[2 + k] = params[k];
-  int n_out = 2 + n_params + (train ? 2 : 0);
+  gboolean stats = train && bn;
+  int n_out = 2 + n_params + (stats ? 2 : 0);
   BpTensor **ref = g_new (BpTensor *, n_out);
   ref[0] = bp_tensor_new_like (logits);
   ref[1] = bp_tensor_new_1d (1);
   for (int k = 0; k < n_params; k++)
     ref[2 + k] = bp_tensor_new_like (params[k]);
-  if (train) {
-    /* the first batch norm's running statistics after one training step */
-    ref[n_out - 2] = bp_tensor_new_like (m->layers[1].running_mean);
-    ref[n_out - 1] = bp_tensor_new_like (m->layers[1].running_var);
+  if (stats) {
+    ref[n_out - 2] = bp_tensor_new_like (bn->running_mean);
+    ref[n_out - 1] = bp_tensor_new_like (bn->running_var);
   }
   g_autofree char *pre = torch_preamble (name, train, TRUE);
+  g_autofree char *stats_code =
+    stats ? g_strdup_printf ("out += [m.%s.running_mean, m.%s.running_var]\n", bn_id, bn_id)
+          : g_strdup ("");
   g_autofree char *code = g_strdup_printf (
     "%s"
     "logits = m(x[0].detach())\n"
@@ -114,7 +126,7 @@ check_model_against_torch (const char *name, gboolean train)
     "loss.backward()\n"
     "out = [logits, loss.reshape(1)] + [p.grad for p in params]\n"
     "%s",
-    pre, train ? "out += [m[1].running_mean, m[1].running_var]\n" : "");
+    pre, stats_code);
   if (bp_test_torch (code, n_in, in, n_out, ref)) {
     bp_test_assert_close ("logits", logits->data, ref[0]->data, logits->numel, 1e-4);
     bp_test_assert_close ("loss", loss->data, ref[1]->data, 1, 1e-5);
@@ -123,10 +135,10 @@ check_model_against_torch (const char *name, gboolean train)
       g_assert_nonnull (params[k]->grad);
       bp_test_assert_close (what, params[k]->grad, ref[2 + k]->data, params[k]->numel, 1e-4);
     }
-    if (train) {
-      bp_test_assert_close ("running_mean", m->layers[1].running_mean->data, ref[n_out - 2]->data,
+    if (stats) {
+      bp_test_assert_close ("running_mean", bn->running_mean->data, ref[n_out - 2]->data,
                             ref[n_out - 2]->numel, 1e-5);
-      bp_test_assert_close ("running_var", m->layers[1].running_var->data, ref[n_out - 1]->data,
+      bp_test_assert_close ("running_var", bn->running_var->data, ref[n_out - 1]->data,
                             ref[n_out - 1]->numel, 1e-5);
     }
   }
@@ -146,19 +158,33 @@ check_model_against_torch (const char *name, gboolean train)
 static void
 test_mlp_torch (void)
 {
-  check_model_against_torch ("mlp", FALSE);
+  check_model_against_torch ("mlp", NULL, FALSE);
 }
 
 static void
 test_cnn_torch_eval (void)
 {
-  check_model_against_torch ("simple-cnn", FALSE);
+  check_model_against_torch ("simple-cnn", "bn1", FALSE);
 }
 
 static void
 test_cnn_torch_train (void)
 {
-  check_model_against_torch ("simple-cnn", TRUE);
+  check_model_against_torch ("simple-cnn", "bn1", TRUE);
+}
+
+/* the residual graph in training mode: batch statistics, Adds and the gradients through the
+ * skip connections */
+static void
+test_resnet_torch_train (void)
+{
+  check_model_against_torch ("small-resnet", "b2_down_bn", TRUE);
+}
+
+static void
+test_lenet_torch_eval (void)
+{
+  check_model_against_torch ("lenet5", NULL, FALSE);
 }
 
 static void
@@ -172,19 +198,19 @@ test_spec_errors (void)
     {"[1,2]", "not a JSON object"},
     {"{\"format\":\"other\",\"version\":1}", "not a Backprop Lab model spec"},
     {"{\"format\":\"backprop-lab-model\",\"version\":99,\"input\":[1],\"layers\":[]}", "version 99"},
-    {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[0,4],\"layers\":[{\"type\":\"ReLU\"}]}", "input size"},
+    {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[0,4],\"layers\":[{\"type\":\"ReLU\"}]}", "shape must be a list of 1 to 4 integers"},
     {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":\"x\",\"layers\":[{\"type\":\"ReLU\"}]}", "input"},
     {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[4],\"layers\":[]}", "no layers"},
-    {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[4],\"layers\":[{\"type\":\"Magic\"}]}", "layer 0: unknown layer type \"Magic\""},
-    {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[4],\"layers\":[{\"type\":\"Linear\",\"out_features\":0}]}", "layer 0 (Linear)"},
-    {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[4],\"layers\":[{\"type\":\"Linear\",\"out_features\":\"ten\"}]}", "out_features must be a number"},
-    {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[1000000],\"layers\":[{\"type\":\"Linear\",\"out_features\":1000000000}]}", "too many parameters"},
-    {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[784],\"layers\":[{\"type\":\"Conv2d\",\"out_channels\":8,\"kernel_size\":3}]}", "layer 0 (Conv2d): needs a (C,H,W) input"},
+    {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[4],\"layers\":[{\"type\":\"Magic\"}]}", "node \"layer_0\": unknown layer type \"Magic\""},
+    {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[4],\"layers\":[{\"type\":\"Linear\",\"out_features\":0}]}", "node \"linear_0\" (Linear): out_features must be"},
+    {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[4],\"layers\":[{\"type\":\"Linear\",\"out_features\":\"ten\"}]}", "out_features must be an integer"},
+    {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[1000000],\"layers\":[{\"type\":\"Linear\",\"out_features\":1000000000}]}", "more than a layer may have"},
+    {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[784],\"layers\":[{\"type\":\"Conv2d\",\"out_channels\":8,\"kernel_size\":3}]}", "node \"conv2d_0\" (Conv2d): needs a (C, H, W) input"},
     {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[1,4,4],\"layers\":[{\"type\":\"Conv2d\",\"out_channels\":8,\"kernel_size\":7}]}", "does not fit"},
     {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[3,8,8],\"layers\":[{\"type\":\"Conv2d\",\"out_channels\":8,\"kernel_size\":3,\"groups\":2}]}", "divisible by groups"},
     {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[1,8,8],\"layers\":[{\"type\":\"MaxPool2d\",\"kernel_size\":[2,-1]}]}", "kernel_size"},
-    {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[8],\"layers\":[{\"type\":\"Dropout\",\"p\":1.5}]}", "p must be in [0, 1)"},
-    {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[8],\"layers\":[{\"type\":\"BatchNorm2d\"}]}", "layer 0 (BatchNorm2d)"},
+    {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[8],\"layers\":[{\"type\":\"Dropout\",\"p\":1.5}]}", "p must be a number in [0, 1)"},
+    {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[8],\"layers\":[{\"type\":\"BatchNorm2d\"}]}", "node \"batchnorm2d_0\" (BatchNorm2d)"},
     {"{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[8],\"layers\":[{\"type\":\"Linear\",\"out_features\":4,\"bias\":3}]}", "bias must be true or false"},
   };
   for (gsize k = 0; k < G_N_ELEMENTS (cases); k++) {
@@ -205,11 +231,18 @@ test_shapes_inferred (void)
   BpModel *m = bp_spec_build (bp_preset_find ("simple-cnn")->json, &error);
   g_assert_no_error (error);
   /* 28 -> 14 -> 7 -> 3 after the three pools; Flatten gives 128*3*3 */
-  g_assert_cmpint (m->layers[3].out_shape[1], ==, 14);
-  g_assert_cmpint (m->layers[11].out_shape[1], ==, 3);
-  g_assert_cmpint (m->layers[12].out_ndim, ==, 1);
-  g_assert_cmpint (m->layers[12].out_shape[0], ==, 1152);
-  g_assert_cmpint (m->layers[16].out_shape[0], ==, 10);
+  g_assert_cmpint (bp_model_find (m, "pool1")->out_shape[1], ==, 14);
+  g_assert_cmpint (bp_model_find (m, "pool3")->out_shape[1], ==, 3);
+  g_assert_cmpint (bp_model_find (m, "flatten")->out_ndim, ==, 1);
+  g_assert_cmpint (bp_model_find (m, "flatten")->out_shape[0], ==, 1152);
+  g_assert_cmpint (bp_model_find (m, "fc2")->out_shape[0], ==, 10);
+  g_assert_cmpint (m->out_ndim, ==, 1);
+  g_assert_cmpint (m->out_shape[0], ==, 10);
+  g_assert_null (bp_model_find (m, "nothing"));
+  /* the Input first, the Output last, in the preset's order */
+  g_assert_cmpint (m->layers[0].spec.kind, ==, BP_LAYER_INPUT);
+  g_assert_cmpint (m->layers[m->n_layers - 1].spec.kind, ==, BP_LAYER_OUTPUT);
+  g_assert_cmpstr (m->layers[1].spec.id, ==, "conv1");
   /* a wrong input is an error naming the model, not a crash */
   BpTensor *x = bp_tensor_new_4d (2, 3, 28, 28);
   g_assert_null (bp_model_forward (m, x));
@@ -282,6 +315,8 @@ main (int argc, char **argv)
   g_test_add_func ("/nn/mlp-torch", test_mlp_torch);
   g_test_add_func ("/nn/simple-cnn-torch-eval", test_cnn_torch_eval);
   g_test_add_func ("/nn/simple-cnn-torch-train", test_cnn_torch_train);
+  g_test_add_func ("/nn/lenet5-torch-eval", test_lenet_torch_eval);
+  g_test_add_func ("/nn/small-resnet-torch-train", test_resnet_torch_train);
   g_test_add_func ("/nn/training-repeatable", test_training_repeatable);
   return g_test_run ();
 }

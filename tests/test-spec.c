@@ -1,9 +1,777 @@
-/* test-spec.c: placeholder until implemented. */
+/* test-spec.c: model specs as graphs: presets round trip and equal their exported PyTorch
+ * modules, version 1 conversion, per-node analysis, residual graph gradients, malformed specs
+ * (tests/data/specs) with named errors, random damage without crashes, the layer tables. */
 #include "bp-test.h"
+
+#include <glib/gstdio.h>
+#include <math.h>
+#include <string.h>
+
+#include "bp-backend.h"
+#include "bp-rng.h"
+#include "bp-spec.h"
+
+/* Graphs beyond the presets that together use every layer type and most parameters: the
+ * export and the engine must agree on them too. */
+static const char *const zoo[] = {
+  "{\"format\": \"backprop-lab-model\", \"version\": 2, \"name\": \"branches\", \"nodes\": ["
+  "{\"id\": \"x\", \"type\": \"Input\", \"shape\": [3, 12, 12]},"
+  "{\"id\": \"a\", \"type\": \"Conv2d\", \"inputs\": [\"x\"], \"out_channels\": 8, \"kernel_size\": 3, \"padding\": 1},"
+  "{\"id\": \"b\", \"type\": \"Conv2d\", \"inputs\": [\"x\"], \"in_channels\": 3, \"out_channels\": 4, \"kernel_size\": [3, 5], \"padding\": [1, 2]},"
+  "{\"id\": \"g\", \"type\": \"Conv2d\", \"inputs\": [\"x\"], \"out_channels\": 6, \"kernel_size\": 3, \"padding\": 2, \"dilation\": 2, \"groups\": 3, \"bias\": false},"
+  "{\"id\": \"cat\", \"type\": \"Concat\", \"inputs\": [\"a\", \"b\", \"g\"]},"
+  "{\"id\": \"bn\", \"type\": \"BatchNorm2d\", \"inputs\": [\"cat\"], \"eps\": 0.001, \"momentum\": 0.2},"
+  "{\"id\": \"lrelu\", \"type\": \"LeakyReLU\", \"inputs\": [\"bn\"], \"negative_slope\": 0.2},"
+  "{\"id\": \"mp\", \"type\": \"MaxPool2d\", \"inputs\": [\"lrelu\"], \"kernel_size\": 3, \"stride\": 2, \"padding\": 1},"
+  "{\"id\": \"ap\", \"type\": \"AvgPool2d\", \"inputs\": [\"mp\"], \"kernel_size\": 2, \"stride\": 1, \"padding\": 1, \"count_include_pad\": false},"
+  "{\"id\": \"ad\", \"type\": \"AdaptiveAvgPool2d\", \"inputs\": [\"ap\"], \"output_size\": [3, 2]},"
+  "{\"id\": \"fl\", \"type\": \"Flatten\", \"inputs\": [\"ad\"], \"start_dim\": 2},"
+  "{\"id\": \"ln\", \"type\": \"LayerNorm\", \"inputs\": [\"fl\"]},"
+  "{\"id\": \"gelu\", \"type\": \"GELU\", \"inputs\": [\"ln\"]},"
+  "{\"id\": \"fl2\", \"type\": \"Flatten\", \"inputs\": [\"gelu\"]},"
+  "{\"id\": \"bn1\", \"type\": \"BatchNorm1d\", \"inputs\": [\"fl2\"], \"affine\": false},"
+  "{\"id\": \"lin\", \"type\": \"Linear\", \"inputs\": [\"bn1\"], \"out_features\": 20},"
+  "{\"id\": \"sig\", \"type\": \"Sigmoid\", \"inputs\": [\"lin\"]},"
+  "{\"id\": \"th\", \"type\": \"Tanh\", \"inputs\": [\"lin\"]},"
+  "{\"id\": \"sum\", \"type\": \"Add\", \"inputs\": [\"sig\", \"th\", \"lin\"]},"
+  "{\"id\": \"drop\", \"type\": \"Dropout\", \"inputs\": [\"sum\"], \"p\": 0.3},"
+  "{\"id\": \"cat2\", \"type\": \"Concat\", \"inputs\": [\"drop\", \"sum\"], \"dim\": -1},"
+  "{\"id\": \"fc\", \"type\": \"Linear\", \"inputs\": [\"cat2\"], \"out_features\": 5, \"bias\": false},"
+  "{\"id\": \"output\", \"type\": \"Output\", \"inputs\": [\"fc\"]}]}",
+
+  "{\"format\": \"backprop-lab-model\", \"version\": 2, \"name\": \"sequence\", \"nodes\": ["
+  "{\"id\": \"x\", \"type\": \"Input\", \"shape\": [4, 6]},"
+  "{\"id\": \"bn\", \"type\": \"BatchNorm1d\", \"inputs\": [\"x\"], \"num_features\": 4},"
+  "{\"id\": \"ln\", \"type\": \"LayerNorm\", \"inputs\": [\"bn\"], \"normalized_shape\": [4, 6], \"eps\": 1e-4},"
+  "{\"id\": \"fc\", \"type\": \"Linear\", \"inputs\": [\"ln\"], \"out_features\": 3},"
+  "{\"id\": \"relu\", \"type\": \"ReLU\", \"inputs\": [\"fc\"]},"
+  "{\"id\": \"skip\", \"type\": \"Linear\", \"inputs\": [\"x\"], \"in_features\": 6, \"out_features\": 3},"
+  "{\"id\": \"add\", \"type\": \"Add\", \"inputs\": [\"relu\", \"skip\"]},"
+  "{\"id\": \"fl\", \"type\": \"Flatten\", \"inputs\": [\"add\"], \"start_dim\": 1, \"end_dim\": 2},"
+  "{\"id\": \"output\", \"type\": \"Output\", \"inputs\": [\"fl\"], \"loss\": \"MSELoss\"}]}",
+
+  "{\"format\": \"backprop-lab-model\", \"version\": 2, \"name\": \"identity\", \"nodes\": ["
+  "{\"id\": \"x\", \"type\": \"Input\", \"shape\": [5]},"
+  "{\"id\": \"y\", \"type\": \"Output\", \"inputs\": [\"x\"], \"loss\": \"BCEWithLogitsLoss\"}]}",
+};
+
+/* A residual graph small enough for finite differences: conv, Add skip, three-way Concat. */
+static const char *grad_spec =
+  "{\"format\": \"backprop-lab-model\", \"version\": 2, \"name\": \"tiny-residual\", \"nodes\": ["
+  "{\"id\": \"x\", \"type\": \"Input\", \"shape\": [2, 4, 4]},"
+  "{\"id\": \"conv\", \"type\": \"Conv2d\", \"inputs\": [\"x\"], \"out_channels\": 2, \"kernel_size\": 3, \"padding\": 1},"
+  "{\"id\": \"t\", \"type\": \"Tanh\", \"inputs\": [\"conv\"]},"
+  "{\"id\": \"add\", \"type\": \"Add\", \"inputs\": [\"t\", \"x\"]},"
+  "{\"id\": \"cat\", \"type\": \"Concat\", \"inputs\": [\"add\", \"x\", \"t\"]},"
+  "{\"id\": \"pool\", \"type\": \"AvgPool2d\", \"inputs\": [\"cat\"], \"kernel_size\": 2},"
+  "{\"id\": \"flat\", \"type\": \"Flatten\", \"inputs\": [\"pool\"]},"
+  "{\"id\": \"norm\", \"type\": \"LayerNorm\", \"inputs\": [\"flat\"]},"
+  "{\"id\": \"fc\", \"type\": \"Linear\", \"inputs\": [\"norm\"], \"out_features\": 3},"
+  "{\"id\": \"output\", \"type\": \"Output\", \"inputs\": [\"fc\"]}]}";
+
+/* The presets as version 1 specs (before the graph format): they must still build. */
+static const char *v1_mlp =
+  "{\"format\":\"backprop-lab-model\",\"version\":1,\"name\":\"mlp\",\"input\":[1,28,28],"
+  "\"layers\":[{\"type\":\"Flatten\"},"
+  "{\"type\":\"Linear\",\"out_features\":256},{\"type\":\"ReLU\"},"
+  "{\"type\":\"Linear\",\"out_features\":128},{\"type\":\"ReLU\"},"
+  "{\"type\":\"Linear\",\"out_features\":100},{\"type\":\"ReLU\"},"
+  "{\"type\":\"Linear\",\"out_features\":10}]}";
+static const char *v1_cnn =
+  "{\"format\":\"backprop-lab-model\",\"version\":1,\"name\":\"simple-cnn\",\"input\":[1,28,28],"
+  "\"layers\":["
+  "{\"type\":\"Conv2d\",\"out_channels\":32,\"kernel_size\":3,\"padding\":1},"
+  "{\"type\":\"BatchNorm2d\"},{\"type\":\"ReLU\"},{\"type\":\"MaxPool2d\",\"kernel_size\":2},"
+  "{\"type\":\"Conv2d\",\"out_channels\":64,\"kernel_size\":3,\"padding\":1},"
+  "{\"type\":\"BatchNorm2d\"},{\"type\":\"ReLU\"},{\"type\":\"MaxPool2d\",\"kernel_size\":2},"
+  "{\"type\":\"Conv2d\",\"out_channels\":128,\"kernel_size\":3,\"padding\":1},"
+  "{\"type\":\"BatchNorm2d\"},{\"type\":\"ReLU\"},{\"type\":\"MaxPool2d\",\"kernel_size\":2},"
+  "{\"type\":\"Flatten\"},"
+  "{\"type\":\"Linear\",\"out_features\":512},{\"type\":\"ReLU\"},"
+  "{\"type\":\"Dropout\",\"p\":0.5},"
+  "{\"type\":\"Linear\",\"out_features\":10}]}";
+
+static void
+test_presets_round_trip (void)
+{
+  int n;
+  const BpPreset *presets = bp_presets (&n);
+  g_assert_cmpint (n, ==, 4);
+  for (int k = 0; k < n; k++) {
+    g_autoptr (GError) error = NULL;
+    g_autoptr (BpSpec) spec = bp_spec_parse (presets[k].json, &error);
+    g_assert_no_error (error);
+    g_assert_cmpint (spec->version, ==, BP_SPEC_VERSION);
+    g_assert_cmpstr (spec->name, ==, presets[k].name);
+    g_assert_cmpstr (spec->description, ==, presets[k].description);
+    /* the preset text is canonical: save gives it back byte for byte, and so does a reload */
+    g_autofree char *saved = bp_spec_to_json (spec);
+    g_assert_cmpstr (saved, ==, presets[k].json);
+    g_autofree char *again = bp_spec_canonical (saved, &error);
+    g_assert_no_error (error);
+    g_assert_cmpstr (again, ==, saved);
+
+    BpModel *m = bp_spec_build_model (spec, &error);
+    g_assert_no_error (error);
+    g_autofree char *from_model = bp_model_to_json (m);
+    g_assert_cmpstr (from_model, ==, presets[k].json);
+    g_autoptr (BpSpecInfo) info = bp_spec_check (spec);
+    g_assert_null (info->error);
+    g_assert_cmpint (info->n_errors, ==, 0);
+    g_assert_cmpint (info->n_params, ==, bp_model_num_parameters (m));
+    /* state names are unique and start with a node id */
+    BpNamedTensor *state;
+    int n_state = bp_model_state (m, &state);
+    for (int i = 0; i < n_state; i++) {
+      for (int j = 0; j < i; j++)
+        g_assert_cmpstr (state[i].name, !=, state[j].name);
+      g_autofree char *id = g_strndup (state[i].name, strcspn (state[i].name, "."));
+      g_assert_nonnull (bp_model_find (m, id));
+    }
+    free (state);
+    bp_model_free (m);
+  }
+  g_assert_nonnull (bp_preset_find ("small-resnet"));
+  g_assert_null (bp_preset_find ("bilstm"));
+}
+
+/* Randomises the batch norms' running statistics and the norms' scales so that comparing
+ * eval-mode outputs tests them. */
+static void
+randomise_norms (BpModel *m)
+{
+  for (int k = 0; k < m->n_layers; k++) {
+    BpLayer *l = &m->layers[k];
+    BpLayerKind kind = l->spec.kind;
+    if (kind != BP_LAYER_BATCHNORM1D && kind != BP_LAYER_BATCHNORM2D && kind != BP_LAYER_LAYERNORM)
+      continue;
+    if (l->running_mean)
+      bp_tensor_uniform (l->running_mean, -0.5f, 0.5f);
+    if (l->running_var)
+      bp_tensor_uniform (l->running_var, 0.5f, 1.5f);
+    if (l->weight)
+      bp_tensor_uniform (l->weight, 0.5f, 1.5f);
+    if (l->bias)
+      bp_tensor_uniform (l->bias, -0.5f, 0.5f);
+  }
+}
+
+/* Every preset and zoo graph: the exported module has the engine's state_dict names in the
+ * engine's order and its parameter count, and with the engine's weights computes the same
+ * eval-mode output. One PyTorch run for all. */
+static void
+test_export_matches_engine (void)
+{
+  int n_presets;
+  const BpPreset *presets = bp_presets (&n_presets);
+  int n_models = n_presets + (int) G_N_ELEMENTS (zoo);
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("bp-export-XXXXXX", &error);
+  g_assert_no_error (error);
+  GPtrArray *inputs = g_ptr_array_new ();
+  GPtrArray *outputs = g_ptr_array_new_with_free_func ((GDestroyNotify) bp_tensor_unref);
+  GPtrArray *engine = g_ptr_array_new_with_free_func ((GDestroyNotify) bp_tensor_unref);
+  GPtrArray *paths = g_ptr_array_new_with_free_func (g_free);
+  BpModel **models = g_new0 (BpModel *, n_models);
+  GString *code = g_string_new (NULL);
+  bp_rng_seed (3);
+  for (int k = 0; k < n_models; k++) {
+    const char *json = k < n_presets ? presets[k].json : zoo[k - n_presets];
+    BpModel *m = models[k] = bp_spec_build (json, &error);
+    g_assert_no_error (error);
+    randomise_norms (m);
+    bp_model_set_training (m, false);
+    g_autofree char *py = bp_spec_to_pytorch (json, &error);
+    g_assert_no_error (error);
+    g_assert_nonnull (strstr (py, "class "));
+    char *path = g_strdup_printf ("%s/model%d.py", dir, k);
+    g_assert_true (g_file_set_contents (path, py, -1, NULL));
+    g_ptr_array_add (paths, path);
+
+    int64_t shape[BP_LAYER_MAX_DIMS + 1] = {3};
+    memcpy (shape + 1, m->in_shape, sizeof (int64_t) * (size_t) m->in_ndim);
+    BpTensor *x = bp_test_rand (m->in_ndim + 1, shape, -1, 1, false);
+    BpTensor *y = bp_model_forward (m, x);
+    g_assert_nonnull (y);
+    g_ptr_array_add (engine, x);
+    g_ptr_array_add (engine, y);
+    int base = (int) inputs->len;
+    g_ptr_array_add (inputs, x);
+    BpNamedTensor *state;
+    int n_state = bp_model_state (m, &state);
+    GString *names = g_string_new (NULL);
+    for (int i = 0; i < n_state; i++) {
+      g_ptr_array_add (inputs, state[i].tensor);
+      g_string_append_printf (names, "%s'%s'", i ? ", " : "", state[i].name);
+    }
+    free (state);
+    g_string_append_printf (
+      code,
+      "ns = {'__name__': 'exported'}\n"
+      "exec(compile(open('%s').read(), '%s', 'exec'), ns)\n"
+      "m = ns['model']()\n"
+      "m.eval()\n"
+      "names = [%s]\n"
+      "sd = m.state_dict()\n"
+      "keys = [k for k in sd if not k.endswith('num_batches_tracked')]\n"
+      "assert keys == names, f'model %d: state_dict {keys} is not the engine state {names}'\n"
+      "with torch.no_grad():\n"
+      "    for i, name in enumerate(names):\n"
+      "        sd[name].copy_(x[%d + 1 + i].reshape(sd[name].shape))\n"
+      "    out.append(m(x[%d].detach()))\n"
+      "out.append(torch.tensor([float(sum(p.numel() for p in m.parameters()))]))\n",
+      path, path, names->str, k, base, base);
+    g_string_free (names, TRUE);
+    g_ptr_array_add (outputs, bp_tensor_new_like (y));
+    g_ptr_array_add (outputs, bp_tensor_new_1d (1));
+  }
+  g_string_prepend (code, "out = []\n");
+  if (bp_test_torch (code->str, (int) inputs->len, (BpTensor **) inputs->pdata,
+                     (int) outputs->len, (BpTensor **) outputs->pdata)) {
+    for (int k = 0; k < n_models; k++) {
+      BpTensor *y = engine->pdata[2 * k + 1], *ref = outputs->pdata[2 * k];
+      BpTensor *count = outputs->pdata[2 * k + 1];
+      g_autofree char *what = g_strdup_printf ("exported %s", models[k]->name);
+      bp_test_assert_close (what, y->data, ref->data, y->numel, 1e-4);
+      g_assert_cmpfloat (count->data[0], ==, (float) bp_model_num_parameters (models[k]));
+    }
+  }
+  for (int k = 0; k < n_models; k++)
+    bp_model_free (models[k]);
+  g_free (models);
+  for (guint k = 0; k < paths->len; k++)
+    g_unlink (paths->pdata[k]);
+  g_rmdir (dir);
+  g_ptr_array_unref (paths);
+  g_ptr_array_unref (inputs);
+  g_ptr_array_unref (outputs);
+  g_ptr_array_unref (engine);
+  g_string_free (code, TRUE);
+}
+
+static void
+test_export_text (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *py = bp_spec_to_pytorch (bp_preset_find ("small-resnet")->json, &error);
+  g_assert_no_error (error);
+  const char *needles[] = {
+    "class SmallResnet(nn.Module):",
+    "self.stem_conv = nn.Conv2d(1, 16, kernel_size=3, padding=1, bias=False)",
+    "self.b2_down_conv = nn.Conv2d(16, 32, kernel_size=1, stride=2, bias=False)",
+    "self.pool = nn.AdaptiveAvgPool2d(output_size=1)",
+    "self.fc = nn.Linear(64, 10)",
+    "def forward(self, x):",
+    "b1_add = b1_bn2 + stem_relu  # (N, 16, 28, 28)",
+    "return fc  # (N, 10)",
+    "INPUT_SHAPE = (1, 28, 28)",
+    "loss_fn = nn.CrossEntropyLoss()",
+  };
+  for (gsize k = 0; k < G_N_ELEMENTS (needles); k++)
+    if (!strstr (py, needles[k]))
+      g_error ("the exported code lacks \"%s\":\n%s", needles[k], py);
+  g_autofree char *seq = bp_spec_to_pytorch (zoo[1], &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (strstr (seq, "self.ln = nn.LayerNorm((4, 6), eps=0.0001)"));
+  g_assert_nonnull (strstr (seq, "self.fl = nn.Flatten(end_dim=2)"));
+  g_assert_nonnull (strstr (seq, "loss_fn = nn.MSELoss()"));
+  g_autofree char *branches = bp_spec_to_pytorch (zoo[0], &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (strstr (branches, "cat = torch.cat([a, b, g], dim=1)"));
+  g_assert_nonnull (strstr (branches, "nn.Conv2d(3, 4, kernel_size=(3, 5), padding=(1, 2))"));
+  g_assert_nonnull (strstr (branches, "nn.AvgPool2d(kernel_size=2, stride=1, padding=1, "
+                                      "count_include_pad=False)"));
+  g_autofree char *identity = bp_spec_to_pytorch (zoo[2], &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (strstr (identity, "INPUT_SHAPE = (5,)"));
+  g_assert_nonnull (strstr (identity, "        pass\n"));
+  /* a spec that cannot be built exports nothing */
+  g_autofree char *bad = bp_spec_to_pytorch ("{\"format\": \"backprop-lab-model\", \"version\": 2, "
+                                             "\"nodes\": []}", &error);
+  g_assert_null (bad);
+  g_assert_nonnull (strstr (error->message, "no nodes"));
+}
+
+static BpTensor *
+forward_model (BpTensor **inputs, void *user)
+{
+  return bp_model_forward (user, inputs[0]);
+}
+
+/* Gradients through the skip connections (a tensor read by three nodes) and the Concat,
+ * for the input and every parameter, against finite differences. */
+static void
+test_graph_gradients (void)
+{
+  g_autoptr (GError) error = NULL;
+  bp_rng_seed (5);
+  BpModel *m = bp_spec_build (grad_spec, &error);
+  g_assert_no_error (error);
+  BpTensor **params;
+  int n_params = bp_model_parameters (m, &params);
+  g_assert_cmpint (n_params, ==, 6); /* conv, norm, fc: weights and biases */
+  BpTensor **in = g_new (BpTensor *, n_params + 1);
+  in[0] = bp_test_rand (4, (int64_t[]){3, 2, 4, 4}, -1, 1, true);
+  for (int k = 0; k < n_params; k++)
+    in[1 + k] = params[k];
+  bp_test_check_grad (forward_model, n_params + 1, in, m, 1e-2f, 5e-3, 40);
+  bp_tape_clear ();
+  bp_tensor_unref (in[0]);
+  g_free (in);
+  free (params);
+  bp_model_free (m);
+}
+
+static void
+test_v1_specs (void)
+{
+  g_autoptr (GError) error = NULL;
+  BpModel *mlp = bp_spec_build (v1_mlp, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (bp_model_num_parameters (mlp), ==, 247766);
+  g_assert_nonnull (bp_model_find (mlp, "linear_1"));
+  bp_model_free (mlp);
+
+  g_autoptr (BpSpec) spec = bp_spec_parse (v1_cnn, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (spec->version, ==, 1);
+  g_assert_cmpint (spec->n_nodes, ==, 19); /* Input, 17 layers, Output */
+  g_assert_cmpstr (spec->nodes[0].id, ==, "input");
+  g_assert_cmpstr (spec->nodes[1].id, ==, "conv2d_0");
+  g_assert_cmpstr (spec->nodes[2].inputs[0], ==, "conv2d_0");
+  g_assert_cmpstr (spec->nodes[18].id, ==, "output");
+  BpModel *cnn = bp_spec_build_model (spec, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (bp_model_num_parameters (cnn), ==, 688586);
+  BpNamedTensor *state;
+  int n_state = bp_model_state (cnn, &state);
+  g_assert_cmpstr (state[0].name, ==, "conv2d_0.weight");
+  g_assert_cmpstr (state[n_state - 1].name, ==, "linear_16.bias");
+  free (state);
+  bp_model_free (cnn);
+
+  /* converted, written as version 2, read back: the same text */
+  g_autofree char *v2 = bp_spec_to_json (spec);
+  g_assert_nonnull (strstr (v2, "\"version\": 2"));
+  g_autofree char *again = bp_spec_canonical (v2, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (again, ==, v2);
+
+  /* v1's optional output_size and LayerNorm's "affine" */
+  BpModel *m = bp_spec_build ("{\"format\":\"backprop-lab-model\",\"version\":1,\"input\":[2,3,3],"
+                              "\"layers\":[{\"type\":\"AdaptiveAvgPool2d\"},{\"type\":\"Flatten\"},"
+                              "{\"type\":\"LayerNorm\",\"affine\":false},"
+                              "{\"type\":\"Linear\",\"out_features\":4}]}", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (bp_model_find (m, "adaptiveavgpool2d_0")->out_shape[1], ==, 1);
+  g_assert_null (bp_model_find (m, "layernorm_2")->weight);
+  g_assert_cmpint (bp_model_num_parameters (m), ==, 12);
+  bp_model_free (m);
+}
+
+/* A graph given out of order is built in topological order and saved in it. */
+static void
+test_out_of_order (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (BpSpec) spec = bp_spec_parse (bp_preset_find ("small-resnet")->json, &error);
+  g_assert_no_error (error);
+  for (int i = 0, j = spec->n_nodes - 1; i < j; i++, j--) {
+    BpLayerSpec t = spec->nodes[i];
+    spec->nodes[i] = spec->nodes[j];
+    spec->nodes[j] = t;
+  }
+  g_autofree char *reversed = bp_spec_to_json (spec);
+  g_assert_cmpstr (reversed, !=, bp_preset_find ("small-resnet")->json);
+  BpModel *m = bp_spec_build (reversed, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (bp_model_num_parameters (m), ==, 77754);
+  g_assert_cmpint (m->layers[0].spec.kind, ==, BP_LAYER_INPUT);
+  g_assert_cmpint (m->layers[m->n_layers - 1].spec.kind, ==, BP_LAYER_OUTPUT);
+  for (int k = 0; k < m->n_layers; k++)
+    for (int e = 0; e < m->layers[k].n_inputs; e++)
+      g_assert_cmpint (m->layers[k].inputs[e], <, k);
+  g_autofree char *saved = bp_model_to_json (m);
+  g_autoptr (BpSpec) back = bp_spec_parse (saved, &error);
+  g_assert_no_error (error);
+  g_autoptr (BpSpecInfo) info = bp_spec_check (back);
+  g_assert_null (info->error);
+  g_assert_cmpint (info->n_params, ==, 77754);
+  bp_model_free (m);
+}
+
+static const BpSpecNodeInfo *
+info_node (const BpSpecInfo *info, const char *id)
+{
+  for (int k = 0; k < info->n_nodes; k++)
+    if (g_strcmp0 (info->nodes[k].id, id) == 0)
+      return &info->nodes[k];
+  g_error ("no node \"%s\" in the analysis", id);
+  return NULL;
+}
+
+static void
+test_analyze (void)
+{
+  g_autoptr (GError) error = NULL;
+  BpSpecInfo *info = NULL;
+  g_assert_true (bp_spec_analyze (bp_preset_find ("simple-cnn")->json, &info, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (info->n_nodes, ==, 19);
+  g_assert_cmpint (info->n_params, ==, 688586);
+  const BpSpecNodeInfo *pool1 = info_node (info, "pool1");
+  g_assert_cmpint (pool1->ndim, ==, 3);
+  g_assert_cmpint (pool1->shape[0], ==, 32);
+  g_assert_cmpint (pool1->shape[1], ==, 14);
+  g_assert_cmpint (pool1->shape[2], ==, 14);
+  g_assert_cmpstr (pool1->type, ==, "MaxPool2d");
+  g_assert_cmpint (info_node (info, "conv1")->n_params, ==, 32 * 9 + 32);
+  g_assert_cmpint (info_node (info, "bn1")->n_params, ==, 64);
+  g_assert_cmpint (info_node (info, "flatten")->shape[0], ==, 1152);
+  g_assert_cmpint (info_node (info, "flatten")->ndim, ==, 1);
+  for (int k = 0; k < info->n_nodes; k++)
+    g_assert_null (info->nodes[k].error);
+  bp_spec_info_free (info);
+
+  /* an invalid graph: shapes above the error known, the node named, the ones after unknown
+   * without errors of their own */
+  g_autofree char *path = g_test_build_filename (G_TEST_DIST, "data", "specs",
+                                                 "06-add-shape-mismatch.json", NULL);
+  g_autofree char *json = NULL;
+  g_assert_true (g_file_get_contents (path, &json, NULL, NULL));
+  g_assert_false (bp_spec_analyze (json, &info, &error));
+  g_assert_nonnull (strstr (error->message, "node \"skip\" (Add)"));
+  g_clear_error (&error);
+  g_assert_nonnull (info);
+  g_assert_cmpint (info->n_errors, ==, 1);
+  g_assert_cmpint (info_node (info, "conv2")->shape[0], ==, 16);
+  g_assert_cmpint (info_node (info, "conv2")->n_params, ==, 16 * 8 * 9 + 16);
+  g_assert_nonnull (strstr (info_node (info, "skip")->error, "[8, 8, 8]"));
+  g_assert_nonnull (strstr (info_node (info, "skip")->error, "[16, 8, 8]"));
+  g_assert_cmpint (info_node (info, "skip")->ndim, ==, 0);
+  g_assert_cmpint (info_node (info, "fc")->ndim, ==, 0);
+  g_assert_null (info_node (info, "fc")->error);
+  g_assert_cmpint (info->n_params, ==, 8 * 9 + 8 + 16 * 8 * 9 + 16);
+  bp_spec_info_free (info);
+
+  /* not a spec at all: no info */
+  g_assert_false (bp_spec_analyze ("{\"format\": \"x\"}", &info, &error));
+  g_assert_null (info);
+  g_assert_nonnull (error);
+}
+
+/* Each file in tests/data/specs, the node whose error it must give (its index in the spec,
+ * -1 for a problem of the whole spec) and words of the message. */
+static const struct {
+  const char *file;
+  int node;
+  const char *needle;
+} malformed[] = {
+  {"01-cycle.json", 2, "node \"add\" (Add): the graph has a cycle: add -> relu1 -> relu2 -> add"},
+  {"02-self-loop.json", 2, "node \"loop\" (Add): the graph has a cycle: loop -> loop"},
+  {"03-dangling-input.json", 2, "node \"fc2\" (Linear): its input \"fc_1\" is not a node"},
+  {"04-no-inputs.json", 1, "node \"fc1\" (Linear): it has no input"},
+  {"05-two-inputs-to-linear.json", 2, "node \"fc\" (Linear): it takes one input, not 2"},
+  {"06-add-shape-mismatch.json", 3, "input 2 \"conv1\" has shape [8, 8, 8] but input 1 \"conv2\" has [16, 8, 8]"},
+  {"07-concat-mismatch.json", 3, "node \"cat\" (Concat): input 2 \"b\" has shape [4, 6, 6], which does not fit"},
+  {"08-linear-1e12-parameters.json", 1, "node \"huge\" (Linear): 1000000 x 1000000 weights: 1e+12 parameters"},
+  {"09-conv-absurd-channels.json", 1, "node \"conv\" (Conv2d): 2.458e+13 parameters are more than a layer may have"},
+  {"10-input-too-large.json", 0, "node \"x\" (Input): its output [1048576, 1048576] has 1.1e+12 values"},
+  {"11-no-input-node.json", -1, "the graph has no Input node"},
+  {"12-two-input-nodes.json", 1, "node \"y\" (Input): a second Input node"},
+  {"13-no-output-node.json", -1, "the graph has no Output node"},
+  {"14-two-output-nodes.json", 3, "node \"output2\" (Output): a second Output node"},
+  {"15-unused-branch.json", 2, "node \"side\" (ReLU): its output does not lead to the Output node"},
+  {"16-unknown-layer-type.json", 1, "node \"conv\": unknown layer type \"Conv3d\" (did you mean \"Conv2d\"?)"},
+  {"17-planned-lstm.json", 1, "node \"lstm\": LSTM is not available yet"},
+  {"18-unknown-parameter.json", 1, "node \"conv\" (Conv2d): unknown parameter \"kernal_size\" (did you mean \"kernel_size\"?)"},
+  {"19-integer-as-string.json", 1, "node \"fc\" (Linear): out_features must be an integer"},
+  {"20-bool-as-number.json", 1, "node \"fc\" (Linear): bias must be true or false, not 1"},
+  {"21-negative-kernel.json", 1, "node \"pool\" (MaxPool2d): kernel_size must be an integer or a pair"},
+  {"22-dropout-p-one.json", 1, "node \"drop\" (Dropout): p must be a number in [0, 1), not 1.0"},
+  {"23-missing-required.json", 1, "node \"fc\" (Linear): Linear needs out_features"},
+  {"24-duplicate-id.json", 2, "node \"fc\" (Linear): the id \"fc\" is used by node 2 too"},
+  {"25-id-not-a-name.json", 1, "node \"2fc\" (Linear): the id must start with a letter"},
+  {"26-reserved-id.json", 1, "node \"forward\" (Linear): the id is reserved"},
+  {"27-conv-on-flat-input.json", 1, "node \"conv\" (Conv2d): needs a (C, H, W) input, not [784]"},
+  {"28-kernel-larger-than-input.json", 1, "node \"conv\" (Conv2d): the 7x7 kernel (dilation 1, padding 0) does not fit"},
+  {"29-in-features-mismatch.json", 1, "node \"fc\" (Linear): in_features is 100 but the input [784] has 784"},
+  {"30-cross-entropy-on-image.json", 2, "node \"output\" (Output): CrossEntropyLoss needs one score per class"},
+  {"31-unknown-top-level-field.json", -1, "unknown field \"nodez\" in the model spec"},
+  {"32-node-not-an-object.json", 1, "node 2: it is not a JSON object"},
+  {"33-inputs-not-a-list.json", 1, "node \"fc\" (Linear): \"inputs\" must be a list of node ids"},
+  {"34-missing-id.json", 1, "node 2 (Linear): it has no \"id\""},
+  {"35-flatten-batch-dimension.json", 1, "node \"flat\" (Flatten): start_dim 0 would flatten the batch dimension"},
+  {"36-input-with-inputs.json", 0, "node \"x\" (Input): an Input node takes no inputs"},
+  {"37-groups-do-not-divide.json", 1, "node \"conv\" (Conv2d): in_channels 3 and out_channels 8 must be divisible by groups 2"},
+  {"38-layernorm-shape.json", 1, "node \"norm\" (LayerNorm): normalized_shape [5] does not match the end of the input shape [4, 6]"},
+  {"39-unknown-loss.json", 2, "node \"output\" (Output): loss must be one of"},
+  {"40-pool-padding-too-large.json", 1, "node \"pool\" (MaxPool2d): padding 2 is more than half the kernel size 2"},
+  {"41-batchnorm2d-on-vector.json", 1, "node \"bn\" (BatchNorm2d): needs a (C, H, W) input, not [784]"},
+  {"42-float-kernel-size.json", 1, "node \"conv\" (Conv2d): kernel_size must be an integer or a pair"},
+  {"43-too-many-inputs.json", 18, "node \"sum\" (Add): it has 17 inputs, more than 16"},
+  {"44-not-json.json", -1, "the model spec is not valid JSON"},
+};
+
+static void
+test_malformed (void)
+{
+  g_autofree char *dir = g_test_build_filename (G_TEST_DIST, "data", "specs", NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GDir) d = g_dir_open (dir, 0, &error);
+  g_assert_no_error (error);
+  /* every file has an expectation and every expectation a file */
+  guint n_files = 0;
+  for (const char *name; (name = g_dir_read_name (d));) {
+    if (!g_str_has_suffix (name, ".json"))
+      continue;
+    gboolean known = FALSE;
+    for (gsize k = 0; k < G_N_ELEMENTS (malformed); k++)
+      known |= strcmp (malformed[k].file, name) == 0;
+    if (!known)
+      g_error ("tests/data/specs/%s has no expected error in test-spec.c", name);
+    n_files++;
+  }
+  g_assert_cmpuint (n_files, ==, G_N_ELEMENTS (malformed));
+  g_assert_cmpuint (n_files, >=, 30);
+
+  int node_errors = 0;
+  for (gsize k = 0; k < G_N_ELEMENTS (malformed); k++) {
+    g_autofree char *path = g_build_filename (dir, malformed[k].file, NULL);
+    g_autofree char *json = NULL;
+    g_assert_true (g_file_get_contents (path, &json, NULL, NULL));
+    g_autoptr (GError) build_error = NULL;
+    BpModel *m = bp_spec_build (json, &build_error);
+    if (m || !build_error || !strstr (build_error->message, malformed[k].needle))
+      g_error ("%s: expected an error with \"%s\", got %s", malformed[k].file, malformed[k].needle,
+               build_error ? build_error->message : "a model");
+    /* the analysis gives the same error and puts it on the node */
+    g_autoptr (GError) analyze_error = NULL;
+    BpSpecInfo *info = NULL;
+    g_assert_false (bp_spec_analyze (json, &info, &analyze_error));
+    g_assert_cmpstr (analyze_error->message, ==, build_error->message);
+    if (malformed[k].node >= 0) {
+      g_assert_nonnull (info);
+      g_assert_cmpint (malformed[k].node, <, info->n_nodes);
+      const BpSpecNodeInfo *ni = &info->nodes[malformed[k].node];
+      if (!ni->error)
+        g_error ("%s: node %d carries no error", malformed[k].file, malformed[k].node + 1);
+      g_assert_nonnull (strstr (build_error->message, ni->error));
+      node_errors++;
+    }
+    bp_spec_info_free (info);
+    /* nor does it export */
+    g_autoptr (GError) export_error = NULL;
+    g_autofree char *py = bp_spec_to_pytorch (json, &export_error);
+    g_assert_null (py);
+    g_assert_nonnull (export_error);
+    /* a readable spec can still be written out (the builder saves work in progress) */
+    g_autoptr (BpSpec) spec = bp_spec_parse (json, NULL);
+    if (spec) {
+      g_autofree char *saved = bp_spec_to_json (spec);
+      g_autoptr (BpSpec) back = bp_spec_parse (saved, NULL);
+      g_assert_nonnull (back);
+      g_assert_cmpint (back->n_nodes, ==, spec->n_nodes);
+    }
+  }
+  g_assert_cmpint (node_errors, >=, 30);
+}
+
+static void
+test_planned_layers (void)
+{
+  int n;
+  const BpLayerType *types = bp_layer_types (&n);
+  int planned = 0;
+  for (int k = 0; k < n; k++) {
+    if (types[k].kind >= 0)
+      continue;
+    planned++;
+    g_autofree char *json = g_strdup_printf (
+      "{\"format\": \"backprop-lab-model\", \"version\": 2, \"nodes\": ["
+      "{\"id\": \"x\", \"type\": \"Input\", \"shape\": [8, 8]},"
+      "{\"id\": \"layer\", \"type\": \"%s\", \"inputs\": [\"x\"]},"
+      "{\"id\": \"out\", \"type\": \"Output\", \"inputs\": [\"layer\"], \"loss\": \"MSELoss\"}]}",
+      types[k].name);
+    g_autoptr (GError) error = NULL;
+    g_assert_null (bp_spec_build (json, &error));
+    g_autofree char *want = g_strdup_printf ("node \"layer\": %s is not available yet", types[k].name);
+    if (!strstr (error->message, want))
+      g_error ("%s: \"%s\" lacks \"%s\"", types[k].name, error->message, want);
+  }
+  g_assert_cmpint (planned, >=, 5);
+  for (const char *const *name = (const char *const[]){"LSTM", "GRU", "MultiheadAttention",
+                                                       "Embedding", "ConvTranspose2d", NULL};
+       *name; name++) {
+    g_assert_nonnull (bp_layer_type_find (*name));
+    g_assert_cmpint (bp_layer_kind_from_name (*name), ==, -1);
+  }
+}
+
+static void
+test_layer_tables (void)
+{
+  int n;
+  const BpLayerType *types = bp_layer_types (&n);
+  g_autofree char *doc_path = g_test_build_filename (G_TEST_DIST, "..", "doc", "model-spec.md",
+                                                     NULL);
+  g_autofree char *doc = NULL;
+  g_assert_true (g_file_get_contents (doc_path, &doc, NULL, NULL));
+  int kinds_seen[BP_LAYER_KIND_COUNT] = {0};
+  for (int k = 0; k < n; k++) {
+    const BpLayerType *t = &types[k];
+    g_assert_true (bp_layer_type_find (t->name) == t);
+    g_assert_nonnull (t->group);
+    g_assert_nonnull (t->help);
+    /* the doc describes every type and parameter */
+    g_autofree char *quoted = g_strdup_printf ("`%s`", t->name);
+    if (!strstr (doc, quoted))
+      g_error ("doc/model-spec.md does not mention %s", quoted);
+    if (t->kind < 0)
+      continue;
+    kinds_seen[t->kind]++;
+    g_assert_cmpstr (bp_layer_kind_name ((BpLayerKind) t->kind), ==, t->name);
+    g_assert_true (bp_layer_kind_type ((BpLayerKind) t->kind) == t);
+    BpLayerSpec def = bp_layer_spec_default ((BpLayerKind) t->kind);
+    for (int j = 0; j < t->n_params; j++) {
+      const BpParamInfo *p = &t->params[j];
+      g_assert_true (bp_layer_param_find (t, p->name) == p);
+      g_assert_cmpuint (p->offset, <, sizeof (BpLayerSpec));
+      g_autofree char *param = g_strdup_printf ("`%s`", p->name);
+      if (!strstr (doc, param))
+        g_error ("doc/model-spec.md does not mention %s's %s", t->name, param);
+      /* defaults are not written; required ones always are */
+      g_assert_true (bp_param_is_set (&def, p) == !!(p->flags & BP_PARAM_REQUIRED));
+    }
+  }
+  for (int k = 0; k < BP_LAYER_KIND_COUNT; k++)
+    g_assert_cmpint (kinds_seen[k], ==, 1);
+  g_assert_cmpint (bp_layer_kind_from_name ("Nothing"), ==, -1);
+  g_assert_cmpint (bp_loss_from_name ("MSELoss"), ==, BP_LOSS_MSE);
+  g_assert_cmpint (bp_loss_from_name ("L1Loss"), ==, -1);
+
+  char buf[32];
+  bp_float_format (1e-5f, buf, sizeof buf);
+  g_assert_cmpstr (buf, ==, "1e-05");
+  bp_float_format (0.1f, buf, sizeof buf);
+  g_assert_cmpstr (buf, ==, "0.1");
+  bp_float_format (0.3f, buf, sizeof buf);
+  g_assert_cmpfloat (strtof (buf, NULL), ==, 0.3f);
+}
+
+/* The inspector's setter: validated like the reader, unchanged on errors. */
+static void
+test_set_param (void)
+{
+  BpLayerSpec conv = bp_layer_spec_default (BP_LAYER_CONV2D);
+  g_autoptr (GError) error = NULL;
+  g_assert_true (bp_layer_spec_set_param (&conv, "kernel_size", "[3, 5]", &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (conv.kernel_size[0], ==, 3);
+  g_assert_cmpint (conv.kernel_size[1], ==, 5);
+  g_assert_true (bp_layer_spec_set_param (&conv, "bias", "false", &error));
+  g_assert_false (conv.bias);
+  g_assert_false (bp_layer_spec_set_param (&conv, "kernel_size", "0", &error));
+  g_assert_nonnull (strstr (error->message, "kernel_size must be"));
+  g_clear_error (&error);
+  g_assert_cmpint (conv.kernel_size[1], ==, 5);
+  g_assert_false (bp_layer_spec_set_param (&conv, "stride", "\"two\"", &error));
+  g_clear_error (&error);
+  g_assert_false (bp_layer_spec_set_param (&conv, "stride", "[1, 2", &error));
+  g_assert_nonnull (strstr (error->message, "not a JSON value"));
+  g_clear_error (&error);
+  g_assert_false (bp_layer_spec_set_param (&conv, "strides", "2", &error));
+  g_assert_nonnull (strstr (error->message, "did you mean \"stride\""));
+  g_clear_error (&error);
+  g_assert_cmpint (conv.stride[0], ==, 1);
+
+  BpLayerSpec pool = bp_layer_spec_default (BP_LAYER_MAXPOOL2D);
+  g_assert_true (bp_layer_spec_set_param (&pool, "stride", "3", &error));
+  g_assert_cmpint (pool.stride[0], ==, 3);
+  g_assert_true (bp_layer_spec_set_param (&pool, "stride", "null", &error));
+  g_assert_cmpint (pool.stride[0], ==, 0);
+
+  BpLayerSpec out = bp_layer_spec_default (BP_LAYER_OUTPUT);
+  g_assert_true (bp_layer_spec_set_param (&out, "loss", "\"MSELoss\"", &error));
+  g_assert_cmpint (out.loss, ==, BP_LOSS_MSE);
+  BpLayerSpec relu = bp_layer_spec_default (BP_LAYER_RELU);
+  g_assert_false (bp_layer_spec_set_param (&relu, "inplace", "true", &error));
+  g_assert_nonnull (strstr (error->message, "ReLU has no parameters"));
+}
+
+/* Damaged presets (cut, doubled, changed characters) never crash the reader, the checks,
+ * the writers or the builder. */
+static void
+test_damaged_specs (void)
+{
+  GRand *rand = g_rand_new_with_seed (7);
+  static const char alphabet[] = "{}[]\",:0123456789-.eEtnx ";
+  int n_presets, built = 0;
+  const BpPreset *presets = bp_presets (&n_presets);
+  for (int round = 0; round < 600; round++) {
+    const char *base = presets[round % n_presets].json;
+    GString *s = g_string_new (base);
+    int edits = g_rand_int_range (rand, 1, 4);
+    for (int e = 0; e < edits; e++) {
+      gsize pos = (gsize) g_rand_int_range (rand, 0, (gint32) s->len);
+      switch (g_rand_int_range (rand, 0, 4)) {
+      case 0:
+        g_string_erase (s, (gssize) pos, MIN (g_rand_int_range (rand, 1, 30), (gint32) (s->len - pos)));
+        break;
+      case 1:
+        g_string_insert_c (s, (gssize) pos, alphabet[g_rand_int_range (rand, 0, sizeof alphabet - 1)]);
+        break;
+      case 2:
+        if (g_ascii_isdigit (s->str[pos]))
+          g_string_insert (s, (gssize) pos, g_rand_boolean (rand) ? "99999999" : "-");
+        break;
+      default: {
+        gsize len = MIN ((gsize) g_rand_int_range (rand, 1, 80), s->len - pos);
+        g_autofree char *copy = g_strndup (s->str + pos, len);
+        g_string_insert (s, (gssize) g_rand_int_range (rand, 0, (gint32) s->len), copy);
+      }
+      }
+    }
+    BpSpecInfo *info = NULL;
+    g_autoptr (GError) error = NULL;
+    gboolean ok = bp_spec_analyze (s->str, &info, &error);
+    g_assert_true (ok == (error == NULL));
+    if (info) {
+      for (int k = 0; k < info->n_nodes; k++)
+        g_assert_true (info->nodes[k].ndim >= 0 && info->nodes[k].ndim <= BP_LAYER_MAX_DIMS);
+      g_autoptr (BpSpec) spec = bp_spec_parse (s->str, NULL);
+      g_free (bp_spec_to_json (spec));
+      g_free (bp_spec_export_pytorch (spec, NULL));
+      if (ok && info->n_params < 3000000) {
+        BpModel *m = bp_spec_build_model (spec, NULL);
+        g_assert_nonnull (m);
+        bp_model_free (m);
+        built++;
+      }
+    }
+    bp_spec_info_free (info);
+    g_string_free (s, TRUE);
+  }
+  g_assert_cmpint (built, >, 0);
+  g_rand_free (rand);
+}
 
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
+  bp_set_num_threads (2);
+  g_test_add_func ("/spec/presets-round-trip", test_presets_round_trip);
+  g_test_add_func ("/spec/export-matches-engine", test_export_matches_engine);
+  g_test_add_func ("/spec/export-text", test_export_text);
+  g_test_add_func ("/spec/graph-gradients", test_graph_gradients);
+  g_test_add_func ("/spec/v1-specs", test_v1_specs);
+  g_test_add_func ("/spec/out-of-order", test_out_of_order);
+  g_test_add_func ("/spec/analyze", test_analyze);
+  g_test_add_func ("/spec/malformed", test_malformed);
+  g_test_add_func ("/spec/planned-layers", test_planned_layers);
+  g_test_add_func ("/spec/layer-tables", test_layer_tables);
+  g_test_add_func ("/spec/set-param", test_set_param);
+  g_test_add_func ("/spec/damaged-specs", test_damaged_specs);
   return g_test_run ();
 }

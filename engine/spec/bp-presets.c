@@ -1,33 +1,126 @@
-/* bp-presets.c: the model spec parser and the built-in preset specs. */
+/* bp-presets.c: the built-in model presets as canonical spec JSON (doc/model-spec.md). */
 #include "bp-spec.h"
 
-#include <json-glib/json-glib.h>
-#include <string.h>
-
+/* Each text is what bp_spec_to_json writes for it (tests/test-spec.c checks), so a preset
+ * saved by the builder is byte-for-byte the preset. The course's bidirectional LSTM and
+ * Transformer encoder classifiers join once LSTM and MultiheadAttention layers exist. */
 static const BpPreset presets[] = {
-  {"mlp", "Multilayer perceptron 784-256-128-100-10 (the Fashion-MNIST benchmark's MLP)",
-   "{\"format\":\"backprop-lab-model\",\"version\":1,\"name\":\"mlp\",\"input\":[1,28,28],"
-   "\"layers\":["
-   "{\"type\":\"Flatten\"},"
-   "{\"type\":\"Linear\",\"out_features\":256},{\"type\":\"ReLU\"},"
-   "{\"type\":\"Linear\",\"out_features\":128},{\"type\":\"ReLU\"},"
-   "{\"type\":\"Linear\",\"out_features\":100},{\"type\":\"ReLU\"},"
-   "{\"type\":\"Linear\",\"out_features\":10}]}"},
+  {"mlp",
+   "Multilayer perceptron 784-256-128-100-10 (the Fashion-MNIST benchmark's MLP)",
+   "{\n"
+   "  \"format\": \"backprop-lab-model\",\n"
+   "  \"version\": 2,\n"
+   "  \"name\": \"mlp\",\n"
+   "  \"description\": \"Multilayer perceptron 784-256-128-100-10 (the Fashion-MNIST benchmark's MLP)\",\n"
+   "  \"nodes\": [\n"
+   "    {\"id\": \"x\", \"type\": \"Input\", \"shape\": [1, 28, 28]},\n"
+   "    {\"id\": \"flatten\", \"type\": \"Flatten\", \"inputs\": [\"x\"]},\n"
+   "    {\"id\": \"fc1\", \"type\": \"Linear\", \"inputs\": [\"flatten\"], \"out_features\": 256},\n"
+   "    {\"id\": \"relu1\", \"type\": \"ReLU\", \"inputs\": [\"fc1\"]},\n"
+   "    {\"id\": \"fc2\", \"type\": \"Linear\", \"inputs\": [\"relu1\"], \"out_features\": 128},\n"
+   "    {\"id\": \"relu2\", \"type\": \"ReLU\", \"inputs\": [\"fc2\"]},\n"
+   "    {\"id\": \"fc3\", \"type\": \"Linear\", \"inputs\": [\"relu2\"], \"out_features\": 100},\n"
+   "    {\"id\": \"relu3\", \"type\": \"ReLU\", \"inputs\": [\"fc3\"]},\n"
+   "    {\"id\": \"fc4\", \"type\": \"Linear\", \"inputs\": [\"relu3\"], \"out_features\": 10},\n"
+   "    {\"id\": \"output\", \"type\": \"Output\", \"inputs\": [\"fc4\"]}\n"
+   "  ]\n"
+   "}\n"},
   {"simple-cnn",
-   "The course's SimpleCNN: three conv-BN-ReLU-maxpool blocks (32/64/128), Linear 512, "
-   "dropout 0.5, Linear 10",
-   "{\"format\":\"backprop-lab-model\",\"version\":1,\"name\":\"simple-cnn\",\"input\":[1,28,28],"
-   "\"layers\":["
-   "{\"type\":\"Conv2d\",\"out_channels\":32,\"kernel_size\":3,\"padding\":1},"
-   "{\"type\":\"BatchNorm2d\"},{\"type\":\"ReLU\"},{\"type\":\"MaxPool2d\",\"kernel_size\":2},"
-   "{\"type\":\"Conv2d\",\"out_channels\":64,\"kernel_size\":3,\"padding\":1},"
-   "{\"type\":\"BatchNorm2d\"},{\"type\":\"ReLU\"},{\"type\":\"MaxPool2d\",\"kernel_size\":2},"
-   "{\"type\":\"Conv2d\",\"out_channels\":128,\"kernel_size\":3,\"padding\":1},"
-   "{\"type\":\"BatchNorm2d\"},{\"type\":\"ReLU\"},{\"type\":\"MaxPool2d\",\"kernel_size\":2},"
-   "{\"type\":\"Flatten\"},"
-   "{\"type\":\"Linear\",\"out_features\":512},{\"type\":\"ReLU\"},"
-   "{\"type\":\"Dropout\",\"p\":0.5},"
-   "{\"type\":\"Linear\",\"out_features\":10}]}"},
+   "The course's SimpleCNN: three conv-BN-ReLU-maxpool blocks (32/64/128), Linear 512, dropout 0.5, Linear 10",
+   "{\n"
+   "  \"format\": \"backprop-lab-model\",\n"
+   "  \"version\": 2,\n"
+   "  \"name\": \"simple-cnn\",\n"
+   "  \"description\": \"The course's SimpleCNN: three conv-BN-ReLU-maxpool blocks (32/64/128), Linear 512, dropout 0.5, Linear 10\",\n"
+   "  \"nodes\": [\n"
+   "    {\"id\": \"x\", \"type\": \"Input\", \"shape\": [1, 28, 28]},\n"
+   "    {\"id\": \"conv1\", \"type\": \"Conv2d\", \"inputs\": [\"x\"], \"out_channels\": 32, \"kernel_size\": 3, \"padding\": 1},\n"
+   "    {\"id\": \"bn1\", \"type\": \"BatchNorm2d\", \"inputs\": [\"conv1\"]},\n"
+   "    {\"id\": \"relu1\", \"type\": \"ReLU\", \"inputs\": [\"bn1\"]},\n"
+   "    {\"id\": \"pool1\", \"type\": \"MaxPool2d\", \"inputs\": [\"relu1\"], \"kernel_size\": 2},\n"
+   "    {\"id\": \"conv2\", \"type\": \"Conv2d\", \"inputs\": [\"pool1\"], \"out_channels\": 64, \"kernel_size\": 3, \"padding\": 1},\n"
+   "    {\"id\": \"bn2\", \"type\": \"BatchNorm2d\", \"inputs\": [\"conv2\"]},\n"
+   "    {\"id\": \"relu2\", \"type\": \"ReLU\", \"inputs\": [\"bn2\"]},\n"
+   "    {\"id\": \"pool2\", \"type\": \"MaxPool2d\", \"inputs\": [\"relu2\"], \"kernel_size\": 2},\n"
+   "    {\"id\": \"conv3\", \"type\": \"Conv2d\", \"inputs\": [\"pool2\"], \"out_channels\": 128, \"kernel_size\": 3, \"padding\": 1},\n"
+   "    {\"id\": \"bn3\", \"type\": \"BatchNorm2d\", \"inputs\": [\"conv3\"]},\n"
+   "    {\"id\": \"relu3\", \"type\": \"ReLU\", \"inputs\": [\"bn3\"]},\n"
+   "    {\"id\": \"pool3\", \"type\": \"MaxPool2d\", \"inputs\": [\"relu3\"], \"kernel_size\": 2},\n"
+   "    {\"id\": \"flatten\", \"type\": \"Flatten\", \"inputs\": [\"pool3\"]},\n"
+   "    {\"id\": \"fc1\", \"type\": \"Linear\", \"inputs\": [\"flatten\"], \"out_features\": 512},\n"
+   "    {\"id\": \"relu4\", \"type\": \"ReLU\", \"inputs\": [\"fc1\"]},\n"
+   "    {\"id\": \"dropout\", \"type\": \"Dropout\", \"inputs\": [\"relu4\"]},\n"
+   "    {\"id\": \"fc2\", \"type\": \"Linear\", \"inputs\": [\"dropout\"], \"out_features\": 10},\n"
+   "    {\"id\": \"output\", \"type\": \"Output\", \"inputs\": [\"fc2\"]}\n"
+   "  ]\n"
+   "}\n"},
+  {"lenet5",
+   "LeNet-5 (LeCun et al. 1998) for 28x28 images: two tanh convolution and average-pooling stages (6 and 16 channels, the first padded by 2), Linear 120-84-10",
+   "{\n"
+   "  \"format\": \"backprop-lab-model\",\n"
+   "  \"version\": 2,\n"
+   "  \"name\": \"lenet5\",\n"
+   "  \"description\": \"LeNet-5 (LeCun et al. 1998) for 28x28 images: two tanh convolution and average-pooling stages (6 and 16 channels, the first padded by 2), Linear 120-84-10\",\n"
+   "  \"nodes\": [\n"
+   "    {\"id\": \"x\", \"type\": \"Input\", \"shape\": [1, 28, 28]},\n"
+   "    {\"id\": \"conv1\", \"type\": \"Conv2d\", \"inputs\": [\"x\"], \"out_channels\": 6, \"kernel_size\": 5, \"padding\": 2},\n"
+   "    {\"id\": \"tanh1\", \"type\": \"Tanh\", \"inputs\": [\"conv1\"]},\n"
+   "    {\"id\": \"pool1\", \"type\": \"AvgPool2d\", \"inputs\": [\"tanh1\"], \"kernel_size\": 2},\n"
+   "    {\"id\": \"conv2\", \"type\": \"Conv2d\", \"inputs\": [\"pool1\"], \"out_channels\": 16, \"kernel_size\": 5},\n"
+   "    {\"id\": \"tanh2\", \"type\": \"Tanh\", \"inputs\": [\"conv2\"]},\n"
+   "    {\"id\": \"pool2\", \"type\": \"AvgPool2d\", \"inputs\": [\"tanh2\"], \"kernel_size\": 2},\n"
+   "    {\"id\": \"flatten\", \"type\": \"Flatten\", \"inputs\": [\"pool2\"]},\n"
+   "    {\"id\": \"fc1\", \"type\": \"Linear\", \"inputs\": [\"flatten\"], \"out_features\": 120},\n"
+   "    {\"id\": \"tanh3\", \"type\": \"Tanh\", \"inputs\": [\"fc1\"]},\n"
+   "    {\"id\": \"fc2\", \"type\": \"Linear\", \"inputs\": [\"tanh3\"], \"out_features\": 84},\n"
+   "    {\"id\": \"tanh4\", \"type\": \"Tanh\", \"inputs\": [\"fc2\"]},\n"
+   "    {\"id\": \"fc3\", \"type\": \"Linear\", \"inputs\": [\"tanh4\"], \"out_features\": 10},\n"
+   "    {\"id\": \"output\", \"type\": \"Output\", \"inputs\": [\"fc3\"]}\n"
+   "  ]\n"
+   "}\n"},
+  {"small-resnet",
+   "A small ResNet: a 16-channel stem and three BasicBlocks (16, 32 and 64 channels, the last two with stride 2 and a 1x1 projection) joined by residual Adds, global average pooling, Linear 10",
+   "{\n"
+   "  \"format\": \"backprop-lab-model\",\n"
+   "  \"version\": 2,\n"
+   "  \"name\": \"small-resnet\",\n"
+   "  \"description\": \"A small ResNet: a 16-channel stem and three BasicBlocks (16, 32 and 64 channels, the last two with stride 2 and a 1x1 projection) joined by residual Adds, global average pooling, Linear 10\",\n"
+   "  \"nodes\": [\n"
+   "    {\"id\": \"x\", \"type\": \"Input\", \"shape\": [1, 28, 28]},\n"
+   "    {\"id\": \"stem_conv\", \"type\": \"Conv2d\", \"inputs\": [\"x\"], \"out_channels\": 16, \"kernel_size\": 3, \"padding\": 1, \"bias\": false},\n"
+   "    {\"id\": \"stem_bn\", \"type\": \"BatchNorm2d\", \"inputs\": [\"stem_conv\"]},\n"
+   "    {\"id\": \"stem_relu\", \"type\": \"ReLU\", \"inputs\": [\"stem_bn\"]},\n"
+   "    {\"id\": \"b1_conv1\", \"type\": \"Conv2d\", \"inputs\": [\"stem_relu\"], \"out_channels\": 16, \"kernel_size\": 3, \"padding\": 1, \"bias\": false},\n"
+   "    {\"id\": \"b1_bn1\", \"type\": \"BatchNorm2d\", \"inputs\": [\"b1_conv1\"]},\n"
+   "    {\"id\": \"b1_relu1\", \"type\": \"ReLU\", \"inputs\": [\"b1_bn1\"]},\n"
+   "    {\"id\": \"b1_conv2\", \"type\": \"Conv2d\", \"inputs\": [\"b1_relu1\"], \"out_channels\": 16, \"kernel_size\": 3, \"padding\": 1, \"bias\": false},\n"
+   "    {\"id\": \"b1_bn2\", \"type\": \"BatchNorm2d\", \"inputs\": [\"b1_conv2\"]},\n"
+   "    {\"id\": \"b1_add\", \"type\": \"Add\", \"inputs\": [\"b1_bn2\", \"stem_relu\"]},\n"
+   "    {\"id\": \"b1_relu2\", \"type\": \"ReLU\", \"inputs\": [\"b1_add\"]},\n"
+   "    {\"id\": \"b2_conv1\", \"type\": \"Conv2d\", \"inputs\": [\"b1_relu2\"], \"out_channels\": 32, \"kernel_size\": 3, \"stride\": 2, \"padding\": 1, \"bias\": false},\n"
+   "    {\"id\": \"b2_bn1\", \"type\": \"BatchNorm2d\", \"inputs\": [\"b2_conv1\"]},\n"
+   "    {\"id\": \"b2_relu1\", \"type\": \"ReLU\", \"inputs\": [\"b2_bn1\"]},\n"
+   "    {\"id\": \"b2_conv2\", \"type\": \"Conv2d\", \"inputs\": [\"b2_relu1\"], \"out_channels\": 32, \"kernel_size\": 3, \"padding\": 1, \"bias\": false},\n"
+   "    {\"id\": \"b2_bn2\", \"type\": \"BatchNorm2d\", \"inputs\": [\"b2_conv2\"]},\n"
+   "    {\"id\": \"b2_down_conv\", \"type\": \"Conv2d\", \"inputs\": [\"b1_relu2\"], \"out_channels\": 32, \"kernel_size\": 1, \"stride\": 2, \"bias\": false},\n"
+   "    {\"id\": \"b2_down_bn\", \"type\": \"BatchNorm2d\", \"inputs\": [\"b2_down_conv\"]},\n"
+   "    {\"id\": \"b2_add\", \"type\": \"Add\", \"inputs\": [\"b2_bn2\", \"b2_down_bn\"]},\n"
+   "    {\"id\": \"b2_relu2\", \"type\": \"ReLU\", \"inputs\": [\"b2_add\"]},\n"
+   "    {\"id\": \"b3_conv1\", \"type\": \"Conv2d\", \"inputs\": [\"b2_relu2\"], \"out_channels\": 64, \"kernel_size\": 3, \"stride\": 2, \"padding\": 1, \"bias\": false},\n"
+   "    {\"id\": \"b3_bn1\", \"type\": \"BatchNorm2d\", \"inputs\": [\"b3_conv1\"]},\n"
+   "    {\"id\": \"b3_relu1\", \"type\": \"ReLU\", \"inputs\": [\"b3_bn1\"]},\n"
+   "    {\"id\": \"b3_conv2\", \"type\": \"Conv2d\", \"inputs\": [\"b3_relu1\"], \"out_channels\": 64, \"kernel_size\": 3, \"padding\": 1, \"bias\": false},\n"
+   "    {\"id\": \"b3_bn2\", \"type\": \"BatchNorm2d\", \"inputs\": [\"b3_conv2\"]},\n"
+   "    {\"id\": \"b3_down_conv\", \"type\": \"Conv2d\", \"inputs\": [\"b2_relu2\"], \"out_channels\": 64, \"kernel_size\": 1, \"stride\": 2, \"bias\": false},\n"
+   "    {\"id\": \"b3_down_bn\", \"type\": \"BatchNorm2d\", \"inputs\": [\"b3_down_conv\"]},\n"
+   "    {\"id\": \"b3_add\", \"type\": \"Add\", \"inputs\": [\"b3_bn2\", \"b3_down_bn\"]},\n"
+   "    {\"id\": \"b3_relu2\", \"type\": \"ReLU\", \"inputs\": [\"b3_add\"]},\n"
+   "    {\"id\": \"pool\", \"type\": \"AdaptiveAvgPool2d\", \"inputs\": [\"b3_relu2\"], \"output_size\": 1},\n"
+   "    {\"id\": \"flatten\", \"type\": \"Flatten\", \"inputs\": [\"pool\"]},\n"
+   "    {\"id\": \"fc\", \"type\": \"Linear\", \"inputs\": [\"flatten\"], \"out_features\": 10},\n"
+   "    {\"id\": \"output\", \"type\": \"Output\", \"inputs\": [\"fc\"]}\n"
+   "  ]\n"
+   "}\n"},
 };
 
 const BpPreset *
@@ -44,207 +137,4 @@ bp_preset_find (const char *name)
     if (g_strcmp0 (presets[k].name, name) == 0)
       return &presets[k];
   return NULL;
-}
-
-static const char *
-string_member (JsonObject *o, const char *key)
-{
-  JsonNode *n = json_object_get_member (o, key);
-  if (!n || !JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_STRING)
-    return NULL;
-  return json_node_get_string (n);
-}
-
-/* Reads an int or a [h, w] pair into out[2]. */
-static gboolean
-read_pair (JsonObject *o, const char *key, int out[2], int idx, const char *type, GError **error)
-{
-  if (!json_object_has_member (o, key))
-    return TRUE;
-  JsonNode *n = json_object_get_member (o, key);
-  if (JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_INT64) {
-    gint64 v = json_node_get_int (n);
-    if (v < 0 || v > 1 << 20)
-      goto bad;
-    out[0] = out[1] = (int) v;
-    return TRUE;
-  }
-  if (JSON_NODE_HOLDS_ARRAY (n) && json_array_get_length (json_node_get_array (n)) == 2) {
-    for (int d = 0; d < 2; d++) {
-      JsonNode *e = json_array_get_element (json_node_get_array (n), (guint) d);
-      if (!JSON_NODE_HOLDS_VALUE (e) || json_node_get_value_type (e) != G_TYPE_INT64)
-        goto bad;
-      gint64 v = json_node_get_int (e);
-      if (v < 0 || v > 1 << 20)
-        goto bad;
-      out[d] = (int) v;
-    }
-    return TRUE;
-  }
-bad:
-  g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-               "layer %d (%s): %s must be a non-negative integer or a pair of them", idx, type, key);
-  return FALSE;
-}
-
-static gboolean
-read_number (JsonObject *o, const char *key, double *out, int idx, const char *type, GError **error)
-{
-  if (!json_object_has_member (o, key))
-    return TRUE;
-  JsonNode *n = json_object_get_member (o, key);
-  GType t = JSON_NODE_HOLDS_VALUE (n) ? json_node_get_value_type (n) : G_TYPE_INVALID;
-  if (t != G_TYPE_INT64 && t != G_TYPE_DOUBLE) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "layer %d (%s): %s must be a number",
-                 idx, type, key);
-    return FALSE;
-  }
-  *out = json_node_get_double (n);
-  return TRUE;
-}
-
-static gboolean
-read_bool (JsonObject *o, const char *key, bool *out, int idx, const char *type, GError **error)
-{
-  if (!json_object_has_member (o, key))
-    return TRUE;
-  JsonNode *n = json_object_get_member (o, key);
-  if (!JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_BOOLEAN) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "layer %d (%s): %s must be true or false",
-                 idx, type, key);
-    return FALSE;
-  }
-  *out = json_node_get_boolean (n);
-  return TRUE;
-}
-
-static gboolean
-parse_layer (JsonNode *node, int idx, BpLayerSpec *spec, GError **error)
-{
-  if (!JSON_NODE_HOLDS_OBJECT (node)) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "layer %d is not a JSON object", idx);
-    return FALSE;
-  }
-  JsonObject *o = json_node_get_object (node);
-  const char *type = string_member (o, "type");
-  int kind = type ? bp_layer_kind_from_name (type) : -1;
-  if (kind < 0) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "layer %d: unknown layer type \"%s\"",
-                 idx, type ? type : "(missing)");
-    return FALSE;
-  }
-  *spec = bp_layer_spec_default ((BpLayerKind) kind);
-  double v;
-  v = (double) spec->out_features;
-  if (!read_number (o, "out_features", &v, idx, type, error))
-    return FALSE;
-  spec->out_features = (int64_t) v;
-  v = (double) spec->out_channels;
-  if (!read_number (o, "out_channels", &v, idx, type, error))
-    return FALSE;
-  spec->out_channels = (int64_t) v;
-  v = spec->groups;
-  if (!read_number (o, "groups", &v, idx, type, error))
-    return FALSE;
-  spec->groups = (int) v;
-  struct {
-    const char *key;
-    float *dst;
-  } floats[] = {{"eps", &spec->eps}, {"momentum", &spec->momentum}, {"p", &spec->p},
-                {"negative_slope", &spec->negative_slope}};
-  for (gsize k = 0; k < G_N_ELEMENTS (floats); k++) {
-    v = *floats[k].dst;
-    if (!read_number (o, floats[k].key, &v, idx, type, error))
-      return FALSE;
-    *floats[k].dst = (float) v;
-  }
-  v = spec->start_dim;
-  if (!read_number (o, "start_dim", &v, idx, type, error))
-    return FALSE;
-  spec->start_dim = (int) v;
-  return read_pair (o, "kernel_size", spec->kernel_size, idx, type, error) &&
-         read_pair (o, "stride", spec->stride, idx, type, error) &&
-         read_pair (o, "padding", spec->padding, idx, type, error) &&
-         read_pair (o, "dilation", spec->dilation, idx, type, error) &&
-         read_pair (o, "output_size", spec->output_size, idx, type, error) &&
-         read_bool (o, "bias", &spec->bias, idx, type, error) &&
-         read_bool (o, "affine", &spec->affine, idx, type, error) &&
-         read_bool (o, "count_include_pad", &spec->count_include_pad, idx, type, error);
-}
-
-static JsonArray *
-array_member (JsonObject *o, const char *key)
-{
-  JsonNode *n = json_object_get_member (o, key);
-  return n && JSON_NODE_HOLDS_ARRAY (n) ? json_node_get_array (n) : NULL;
-}
-
-static gint64
-int_element (JsonArray *a, guint k)
-{
-  JsonNode *n = json_array_get_element (a, k);
-  if (!JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_INT64)
-    return -1;
-  return json_node_get_int (n);
-}
-
-BpModel *
-bp_spec_build (const char *json, GError **error)
-{
-  g_autoptr (JsonParser) parser = json_parser_new ();
-  if (!json_parser_load_from_data (parser, json, -1, error))
-    return NULL;
-  JsonNode *root = json_parser_get_root (parser);
-  if (!root || !JSON_NODE_HOLDS_OBJECT (root)) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "the model spec is not a JSON object");
-    return NULL;
-  }
-  JsonObject *o = json_node_get_object (root);
-  if (g_strcmp0 (string_member (o, "format"), BP_SPEC_FORMAT)) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                 "not a Backprop Lab model spec (\"format\" is not \"" BP_SPEC_FORMAT "\")");
-    return NULL;
-  }
-  JsonNode *vn = json_object_get_member (o, "version");
-  gint64 version = vn && JSON_NODE_HOLDS_VALUE (vn) && json_node_get_value_type (vn) == G_TYPE_INT64
-                       ? json_node_get_int (vn)
-                       : 0;
-  if (version != BP_SPEC_VERSION) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                 "model spec version %" G_GINT64_FORMAT " is not supported (this program reads %d)",
-                 version, BP_SPEC_VERSION);
-    return NULL;
-  }
-  JsonArray *input = array_member (o, "input");
-  guint in_ndim = input ? json_array_get_length (input) : 0;
-  if (in_ndim < 1 || in_ndim > 4) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                 "the model spec needs an \"input\" shape of 1 to 4 positive sizes");
-    return NULL;
-  }
-  int64_t in_shape[4];
-  for (guint d = 0; d < in_ndim; d++) {
-    in_shape[d] = int_element (input, d);
-    if (in_shape[d] <= 0 || in_shape[d] > 1 << 20) {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                   "input size %" G_GINT64_FORMAT " is not a positive size", in_shape[d]);
-      return NULL;
-    }
-  }
-  JsonArray *layers = array_member (o, "layers");
-  guint n = layers ? json_array_get_length (layers) : 0;
-  if (n == 0) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "the model spec has no layers");
-    return NULL;
-  }
-  g_autofree BpLayerSpec *specs = g_new0 (BpLayerSpec, n);
-  for (guint k = 0; k < n; k++)
-    if (!parse_layer (json_array_get_element (layers, k), (int) k, &specs[k], error))
-      return NULL;
-  const char *name = string_member (o, "name");
-  BpModel *m = bp_model_new (name ? name : "model",
-                             (int) in_ndim, in_shape, (int) n, specs);
-  if (!m)
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "%s", bp_last_error ());
-  return m;
 }
