@@ -1,0 +1,19 @@
+/* bp-train-page.h: the Train place: run settings, Start/Pause/Resume/Stop and the live dashboard. */
+#pragma once
+
+#include <gtk/gtk.h>
+
+#include "bp-train-run.h"
+
+G_BEGIN_DECLS
+
+#define BP_TYPE_TRAIN_PAGE (bp_train_page_get_type ())
+G_DECLARE_FINAL_TYPE (BpTrainPage, bp_train_page, BP, TRAIN_PAGE, GtkWidget)
+
+GtkWidget *bp_train_page_new (void);
+/* The current (or last) run, or NULL before the first start. */
+BpTrainRun *bp_train_page_get_run (BpTrainPage *self);
+/* The configuration the page's settings describe now. */
+BpTrainConfig bp_train_page_get_config (BpTrainPage *self);
+
+G_END_DECLS
