@@ -765,12 +765,19 @@ report_cycle (BpGraphInfo *g, const BpLayerSpec *specs, const Users *u, const bo
       queue[len++] = j;
     char text[200];
     size_t off = 0;
-    for (int j = len - 1; j >= 0 && off < sizeof text; j--)
+    for (int j = len - 1; j >= 0 && off < sizeof text; j--) {
+      /* a long cycle as its first four and last three nodes */
+      if (len > 8 && j == len - 5) {
+        off += (size_t) snprintf (text + off, sizeof text - off, "... -> ");
+        j = 2;
+      }
       off += (size_t) snprintf (text + off, sizeof text - off, "%s -> ", specs[queue[j]].id);
+    }
     if (off < sizeof text)
       snprintf (text + off, sizeof text - off, "%s", specs[k].id);
     for (int j = 0; j < len; j++)
-      node_error (g, queue[j], CHECK_CYCLES, "the graph has a cycle: %s", text);
+      node_error (g, queue[j], CHECK_CYCLES, "the graph has a cycle of %d node%s: %s", len,
+                  len > 1 ? "s" : "", text);
   }
   free (parent);
   free (queue);
@@ -808,6 +815,13 @@ BpGraphInfo *
 bp_graph_check (int n, const BpLayerSpec *specs, const char *const *node_errors)
 {
   BpGraphInfo *g = calloc (1, sizeof *g);
+  if (n > MAX_NODES) {
+    g->layers = calloc (1, sizeof *g->layers);
+    g->order = calloc (1, sizeof *g->order);
+    g->input = g->output = -1;
+    graph_error (g, "the graph has %d nodes, more than the limit (%d)", n, MAX_NODES);
+    return g;
+  }
   if (n < 0)
     n = 0;
   g->n = n;
@@ -816,10 +830,6 @@ bp_graph_check (int n, const BpLayerSpec *specs, const char *const *node_errors)
   g->input = g->output = -1;
   if (n == 0) {
     graph_error (g, "the graph has no nodes");
-    return g;
-  }
-  if (n > MAX_NODES) {
-    graph_error (g, "the graph has %d nodes, more than the limit (%d)", n, MAX_NODES);
     return g;
   }
 

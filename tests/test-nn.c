@@ -182,12 +182,6 @@ test_resnet_torch_train (void)
 }
 
 static void
-test_lenet_torch_eval (void)
-{
-  check_model_against_torch ("lenet5", NULL, FALSE);
-}
-
-static void
 test_spec_errors (void)
 {
   static const struct {
@@ -315,7 +309,6 @@ main (int argc, char **argv)
   g_test_add_func ("/nn/mlp-torch", test_mlp_torch);
   g_test_add_func ("/nn/simple-cnn-torch-eval", test_cnn_torch_eval);
   g_test_add_func ("/nn/simple-cnn-torch-train", test_cnn_torch_train);
-  g_test_add_func ("/nn/lenet5-torch-eval", test_lenet_torch_eval);
   g_test_add_func ("/nn/small-resnet-torch-train", test_resnet_torch_train);
   g_test_add_func ("/nn/training-repeatable", test_training_repeatable);
   return g_test_run ();

@@ -514,6 +514,70 @@ read_v1 (NodeList *l, JsonObject *o, GError **error)
   return TRUE;
 }
 
+BpSpec *
+bp_spec_new (const char *name)
+{
+  BpSpec *spec = g_new0 (BpSpec, 1);
+  spec->name = g_strdup (name ? name : "model");
+  spec->version = BP_SPEC_VERSION;
+  spec->types = g_new0 (char *, 1);
+  spec->errors = g_new0 (char *, 1);
+  spec->nodes = g_new0 (BpLayerSpec, 1);
+  return spec;
+}
+
+BpSpec *
+bp_spec_copy (const BpSpec *spec)
+{
+  BpSpec *c = g_new0 (BpSpec, 1);
+  c->name = g_strdup (spec->name);
+  c->description = g_strdup (spec->description);
+  c->version = spec->version;
+  c->n_nodes = spec->n_nodes;
+  c->nodes = g_memdup2 (spec->nodes, sizeof (BpLayerSpec) * (gsize) MAX (spec->n_nodes, 1));
+  c->types = g_new0 (char *, MAX (spec->n_nodes, 1));
+  c->errors = g_new0 (char *, MAX (spec->n_nodes, 1));
+  for (int k = 0; k < spec->n_nodes; k++) {
+    c->types[k] = g_strdup (spec->types[k]);
+    c->errors[k] = g_strdup (spec->errors[k]);
+  }
+  return c;
+}
+
+BpLayerSpec *
+bp_spec_add_node (BpSpec *spec, BpLayerKind kind, const char *id, const char *input)
+{
+  int n = spec->n_nodes + 1;
+  spec->nodes = g_renew (BpLayerSpec, spec->nodes, n);
+  spec->types = g_renew (char *, spec->types, n);
+  spec->errors = g_renew (char *, spec->errors, n);
+  BpLayerSpec *s = &spec->nodes[n - 1];
+  *s = bp_layer_spec_default (kind);
+  copy_id (s->id, id ? id : "");
+  if (input) {
+    copy_id (s->inputs[0], input);
+    s->n_inputs = 1;
+  }
+  spec->types[n - 1] = g_strdup (bp_layer_kind_name (kind));
+  spec->errors[n - 1] = NULL;
+  spec->n_nodes = n;
+  return s;
+}
+
+void
+bp_spec_remove_node (BpSpec *spec, int index)
+{
+  if (index < 0 || index >= spec->n_nodes)
+    return;
+  g_free (spec->types[index]);
+  g_free (spec->errors[index]);
+  int tail = spec->n_nodes - index - 1;
+  memmove (&spec->nodes[index], &spec->nodes[index + 1], sizeof (BpLayerSpec) * (size_t) tail);
+  memmove (&spec->types[index], &spec->types[index + 1], sizeof (char *) * (size_t) tail);
+  memmove (&spec->errors[index], &spec->errors[index + 1], sizeof (char *) * (size_t) tail);
+  spec->n_nodes--;
+}
+
 void
 bp_spec_free (BpSpec *spec)
 {
@@ -646,7 +710,8 @@ bp_spec_check (const BpSpec *spec)
     BpSpecNodeInfo *ni = &info->nodes[k];
     const BpLayerInfo *li = &g->layers[k];
     ni->id = g_strdup (spec->nodes[k].id);
-    ni->type = g_strdup (spec->types[k]);
+    const BpLayerType *type = bp_layer_kind_type (spec->nodes[k].kind);
+    ni->type = g_strdup (type ? type->name : spec->types[k]);
     ni->ndim = li->out.ndim;
     memcpy (ni->shape, li->out.d, sizeof ni->shape);
     ni->n_params = li->n_params;

@@ -21,7 +21,18 @@ typedef struct {
   BpLayerSpec *nodes;
   char **types;       /* per node, the type as written (nodes of an unknown type keep it) */
   char **errors;      /* per node, why it cannot be read (NULL where nothing) */
+                      /* (both arrays have n_nodes entries; an editor that changes node k
+                       * frees and clears errors[k], which was about the old text) */
 } BpSpec;
+
+/* An empty spec to fill in: the builder's empty canvas. */
+BpSpec *bp_spec_new (const char *name);
+BpSpec *bp_spec_copy (const BpSpec *spec);
+/* Appends a node of a kind with PyTorch's defaults, the given id and (when input is not NULL)
+ * one input; returns it, valid until the node list changes. */
+BpLayerSpec *bp_spec_add_node (BpSpec *spec, BpLayerKind kind, const char *id, const char *input);
+/* Removes node `index` (the nodes reading it keep the now dangling reference). */
+void bp_spec_remove_node (BpSpec *spec, int index);
 
 /* Reads a spec. Fails (NULL and error) only where the text is not a model spec at all: not
  * JSON, another format or version, unknown top-level fields, no node list. Problems of single
