@@ -10,6 +10,8 @@ typedef struct BpConvKernels BpConvKernels;
 typedef struct BpNormKernels BpNormKernels;
 typedef struct BpLossKernels BpLossKernels;
 typedef struct BpOptimKernels BpOptimKernels;
+typedef struct BpRnnKernels BpRnnKernels;   /* bp-ops-rnn.h */
+typedef struct BpAttnKernels BpAttnKernels; /* bp-ops-attn.h */
 
 typedef struct BpBackend {
   const char *name;
@@ -36,6 +38,8 @@ typedef struct BpBackend {
   const BpNormKernels *norm;
   const BpLossKernels *loss;
   const BpOptimKernels *optim;
+  const BpRnnKernels *rnn;   /* NULL where the backend has none yet */
+  const BpAttnKernels *attn; /* NULL where the backend has none yet */
 } BpBackend;
 
 /* The backend for a device, or NULL when it is not compiled in or not usable. */

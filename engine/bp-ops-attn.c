@@ -1,0 +1,2 @@
+/* bp-ops-attn.c: placeholder until implemented. */
+#include "bp-tensor.h"

@@ -1,0 +1,2 @@
+/* bp-ops-rnn.c: placeholder until implemented. */
+#include "bp-tensor.h"

@@ -1,0 +1,2 @@
+/* attn.c: placeholder until implemented. */
+#include "../bp-tensor.h"

@@ -1,0 +1,2 @@
+/* rnn.c: placeholder until implemented. */
+#include "../bp-tensor.h"

@@ -1,0 +1,2 @@
+/* bp-text.c: placeholder until implemented. */
+#include "bp-tensor.h"
