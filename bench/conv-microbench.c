@@ -74,5 +74,31 @@ main (int argc, char **argv)
     bp_tensor_unref (gy);
   }
   printf ("total fwd: %.3f ms fwd+bwd: %.3f ms\n", total_fwd * 1e3, total_step * 1e3);
+  /* max pooling 2x2 after each layer */
+  for (int l = 0; l < 3; l++) {
+    if (only >= 0 && l != only)
+      continue;
+    BpTensor *x = rand_tensor (64, layers[l].cout, layers[l].hw, layers[l].hw);
+    x->requires_grad = true;
+    int k2[2] = {2, 2};
+    double best = 1e9;
+    for (int r = 0; r < reps + 5; r++) {
+      double t0 = now ();
+      BpTensor *y = bp_max_pool2d (x, k2, NULL, NULL);
+      float *g = calloc (y->numel, sizeof (float));
+      double t1 = now ();
+      bp_backward_with (y, g);
+      double t2 = now ();
+      bp_tape_clear ();
+      bp_tensor_unref (y);
+      free (g);
+      bp_tensor_zero_grad (x);
+      if (r >= 5 && (t1 - t0) + (t2 - t1) < best)
+        best = (t1 - t0) + (t2 - t1);
+    }
+    printf ("max_pool2d 2x2 on %d x %d x %d fwd+bwd: %.3f ms\n", layers[l].cout, layers[l].hw,
+            layers[l].hw, best * 1e3);
+    bp_tensor_unref (x);
+  }
   return 0;
 }

@@ -403,6 +403,16 @@ test_pool_values (void)
   float want_tie[4] = {1, 0, 0, 0};
   bp_test_assert_close ("max_pool2d tie", t->grad, want_tie, 4, 0);
   bp_tape_clear ();
+  /* NaN wins its window, as in PyTorch, in the 2x2 path and the general one (3x3) */
+  float with_nan[9] = {1, NAN, 3, 2, 0, 0, 0, 0, 0};
+  BpTensor *nx = bp_tensor_from_data (4, (int64_t[]){1, 1, 3, 3}, with_nan);
+  int k3[2] = {3, 3};
+  BpTensor *n2 = bp_max_pool2d (nx, k2, NULL, NULL), *n3 = bp_max_pool2d (nx, k3, NULL, NULL);
+  g_assert_true (isnan (n2->data[0]));
+  g_assert_true (isnan (n3->data[0]));
+  bp_tensor_unref (nx);
+  bp_tensor_unref (n2);
+  bp_tensor_unref (n3);
   /* without gradients max pooling records nothing (and keeps no indices) */
   bool was = bp_set_grad_enabled (false);
   BpTensor *m2 = bp_max_pool2d (x, k2, NULL, NULL);
@@ -491,6 +501,8 @@ test_conv_portable (void)
   if (g_test_subprocess ()) {
     test_conv_grad ();
     test_conv_torch ();
+    test_pool_values ();
+    test_pool_grad ();
     return;
   }
   g_setenv ("BP_CPU_NO_AVX2", "1", TRUE);
