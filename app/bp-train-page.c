@@ -394,6 +394,8 @@ disconnect_run (BpTrainPage *self)
   if (!self->run)
     return;
   g_signal_handlers_disconnect_by_data (self->run, self);
+  if (bp_train_run_is_active (self->run))
+    bp_train_run_stop (self->run);
   g_clear_object (&self->run);
 }
 

@@ -376,6 +376,7 @@ poll_cb (gpointer data)
     self->poll_id = 0;
     self->finished = TRUE;
     g_signal_emit (self, signals[FINISHED], 0);
+    g_object_unref (self); /* the reference of the running thread */
   }
   g_array_unref (points);
   g_ptr_array_unref (epochs);
@@ -524,6 +525,9 @@ bp_train_run_start (BpTrainRun *self)
   g_return_if_fail (self->thread == NULL && !self->finished);
   self->shared.state = BP_TRAIN_STATE_LOADING;
   set_state (self, BP_TRAIN_STATE_LOADING);
+  /* A running thread keeps the run alive: whoever drops the run while it trains (a closed
+   * window) stops it and returns at once; the run ends in the background. */
+  g_object_ref (self);
   self->thread = g_thread_new ("bp-train", train_thread, self);
   self->poll_id = g_timeout_add (POLL_INTERVAL_MS, poll_cb, self);
 }

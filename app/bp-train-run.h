@@ -81,7 +81,7 @@ void bp_train_run_set_hooks (BpTrainRun *self, const BpTrainHooks *hooks, gpoint
 /* OpenMP threads of the training thread (0: all cores). */
 void bp_train_run_set_num_threads (BpTrainRun *self, int n_threads);
 
-/* Starts the training thread. Signals are emitted on the thread-default main context of the
+/* Starts the training thread, which holds a reference to the run until ::finished. Signals are emitted on the thread-default main context of the
  * caller, at most every 16 ms: ::steps (GArray of BpTrainPoint), ::epoch (BpTrainEpoch),
  * ::samples (BpTrainSamples), ::progress, notify::state, then ::finished once. */
 void bp_train_run_start (BpTrainRun *self);
@@ -98,7 +98,7 @@ gboolean bp_train_run_is_active (BpTrainRun *self);
 const BpTrainProgress *bp_train_run_get_progress (BpTrainRun *self);
 /* The failure (state FAILED), or NULL. */
 const GError *bp_train_run_get_error (BpTrainRun *self);
-/* Blocks until the training thread has ended (tests; dispose stops and waits too). */
+/* Iterates the main context until the training thread has ended. */
 void bp_train_run_wait (BpTrainRun *self);
 
 G_END_DECLS

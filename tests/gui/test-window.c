@@ -135,6 +135,12 @@ lr_applied (gpointer data)
   return fabs (bp_train_run_get_progress (bp_train_page_get_run (f->page))->lr - 0.0005) < 1e-9;
 }
 
+static gboolean
+is_null (gpointer data)
+{
+  return *(gpointer *) data == NULL;
+}
+
 typedef struct {
   Fixture *f;
   guint n;
@@ -341,6 +347,21 @@ test_diverges (void)
   fixture_close (&f);
 }
 
+/* Closing the window while a run trains stops the run; both are then finalized. */
+static void
+test_close_while_training (void)
+{
+  Fixture f;
+  fixture_open (&f);
+  configure (&f, "mlp", 1024, 200, 32);
+  click (&f, "start_button");
+  g_assert_true (bp_gui_wait (has_points, &f, 30000));
+  gpointer run = bp_train_page_get_run (f.page);
+  g_object_add_weak_pointer (G_OBJECT (run), &run);
+  fixture_close (&f);
+  g_assert_true (bp_gui_wait (is_null, &run, 30000));
+}
+
 /* Main-loop responsiveness while a CNN trains: the longest gap between frame-clock ticks and
  * between runs of a 5 ms timeout. */
 typedef struct {
@@ -459,6 +480,7 @@ main (int argc, char **argv)
   g_test_add_func ("/train/zh_TW", test_zh_tw);
   g_test_add_func ("/train/missing-data", test_missing_data);
   g_test_add_func ("/train/diverges", test_diverges);
+  g_test_add_func ("/train/close-while-training", test_close_while_training);
   g_test_add_func ("/train/responsiveness", test_responsiveness);
   int status = g_test_run ();
   g_object_unref (app);
