@@ -1,2 +1,428 @@
-/* rnn.c: placeholder until implemented. */
-#include "../bp-tensor.h"
+/* cpu/rnn.c: CPU kernels of the recurrent family: RNN (tanh/ReLU), LSTM and GRU, multi-layer,
+ * bidirectional, with inter-layer dropout and variable lengths, forward and backward. The input
+ * projections of all time steps are one GEMM per layer and direction; each step is a GEMM for
+ * the recurrent projection and one pass of pointwise gate math. */
+#include "cpu-kernels.h"
+#include "../bp-ops-rnn.h"
+#include "../bp-rng.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Below this many pointwise elements per step the loops stay on one thread. */
+#define PARALLEL_MIN 16384
+
+static inline float
+sigmoidf (float x)
+{
+  return 1.0f / (1.0f + expf (-x));
+}
+
+/* The parts of the reserve, all time-major ((T,B,.) rows):
+ *   x0           (T,B,I)       the input (a copy, time-major)
+ *   y[l]         (T,B,D*H)     every layer's output (0 past a sequence's length)
+ *   drop[l]      (T,B,D*H)     the dropped output that layer l+1 reads (with dropout only)
+ *   per layer and direction k:
+ *     gates[k]   (T,B,G*H)     the activated gates (RNN: the new state)
+ *     hs[k]      (T,B,H)       the state carried after every step
+ *     cs[k]      (T,B,H)       LSTM: the cell carried after every step
+ *     hn[k]      (T,B,H)       GRU: W_hn h + b_hn of every step */
+typedef struct {
+  int64_t t, b, i, h, g, d, l;
+  bool drop;
+  int64_t off_x0, off_y, off_drop, off_k;
+  int64_t per_k; /* floats per layer-direction */
+} Layout;
+
+static bool
+dropout_on (const BpRnnDesc *d)
+{
+  return d->training && d->dropout > 0.0f && d->num_layers > 1;
+}
+
+static Layout
+layout (const BpRnnDesc *d)
+{
+  Layout s;
+  s.t = d->seq_len;
+  s.b = d->batch;
+  s.i = d->input_size;
+  s.h = d->hidden_size;
+  s.g = bp_rnn_gates (d->mode);
+  s.d = d->num_directions;
+  s.l = d->num_layers;
+  s.drop = dropout_on (d);
+  int64_t tb = s.t * s.b;
+  s.off_x0 = 0;
+  s.off_y = tb * s.i;
+  s.off_drop = s.off_y + s.l * tb * s.d * s.h;
+  s.off_k = s.off_drop + (s.drop ? (s.l - 1) * tb * s.d * s.h : 0);
+  s.per_k = tb * (s.g * s.h + s.h);
+  if (d->mode == BP_RNN_LSTM || d->mode == BP_RNN_GRU)
+    s.per_k += tb * s.h;
+  return s;
+}
+
+static int64_t
+cpu_reserve_size (const BpRnnDesc *d)
+{
+  Layout s = layout (d);
+  return s.off_k + s.l * s.d * s.per_k;
+}
+
+static float *
+res_y (float *r, const Layout *s, int64_t l)
+{
+  return r + s->off_y + l * s->t * s->b * s->d * s->h;
+}
+
+/* The input of layer l (T,B,I_l): x0, the previous output, or its dropped copy. */
+static float *
+res_in (float *r, const Layout *s, int64_t l)
+{
+  if (l == 0)
+    return r + s->off_x0;
+  if (s->drop)
+    return r + s->off_drop + (l - 1) * s->t * s->b * s->d * s->h;
+  return res_y (r, s, l - 1);
+}
+
+static float *
+res_k (float *r, const Layout *s, int64_t k)
+{
+  return r + s->off_k + k * s->per_k;
+}
+
+/* (B,T,C) <-> (T,B,C); accumulate adds into dst. */
+static void
+transpose_bt (float *dst, const float *src, int64_t b, int64_t t, int64_t c, bool to_time_major,
+              bool accumulate)
+{
+#pragma omp parallel for schedule(static) if (b * t * c > 65536)
+  for (int64_t bi = 0; bi < b; bi++)
+    for (int64_t ti = 0; ti < t; ti++) {
+      const float *s = to_time_major ? src + (bi * t + ti) * c : src + (ti * b + bi) * c;
+      float *o = to_time_major ? dst + (ti * b + bi) * c : dst + (bi * t + ti) * c;
+      if (accumulate)
+        for (int64_t j = 0; j < c; j++)
+          o[j] += s[j];
+      else
+        memcpy (o, s, (size_t) c * sizeof (float));
+    }
+}
+
+static inline int64_t
+seq_len_of (const float *lengths, int64_t b, int64_t t)
+{
+  return lengths ? (int64_t) lengths[b] : t;
+}
+
+/* dst (cols) += column sums of m (rows, cols); one thread per block of columns, rows summed in
+ * order (the same bits for any thread count) */
+static void
+col_sums (float *dst, const float *m, int64_t rows, int64_t cols)
+{
+  const int64_t block = 64;
+  int64_t nblocks = (cols + block - 1) / block;
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+  for (int64_t blk = 0; blk < nblocks; blk++) {
+    int64_t j0 = blk * block, nj = j0 + block < cols ? block : cols - j0;
+    float acc[64] = {0};
+    for (int64_t r = 0; r < rows; r++) {
+      const float *row = m + r * cols + j0;
+#pragma omp simd
+      for (int64_t j = 0; j < nj; j++)
+        acc[j] += row[j];
+    }
+    for (int64_t j = 0; j < nj; j++)
+      dst[j0 + j] += acc[j];
+  }
+}
+
+static BpStatus
+cpu_rnn_forward (float *out, float *h_n, float *c_n, float *reserve, const float *x,
+                 const float *h0, const float *c0, const float *const *w, const float *lengths,
+                 const BpRnnDesc *d)
+{
+  Layout s = layout (d);
+  int64_t T = s.t, B = s.b, H = s.h, G = s.g, D = s.d, GH = G * H, DH = D * H;
+  int P = d->bias ? 4 : 2;
+  BpRnnMode mode = d->mode;
+  float *hh = malloc (sizeof (float) * (size_t) (B * GH + 2 * B * H + 1));
+  if (!hh) {
+    bp_set_error (BP_ERR_NOMEM, "rnn: out of memory for the step buffers");
+    return BP_ERR_NOMEM;
+  }
+  float *zeros = hh + B * GH;
+  memset (zeros, 0, sizeof (float) * (size_t) (2 * B * H));
+
+  if (d->batch_first)
+    transpose_bt (reserve + s.off_x0, x, B, T, s.i, true, false);
+  else
+    memcpy (reserve + s.off_x0, x, sizeof (float) * (size_t) (T * B * s.i));
+
+  for (int64_t l = 0; l < s.l; l++) {
+    const float *in = res_in (reserve, &s, l);
+    int64_t in_size = l == 0 ? s.i : DH;
+    float *y = res_y (reserve, &s, l);
+    for (int64_t dir = 0; dir < D; dir++) {
+      int64_t k = l * D + dir;
+      const float *w_ih = w[k * P], *w_hh = w[k * P + 1];
+      const float *b_ih = d->bias ? w[k * P + 2] : NULL, *b_hh = d->bias ? w[k * P + 3] : NULL;
+      float *gates = res_k (reserve, &s, k);
+      float *hs = gates + T * B * GH;
+      float *cs = hs + T * B * H; /* LSTM: the cells; GRU: hn */
+      /* gates (T*B, GH) = in @ w_ih^T + b_ih (+ b_hh but for GRU's n gate, which keeps b_hn
+       * inside r * (W_hn h + b_hn)) */
+      if (d->bias) {
+#pragma omp parallel for schedule(static) if (T * B * GH > 65536)
+        for (int64_t r = 0; r < T * B; r++)
+          for (int64_t j = 0; j < GH; j++)
+            gates[r * GH + j] = b_ih[j] + (mode == BP_RNN_GRU && j >= 2 * H ? 0.0f : b_hh[j]);
+      }
+      bp_cpu_gemm (false, true, T * B, GH, in_size, 1.0f, in, in_size, w_ih, in_size,
+                   d->bias ? 1.0f : 0.0f, gates, GH);
+      const float *h_prev = h0 ? h0 + k * B * H : zeros;
+      const float *c_prev = c0 ? c0 + k * B * H : zeros;
+      for (int64_t step = 0; step < T; step++) {
+        int64_t t = dir == 0 ? step : T - 1 - step;
+        /* hh (B, GH) = h_prev @ w_hh^T */
+        bp_cpu_gemm (false, true, B, GH, H, 1.0f, h_prev, H, w_hh, H, 0.0f, hh, GH);
+        float *gt = gates + t * B * GH, *ht = hs + t * B * H, *ct = cs + t * B * H;
+#pragma omp parallel for schedule(static) if (B * GH > PARALLEL_MIN)
+        for (int64_t bi = 0; bi < B; bi++) {
+          bool active = t < seq_len_of (lengths, bi, T);
+          float *g = gt + bi * GH;
+          const float *q = hh + bi * GH, *hp = h_prev + bi * H;
+          float *hr = ht + bi * H, *yr = y + (t * B + bi) * DH + dir * H;
+          for (int64_t j = 0; j < H; j++) {
+            float h;
+            if (mode == BP_RNN_LSTM) {
+              float ig = sigmoidf (g[j] + q[j]), fg = sigmoidf (g[H + j] + q[H + j]);
+              float gg = tanhf (g[2 * H + j] + q[2 * H + j]);
+              float og = sigmoidf (g[3 * H + j] + q[3 * H + j]);
+              g[j] = ig;
+              g[H + j] = fg;
+              g[2 * H + j] = gg;
+              g[3 * H + j] = og;
+              float cp = c_prev[bi * H + j];
+              float c = fg * cp + ig * gg;
+              h = og * tanhf (c);
+              ct[bi * H + j] = active ? c : cp;
+            } else if (mode == BP_RNN_GRU) {
+              float r = sigmoidf (g[j] + q[j]), z = sigmoidf (g[H + j] + q[H + j]);
+              float hn = q[2 * H + j] + (b_hh ? b_hh[2 * H + j] : 0.0f);
+              float n = tanhf (g[2 * H + j] + r * hn);
+              g[j] = r;
+              g[H + j] = z;
+              g[2 * H + j] = n;
+              ct[bi * H + j] = hn;
+              h = (1.0f - z) * n + z * hp[j];
+            } else {
+              float a = g[j] + q[j];
+              h = mode == BP_RNN_TANH ? tanhf (a) : (a > 0.0f ? a : 0.0f);
+              g[j] = h;
+            }
+            hr[j] = active ? h : hp[j];
+            yr[j] = active ? h : 0.0f;
+          }
+        }
+        h_prev = ht;
+        if (mode == BP_RNN_LSTM)
+          c_prev = ct;
+      }
+      memcpy (h_n + k * B * H, h_prev, sizeof (float) * (size_t) (B * H));
+      if (mode == BP_RNN_LSTM && c_n)
+        memcpy (c_n + k * B * H, c_prev, sizeof (float) * (size_t) (B * H));
+    }
+    if (s.drop && l < s.l - 1) {
+      float *dst = res_in (reserve, &s, l + 1);
+      uint64_t key = bp_rng_hash (d->dropout_key, (uint64_t) l);
+      float p = d->dropout, scale = 1.0f / (1.0f - p);
+      int64_t n = T * B * DH;
+#pragma omp parallel for schedule(static) if (n > 65536)
+      for (int64_t i = 0; i < n; i++)
+        dst[i] = bp_rng_hash_uniform (key, (uint64_t) i) >= p ? y[i] * scale : 0.0f;
+    }
+  }
+  const float *top = res_y (reserve, &s, s.l - 1);
+  if (d->batch_first)
+    transpose_bt (out, top, B, T, DH, false, false);
+  else
+    memcpy (out, top, sizeof (float) * (size_t) (T * B * DH));
+  free (hh);
+  return BP_OK;
+}
+
+static BpStatus
+cpu_rnn_backward (float *dx, float *dh0, float *dc0, float *const *dw, const float *dout,
+                  const float *dh_n, const float *dc_n, const float *reserve_c, const float *x,
+                  const float *h0, const float *c0, const float *const *w, const float *lengths,
+                  const BpRnnDesc *d)
+{
+  float *reserve = (float *) reserve_c; /* read only: res_* helpers take it unqualified */
+  Layout s = layout (d);
+  int64_t T = s.t, B = s.b, H = s.h, G = s.g, D = s.d, GH = G * H, DH = D * H, TB = T * B;
+  int P = d->bias ? 4 : 2;
+  BpRnnMode mode = d->mode;
+  bool gru = mode == BP_RNN_GRU, lstm = mode == BP_RNN_LSTM;
+  int64_t in_max = s.i > DH ? s.i : DH;
+  /* scratch: dy (T,B,DH), dxl (T,B,in_max), dg_ih (T,B,GH), dg_hh (GRU), hprev (T,B,H),
+   * carries dh, dc, dnew, direct (B,H each) */
+  size_t n_scratch = (size_t) (TB * DH + TB * in_max + TB * GH * (gru ? 2 : 1) + TB * H +
+                               4 * B * H);
+  float *scratch = malloc (sizeof (float) * n_scratch);
+  if (!scratch) {
+    bp_set_error (BP_ERR_NOMEM, "rnn backward: out of memory for %zu floats", n_scratch);
+    return BP_ERR_NOMEM;
+  }
+  float *dy = scratch, *dxl = dy + TB * DH, *dg_ih = dxl + TB * in_max;
+  float *dg_hh = gru ? dg_ih + TB * GH : dg_ih;
+  float *hprev = dg_hh + TB * GH, *dh = hprev + TB * H, *dc = dh + B * H, *dnew = dc + B * H;
+  float *direct = dnew + B * H;
+
+  if (d->batch_first)
+    transpose_bt (dy, dout, B, T, DH, true, false);
+  else
+    memcpy (dy, dout, sizeof (float) * (size_t) (TB * DH));
+
+  for (int64_t l = s.l - 1; l >= 0; l--) {
+    const float *in = res_in (reserve, &s, l);
+    int64_t in_size = l == 0 ? s.i : DH;
+    bool need_dx = l > 0 || dx;
+    if (need_dx)
+      memset (dxl, 0, sizeof (float) * (size_t) (TB * in_size));
+    for (int64_t dir = 0; dir < D; dir++) {
+      int64_t k = l * D + dir;
+      const float *w_ih = w[k * P], *w_hh = w[k * P + 1];
+      float *gates = res_k (reserve, &s, k);
+      float *hs = gates + TB * GH, *cs = hs + TB * H;
+      if (dh_n)
+        memcpy (dh, dh_n + k * B * H, sizeof (float) * (size_t) (B * H));
+      else
+        memset (dh, 0, sizeof (float) * (size_t) (B * H));
+      if (lstm && dc_n)
+        memcpy (dc, dc_n + k * B * H, sizeof (float) * (size_t) (B * H));
+      else
+        memset (dc, 0, sizeof (float) * (size_t) (B * H));
+      const float *h_init = h0 ? h0 + k * B * H : NULL, *c_init = c0 ? c0 + k * B * H : NULL;
+      for (int64_t step = T - 1; step >= 0; step--) {
+        int64_t t = dir == 0 ? step : T - 1 - step;
+        int64_t tp = dir == 0 ? t - 1 : t + 1; /* the step before in processing order */
+        bool first = step == 0;
+        const float *hp = first ? h_init : hs + tp * B * H;
+        const float *cp = first ? c_init : cs + tp * B * H;
+        float *hpr = hprev + t * B * H;
+        if (hp)
+          memcpy (hpr, hp, sizeof (float) * (size_t) (B * H));
+        else
+          memset (hpr, 0, sizeof (float) * (size_t) (B * H));
+        const float *gt = gates + t * B * GH, *ct = cs + t * B * H;
+        float *gi = dg_ih + t * B * GH, *gh = dg_hh + t * B * GH;
+#pragma omp parallel for schedule(static) if (B * GH > PARALLEL_MIN)
+        for (int64_t bi = 0; bi < B; bi++) {
+          bool active = t < seq_len_of (lengths, bi, T);
+          float *gir = gi + bi * GH, *ghr = gh + bi * GH;
+          if (!active) {
+            memset (gir, 0, sizeof (float) * (size_t) GH);
+            if (gru)
+              memset (ghr, 0, sizeof (float) * (size_t) GH);
+            for (int64_t j = 0; j < H; j++)
+              direct[bi * H + j] = 0.0f;
+            continue;
+          }
+          const float *g = gt + bi * GH, *dyr = dy + (t * B + bi) * DH + dir * H;
+          for (int64_t j = 0; j < H; j++) {
+            float dht = dh[bi * H + j] + dyr[j];
+            if (lstm) {
+              float ig = g[j], fg = g[H + j], gg = g[2 * H + j], og = g[3 * H + j];
+              float c = ct[bi * H + j], tc = tanhf (c);
+              float cprev = cp ? cp[bi * H + j] : 0.0f;
+              float dct = dc[bi * H + j] + dht * og * (1.0f - tc * tc);
+              gir[j] = dct * gg * ig * (1.0f - ig);
+              gir[H + j] = dct * cprev * fg * (1.0f - fg);
+              gir[2 * H + j] = dct * ig * (1.0f - gg * gg);
+              gir[3 * H + j] = dht * tc * og * (1.0f - og);
+              dc[bi * H + j] = dct * fg; /* the carry to the step before */
+              direct[bi * H + j] = 0.0f;
+            } else if (gru) {
+              float r = g[j], z = g[H + j], n = g[2 * H + j], hn = ct[bi * H + j];
+              float hprv = hp ? hp[bi * H + j] : 0.0f;
+              float dn = dht * (1.0f - z) * (1.0f - n * n);
+              float dz = dht * (hprv - n) * z * (1.0f - z);
+              float dr = dn * hn * r * (1.0f - r);
+              gir[j] = ghr[j] = dr;
+              gir[H + j] = ghr[H + j] = dz;
+              gir[2 * H + j] = dn;
+              ghr[2 * H + j] = dn * r;
+              direct[bi * H + j] = dht * z;
+            } else {
+              float h = g[j];
+              gir[j] = mode == BP_RNN_TANH ? dht * (1.0f - h * h) : (h > 0.0f ? dht : 0.0f);
+              direct[bi * H + j] = 0.0f;
+            }
+          }
+        }
+        /* dnew (B,H) = dg_hh (B,GH) @ w_hh (GH,H) */
+        bp_cpu_gemm (false, false, B, H, GH, 1.0f, gh, GH, w_hh, H, 0.0f, dnew, H);
+        for (int64_t bi = 0; bi < B; bi++) {
+          if (t >= seq_len_of (lengths, bi, T))
+            continue; /* the carries pass an inactive step unchanged */
+          for (int64_t j = 0; j < H; j++)
+            dh[bi * H + j] = dnew[bi * H + j] + direct[bi * H + j];
+        }
+      }
+      if (dh0)
+        for (int64_t i = 0; i < B * H; i++)
+          dh0[k * B * H + i] += dh[i];
+      if (lstm && dc0)
+        for (int64_t i = 0; i < B * H; i++)
+          dc0[k * B * H + i] += dc[i];
+      /* weight gradients over all steps at once */
+      float *dw_ih = dw ? dw[k * P] : NULL, *dw_hh = dw ? dw[k * P + 1] : NULL;
+      float *db_ih = dw && d->bias ? dw[k * P + 2] : NULL;
+      float *db_hh = dw && d->bias ? dw[k * P + 3] : NULL;
+      if (dw_ih)
+        bp_cpu_gemm (true, false, GH, in_size, TB, 1.0f, dg_ih, GH, in, in_size, 1.0f, dw_ih,
+                     in_size);
+      if (dw_hh)
+        bp_cpu_gemm (true, false, GH, H, TB, 1.0f, dg_hh, GH, hprev, H, 1.0f, dw_hh, H);
+      if (db_ih)
+        col_sums (db_ih, dg_ih, TB, GH);
+      if (db_hh)
+        col_sums (db_hh, dg_hh, TB, GH);
+      if (need_dx)
+        bp_cpu_gemm (false, false, TB, in_size, GH, 1.0f, dg_ih, GH, w_ih, in_size, 1.0f, dxl,
+                     in_size);
+    }
+    if (l > 0) {
+      /* the gradient of layer l-1's output, through the dropout between them */
+      if (s.drop) {
+        uint64_t key = bp_rng_hash (d->dropout_key, (uint64_t) (l - 1));
+        float p = d->dropout, scale = 1.0f / (1.0f - p);
+        int64_t n = TB * DH;
+#pragma omp parallel for schedule(static) if (n > 65536)
+        for (int64_t i = 0; i < n; i++)
+          dy[i] = bp_rng_hash_uniform (key, (uint64_t) i) >= p ? dxl[i] * scale : 0.0f;
+      } else {
+        memcpy (dy, dxl, sizeof (float) * (size_t) (TB * DH));
+      }
+    } else if (dx) {
+      if (d->batch_first)
+        transpose_bt (dx, dxl, B, T, s.i, false, true);
+      else
+        for (int64_t i = 0; i < TB * s.i; i++)
+          dx[i] += dxl[i];
+    }
+  }
+  (void) x;
+  free (scratch);
+  return BP_OK;
+}
+
+const BpRnnKernels bp_cpu_rnn_kernels = {
+  .reserve_size = cpu_reserve_size,
+  .forward = cpu_rnn_forward,
+  .backward = cpu_rnn_backward,
+};
