@@ -160,9 +160,20 @@ update_controls (BpTrainPage *self)
 }
 
 static void
-show_error (BpTrainPage *self, const char *message)
+show_error (BpTrainPage *self, const GError *error)
 {
-  g_autofree char *markup = g_markup_printf_escaped ("<b>%s</b> %s", _("Training failed."), message);
+  /* a translated sentence for the kind of failure, then the engine's details */
+  const char *title = _("Training failed.");
+  if (error->domain == BP_TRAIN_ERROR) {
+    switch (error->code) {
+    case BP_TRAIN_ERROR_DATA: title = _("The data set cannot be loaded."); break;
+    case BP_TRAIN_ERROR_NUMERIC: title = _("Training diverged: the loss is no longer a number."); break;
+    case BP_TRAIN_ERROR_MODEL: title = _("The model cannot be built."); break;
+    case BP_TRAIN_ERROR_INVALID: title = _("A setting is not valid."); break;
+    default: break;
+    }
+  }
+  g_autofree char *markup = g_markup_printf_escaped ("<b>%s</b> %s", title, error->message);
   gtk_label_set_markup (self->error_label, markup);
   gtk_revealer_set_reveal_child (self->error_revealer, TRUE);
 }
@@ -173,29 +184,29 @@ dismiss_error_cb (BpTrainPage *self)
   gtk_revealer_set_reveal_child (self->error_revealer, FALSE);
 }
 
-static BpDevice
-resolve_device (BpTrainPage *self, char **description, GError **error)
+static const char *
+device_choice (BpTrainPage *self)
 {
-  guint choice = adw_combo_row_get_selected (self->device_row);
-  gboolean have_cuda = bp_backend (BP_DEVICE_CUDA) != NULL;
-  if (choice == 1 || (choice == 0 && !have_cuda)) {
-    *description = g_strdup (choice == 0 ? _("CPU (no usable GPU)") : _("CPU"));
-    return BP_DEVICE_CPU;
-  }
-  if (!have_cuda) {
-    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                         _("No usable CUDA GPU: this build has no CUDA backend or no GPU was "
-                           "found. Choose the CPU or Automatic device."));
-    return BP_DEVICE_CPU;
-  }
-  *description = g_strdup (_("CUDA GPU"));
-  return BP_DEVICE_CUDA;
+  static const char *const choices[] = {"auto", "cpu", "cuda"};
+  return choices[MIN (adw_combo_row_get_selected (self->device_row), 2)];
+}
+
+static void
+show_device (BpTrainPage *self, const BpTrainProgress *p)
+{
+  const char *text = p->device == BP_DEVICE_CUDA ? _("CUDA GPU")
+                     : p->device_fallback          ? _("CPU (no usable GPU)")
+                                                   : _("CPU");
+  gtk_label_set_text (self->device_label, text);
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->device_label),
+                               p->device_fallback ? p->device_note : NULL);
 }
 
 BpTrainConfig
 bp_train_page_get_config (BpTrainPage *self)
 {
   BpTrainConfig c = bp_train_config_default ();
+  g_return_val_if_fail (BP_IS_TRAIN_PAGE (self), c);
   guint model = adw_combo_row_get_selected (self->model_row);
   int n_presets;
   const BpPreset *presets = bp_presets (&n_presets);
@@ -329,6 +340,8 @@ run_progress_cb (BpTrainRun *run, BpTrainPage *self)
     g_autofree char *text = g_strdup_printf (_("%.0f images/s"), p->images_per_second);
     gtk_label_set_text (self->throughput_label, text);
   }
+  if (p->state != BP_TRAIN_STATE_LOADING)
+    show_device (self, p);
   g_autofree char *lr = format_lr (p->lr);
   gtk_label_set_text (self->lr_label, lr);
   if (p->n_params > 0) {
@@ -367,7 +380,9 @@ run_finished_cb (BpTrainRun *run, BpTrainPage *self)
   update_controls (self);
   if (state == BP_TRAIN_STATE_FAILED) {
     const GError *error = bp_train_run_get_error (run);
-    show_error (self, error ? error->message : _("unknown error"));
+    g_autoptr (GError) unknown = g_error_new_literal (BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE,
+                                                      _("unknown error"));
+    show_error (self, error ? error : unknown);
   }
   if (state == BP_TRAIN_STATE_FAILED || state == BP_TRAIN_STATE_STOPPED) {
     /* the curves show where the run ended */
@@ -409,17 +424,16 @@ start_action (GtkWidget *widget, const char *action_name, GVariant *param)
     return;
   BpTrainConfig config = bp_train_page_get_config (self);
   g_autoptr (GError) error = NULL;
-  g_autofree char *device = NULL;
-  config.device = resolve_device (self, &device, &error);
   clear_dashboard (self);
-  if (error || !bp_train_config_check (&config, &error)) {
-    show_error (self, error->message);
+  if (!bp_train_config_check (&config, &error)) {
+    show_error (self, error);
     return;
   }
-  gtk_label_set_text (self->device_label, device);
+  gtk_label_set_text (self->device_label, "–");
 
   disconnect_run (self);
   self->run = bp_train_run_new (&config, N_SAMPLES);
+  bp_train_run_set_device (self->run, device_choice (self));
   g_signal_connect (self->run, "steps", G_CALLBACK (run_steps_cb), self);
   g_signal_connect (self->run, "epoch", G_CALLBACK (run_epoch_cb), self);
   g_signal_connect (self->run, "samples", G_CALLBACK (run_samples_cb), self);

@@ -11,9 +11,12 @@
 #include <unistd.h>
 #endif
 
+#include <glib/gi18n.h>
+
 #include "bp-backend.h"
 #include "bp-dataset.h"
 #include "bp-tensor.h"
+#include "cuda/bp-cuda.h"
 
 #define POLL_INTERVAL_MS 16
 /* Niceness of the training thread and its OpenMP workers: the window stays responsive while
@@ -28,6 +31,7 @@ struct _BpTrainRun {
   char *model, *model_json, *dataset;
   int n_samples;
   int n_threads;
+  char *device_choice;
   BpTrainHooks hooks;
   gpointer hooks_data;
   GDestroyNotify hooks_destroy;
@@ -279,6 +283,41 @@ train_callback (const BpTrainEvent *ev, gpointer data)
   return go_on;
 }
 
+/* Resolves the device choice ("auto", "cpu", "cuda") into config.device; FALSE when CUDA was
+ * asked for and cannot be used. */
+static gboolean
+resolve_device (BpTrainRun *self, GError **error)
+{
+  const char *choice = self->device_choice ? self->device_choice : "auto";
+  gboolean fallback = FALSE;
+  char why[256] = "";
+  BpDevice device = BP_DEVICE_CPU;
+  if (!g_str_equal (choice, "cpu")) {
+    if (bp_cuda_init (why, sizeof why) == BP_OK) {
+      const BpBackend *be = bp_backend (BP_DEVICE_CUDA);
+      if (be && be->eltwise && be->conv && be->norm && be->loss && be->optim)
+        device = BP_DEVICE_CUDA;
+      else
+        g_strlcpy (why, "the CUDA backend has no training kernels yet", sizeof why);
+    }
+    if (device == BP_DEVICE_CPU && g_str_equal (choice, "cuda")) {
+      g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_INVALID,
+                   _("The CUDA GPU cannot be used (%s). Choose the CPU or the automatic device."),
+                   why);
+      return FALSE;
+    }
+    fallback = device == BP_DEVICE_CPU;
+  }
+  self->config.device = device;
+  g_mutex_lock (&self->lock);
+  self->shared.device = device;
+  self->shared.device_fallback = fallback;
+  g_strlcpy (self->shared.device_note, fallback ? why : "", sizeof self->shared.device_note);
+  self->dirty = TRUE;
+  g_mutex_unlock (&self->lock);
+  return TRUE;
+}
+
 static gpointer
 train_thread (gpointer data)
 {
@@ -289,7 +328,8 @@ train_thread (gpointer data)
   setpriority (PRIO_PROCESS, (id_t) syscall (SYS_gettid), TRAIN_NICE);
 #endif
   bp_set_num_threads (self->n_threads);
-  self->trainer = bp_trainer_new (&self->config, &error);
+  if (resolve_device (self, &error))
+    self->trainer = bp_trainer_new (&self->config, &error);
   gboolean ok = FALSE;
   if (self->trainer) {
     if (self->n_samples > 0) {
@@ -409,6 +449,7 @@ bp_train_run_finalize (GObject *object)
   g_free (self->model);
   g_free (self->model_json);
   g_free (self->dataset);
+  g_free (self->device_choice);
   g_clear_error (&self->error);
   g_clear_error (&self->final_error);
   g_array_unref (self->new_points);
@@ -488,6 +529,8 @@ bp_train_run_new (const BpTrainConfig *config, int n_samples)
   self->n_samples = MAX (n_samples, 0);
   self->progress.epochs = self->shared.epochs = config->epochs;
   self->progress.lr = self->shared.lr = config->optim.lr;
+  self->progress.device = self->shared.device = config->device;
+  self->device_choice = g_strdup (config->device == BP_DEVICE_CUDA ? "cuda" : "cpu");
   return self;
 }
 
@@ -509,6 +552,17 @@ bp_train_run_set_hooks (BpTrainRun *self, const BpTrainHooks *hooks, gpointer us
   self->hooks = hooks ? *hooks : (BpTrainHooks) {0};
   self->hooks_data = user_data;
   self->hooks_destroy = destroy;
+}
+
+void
+bp_train_run_set_device (BpTrainRun *self, const char *device)
+{
+  g_return_if_fail (BP_IS_TRAIN_RUN (self));
+  g_return_if_fail (g_strcmp0 (device, "auto") == 0 || g_strcmp0 (device, "cpu") == 0 ||
+                    g_strcmp0 (device, "cuda") == 0);
+  g_return_if_fail (self->thread == NULL && !self->finished);
+  g_free (self->device_choice);
+  self->device_choice = g_strdup (device);
 }
 
 void

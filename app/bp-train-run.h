@@ -29,6 +29,9 @@ typedef struct {
   double active_seconds;    /* training time without pauses */
   double eta_seconds;       /* NaN until known */
   double test_loss, test_accuracy; /* after the run (NaN before) */
+  BpDevice device;          /* where the run trains (known from RUNNING on) */
+  gboolean device_fallback; /* "auto" found no usable GPU: device_note says why */
+  char device_note[256];
 } BpTrainProgress;
 
 /* One training step's point for the curves; x counts epochs (epoch 2, step 3 of 10: 1.3). */
@@ -78,6 +81,10 @@ const BpTrainConfig *bp_train_run_get_config (BpTrainRun *self);
 /* Called on the training thread; set before bp_train_run_start. */
 void bp_train_run_set_hooks (BpTrainRun *self, const BpTrainHooks *hooks, gpointer user_data,
                              GDestroyNotify destroy);
+/* "auto" (default: the GPU when bp_cuda_init succeeds, else the CPU), "cpu" or "cuda" (the run
+ * fails when no GPU can be used). Resolved on the training thread: starting CUDA may take a
+ * while. Overrides config->device. */
+void bp_train_run_set_device (BpTrainRun *self, const char *device);
 /* OpenMP threads of the training thread (0: all cores). */
 void bp_train_run_set_num_threads (BpTrainRun *self, int n_threads);
 

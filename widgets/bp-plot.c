@@ -1016,6 +1016,7 @@ bp_plot_get_readout (BpPlot *self, double x)
 {
   g_return_val_if_fail (BP_IS_PLOT (self), NULL);
   GString *s = NULL;
+  double first_x = 0.0;
   for (guint k = 0; k < self->series->len; k++) {
     BpSeries *series = g_ptr_array_index (self->series, k);
     int i = bp_series_find_nearest (series, x);
@@ -1024,12 +1025,16 @@ bp_plot_get_readout (BpPlot *self, double x)
     const double *xs = bp_series_get_xs (series), *ys = bp_series_get_ys (series);
     char xbuf[G_ASCII_DTOSTR_BUF_SIZE], ybuf[G_ASCII_DTOSTR_BUF_SIZE];
     if (!s) {
+      first_x = xs[i];
       s = g_string_new (NULL);
       g_string_append_printf (s, "%s = %s", self->x_label ? self->x_label : "x",
                               g_ascii_formatd (xbuf, sizeof xbuf, "%.6g", xs[i]));
     }
     g_string_append_printf (s, "\n%s: %s", bp_series_get_name (series),
                             g_ascii_formatd (ybuf, sizeof ybuf, "%.6g", ys[i]));
+    if (xs[i] != first_x) /* this series' nearest point lies elsewhere: say where */
+      g_string_append_printf (s, " (%s %s)", self->x_label ? self->x_label : "x",
+                              g_ascii_formatd (xbuf, sizeof xbuf, "%.6g", xs[i]));
     guint n = bp_series_get_n_points (series);
     if (self->smoothing > 0.0 && bp_series_get_smooth (series) && n > 1) {
       double *sm = g_new (double, n);

@@ -17,6 +17,7 @@
 #include "bp-preferences-window.h"
 #include "bp-train-page.h"
 #include "bp-window.h"
+#include "cuda/bp-cuda.h"
 
 static GtkApplication *app;
 
@@ -317,7 +318,7 @@ test_missing_data (void)
   g_assert_true (gtk_revealer_get_reveal_child (GTK_REVEALER (child (f.page, "error_revealer"))));
   const char *message = gtk_label_get_text (GTK_LABEL (child (f.page, "error_label")));
   g_test_message ("error shown: %s", message);
-  g_assert_nonnull (strstr (message, "Training failed."));
+  g_assert_nonnull (strstr (message, "The data set cannot be loaded."));
   g_assert_nonnull (strstr (message, empty));
   g_assert_cmpstr (gtk_label_get_text (GTK_LABEL (child (f.page, "status_label"))), ==, "Failed");
   g_assert_true (gtk_widget_is_sensitive (child (f.page, "start_button")));
@@ -340,10 +341,34 @@ test_diverges (void)
   g_assert_cmpint (bp_train_run_get_state (bp_train_page_get_run (f.page)), ==, BP_TRAIN_STATE_FAILED);
   const char *message = gtk_label_get_text (GTK_LABEL (child (f.page, "error_label")));
   g_test_message ("error shown: %s", message);
+  g_assert_nonnull (strstr (message, "Training diverged"));
   g_assert_nonnull (strstr (message, "NaN") ? strstr (message, "NaN") : strstr (message, "infinite"));
   /* the chart shows where it stopped: points up to there */
   g_assert_cmpuint (n_points (&f), >, 0);
   g_free (bp_gui_screenshot (GTK_WIDGET (f.window), "train-diverged-en"));
+  fixture_close (&f);
+}
+
+/* Asking for the GPU where none is usable fails with a clear message. */
+static void
+test_no_gpu (void)
+{
+  char why[256];
+  if (bp_cuda_init (why, sizeof why) == BP_OK) {
+    g_test_skip ("a GPU is usable here");
+    return;
+  }
+  Fixture f;
+  fixture_open (&f);
+  configure (&f, "mlp", 512, 2, 32);
+  adw_combo_row_set_selected (ADW_COMBO_ROW (child (f.page, "device_row")), 2); /* CUDA */
+  click (&f, "start_button");
+  g_assert_true (bp_gui_wait (is_ended, &f, 30000));
+  g_assert_cmpint (bp_train_run_get_state (bp_train_page_get_run (f.page)), ==, BP_TRAIN_STATE_FAILED);
+  const char *message = gtk_label_get_text (GTK_LABEL (child (f.page, "error_label")));
+  g_test_message ("error shown: %s", message);
+  g_assert_nonnull (strstr (message, "The CUDA GPU cannot be used"));
+  g_assert_cmpuint (n_points (&f), ==, 0);
   fixture_close (&f);
 }
 
@@ -480,6 +505,7 @@ main (int argc, char **argv)
   g_test_add_func ("/train/zh_TW", test_zh_tw);
   g_test_add_func ("/train/missing-data", test_missing_data);
   g_test_add_func ("/train/diverges", test_diverges);
+  g_test_add_func ("/train/no-gpu", test_no_gpu);
   g_test_add_func ("/train/close-while-training", test_close_while_training);
   g_test_add_func ("/train/responsiveness", test_responsiveness);
   int status = g_test_run ();
