@@ -494,6 +494,41 @@ test_conv_threads (void)
 }
 
 static void
+test_conv_large_images (void)
+{
+  /* 2 RGB images of 600x600 (first-layer shape, larger than the 4 MiB the direct path pads
+   * at a time): the weight gradient of the batch is the sum of the per-image ones */
+  bp_rng_seed (600);
+  BpTensor *x = bp_test_rand (4, (int64_t[]){2, 3, 600, 600}, -1, 1, false);
+  BpTensor *w = bp_test_rand (4, (int64_t[]){2, 3, 3, 3}, -1, 1, true);
+  BpConv2dParams p = bp_conv2d_params_default ();
+  p.padding[0] = p.padding[1] = 1;
+  BpTensor *y = bp_conv2d (x, w, NULL, &p);
+  BpTensor *gy = bp_test_rand (y->ndim, y->shape, -1, 1, false);
+  g_assert_cmpint (bp_backward_with (y, gy->data), ==, BP_OK);
+  float both[54];
+  memcpy (both, w->grad, sizeof both);
+  bp_tape_clear ();
+  bp_tensor_zero_grad (w);
+  int64_t image = 3 * 600 * 600, out_image = 2 * 600 * 600;
+  for (int b = 0; b < 2; b++) {
+    BpTensor *xb = bp_tensor_from_data (4, (int64_t[]){1, 3, 600, 600}, x->data + b * image);
+    BpTensor *yb = bp_conv2d (xb, w, NULL, &p);
+    bp_test_assert_close ("conv2d per image", yb->data, y->data + b * out_image, out_image, 0);
+    g_assert_cmpint (bp_backward_with (yb, gy->data + b * out_image), ==, BP_OK);
+    bp_tape_clear ();
+    bp_tensor_unref (xb);
+    bp_tensor_unref (yb);
+  }
+  /* sums of 720000 products each, added in another order */
+  bp_test_assert_close ("conv2d weight gradient over blocks", both, w->grad, 54, 1e-3);
+  bp_tensor_unref (x);
+  bp_tensor_unref (w);
+  bp_tensor_unref (y);
+  bp_tensor_unref (gy);
+}
+
+static void
 test_conv_portable (void)
 {
   /* the loops for CPUs without AVX2 + FMA, forced by BP_CPU_NO_AVX2 in a child process (the
@@ -522,6 +557,7 @@ main (int argc, char **argv)
   g_test_add_func ("/conv/errors", test_conv_errors);
   g_test_add_func ("/conv/threads", test_conv_threads);
   g_test_add_func ("/conv/portable", test_conv_portable);
+  g_test_add_func ("/conv/large-images", test_conv_large_images);
   g_test_add_func ("/pool/values", test_pool_values);
   g_test_add_func ("/pool/grad", test_pool_grad);
   g_test_add_func ("/pool/torch", test_pool_torch);

@@ -81,21 +81,25 @@ conv_plan (const BpConv2dShape *s)
 }
 
 /* OpenBLAS's own threads split these small products badly (about half the speed of one
- * single-threaded GEMM per OpenMP thread on 2 cores), so the kernels that spread chunks over
- * threads make it single-threaded meanwhile. Returns the count to restore. */
+ * single-threaded GEMM per OpenMP thread on 2 cores), so the kernels spread chunks over
+ * OpenMP threads and call single-threaded GEMMs. The OpenMP build of OpenBLAS does that by
+ * itself inside a parallel region (and setting its thread count would reallocate its
+ * buffers); the pthreads build is told to use one thread meanwhile. Returns the count to
+ * restore, 0 for nothing to restore. */
 static int
 blas_serial_begin (bool parallel)
 {
   int n = openblas_get_num_threads ();
-  if (parallel && n > 1)
-    openblas_set_num_threads (1);
+  if (!parallel || n <= 1 || openblas_get_parallel () != 1)
+    return 0;
+  openblas_set_num_threads (1);
   return n;
 }
 
 static void
-blas_serial_end (bool parallel, int n)
+blas_serial_end (int n)
 {
-  if (parallel && n > 1)
+  if (n > 0)
     openblas_set_num_threads (n);
 }
 
@@ -180,7 +184,7 @@ col2im_add (float *dx, const float *col, int64_t nb, int64_t c0, const BpConv2dS
     }
 }
 
-/* Scratch memory: `per_thread` floats for each of `threads` threads plus `shared` floats. */
+/* Scratch memory from the backend's caching allocator (no system call after the first step). */
 typedef struct {
   float *base;
   size_t bytes;
@@ -207,6 +211,8 @@ scratch_free (Scratch *sc)
  * q + off[tap], off = c*plane + ky*dh*Wp + kx*dw, so every tap is one contiguous run (the
  * columns x >= Wo are computed and dropped). */
 #define DIRECT_MAX_K 32
+/* Padded input images the weight gradient keeps at a time (floats): 4 MiB. */
+#define DIRECT_PAD_BUDGET (1024 * 1024)
 /* Outputs per register block: 8 vectors of 8 floats. */
 #define QB 64
 
@@ -457,30 +463,35 @@ direct_backward (float *dx, float *dw, const float *dout, const float *x, const 
   int64_t p = pl->p, hw = s->h * s->w;
   bool par = s->n * s->c_out * p > 32768;
   if (dw) {
-    /* all images padded once, then one output channel per iteration over all images in
-     * order: dw (Cout, K) += sum over images and positions */
-    int64_t per_thread = d.nq + pl->k * 8;
+    /* images padded a block at a time, then one output channel per iteration over the
+     * block's images in order: acc (Cout, K, 8 lanes) += sums over images and positions */
+    int64_t image = s->c_in * d.plane, block = DIRECT_PAD_BUDGET / image;
+    block = block < 1 ? 1 : block > s->n ? s->n : block;
+    int64_t accs = s->c_out * pl->k * 8;
     Scratch sc;
-    if (!scratch_alloc (&sc, s->n * s->c_in * d.plane + per_thread * threads))
+    if (!scratch_alloc (&sc, block * image + accs + d.nq * threads))
       return BP_ERR_NOMEM;
-    float *xp_all = sc.base, *work = sc.base + s->n * s->c_in * d.plane;
+    float *xp = sc.base, *acc = xp + block * image, *work = acc + accs;
+    memset (acc, 0, (size_t) accs * sizeof (float));
+    for (int64_t b0 = 0; b0 < s->n; b0 += block) {
+      int64_t nb = s->n - b0 < block ? s->n - b0 : block;
 #pragma omp parallel for schedule(static) if (par)
-    for (int64_t b = 0; b < s->n; b++)
-      pad_planes (xp_all + b * s->c_in * d.plane, x + b * s->c_in * hw, s->c_in, s, &d);
+      for (int64_t b = 0; b < nb; b++)
+        pad_planes (xp + b * image, x + (b0 + b) * s->c_in * hw, s->c_in, s, &d);
 #pragma omp parallel for schedule(static) if (par)
-    for (int64_t oc = 0; oc < s->c_out; oc++) {
-      float *dp = work + omp_get_thread_num () * per_thread, *acc = dp + d.nq;
-      int64_t g = oc / pl->cout_g;
-      memset (acc, 0, (size_t) (pl->k * 8) * sizeof (float));
-      for (int64_t b = 0; b < s->n; b++) {
-        pad_grad_plane (dp, dout + (b * s->c_out + oc) * p, s, &d);
-        loops.weight (acc, dp, xp_all + (b * s->c_in + g * pl->cin_g) * d.plane, pl->k, d.off,
-                      d.nq);
+      for (int64_t oc = 0; oc < s->c_out; oc++) {
+        float *dp = work + omp_get_thread_num () * d.nq;
+        int64_t g = oc / pl->cout_g;
+        for (int64_t b = 0; b < nb; b++) {
+          pad_grad_plane (dp, dout + ((b0 + b) * s->c_out + oc) * p, s, &d);
+          loops.weight (acc + oc * pl->k * 8, dp, xp + b * image + g * pl->cin_g * d.plane,
+                        pl->k, d.off, d.nq);
+        }
       }
-      for (int64_t t = 0; t < pl->k; t++) {
-        const float *a = acc + t * 8;
-        dw[oc * pl->k + t] += ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
-      }
+    }
+    for (int64_t i = 0; i < s->c_out * pl->k; i++) {
+      const float *a = acc + i * 8;
+      dw[i] += ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
     }
     scratch_free (&sc);
   }
@@ -1019,7 +1030,7 @@ conv2d_forward (float *out, const float *x, const float *w, const float *bias,
     conv_forward_chunk (out + b0 * out_image, x + b0 * in_image, w, u, bias, nb, s, &pl, col,
                         col + pl.k * cols);
   }
-  blas_serial_end (parallel, blas_threads);
+  blas_serial_end (blas_threads);
   scratch_free (&sc);
   return BP_OK;
 }
@@ -1112,7 +1123,7 @@ conv2d_backward (float *dx, float *dw, const float *dout, const float *x, const 
                            col + pl.k * cols, col + pl.k * cols + dcol_size);
     }
   }
-  blas_serial_end (parallel, blas_threads);
+  blas_serial_end (blas_threads);
   if (dw) {
 #pragma omp parallel for schedule(static) if (wsize > 16384)
     for (int64_t i = 0; i < wsize; i++) {
