@@ -4,6 +4,7 @@
 #include "bp-rng.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -276,6 +277,23 @@ typedef struct {
 static _Thread_local BpTape tape;
 static _Thread_local bool grad_disabled;
 
+/* A thread that ends frees its tape's node array (pthread key destructor), so worker threads
+ * that train and exit leak nothing. */
+static pthread_key_t tape_key;
+static pthread_once_t tape_key_once = PTHREAD_ONCE_INIT;
+
+static void
+tape_array_free (void *nodes)
+{
+  free (nodes);
+}
+
+static void
+tape_key_create (void)
+{
+  pthread_key_create (&tape_key, tape_array_free);
+}
+
 bool
 bp_grad_enabled (void)
 {
@@ -312,6 +330,8 @@ bp_tape_record (const char *op, BpBackwardFunc backward, BpTensor *out, int n_in
       abort (); /* the tape is tiny next to the tensors it describes */
     tape.nodes = nodes;
     tape.cap = cap;
+    pthread_once (&tape_key_once, tape_key_create);
+    pthread_setspecific (tape_key, nodes);
   }
   if (n_in > BP_NODE_MAX_INPUTS)
     abort (); /* a programming error: ops with more inputs keep the rest in ctx */
@@ -392,5 +412,6 @@ bp_tape_clear (void)
     free (tape.nodes);
     tape.nodes = NULL;
     tape.cap = 0;
+    pthread_setspecific (tape_key, NULL);
   }
 }
