@@ -1,11 +1,16 @@
 /* test-cli.c: the `backprop` command as a user runs it: help, presets, a short training run with
- * --json, and one-line errors with the right exit status for bad input. */
+ * --json (stored in the default database under $XDG_DATA_HOME, here a temporary folder), and
+ * one-line errors with the right exit status for bad input. The experiment commands are tested
+ * in test-runs.c. */
 #include "bp-test.h"
 
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
+
+static char *data_home; /* $XDG_DATA_HOME of the runs: the default database goes there */
 
 typedef struct {
   int status;
@@ -69,14 +74,19 @@ test_help (void)
 {
   Result r = run_cli (NULL, "--help", NULL);
   g_assert_cmpint (r.status, ==, 0);
-  g_assert_nonnull (strstr (r.out, "train"));
-  g_assert_nonnull (strstr (r.out, "models"));
+  const char *commands[] = {"train", "runs", "show", "compare", "export", "rm", "tag", "note",
+                            "models", "bench", "devices"};
+  for (gsize k = 0; k < G_N_ELEMENTS (commands); k++)
+    if (!strstr (r.out, commands[k]))
+      g_error ("--help does not list %s", commands[k]);
   result_clear (&r);
   r = run_cli (NULL, "train", "--help", NULL);
   g_assert_cmpint (r.status, ==, 0);
   const char *flags[] = {"--model", "--dataset", "--epochs", "--batch-size", "--optimizer", "--lr",
                          "--seed", "--device", "--limit-train", "--json", "--scheduler",
-                         "--weight-decay", "--clip-norm", "--l1", "--momentum", "--nesterov"};
+                         "--weight-decay", "--clip-norm", "--l1", "--momentum", "--nesterov",
+                         "--spec", "--db", "--name", "--tag", "--no-store", "--checkpoint-every",
+                         "--keep-checkpoints", "--resume"};
   for (gsize k = 0; k < G_N_ELEMENTS (flags); k++)
     if (!strstr (r.out, flags[k]))
       g_error ("train --help does not describe %s", flags[k]);
@@ -218,6 +228,12 @@ test_train_json (void)
       g_assert_cmpfloat (acc, <=, 1.0);
     } else {
       g_assert_cmpstr (ev, ==, "done");
+      /* stored in the default database */
+      g_autofree char *db = g_build_filename (data_home, "backprop-lab", "experiments.db", NULL);
+      g_assert_cmpstr (json_object_get_string_member (o, "db"), ==, db);
+      g_assert_true (g_file_test (db, G_FILE_TEST_IS_REGULAR));
+      g_assert_cmpint (json_object_get_int_member (o, "run_id"), >=, 1);
+      g_assert_cmpstr (json_object_get_string_member (o, "status"), ==, "finished");
       double acc = json_object_get_double_member (o, "test_accuracy");
       g_assert_cmpfloat (acc, >, 0.6); /* 2000 examples, 2 epochs: about 0.75 */
       g_assert_cmpfloat (json_object_get_double_member (o, "test_loss"), >, 0.0);
@@ -235,16 +251,76 @@ test_nan_loss (void)
     return;
   }
   /* a learning rate this large makes SGD diverge within a few steps */
+  g_autofree char *dir = g_dir_make_tmp ("bp-cli-XXXXXX", NULL);
+  g_autofree char *db = g_build_filename (dir, "exp.db", NULL);
   Result r = run_cli (NULL, "train", "--model", "mlp", "--epochs", "1", "--limit-train", "2000",
-                      "--optimizer", "sgd", "--lr", "1000", "--device", "cpu", "--json", NULL);
+                      "--optimizer", "sgd", "--lr", "1000", "--device", "cpu", "--db", db,
+                      "--name", "diverges", NULL);
   assert_one_line_error (&r, 1, "the loss became");
+  g_assert_nonnull (strstr (r.out, "run 1 (failed) stored in"));
   result_clear (&r);
+  /* the run is kept, failed, with the reason */
+  r = run_cli (NULL, "runs", "--db", db, "--json", NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  g_autoptr (JsonParser) p = json_parser_new ();
+  g_assert_true (json_parser_load_from_data (p, r.out, -1, NULL));
+  JsonObject *run = json_array_get_object_element (json_node_get_array (json_parser_get_root (p)), 0);
+  g_assert_cmpstr (json_object_get_string_member (run, "name"), ==, "diverges");
+  g_assert_cmpstr (json_object_get_string_member (run, "status"), ==, "failed");
+  g_assert_nonnull (strstr (json_object_get_string_member (run, "status_reason"), "the loss became"));
+  result_clear (&r);
+  g_autofree char *cps = g_build_filename (dir, "checkpoints", NULL);
+  g_autofree char *cp1 = g_build_filename (cps, "1", NULL);
+  g_rmdir (cp1);
+  g_rmdir (cps);
+  g_unlink (db);
+  g_rmdir (dir);
+}
+
+static void
+test_no_store (void)
+{
+  if (!have_fashion_mnist ()) {
+    g_test_skip ("Fashion-MNIST (dataset-fashion-mnist) is not installed");
+    return;
+  }
+  g_autofree char *dir = g_dir_make_tmp ("bp-cli-XXXXXX", NULL);
+  const char *env[] = {"XDG_DATA_HOME", dir, NULL};
+  Result r = run_cli (env, "train", "--model", "mlp", "--epochs", "1", "--limit-train", "256",
+                      "--limit-test", "100", "--device", "cpu", "--no-store", "--json", NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_null (strstr (r.out, "run_id"));
+  result_clear (&r);
+  g_assert_true (g_rmdir (dir) == 0); /* nothing was written there */
+}
+
+/* Removes the folder tree of the default database. */
+static void
+remove_tree (const char *path)
+{
+  GStatBuf sb;
+  if (g_lstat (path, &sb) != 0)
+    return;
+  if (S_ISDIR (sb.st_mode)) {
+    g_autoptr (GDir) d = g_dir_open (path, 0, NULL);
+    const char *name;
+    while (d && (name = g_dir_read_name (d))) {
+      g_autofree char *child = g_build_filename (path, name, NULL);
+      remove_tree (child);
+    }
+    g_rmdir (path);
+  } else {
+    g_unlink (path);
+  }
 }
 
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
+  /* never the user's own experiment store */
+  data_home = g_dir_make_tmp ("bp-cli-data-XXXXXX", NULL);
+  g_setenv ("XDG_DATA_HOME", data_home, TRUE);
   g_test_add_func ("/cli/help", test_help);
   g_test_add_func ("/cli/models", test_models);
   g_test_add_func ("/cli/bad-flags", test_bad_flags);
@@ -252,5 +328,9 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/truncated-idx", test_truncated_idx);
   g_test_add_func ("/cli/train-json", test_train_json);
   g_test_add_func ("/cli/nan-loss", test_nan_loss);
-  return g_test_run ();
+  g_test_add_func ("/cli/no-store", test_no_store);
+  int rc = g_test_run ();
+  remove_tree (data_home);
+  g_free (data_home);
+  return rc;
 }

@@ -1,14 +1,17 @@
 /* bp-trainer.c: the training loop over a data set with validation, test evaluation and events. */
 #include "bp-trainer.h"
 
+#include <json-glib/json-glib.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bp-backend.h"
 #include "bp-dataset.h"
 #include "bp-loader.h"
 #include "bp-ops-loss.h"
 #include "bp-rng.h"
+#include "bp-safetensors.h"
 #include "bp-spec.h"
 
 G_DEFINE_QUARK (bp-train-error-quark, bp_train_error)
@@ -24,6 +27,12 @@ struct BpTrainer {
   BpIndices *train_idx, *val_idx;
   BpLoader *train_loader;
   int64_t *confusion; /* n_classes^2, filled by the validation pass */
+  char *spec_json;    /* canonical spec of the model */
+  /* where training stands: run continues from here */
+  int epochs_done;
+  int64_t epoch_step, global_step;
+  double loss_sum;       /* the epoch in progress: sum of loss * batch size */
+  int64_t correct, seen; /* and its correct predictions and examples */
 };
 
 BpTrainConfig
@@ -77,7 +86,7 @@ bp_train_config_check (const BpTrainConfig *c, GError **error)
 }
 
 static BpModel *
-build_model (const BpTrainConfig *c, GError **error)
+build_model (const BpTrainConfig *c, char **spec_json, GError **error)
 {
   const char *json = c->model_json;
   if (!json) {
@@ -91,9 +100,14 @@ build_model (const BpTrainConfig *c, GError **error)
   }
   g_autoptr (GError) local = NULL;
   BpModel *m = bp_spec_build (json, &local);
-  if (!m)
+  if (!m) {
     g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_MODEL, "the model cannot be built: %s",
                  local->message);
+    return NULL;
+  }
+  *spec_json = bp_spec_canonical (json, NULL);
+  if (!*spec_json)
+    *spec_json = g_strdup (json);
   return m;
 }
 
@@ -128,7 +142,7 @@ bp_trainer_new (const BpTrainConfig *config, GError **error)
     return NULL;
   }
 
-  t->model = build_model (config, error);
+  t->model = build_model (config, &t->spec_json, error);
   if (!t->model) {
     bp_trainer_free (t);
     return NULL;
@@ -177,6 +191,7 @@ bp_trainer_free (BpTrainer *t)
     bp_optimizer_free (t->optim);
   free (t->params);
   g_free (t->confusion);
+  g_free (t->spec_json);
   bp_model_free (t->model);
   if (t->train_idx)
     bp_indices_free (t->train_idx);
@@ -289,8 +304,10 @@ bp_trainer_run (BpTrainer *t, BpTrainCallback callback, gpointer user_data, GErr
 {
   const BpTrainConfig *c = &t->config;
   BpTrainEvent ev = {
+    .epoch = t->epochs_done,
     .epochs = c->epochs,
     .steps_per_epoch = bp_loader_n_batches (t->train_loader),
+    .global_step = t->global_step,
     .n_train = t->train_idx->n,
     .n_val = t->val_idx->n,
     .n_test = t->test_set->n,
@@ -304,12 +321,21 @@ bp_trainer_run (BpTrainer *t, BpTrainCallback callback, gpointer user_data, GErr
   gint64 t_start = g_get_monotonic_time ();
 
   bp_model_set_training (t->model, true);
-  for (int epoch = 1; go_on && epoch <= c->epochs; epoch++) {
+  for (int epoch = t->epochs_done + 1; go_on && epoch <= c->epochs; epoch++) {
     gint64 t_epoch = g_get_monotonic_time ();
-    double loss_sum = 0.0;
-    int64_t correct = 0, seen = 0, step = 0;
+    int64_t seen_before = t->seen;
     BpTensor *x, *y;
     ev.epoch = epoch;
+    /* the order of an epoch depends only on (seed, epoch): a trainer that stopped (or a
+     * checkpoint taken) mid-epoch continues after the batches it has done */
+    bp_loader_set_epoch (t->train_loader, epoch - 1);
+    for (int64_t k = 0; k < t->epoch_step; k++)
+      if (!bp_loader_next (t->train_loader, &x, &y)) {
+        g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_DATA,
+                     "cannot continue epoch %d after step %" G_GINT64_FORMAT ": %s", epoch,
+                     t->epoch_step, bp_last_error ());
+        return FALSE;
+      }
     while (go_on && bp_loader_next (t->train_loader, &x, &y)) {
       bp_optimizer_zero_grad (t->optim);
       BpTensor *logits = bp_model_forward (t->model, x);
@@ -327,7 +353,7 @@ bp_trainer_run (BpTrainer *t, BpTrainCallback callback, gpointer user_data, GErr
         g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_NUMERIC,
                      "the loss became %s at epoch %d, step %" G_GINT64_FORMAT
                      ": lower the learning rate (now %g) or enable gradient clipping",
-                     isnan (l) ? "NaN" : "infinite", epoch, step + 1,
+                     isnan (l) ? "NaN" : "infinite", epoch, t->epoch_step + 1,
                      (double) bp_optimizer_get_lr (t->optim));
         bp_tensor_unref (loss);
         bp_tensor_unref (logits);
@@ -337,7 +363,7 @@ bp_trainer_run (BpTrainer *t, BpTrainCallback callback, gpointer user_data, GErr
       if (c->clip_norm > 0.0f)
         bp_clip_grad_norm (t->n_params, t->params, c->clip_norm);
       BpStatus s = bp_optimizer_step (t->optim);
-      correct += bp_count_correct (logits, y);
+      int64_t correct = bp_count_correct (logits, y);
       bp_tensor_unref (loss);
       bp_tensor_unref (logits);
       bp_tape_clear ();
@@ -346,25 +372,27 @@ bp_trainer_run (BpTrainer *t, BpTrainCallback callback, gpointer user_data, GErr
                      bp_last_error ());
         return FALSE;
       }
-      loss_sum += l * (double) y->numel;
-      seen += y->numel;
-      step++;
+      t->correct += correct;
+      t->loss_sum += l * (double) y->numel;
+      t->seen += y->numel;
+      t->epoch_step++;
+      t->global_step++;
       ev.kind = BP_TRAIN_EVENT_STEP;
-      ev.step = step;
-      ev.global_step++;
+      ev.step = t->epoch_step;
+      ev.global_step = t->global_step;
       ev.loss = l;
       ev.lr = bp_optimizer_get_lr (t->optim);
       ev.seconds = (double) (g_get_monotonic_time () - t_start) / 1e6;
-      ev.images_per_second =
-        (double) seen / fmax (1e-9, (double) (g_get_monotonic_time () - t_epoch) / 1e6);
+      ev.images_per_second = (double) (t->seen - seen_before) /
+                             fmax (1e-9, (double) (g_get_monotonic_time () - t_epoch) / 1e6);
       if (callback)
         go_on = callback (&ev, user_data);
     }
     if (!go_on)
       break;
     double epoch_seconds = (double) (g_get_monotonic_time () - t_epoch) / 1e6;
-    ev.train_loss = seen ? loss_sum / (double) seen : NAN;
-    ev.train_accuracy = seen ? (double) correct / (double) seen : NAN;
+    ev.train_loss = t->seen ? t->loss_sum / (double) t->seen : NAN;
+    ev.train_accuracy = t->seen ? (double) t->correct / (double) t->seen : NAN;
     int nc = t->train_set->n_classes;
     memset (t->confusion, 0, sizeof (int64_t) * (size_t) (nc * nc));
     if (!evaluate (t, t->train_set, t->val_idx, &ev.val_loss, &ev.val_accuracy, t->confusion,
@@ -376,8 +404,13 @@ bp_trainer_run (BpTrainer *t, BpTrainCallback callback, gpointer user_data, GErr
     ev.kind = BP_TRAIN_EVENT_EPOCH;
     ev.lr = bp_optimizer_get_lr (t->optim);
     ev.seconds = epoch_seconds;
-    ev.images_per_second = (double) seen / fmax (1e-9, epoch_seconds);
+    ev.images_per_second = (double) (t->seen - seen_before) / fmax (1e-9, epoch_seconds);
     bp_scheduler_step (t->sched, isnan (ev.val_loss) ? (float) ev.train_loss : (float) ev.val_loss);
+    /* the epoch is complete: a checkpoint taken in this callback starts the next one */
+    t->epochs_done = epoch;
+    t->epoch_step = 0;
+    t->loss_sum = 0.0;
+    t->correct = t->seen = 0;
     if (callback)
       go_on = callback (&ev, user_data);
   }
@@ -386,8 +419,705 @@ bp_trainer_run (BpTrainer *t, BpTrainCallback callback, gpointer user_data, GErr
     return FALSE;
   ev.kind = BP_TRAIN_EVENT_DONE;
   ev.confusion = NULL;
+  ev.global_step = t->global_step;
   ev.seconds = (double) (g_get_monotonic_time () - t_start) / 1e6;
   if (callback)
     callback (&ev, user_data);
   return TRUE;
+}
+
+/* ---- where training stands ---- */
+
+const BpTrainConfig *
+bp_trainer_get_config (BpTrainer *t)
+{
+  return &t->config;
+}
+
+const char *
+bp_trainer_get_spec_json (BpTrainer *t)
+{
+  return t->spec_json;
+}
+
+int
+bp_trainer_get_epochs_done (BpTrainer *t)
+{
+  return t->epochs_done;
+}
+
+int64_t
+bp_trainer_get_epoch_step (BpTrainer *t)
+{
+  return t->epoch_step;
+}
+
+int64_t
+bp_trainer_get_global_step (BpTrainer *t)
+{
+  return t->global_step;
+}
+
+/* ---- the config as JSON ---- */
+
+static const char *const optim_names[] = {"sgd", "adam", "adamw"};
+static const char *const sched_names[] = {"constant", "step", "cosine", "plateau"};
+
+const char *
+bp_optim_kind_name (BpOptimKind kind)
+{
+  return (unsigned) kind < G_N_ELEMENTS (optim_names) ? optim_names[kind] : "unknown";
+}
+
+const char *
+bp_sched_kind_name (BpSchedKind kind)
+{
+  return (unsigned) kind < G_N_ELEMENTS (sched_names) ? sched_names[kind] : "unknown";
+}
+
+/* JSON text is written by hand here: json-glib 1.6 writes some doubles as invalid JSON
+ * ("1e-08.0"). Floats are written as their shortest text (0.001f as 0.001). */
+static void
+put_key (GString *s, const char *key)
+{
+  g_string_append_printf (s, "%s\"%s\":", s->str[s->len - 1] != '{' ? "," : "", key);
+}
+
+static void
+put_float (GString *s, const char *key, float v)
+{
+  char buf[32];
+  bp_float_format (v, buf, sizeof buf);
+  put_key (s, key);
+  g_string_append (s, isfinite (v) ? buf : "null");
+}
+
+static void
+put_int (GString *s, const char *key, gint64 v)
+{
+  put_key (s, key);
+  g_string_append_printf (s, "%" G_GINT64_FORMAT, v);
+}
+
+static void
+put_bool (GString *s, const char *key, gboolean v)
+{
+  put_key (s, key);
+  g_string_append (s, v ? "true" : "false");
+}
+
+/* Strings here are names and simple text; quotes, backslashes and control characters are
+ * escaped. */
+static void
+put_string (GString *s, const char *key, const char *v)
+{
+  put_key (s, key);
+  if (!v) {
+    g_string_append (s, "null");
+    return;
+  }
+  g_string_append_c (s, '"');
+  for (const unsigned char *p = (const unsigned char *) v; *p; p++) {
+    if (*p == '"' || *p == '\\')
+      g_string_append_printf (s, "\\%c", *p);
+    else if (*p < 0x20)
+      g_string_append_printf (s, "\\u%04x", *p);
+    else
+      g_string_append_c (s, (char) *p);
+  }
+  g_string_append_c (s, '"');
+}
+
+static void
+put_double (GString *s, const char *key, double v)
+{
+  char buf[G_ASCII_DTOSTR_BUF_SIZE] = "null";
+  put_key (s, key);
+  /* the shortest text that reads back as v */
+  for (int digits = 1; isfinite (v) && digits <= 17; digits++) {
+    char fmt[8];
+    g_snprintf (fmt, sizeof fmt, "%%.%dg", digits);
+    g_ascii_formatd (buf, sizeof buf, fmt, v);
+    if (g_ascii_strtod (buf, NULL) == v)
+      break;
+  }
+  g_string_append (s, buf);
+}
+
+char *
+bp_train_config_to_json (const BpTrainConfig *c)
+{
+  GString *s = g_string_new ("{");
+  put_string (s, "model", c->model_json ? NULL : c->model);
+  put_string (s, "dataset", c->dataset);
+  put_int (s, "epochs", c->epochs);
+  put_int (s, "batch_size", c->batch_size);
+  put_key (s, "optimizer");
+  g_string_append_c (s, '{');
+  put_string (s, "name", bp_optim_kind_name (c->optim.kind));
+  put_float (s, "lr", c->optim.lr);
+  put_float (s, "momentum", c->optim.momentum);
+  put_float (s, "dampening", c->optim.dampening);
+  put_bool (s, "nesterov", c->optim.nesterov);
+  put_float (s, "beta1", c->optim.beta1);
+  put_float (s, "beta2", c->optim.beta2);
+  put_float (s, "eps", c->optim.eps);
+  put_float (s, "weight_decay", c->optim.weight_decay);
+  put_float (s, "l1", c->optim.l1);
+  g_string_append (s, "}");
+  put_key (s, "schedule");
+  g_string_append_c (s, '{');
+  put_string (s, "name", bp_sched_kind_name (c->sched.kind));
+  put_int (s, "step_size", c->sched.step_size);
+  put_float (s, "gamma", c->sched.gamma);
+  put_int (s, "t_max", c->sched.t_max);
+  put_float (s, "eta_min", c->sched.eta_min);
+  put_float (s, "factor", c->sched.factor);
+  put_int (s, "patience", c->sched.patience);
+  put_float (s, "threshold", c->sched.threshold);
+  put_float (s, "min_lr", c->sched.min_lr);
+  put_int (s, "warmup_epochs", c->sched.warmup_epochs);
+  g_string_append (s, "}");
+  put_float (s, "clip_norm", c->clip_norm);
+  put_float (s, "label_smoothing", c->label_smoothing);
+  put_int (s, "seed", (gint64) c->seed);
+  put_string (s, "device", c->device == BP_DEVICE_CUDA ? "cuda" : "cpu");
+  put_string (s, "precision", "float32");
+  put_int (s, "limit_train", c->limit_train);
+  put_int (s, "limit_test", c->limit_test);
+  put_double (s, "val_fraction", c->val_fraction);
+  put_int (s, "eval_batch_size", c->eval_batch_size);
+  g_string_append_c (s, '}');
+  return g_string_free (s, FALSE);
+}
+
+/* Reading one member of a config object: absent members keep the value. */
+typedef struct {
+  JsonObject *o;
+  const char *where; /* "" or "optimizer." */
+  GError **error;
+  gboolean ok;
+} ConfigReader;
+
+static JsonNode *
+member (ConfigReader *r, const char *key, GType type, const char *what)
+{
+  if (!r->ok || !json_object_has_member (r->o, key))
+    return NULL;
+  JsonNode *n = json_object_get_member (r->o, key);
+  if (JSON_NODE_HOLDS_VALUE (n) && (json_node_get_value_type (n) == type ||
+                                    (type == G_TYPE_DOUBLE &&
+                                     json_node_get_value_type (n) == G_TYPE_INT64)))
+    return n;
+  g_set_error (r->error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_INVALID,
+               "bad training config: \"%s%s\" must be %s", r->where, key, what);
+  r->ok = FALSE;
+  return NULL;
+}
+
+static void
+read_int (ConfigReader *r, const char *key, gint64 min, gint64 max, gint64 *v)
+{
+  JsonNode *n = member (r, key, G_TYPE_INT64, "an integer");
+  if (!n)
+    return;
+  gint64 x = json_node_get_int (n);
+  if (x < min || x > max) {
+    g_set_error (r->error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_INVALID,
+                 "bad training config: \"%s%s\" is out of range (%" G_GINT64_FORMAT ")",
+                 r->where, key, x);
+    r->ok = FALSE;
+    return;
+  }
+  *v = x;
+}
+
+static void
+read_i32 (ConfigReader *r, const char *key, int *v)
+{
+  gint64 x = *v;
+  read_int (r, key, -(1 << 30), 1 << 30, &x);
+  *v = (int) x;
+}
+
+static void
+read_double (ConfigReader *r, const char *key, double *v)
+{
+  JsonNode *n = member (r, key, G_TYPE_DOUBLE, "a number");
+  if (n)
+    *v = json_node_get_value_type (n) == G_TYPE_INT64 ? (double) json_node_get_int (n)
+                                                       : json_node_get_double (n);
+}
+
+static void
+read_float (ConfigReader *r, const char *key, float *v)
+{
+  double x = *v;
+  read_double (r, key, &x);
+  *v = (float) x;
+}
+
+static const char *
+read_string (ConfigReader *r, const char *key)
+{
+  if (r->ok && json_object_has_member (r->o, key) && json_object_get_null_member (r->o, key))
+    return NULL;
+  JsonNode *n = member (r, key, G_TYPE_STRING, "a string");
+  return n ? json_node_get_string (n) : NULL;
+}
+
+static int
+name_index (const char *const *names, int n, const char *name)
+{
+  for (int k = 0; k < n; k++)
+    if (g_strcmp0 (names[k], name) == 0)
+      return k;
+  return -1;
+}
+
+gboolean
+bp_train_config_from_json (const char *json, BpTrainConfig *c, GError **error)
+{
+  g_autoptr (JsonParser) p = json_parser_new ();
+  g_autoptr (GError) local = NULL;
+  if (!json_parser_load_from_data (p, json, -1, &local) ||
+      !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (p))) {
+    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_INVALID,
+                 "bad training config: not a JSON object%s%s", local ? ": " : "",
+                 local ? local->message : "");
+    return FALSE;
+  }
+  BpTrainConfig n = *c;
+  ConfigReader r = {json_node_get_object (json_parser_get_root (p)), "", error, TRUE};
+  const char *s;
+  if ((s = read_string (&r, "model")))
+    n.model = g_intern_string (s);
+  if ((s = read_string (&r, "dataset")))
+    n.dataset = g_intern_string (s);
+  read_i32 (&r, "epochs", &n.epochs);
+  gint64 v = n.batch_size;
+  read_int (&r, "batch_size", 1, 1 << 20, &v);
+  n.batch_size = v;
+  read_float (&r, "clip_norm", &n.clip_norm);
+  read_float (&r, "label_smoothing", &n.label_smoothing);
+  v = (gint64) n.seed;
+  read_int (&r, "seed", 0, G_MAXINT64, &v);
+  n.seed = (uint64_t) v;
+  if ((s = read_string (&r, "device"))) {
+    if (g_strcmp0 (s, "cpu") == 0)
+      n.device = BP_DEVICE_CPU;
+    else if (g_strcmp0 (s, "cuda") == 0)
+      n.device = BP_DEVICE_CUDA;
+    else if (r.ok) {
+      g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_INVALID,
+                   "bad training config: unknown device \"%s\"", s);
+      r.ok = FALSE;
+    }
+  }
+  read_int (&r, "limit_train", 0, G_MAXINT64, &n.limit_train);
+  read_int (&r, "limit_test", 0, G_MAXINT64, &n.limit_test);
+  read_double (&r, "val_fraction", &n.val_fraction);
+  read_int (&r, "eval_batch_size", 0, 1 << 20, &n.eval_batch_size);
+
+  JsonObject *top = r.o;
+  const char *groups[] = {"optimizer", "schedule"};
+  for (int g = 0; g < 2 && r.ok; g++) {
+    if (!json_object_has_member (top, groups[g]))
+      continue;
+    JsonNode *gn = json_object_get_member (top, groups[g]);
+    if (!JSON_NODE_HOLDS_OBJECT (gn)) {
+      g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_INVALID,
+                   "bad training config: \"%s\" must be an object", groups[g]);
+      return FALSE;
+    }
+    r.o = json_node_get_object (gn);
+    r.where = g == 0 ? "optimizer." : "schedule.";
+    s = read_string (&r, "name");
+    if (g == 0) {
+      int k = s ? name_index (optim_names, G_N_ELEMENTS (optim_names), s) : (int) n.optim.kind;
+      if (k < 0 && r.ok) {
+        g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_INVALID,
+                     "bad training config: unknown optimizer \"%s\"", s);
+        return FALSE;
+      }
+      n.optim.kind = (BpOptimKind) k;
+      read_float (&r, "lr", &n.optim.lr);
+      read_float (&r, "momentum", &n.optim.momentum);
+      read_float (&r, "dampening", &n.optim.dampening);
+      JsonNode *b = member (&r, "nesterov", G_TYPE_BOOLEAN, "true or false");
+      if (b)
+        n.optim.nesterov = json_node_get_boolean (b);
+      read_float (&r, "beta1", &n.optim.beta1);
+      read_float (&r, "beta2", &n.optim.beta2);
+      read_float (&r, "eps", &n.optim.eps);
+      read_float (&r, "weight_decay", &n.optim.weight_decay);
+      read_float (&r, "l1", &n.optim.l1);
+    } else {
+      int k = s ? name_index (sched_names, G_N_ELEMENTS (sched_names), s) : (int) n.sched.kind;
+      if (k < 0 && r.ok) {
+        g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_INVALID,
+                     "bad training config: unknown schedule \"%s\"", s);
+        return FALSE;
+      }
+      n.sched.kind = (BpSchedKind) k;
+      read_i32 (&r, "step_size", &n.sched.step_size);
+      read_float (&r, "gamma", &n.sched.gamma);
+      read_i32 (&r, "t_max", &n.sched.t_max);
+      read_float (&r, "eta_min", &n.sched.eta_min);
+      read_float (&r, "factor", &n.sched.factor);
+      read_i32 (&r, "patience", &n.sched.patience);
+      read_float (&r, "threshold", &n.sched.threshold);
+      read_float (&r, "min_lr", &n.sched.min_lr);
+      read_i32 (&r, "warmup_epochs", &n.sched.warmup_epochs);
+    }
+  }
+  if (!r.ok)
+    return FALSE;
+  *c = n;
+  return TRUE;
+}
+
+/* ---- checkpoints ---- */
+
+static void
+add_int (JsonBuilder *b, const char *key, gint64 v)
+{
+  json_builder_set_member_name (b, key);
+  json_builder_add_int_value (b, v);
+}
+
+static void
+add_string (JsonBuilder *b, const char *key, const char *v)
+{
+  json_builder_set_member_name (b, key);
+  json_builder_add_string_value (b, v);
+}
+
+static char *
+builder_to_json (JsonBuilder *b)
+{
+  g_autoptr (JsonNode) root = json_builder_get_root (b);
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  json_generator_set_root (gen, root);
+  return json_generator_to_data (gen, NULL);
+}
+
+/* The trainer state holds integers and strings only (json-glib 1.6 can write doubles as
+ * invalid JSON); doubles that must come back bit for bit travel as "%.17g" text. */
+static void
+add_exact (JsonBuilder *b, const char *key, double v)
+{
+  char buf[G_ASCII_DTOSTR_BUF_SIZE];
+  json_builder_set_member_name (b, key);
+  json_builder_add_string_value (b, g_ascii_formatd (buf, sizeof buf, "%.17g", v));
+}
+
+static char *
+trainer_state_json (BpTrainer *t)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  add_int (b, "epochs_done", t->epochs_done);
+  add_int (b, "epoch_step", t->epoch_step);
+  add_int (b, "global_step", t->global_step);
+  add_int (b, "steps_per_epoch", bp_loader_n_batches (t->train_loader));
+  add_exact (b, "loss_sum", t->loss_sum);
+  add_int (b, "correct", t->correct);
+  add_int (b, "seen", t->seen);
+  char rng[32];
+  g_snprintf (rng, sizeof rng, "%" G_GUINT64_FORMAT, (guint64) bp_rng_state ());
+  add_string (b, "rng", rng);
+  add_int (b, "optimizer_steps", bp_optimizer_get_step (t->optim));
+  add_exact (b, "lr", bp_optimizer_get_lr (t->optim));
+  BpSchedState ss;
+  bp_scheduler_get_state (t->sched, &ss);
+  json_builder_set_member_name (b, "scheduler");
+  json_builder_begin_object (b);
+  add_int (b, "epoch", ss.epoch);
+  add_exact (b, "best", ss.best);
+  add_int (b, "num_bad_epochs", ss.num_bad_epochs);
+  add_exact (b, "lr", ss.lr);
+  json_builder_end_object (b);
+  json_builder_set_member_name (b, "num_batches_tracked");
+  json_builder_begin_object (b);
+  for (int k = 0; k < t->model->n_layers; k++) {
+    const BpLayer *l = &t->model->layers[k];
+    if (l->spec.kind == BP_LAYER_BATCHNORM1D || l->spec.kind == BP_LAYER_BATCHNORM2D)
+      add_int (b, l->spec.id, l->num_batches_tracked);
+  }
+  json_builder_end_object (b);
+  json_builder_end_object (b);
+  return builder_to_json (b);
+}
+
+gboolean
+bp_trainer_save_checkpoint (BpTrainer *t, const char *path, GHashTable *extra, GError **error)
+{
+  BpNamedTensor *state;
+  int n_model = bp_model_state (t->model, &state);
+  int n_opt = bp_optimizer_n_state (t->optim);
+  int n = n_model + n_opt;
+  const char **names = g_new (const char *, MAX (n, 1));
+  BpTensor **tensors = g_new (BpTensor *, MAX (n, 1));
+  GPtrArray *owned = g_ptr_array_new_with_free_func (g_free);
+  for (int k = 0; k < n_model; k++) {
+    names[k] = state[k].name;
+    tensors[k] = state[k].tensor;
+  }
+  for (int k = 0; k < n_opt; k++) {
+    const char *name;
+    tensors[n_model + k] = bp_optimizer_state (t->optim, k, &name);
+    char *full = g_strconcat ("optimizer.", name, NULL);
+    g_ptr_array_add (owned, full);
+    names[n_model + k] = full;
+  }
+  GHashTable *meta = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  if (extra) {
+    GHashTableIter it;
+    gpointer key, value;
+    g_hash_table_iter_init (&it, extra);
+    while (g_hash_table_iter_next (&it, &key, &value))
+      g_hash_table_insert (meta, g_strdup (key), g_strdup (value));
+  }
+  g_hash_table_insert (meta, g_strdup ("format"), g_strdup (BP_CHECKPOINT_FORMAT));
+  g_hash_table_insert (meta, g_strdup ("format_version"), g_strdup ("1"));
+  g_hash_table_insert (meta, g_strdup ("model_spec"), g_strdup (t->spec_json));
+  g_hash_table_insert (meta, g_strdup ("config"), bp_train_config_to_json (&t->config));
+  g_hash_table_insert (meta, g_strdup ("trainer_state"), trainer_state_json (t));
+  gboolean ok = bp_safetensors_save (path, n, names, tensors, meta, error);
+  g_hash_table_unref (meta);
+  g_ptr_array_unref (owned);
+  g_free (names);
+  g_free (tensors);
+  free (state);
+  return ok;
+}
+
+static gboolean
+bad_checkpoint (GError **error, const char *path, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
+
+static gboolean
+bad_checkpoint (GError **error, const char *path, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  g_autofree char *shown = g_filename_display_name (path);
+  g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_INVALID, "%s: %s", shown, msg);
+  return FALSE;
+}
+
+/* Finds `name` in the file with dst's shape; NULL (error set) when missing or different. */
+static BpTensor *
+find_like (const BpSafetensors *st, const char *path, const char *name, const BpTensor *dst,
+           GError **error)
+{
+  BpTensor *src = bp_safetensors_get (st, name);
+  char a[64], b[64];
+  if (!src)
+    bad_checkpoint (error, path, "it has no tensor \"%s\" (a checkpoint of another model or "
+                    "optimizer?)", name);
+  else if (!bp_tensor_same_shape (src, dst)) {
+    bad_checkpoint (error, path, "tensor \"%s\" has shape %s, the model needs %s", name,
+                    bp_shape_str (src, a, sizeof a), bp_shape_str (dst, b, sizeof b));
+    src = NULL;
+  }
+  return src;
+}
+
+static gboolean
+copy_into (BpTensor *dst, const BpTensor *src, GError **error)
+{
+  BpStatus s = bp_backend (dst->device)->upload (dst->data, src->data,
+                                                 sizeof (float) * (size_t) dst->numel);
+  if (s != BP_OK) {
+    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE, "cannot restore a tensor: %s",
+                 bp_last_error ());
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static const char *
+meta (const BpSafetensors *st, const char *key)
+{
+  return g_hash_table_lookup (st->metadata, key);
+}
+
+/* Checks that the file is a checkpoint; its model state against the model (apply: copies it,
+ * num_batches_tracked from the trainer state object ts, which may be NULL). */
+static gboolean
+restore_model (BpModel *model, const BpSafetensors *st, const char *path, JsonObject *nbt,
+               gboolean apply, GError **error)
+{
+  BpNamedTensor *state;
+  int n = bp_model_state (model, &state);
+  gboolean ok = TRUE;
+  for (int k = 0; k < n && ok; k++) {
+    BpTensor *src = find_like (st, path, state[k].name, state[k].tensor, error);
+    ok = src && (!apply || copy_into (state[k].tensor, src, error));
+  }
+  free (state);
+  for (int k = 0; k < model->n_layers && ok; k++) {
+    BpLayer *l = &model->layers[k];
+    if (l->spec.kind != BP_LAYER_BATCHNORM1D && l->spec.kind != BP_LAYER_BATCHNORM2D)
+      continue;
+    JsonNode *v = nbt && json_object_has_member (nbt, l->spec.id)
+                    ? json_object_get_member (nbt, l->spec.id)
+                    : NULL;
+    if (!v || !JSON_NODE_HOLDS_VALUE (v) || json_node_get_value_type (v) != G_TYPE_INT64 ||
+        json_node_get_int (v) < 0)
+      ok = bad_checkpoint (error, path, "no num_batches_tracked for \"%s\"", l->spec.id);
+    else if (apply)
+      l->num_batches_tracked = json_node_get_int (v);
+  }
+  return ok;
+}
+
+static gboolean
+check_format (const BpSafetensors *st, const char *path, GError **error)
+{
+  if (g_strcmp0 (meta (st, "format"), BP_CHECKPOINT_FORMAT) != 0)
+    return bad_checkpoint (error, path, "not a Backprop Lab checkpoint (its metadata has no "
+                           "\"format\": \"%s\")", BP_CHECKPOINT_FORMAT);
+  if (g_strcmp0 (meta (st, "format_version"), "1") != 0)
+    return bad_checkpoint (error, path, "format version %s, this program reads version 1",
+                           meta (st, "format_version") ? meta (st, "format_version") : "(none)");
+  if (!meta (st, "model_spec") || !meta (st, "trainer_state"))
+    return bad_checkpoint (error, path, "its metadata lacks the model spec or trainer state");
+  return TRUE;
+}
+
+static JsonObject *
+parse_object (JsonParser *p, const char *text)
+{
+  if (!text || !json_parser_load_from_data (p, text, -1, NULL) ||
+      !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (p)))
+    return NULL;
+  return json_node_get_object (json_parser_get_root (p));
+}
+
+static gboolean
+get_int (JsonObject *o, const char *key, gint64 min, gint64 *v)
+{
+  JsonNode *n = json_object_has_member (o, key) ? json_object_get_member (o, key) : NULL;
+  if (!n || !JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_INT64)
+    return FALSE;
+  *v = json_node_get_int (n);
+  return *v >= min;
+}
+
+static gboolean
+get_exact (JsonObject *o, const char *key, double *v)
+{
+  JsonNode *n = json_object_has_member (o, key) ? json_object_get_member (o, key) : NULL;
+  if (!n || !JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_STRING)
+    return FALSE;
+  const char *s = json_node_get_string (n);
+  char *end;
+  *v = g_ascii_strtod (s, &end);
+  return *s && !*end;
+}
+
+gboolean
+bp_trainer_load_checkpoint (BpTrainer *t, const char *path, GError **error)
+{
+  g_autoptr (BpSafetensors) st = bp_safetensors_load (path, error);
+  if (!st || !check_format (st, path, error))
+    return FALSE;
+  g_autofree char *spec = bp_spec_canonical (meta (st, "model_spec"), NULL);
+  if (g_strcmp0 (spec ? spec : meta (st, "model_spec"), t->spec_json) != 0)
+    return bad_checkpoint (error, path, "it holds another model than %s", t->model->name);
+
+  g_autoptr (JsonParser) p = json_parser_new ();
+  JsonObject *ts = parse_object (p, meta (st, "trainer_state"));
+  JsonObject *sched = NULL, *nbt = NULL;
+  if (ts && json_object_has_member (ts, "scheduler") &&
+      JSON_NODE_HOLDS_OBJECT (json_object_get_member (ts, "scheduler")))
+    sched = json_object_get_object_member (ts, "scheduler");
+  if (ts && json_object_has_member (ts, "num_batches_tracked") &&
+      JSON_NODE_HOLDS_OBJECT (json_object_get_member (ts, "num_batches_tracked")))
+    nbt = json_object_get_object_member (ts, "num_batches_tracked");
+  gint64 epochs_done, epoch_step, global_step, steps_per_epoch, correct, seen, opt_steps, s_epoch,
+    s_bad;
+  double loss_sum, lr, s_best, s_lr;
+  const char *rng = ts && json_object_has_member (ts, "rng") &&
+                        JSON_NODE_HOLDS_VALUE (json_object_get_member (ts, "rng"))
+                      ? json_object_get_string_member (ts, "rng")
+                      : NULL;
+  char *rng_end = NULL;
+  guint64 rng_state = rng ? g_ascii_strtoull (rng, &rng_end, 10) : 0;
+  if (!ts || !sched || !nbt || !get_int (ts, "epochs_done", 0, &epochs_done) ||
+      !get_int (ts, "epoch_step", 0, &epoch_step) || !get_int (ts, "global_step", 0, &global_step) ||
+      !get_int (ts, "steps_per_epoch", 0, &steps_per_epoch) ||
+      !get_int (ts, "correct", 0, &correct) || !get_int (ts, "seen", 0, &seen) ||
+      !get_int (ts, "optimizer_steps", 0, &opt_steps) || !get_exact (ts, "loss_sum", &loss_sum) ||
+      !get_exact (ts, "lr", &lr) || !rng || !*rng || *rng_end ||
+      !get_int (sched, "epoch", 0, &s_epoch) || !get_int (sched, "num_bad_epochs", 0, &s_bad) ||
+      !get_exact (sched, "best", &s_best) || !get_exact (sched, "lr", &s_lr) ||
+      epochs_done > G_MAXINT / 2 || s_epoch > G_MAXINT / 2 || s_bad > G_MAXINT / 2)
+    return bad_checkpoint (error, path, "its trainer state is missing or damaged");
+  if (steps_per_epoch != bp_loader_n_batches (t->train_loader) || epoch_step > steps_per_epoch)
+    return bad_checkpoint (error, path,
+                           "it was taken with %" G_GINT64_FORMAT " steps per epoch, this "
+                           "training has %" G_GINT64_FORMAT " (another batch size or data "
+                           "limit?)", steps_per_epoch, bp_loader_n_batches (t->train_loader));
+
+  /* check everything, then apply */
+  int n_opt = bp_optimizer_n_state (t->optim);
+  for (int pass = 0; pass < 2; pass++) {
+    gboolean apply = pass == 1;
+    if (!restore_model (t->model, st, path, nbt, apply, error))
+      return FALSE;
+    for (int k = 0; k < n_opt; k++) {
+      const char *name;
+      BpTensor *dst = bp_optimizer_state (t->optim, k, &name);
+      g_autofree char *full = g_strconcat ("optimizer.", name, NULL);
+      BpTensor *src = find_like (st, path, full, dst, error);
+      if (!src || (apply && !copy_into (dst, src, error)))
+        return FALSE;
+    }
+  }
+  bp_rng_set_state (rng_state);
+  bp_optimizer_set_step (t->optim, opt_steps);
+  BpSchedState ss = {(int) s_epoch, s_best, (int) s_bad, s_lr};
+  bp_scheduler_set_state (t->sched, &ss);
+  bp_optimizer_set_lr (t->optim, (float) lr);
+  t->epochs_done = (int) epochs_done;
+  t->epoch_step = epoch_step;
+  t->global_step = global_step;
+  t->loss_sum = loss_sum;
+  t->correct = correct;
+  t->seen = seen;
+  return TRUE;
+}
+
+BpModel *
+bp_checkpoint_load_model (const char *path, char **spec_json, GError **error)
+{
+  g_autoptr (BpSafetensors) st = bp_safetensors_load (path, error);
+  if (!st || !check_format (st, path, error))
+    return NULL;
+  g_autoptr (GError) local = NULL;
+  BpModel *m = bp_spec_build (meta (st, "model_spec"), &local);
+  if (!m) {
+    bad_checkpoint (error, path, "its model cannot be built: %s", local->message);
+    return NULL;
+  }
+  g_autoptr (JsonParser) p = json_parser_new ();
+  JsonObject *ts = parse_object (p, meta (st, "trainer_state"));
+  JsonObject *nbt = ts && json_object_has_member (ts, "num_batches_tracked") &&
+                        JSON_NODE_HOLDS_OBJECT (json_object_get_member (ts, "num_batches_tracked"))
+                      ? json_object_get_object_member (ts, "num_batches_tracked")
+                      : NULL;
+  if (!restore_model (m, st, path, nbt, FALSE, error) ||
+      !restore_model (m, st, path, nbt, TRUE, error)) {
+    bp_model_free (m);
+    return NULL;
+  }
+  bp_model_set_training (m, false);
+  if (spec_json)
+    *spec_json = g_strdup (meta (st, "model_spec"));
+  return m;
 }

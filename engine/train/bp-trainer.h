@@ -17,6 +17,7 @@ typedef enum {
   BP_TRAIN_ERROR_DATA,    /* the data set cannot be loaded */
   BP_TRAIN_ERROR_NUMERIC, /* the loss became NaN or infinite */
   BP_TRAIN_ERROR_ENGINE,  /* an op failed (out of memory, device error) */
+  BP_TRAIN_ERROR_DONE,    /* resuming a run that has already trained the epochs asked for */
 } BpTrainError;
 
 typedef struct {
@@ -88,5 +89,57 @@ BpOptimizer *bp_trainer_get_optimizer (BpTrainer *trainer);
 /* Loss and accuracy of the model on the test set. */
 gboolean bp_trainer_evaluate_test (BpTrainer *trainer, double *loss, double *accuracy,
                                    GError **error);
+
+/* ---- where training stands, checkpoints and resuming ----
+ *
+ * A trainer remembers how far it got: bp_trainer_run continues from there, so a trainer that
+ * loaded a checkpoint (or whose run was stopped by the callback) continues exactly where it
+ * was, mid-epoch included. On the CPU the continued run is bit for bit the run that was never
+ * stopped: the model state (parameters, batch-norm buffers and num_batches_tracked), the
+ * optimizer state, the engine RNG (dropout), the scheduler and the position in the epoch
+ * (its data order depends only on seed and epoch) are all saved. */
+
+const BpTrainConfig *bp_trainer_get_config (BpTrainer *trainer);
+/* The model spec the model was built from, canonical JSON. */
+const char *bp_trainer_get_spec_json (BpTrainer *trainer);
+/* Epochs completed; steps done in the epoch in progress (0 at an epoch boundary); steps in
+ * all. */
+int bp_trainer_get_epochs_done (BpTrainer *trainer);
+int64_t bp_trainer_get_epoch_step (BpTrainer *trainer);
+int64_t bp_trainer_get_global_step (BpTrainer *trainer);
+
+/* A checkpoint is a safetensors file (engine/store/bp-safetensors.h) with
+ *   tensors: the model state under bp_model_state's names ("conv1.weight", "bn1.running_mean")
+ *            and the optimizer state as "optimizer.<name>" ("optimizer.param0.exp_avg");
+ *   __metadata__: "format" = BP_CHECKPOINT_FORMAT, "format_version" = "1", "model_spec" (the
+ *            spec JSON), "config" (bp_train_config_to_json), "trainer_state" (a JSON object:
+ *            epochs_done, epoch_step, global_step, the epoch's running sums, rng (a decimal
+ *            string), optimizer_steps, lr, scheduler, num_batches_tracked per batch-norm node),
+ *            plus the caller's extra metadata (may be NULL).
+ * Call it from the training thread between steps (in the callback, or after run returns). */
+#define BP_CHECKPOINT_FORMAT "backprop-lab-checkpoint"
+gboolean bp_trainer_save_checkpoint (BpTrainer *trainer, const char *path, GHashTable *metadata,
+                                     GError **error);
+/* Restores a checkpoint written by a trainer of the same model (the spec must match) and
+ * optimizer; the other settings (epochs, limits) are the new trainer's. The whole file is
+ * checked before anything is changed: on an error (BP_SAFETENSORS_ERROR for a damaged file,
+ * BP_TRAIN_ERROR_INVALID for a checkpoint of another model or optimizer) the trainer is left
+ * as it was. */
+gboolean bp_trainer_load_checkpoint (BpTrainer *trainer, const char *path, GError **error);
+
+/* A checkpoint's model (built from its spec, with its saved state, in eval mode) and,
+ * optionally, its metadata's model_spec (free both). For inference and export checks. */
+BpModel *bp_checkpoint_load_model (const char *path, char **spec_json, GError **error);
+
+/* The config as a JSON object (model, dataset, epochs, batch_size, optimizer {...},
+ * schedule {...}, clip_norm, label_smoothing, seed, device, precision, limit_train,
+ * limit_test, val_fraction, eval_batch_size); model_json is left out (the store keeps the
+ * spec apart). */
+char *bp_train_config_to_json (const BpTrainConfig *config);
+/* Reads such JSON over a config (fields not present keep their value); strings are interned
+ * (g_intern_string), so they live as long as the program. */
+gboolean bp_train_config_from_json (const char *json, BpTrainConfig *config, GError **error);
+const char *bp_optim_kind_name (BpOptimKind kind);
+const char *bp_sched_kind_name (BpSchedKind kind);
 
 G_END_DECLS
