@@ -667,21 +667,99 @@ wino_weights (float *u, const float *w, int64_t cout, int64_t cin, bool flip)
   }
 }
 
+/* 8x8 transpose in registers: r[i] holds row i on entry, column i on return. */
+AVX2 static inline void
+transpose8_avx2 (__m256 r[8])
+{
+  __m256 t[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps (r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps (r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps (t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm256_shuffle_ps (t[i], t[i + 2], 0xee);
+    r[i + 2] = _mm256_shuffle_ps (t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm256_shuffle_ps (t[i + 1], t[i + 3], 0xee);
+  }
+  /* r[0..3] hold columns (0|4, 1|5, 2|6, 3|7) of rows 0-3 in their halves, r[4..7] of 4-7 */
+  for (int i = 0; i < 4; i++) {
+    t[i] = _mm256_permute2f128_ps (r[i], r[i + 4], 0x20);
+    t[i + 4] = _mm256_permute2f128_ps (r[i], r[i + 4], 0x31);
+  }
+  for (int i = 0; i < 8; i++)
+    r[i] = t[i];
+}
+
+AVX2 static void
+to_channel_last_avx2 (float *dst, const float *src, int64_t cin, int64_t hw, int64_t w,
+                      int64_t wp, int64_t pad)
+{
+  /* dst[((q / w + pad) * wp + q % w + pad) * cin + c] = src[c * hw + q] for the blocks of 8
+   * channels and 8 positions */
+  for (int64_t c = 0; c + 8 <= cin; c += 8)
+    for (int64_t q = 0; q + 8 <= hw; q += 8) {
+      __m256 r[8];
+      for (int i = 0; i < 8; i++)
+        r[i] = _mm256_loadu_ps (src + (c + i) * hw + q);
+      transpose8_avx2 (r);
+      int64_t y = q / w, x = q % w;
+      for (int j = 0; j < 8; j++) {
+        _mm256_storeu_ps (dst + ((y + pad) * wp + x + pad) * cin + c, r[j]);
+        if (++x == w) {
+          x = 0;
+          y++;
+        }
+      }
+    }
+}
+
+AVX2 static void
+from_channel_last_avx2 (float *out, const float *y, int64_t cout, int64_t ho, int64_t wo,
+                        int64_t wy, const float *bias, bool accumulate)
+{
+  /* out[c * ho*wo + q] = (or +=) y[((q / wo) * wy + q % wo) * cout + c] + bias[c] for the
+   * blocks of 8 channels and 8 positions */
+  int64_t hw = ho * wo;
+  for (int64_t c = 0; c + 8 <= cout; c += 8)
+    for (int64_t q = 0; q + 8 <= hw; q += 8) {
+      __m256 r[8];
+      int64_t yy = q / wo, x = q % wo;
+      for (int j = 0; j < 8; j++) {
+        r[j] = _mm256_loadu_ps (y + (yy * wy + x) * cout + c);
+        if (++x == wo) {
+          x = 0;
+          yy++;
+        }
+      }
+      transpose8_avx2 (r);
+      for (int i = 0; i < 8; i++) {
+        float *o = out + (c + i) * hw + q;
+        __m256 v = _mm256_add_ps (r[i], _mm256_set1_ps (bias ? bias[c + i] : 0.0f));
+        _mm256_storeu_ps (o, accumulate ? _mm256_add_ps (_mm256_loadu_ps (o), v) : v);
+      }
+    }
+}
+
 static void
 wino_pad_input (float *xp, const float *in, int64_t nb, const Wino *wg)
 {
   /* xp (nb, hp, wp, Cin) = in (nb, Cin, H, W) zero-padded and channel-last */
-  int64_t cin = wg->cin, plane = wg->hp * wg->wp * cin;
+  int64_t cin = wg->cin, plane = wg->hp * wg->wp * cin, hw = wg->h * wg->w;
+  bool avx2 = have_avx2 ();
+  /* what the 8x8 blocks leave: channels from c8, positions from q8 */
+  int64_t c8 = avx2 ? cin / 8 * 8 : 0, q8 = avx2 ? hw / 8 * 8 : 0;
   for (int64_t b = 0; b < nb; b++) {
     float *xb = xp + b * plane;
+    const float *src = in + b * wg->in_image;
     memset (xb, 0, (size_t) plane * sizeof (float));
-    for (int64_t y = 0; y < wg->h; y++)
-      for (int64_t x = 0; x < wg->w; x++) {
-        const float *src = in + b * wg->in_image + y * wg->w + x;
-        float *dst = xb + ((y + wg->pad) * wg->wp + x + wg->pad) * cin;
-        for (int64_t c = 0; c < cin; c++)
-          dst[c] = src[c * wg->h * wg->w];
-      }
+    if (avx2)
+      to_channel_last_avx2 (xb, src, cin, hw, wg->w, wg->wp, wg->pad);
+    for (int64_t q = 0; q < hw; q++) {
+      float *dst = xb + ((q / wg->w + wg->pad) * wg->wp + q % wg->w + wg->pad) * cin;
+      for (int64_t c = q < q8 ? c8 : 0; c < cin; c++)
+        dst[c] = src[c * hw + q];
+    }
   }
 }
 
@@ -817,14 +895,17 @@ wino_output (float *out, float *y, const float *m, const float *bias, bool accum
         int64_t done = avx2 ? wino_tile_out_avx2 (y0, y1, mp, cout, xs) : 0;
         wino_tile_out (y0, y1, mp, cout, xs, done, cout);
       }
+    /* back to channel-first: 8x8 blocks, then what they leave */
     float *ob = out + b * wg->out_image;
+    int64_t hw = wg->ho * wg->wo, c8 = avx2 ? cout / 8 * 8 : 0, q8 = avx2 ? hw / 8 * 8 : 0;
+    if (avx2)
+      from_channel_last_avx2 (ob, y, cout, wg->ho, wg->wo, wy, bias, accumulate);
     for (int64_t oc = 0; oc < cout; oc++) {
-      float bv = bias ? bias[oc] : 0.0f, *op = ob + oc * wg->ho * wg->wo;
-      for (int64_t yy = 0; yy < wg->ho; yy++)
-        for (int64_t x = 0; x < wg->wo; x++) {
-          float val = y[(yy * wy + x) * cout + oc] + bv;
-          op[yy * wg->wo + x] = accumulate ? op[yy * wg->wo + x] + val : val;
-        }
+      float bv = bias ? bias[oc] : 0.0f, *op = ob + oc * hw;
+      for (int64_t q = oc < c8 ? q8 : 0; q < hw; q++) {
+        float val = y[((q / wg->wo) * wy + q % wg->wo) * cout + oc] + bv;
+        op[q] = accumulate ? op[q] + val : val;
+      }
     }
   }
 }
@@ -931,6 +1012,121 @@ wino_chunk (float *out, const float *in, const float *u, const float *bias, bool
                nb - b0 < wg->sub ? nb - b0 : wg->sub, wg, scratch);
 }
 
+/* ---- Winograd weight gradient ----
+ * Y = A^T [U .* V] A is linear in U = G g G^T, so dL/dU = sum over tiles of (A dY A^T) .* V
+ * and dL/dg = G^T (dL/dU) G: per xi one GEMM dU[xi] (Cout, Cin) += Z[xi]^T @ V[xi] over the
+ * tiles, Z the transform of dout's 2x2 tiles and V the forward's input transform. */
+
+/* One tile's dout transform for channels [c0, c1): o[xi * xs + c] = (A dy A^T)[xi], dy's rows
+ * d0, d1 channel-last (n floats per column). */
+static void
+wino_tile_dout (float *o, const float *d0, const float *d1, int64_t n, int64_t xs, int64_t c0,
+                int64_t c1)
+{
+  for (int64_t c = c0; c < c1; c++) {
+    float a = d0[c], b = d0[n + c], e = d1[c], f = d1[n + c];
+    float r[4][2] = {{a, b}, {a + e, b + f}, {a - e, b - f}, {-e, -f}};
+    for (int i = 0; i < 4; i++) {
+      o[(4 * i) * xs + c] = r[i][0];
+      o[(4 * i + 1) * xs + c] = r[i][0] + r[i][1];
+      o[(4 * i + 2) * xs + c] = r[i][0] - r[i][1];
+      o[(4 * i + 3) * xs + c] = -r[i][1];
+    }
+  }
+}
+
+AVX2 static int64_t
+wino_tile_dout_avx2 (float *o, const float *d0, const float *d1, int64_t n, int64_t xs)
+{
+  /* wino_tile_dout on 8 channels at a time; returns how many channels it did */
+  __m256 zero = _mm256_setzero_ps ();
+  int64_t c = 0;
+  for (; c + 8 <= n; c += 8) {
+    __m256 a = _mm256_loadu_ps (d0 + c), b = _mm256_loadu_ps (d0 + n + c);
+    __m256 e = _mm256_loadu_ps (d1 + c), f = _mm256_loadu_ps (d1 + n + c);
+    __m256 r[4][2] = {{a, b},
+                      {_mm256_add_ps (a, e), _mm256_add_ps (b, f)},
+                      {_mm256_sub_ps (a, e), _mm256_sub_ps (b, f)},
+                      {_mm256_sub_ps (zero, e), _mm256_sub_ps (zero, f)}};
+    for (int i = 0; i < 4; i++) {
+      _mm256_storeu_ps (o + (4 * i) * xs + c, r[i][0]);
+      _mm256_storeu_ps (o + (4 * i + 1) * xs + c, _mm256_add_ps (r[i][0], r[i][1]));
+      _mm256_storeu_ps (o + (4 * i + 2) * xs + c, _mm256_sub_ps (r[i][0], r[i][1]));
+      _mm256_storeu_ps (o + (4 * i + 3) * xs + c, _mm256_sub_ps (zero, r[i][1]));
+    }
+  }
+  return c;
+}
+
+static void
+wino_dout_tiles (float *z, float *dp, const float *dout, int64_t nb, const Wino *wd)
+{
+  /* z (16, rows, Cout) = A dy A^T of every 2x2 tile dy of dout (nb, Cout, Ho, Wo), zero past
+   * the edges and in the rows past nb*tiles; wd describes dout as an input (cin = Cout) */
+  int64_t n = wd->cin, t_all = nb * wd->tiles, xs = wino_rows (wd, nb) * n, row = wd->wp * n;
+  bool avx2 = have_avx2 ();
+  for (int xi = 0; xi < 16; xi++)
+    memset (z + xi * xs + t_all * n, 0, (size_t) (xs - t_all * n) * sizeof (float));
+  wino_pad_input (dp, dout, nb, wd);
+  for (int64_t b = 0; b < nb; b++)
+    for (int64_t ty = 0; ty < wd->th; ty++)
+      for (int64_t tx = 0; tx < wd->tw; tx++) {
+        const float *d0 = dp + ((b * wd->hp + 2 * ty) * wd->wp + 2 * tx) * n;
+        float *o = z + (b * wd->tiles + ty * wd->tw + tx) * n;
+        int64_t done = avx2 ? wino_tile_dout_avx2 (o, d0, d0 + row, n, xs) : 0;
+        wino_tile_dout (o, d0, d0 + row, n, xs, done, n);
+      }
+}
+
+/* Scratch floats of wino_weight_grad for nb images. */
+static int64_t
+wino_wgrad_scratch (const Wino *wf, const Wino *wd, int64_t nb)
+{
+  int64_t rows = wino_rows (wf, nb);
+  return nb * wf->hp * wf->wp * wf->cin + 16 * rows * wf->cin + nb * wd->hp * wd->wp * wd->cin +
+         16 * rows * wd->cin;
+}
+
+static void
+wino_weight_grad (float *du, const float *dout, const float *x, int64_t nb, const Wino *wf,
+                  const Wino *wd, float *scratch)
+{
+  /* du (16, Cout, Cin) += Z[xi]^T V[xi] over the chunk's tiles; x (nb, Cin, H, W) and
+   * dout (nb, Cout, Ho, Wo) of one group */
+  int64_t rows = wino_rows (wf, nb), cin = wf->cin, cout = wd->cin;
+  float *xp = scratch, *v = xp + nb * wf->hp * wf->wp * cin, *dp = v + 16 * rows * cin;
+  float *z = dp + nb * wd->hp * wd->wp * cout;
+  wino_input (v, xp, x, nb, wf);
+  wino_dout_tiles (z, dp, dout, nb, wd);
+  for (int xi = 0; xi < 16; xi++)
+    bp_cpu_gemm (true, false, cout, cin, rows, 1.0f, z + xi * rows * cout, cout,
+                 v + xi * rows * cin, cin, 1.0f, du + xi * cout * cin, cin);
+}
+
+static void
+wino_weight_grad_out (float *dw, const float *du, int64_t cout, int64_t cin)
+{
+  /* dw (Cout, Cin, 3, 3) += G^T du G, du (16, Cout, Cin) */
+  int64_t plane = cout * cin;
+#pragma omp parallel for schedule(static) if (plane > 4096)
+  for (int64_t i = 0; i < plane; i++) {
+    float z[4][4], t[3][4];
+    for (int xi = 0; xi < 16; xi++)
+      z[xi / 4][xi % 4] = du[xi * plane + i];
+    for (int j = 0; j < 4; j++) {
+      t[0][j] = z[0][j] + 0.5f * (z[1][j] + z[2][j]);
+      t[1][j] = 0.5f * (z[1][j] - z[2][j]);
+      t[2][j] = 0.5f * (z[1][j] + z[2][j]) + z[3][j];
+    }
+    float *g = dw + i * 9;
+    for (int a = 0; a < 3; a++) {
+      g[a * 3] += t[a][0] + 0.5f * (t[a][1] + t[a][2]);
+      g[a * 3 + 1] += 0.5f * (t[a][1] - t[a][2]);
+      g[a * 3 + 2] += 0.5f * (t[a][1] + t[a][2]) + t[a][3];
+    }
+  }
+}
+
 /* Floats of one group's Winograd weights, forward or (backward) for the input gradient. */
 static int64_t
 wino_usize (const ConvPlan *pl, bool backward)
@@ -949,6 +1145,15 @@ conv_wino (const BpConv2dShape *s, const ConvPlan *pl, bool backward)
                           s->w_out, s->padding[0]);
   return wino_geometry (pl->cout_g, pl->cin_g, out_image, in_image, s->h_out, s->w_out, s->h,
                         s->w, 2 - s->padding[0]);
+}
+
+/* conv2d's dout seen as a Winograd input for the weight gradient: Cout_g channels on the
+ * forward's output tiles. */
+static Wino
+conv_wino_dout (const BpConv2dShape *s, const ConvPlan *pl)
+{
+  return wino_geometry (pl->cout_g, pl->cin_g, s->c_out * pl->p, 0, s->h_out, s->w_out,
+                        s->h_out, s->w_out, 0);
 }
 
 static void
@@ -1041,8 +1246,9 @@ conv_backward_chunk (float *dx, float *dw_part, const float *dout, const float *
                      const ConvPlan *pl, float *col, float *dcol, float *tmp)
 {
   /* dx (nb,Cin,H,W) +=, dw_part (Cout,K) += this chunk's share; dout (nb,Cout,Ho,Wo),
-   * x (nb,Cin,H,W); col, dcol (K, nb*P) and tmp (Cout_g, nb*P) scratch; with Winograd,
-   * u (groups, 16, Cin_g, Cout_g) and dcol its scratch */
+   * x (nb,Cin,H,W); col, dcol (K, nb*P) and tmp (Cout_g, nb*P) scratch. With Winograd,
+   * dw_part is (groups, 16, Cout_g, Cin_g) with col its scratch, and the input gradient uses
+   * u (groups, 16, Cout_g, Cin_g) with dcol its scratch */
   int64_t p = pl->p, ld = nb * p;
   for (int g = 0; g < s->groups; g++) {
     const float *wg = w + g * pl->cout_g * pl->k;
@@ -1059,8 +1265,21 @@ conv_backward_chunk (float *dx, float *dw_part, const float *dout, const float *
       }
       continue;
     }
+    if (pl->wino) {
+      if (dw_part) {
+        Wino wf = conv_wino (s, pl, false), wd = conv_wino_dout (s, pl);
+        wino_weight_grad (dw_part + g * 16 * pl->cout_g * pl->cin_g, dout + g * pl->cout_g * p,
+                          x + g * pl->cin_g * s->h * s->w, nb, &wf, &wd, col);
+      }
+      if (dx) {
+        Wino wgeo = conv_wino (s, pl, true);
+        wino_chunk (dx + g * pl->cin_g * s->h * s->w, dout + g * pl->cout_g * p,
+                    u + g * wino_usize (pl, true), NULL, true, nb, &wgeo, dcol);
+      }
+      continue;
+    }
     /* gather dout_g (Cout_g, nb*P) */
-    for (int64_t oc = 0; oc < pl->cout_g && (dw_part || !pl->wino); oc++)
+    for (int64_t oc = 0; oc < pl->cout_g; oc++)
       for (int64_t b = 0; b < nb; b++)
         memcpy (tmp + oc * ld + b * p, dout + (b * s->c_out + g * pl->cout_g + oc) * p,
                 (size_t) p * sizeof (float));
@@ -1069,11 +1288,7 @@ conv_backward_chunk (float *dx, float *dw_part, const float *dout, const float *
       bp_cpu_gemm (false, true, pl->cout_g, pl->k, ld, 1.0f, tmp, ld, col, ld, 1.0f,
                    dw_part + g * pl->cout_g * pl->k, pl->k);
     }
-    if (dx && pl->wino) {
-      Wino wgeo = conv_wino (s, pl, true);
-      wino_chunk (dx + g * pl->cin_g * s->h * s->w, dout + g * pl->cout_g * p,
-                  u + g * wino_usize (pl, true), NULL, true, nb, &wgeo, dcol);
-    } else if (dx) {
+    if (dx) {
       bp_cpu_gemm (true, false, pl->k, ld, pl->cout_g, 1.0f, wg, pl->k, tmp, ld, 0.0f, dcol, ld);
       col2im_add (dx, dcol, nb, g * pl->cin_g, s, pl);
     }
@@ -1093,13 +1308,16 @@ conv2d_backward (float *dx, float *dw, const float *dout, const float *x, const 
   if (!parallel)
     threads = 1;
   int64_t cols = pl.chunk * pl.p, wsize = s->c_out * pl.k;
-  /* per thread: col, dcol (or the Winograd scratch), tmp */
-  int64_t dcol_size = pl.k * cols;
-  if (pl.wino && dx) {
-    Wino wgeo = conv_wino (s, &pl, true);
-    dcol_size = wino_scratch (&wgeo, pl.chunk);
+  /* per thread: col, dcol, tmp, or the Winograd scratch of the weight and input gradients */
+  int64_t col_size = pl.k * cols, dcol_size = pl.k * cols, tmp_size = pl.cout_g * cols;
+  if (pl.wino) {
+    Wino wf = conv_wino (s, &pl, false), wd = conv_wino_dout (s, &pl), wb = conv_wino (s, &pl, true);
+    col_size = dw ? wino_wgrad_scratch (&wf, &wd, pl.chunk) : 0;
+    dcol_size = dx ? wino_scratch (&wb, pl.chunk) : 0;
+    tmp_size = 0;
+    wsize = s->c_out * 16 * pl.cin_g; /* dU (groups, 16, Cout_g, Cin_g) */
   }
-  int64_t per_thread = pl.pointwise ? 0 : pl.k * cols + dcol_size + pl.cout_g * cols;
+  int64_t per_thread = pl.pointwise ? 0 : col_size + dcol_size + tmp_size;
   int64_t shared = dw ? slots * wsize : 0, usize = pl.wino && dx ? s->groups * wino_usize (&pl, true) : 0;
   Scratch sc;
   if (!scratch_alloc (&sc, per_thread * threads + shared + usize))
@@ -1120,11 +1338,20 @@ conv2d_backward (float *dx, float *dw, const float *dout, const float *x, const 
       int64_t b0 = c * pl.chunk, nb = s->n - b0 < pl.chunk ? s->n - b0 : pl.chunk;
       conv_backward_chunk (dx ? dx + b0 * in_image : NULL, dw ? parts + j * wsize : NULL,
                            dout + b0 * out_image, x + b0 * in_image, w, u, nb, s, &pl, col,
-                           col + pl.k * cols, col + pl.k * cols + dcol_size);
+                           col + col_size, col + col_size + dcol_size);
     }
   }
   blas_serial_end (blas_threads);
-  if (dw) {
+  if (dw && pl.wino) {
+    /* slot sums into parts[0], then back from the Winograd domain */
+#pragma omp parallel for schedule(static) if (wsize > 16384)
+    for (int64_t i = 0; i < wsize; i++)
+      for (int64_t j = 1; j < slots; j++)
+        parts[i] += parts[j * wsize + i];
+    for (int g = 0; g < s->groups; g++)
+      wino_weight_grad_out (dw + g * pl.cout_g * pl.k, parts + g * 16 * pl.cout_g * pl.cin_g,
+                            pl.cout_g, pl.cin_g);
+  } else if (dw) {
 #pragma omp parallel for schedule(static) if (wsize > 16384)
     for (int64_t i = 0; i < wsize; i++) {
       float sum = 0.0f;
