@@ -2,6 +2,7 @@
  * stack of layers, final states tied to it) and dispatch to the backend's rnn kernels. */
 #include "bp-ops-rnn.h"
 #include "bp-backend.h"
+#include "bp-ops-eltwise.h"
 #include "bp-rng.h"
 
 #include <stdio.h>
@@ -295,5 +296,69 @@ bp_rnn (const BpRnnParams *p, BpTensor *x, BpTensor *const *weights, BpTensor *h
     *c_n = cn;
   else
     bp_tensor_unref (cn);
+  return out;
+}
+
+/* ---- sequence pooling ---- */
+
+static const BpEltwiseKernels *
+eltwise (const BpTensor *t)
+{
+  return bp_backend (t->device)->eltwise;
+}
+
+static void
+seq_pool_backward (BpNode *node)
+{
+  /* out (B,C) = x[:, t] (last, first) or mean_t x[:, t]: dx[:, t] += dout (/ T) */
+  BpTensor *x = node->in[0], *out = node->out;
+  int64_t b = x->shape[0], t = x->shape[1], c = out->numel / b;
+  int mode = (int) node->i[0];
+  const BpBackend *be = bp_backend (out->device);
+  BpTensor *spread = bp_tensor_new_on (x->device, x->ndim, x->shape);
+  BpTensor *scaled = mode == 1 ? bp_tensor_new_like (out) : NULL;
+  if (!spread || (mode == 1 && !scaled)) {
+    bp_tensor_unref (spread);
+    bp_tensor_unref (scaled);
+    return;
+  }
+  const float *g = out->grad;
+  if (mode == 1) {
+    eltwise (out)->scale (scaled->data, out->grad, 1.0f / (float) t, out->numel);
+    g = scaled->data;
+  }
+  for (int64_t ti = 0; ti < t; ti++)
+    if (mode == 1 || ti == (mode == 0 ? t - 1 : 0))
+      eltwise (out)->concat_copy (spread->data, g, b, c, t * c, ti * c);
+  be->axpy (x->numel, 1.0f, spread->data, bp_tensor_grad (x));
+  bp_tensor_unref (spread);
+  bp_tensor_unref (scaled);
+}
+
+BpTensor *
+bp_seq_pool (BpTensor *x, int mode)
+{
+  char sx[64];
+  if (x->ndim < 3 || mode < 0 || mode > 2 || x->shape[1] < 1) {
+    bp_set_error (BP_ERR_INVALID, "sequence pool: input %s is not (B, T, ...) (or mode %d is "
+                  "not last, mean or first)", bp_shape_str (x, sx, sizeof sx), mode);
+    return NULL;
+  }
+  int64_t b = x->shape[0], t = x->shape[1], c = x->numel / (b * t > 0 ? b * t : 1);
+  int64_t shape[BP_MAX_DIMS];
+  shape[0] = b;
+  for (int d = 2; d < x->ndim; d++)
+    shape[d - 1] = x->shape[d];
+  BpTensor *out = bp_tensor_new_on (x->device, x->ndim - 1, shape);
+  if (!out)
+    return NULL;
+  /* out += x columns [ti*c, (ti+1)*c) of the (B, T*C) view, for the steps pooled */
+  for (int64_t ti = 0; ti < t; ti++)
+    if (mode == 1 || ti == (mode == 0 ? t - 1 : 0))
+      eltwise (x)->concat_backward (out->data, x->data, b, c, t * c, ti * c);
+  if (mode == 1)
+    eltwise (x)->scale (out->data, out->data, 1.0f / (float) t, out->numel);
+  if (bp_needs_grad (1, &x))
+    bp_tape_record ("seq_pool", seq_pool_backward, out, 1, &x)->i[0] = mode;
   return out;
 }

@@ -84,3 +84,7 @@ const struct BpRnnKernels *bp_rnn_kernels (BpDevice device);
 
 /* The CPU backend's table (engine/cpu/rnn.c). */
 extern const struct BpRnnKernels bp_cpu_rnn_kernels;
+
+/* One vector per sequence: x (B, T, ...) -> (B, ...) holding time step T-1 (mode 0), the mean
+ * over time (mode 1) or time step 0 (mode 2): a classifier's head on a recurrent output. */
+BpTensor *bp_seq_pool (BpTensor *x, int mode);
