@@ -1181,7 +1181,8 @@ conv_forward_chunk (float *out, const float *x, const float *w, const float *u,
       if (bias)
         for (int64_t b = 0; b < nb; b++)
           for (int64_t oc = 0; oc < pl->cout_g; oc++) {
-            float *o = out + (b * s->c_out + g * pl->cout_g + oc) * p, bv = bias[g * pl->cout_g + oc];
+            float *o = out + (b * s->c_out + g * pl->cout_g + oc) * p;
+            float bv = bias[g * pl->cout_g + oc];
             for (int64_t i = 0; i < p; i++)
               o[i] += bv;
           }
@@ -1311,14 +1312,16 @@ conv2d_backward (float *dx, float *dw, const float *dout, const float *x, const 
   /* per thread: col, dcol, tmp, or the Winograd scratch of the weight and input gradients */
   int64_t col_size = pl.k * cols, dcol_size = pl.k * cols, tmp_size = pl.cout_g * cols;
   if (pl.wino) {
-    Wino wf = conv_wino (s, &pl, false), wd = conv_wino_dout (s, &pl), wb = conv_wino (s, &pl, true);
+    Wino wf = conv_wino (s, &pl, false), wd = conv_wino_dout (s, &pl);
+    Wino wb = conv_wino (s, &pl, true);
     col_size = dw ? wino_wgrad_scratch (&wf, &wd, pl.chunk) : 0;
     dcol_size = dx ? wino_scratch (&wb, pl.chunk) : 0;
     tmp_size = 0;
     wsize = s->c_out * 16 * pl.cin_g; /* dU (groups, 16, Cout_g, Cin_g) */
   }
   int64_t per_thread = pl.pointwise ? 0 : col_size + dcol_size + tmp_size;
-  int64_t shared = dw ? slots * wsize : 0, usize = pl.wino && dx ? s->groups * wino_usize (&pl, true) : 0;
+  int64_t shared = dw ? slots * wsize : 0;
+  int64_t usize = pl.wino && dx ? s->groups * wino_usize (&pl, true) : 0;
   Scratch sc;
   if (!scratch_alloc (&sc, per_thread * threads + shared + usize))
     return BP_ERR_NOMEM;
