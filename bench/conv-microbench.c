@@ -1,6 +1,14 @@
-/* conv-microbench.c: scratch timing of conv2d forward + backward on SimpleCNN's layers (batch
- * 64), not built by meson: cc -O2 -fopenmp -I engine bench/conv-microbench.c
- * build-conv/engine/libbackprop.a $(pkg-config --libs openblas glib-2.0 ...) */
+/* conv-microbench.c: scratch timing of conv2d forward + backward and 2x2 max pooling on
+ * SimpleCNN's layers (batch 64; the first layer's input needs no gradient, as in training).
+ * Not built by meson; with a build directory B:
+ *   cc -O3 -fopenmp -I engine -I B bench/conv-microbench.c B/engine/libbackprop.a \
+ *      -L/usr/lib/x86_64-linux-gnu/openblas-openmp -lopenblas -lm \
+ *      $(pkg-config --libs glib-2.0 gio-2.0 json-glib-1.0 sqlite3 zlib)
+ *   ./a.out THREADS REPS [LAYER]    (best of REPS; BP_CPUTIME=1 times process CPU time)
+ * The PyTorch side of the comparison (Debian's 1.13, oneDNN):
+ *   torch.set_num_threads(T); conv = torch.nn.Conv2d(cin, cout, 3, padding=1)
+ *   x = torch.randn(64, cin, hw, hw, requires_grad=cin > 1); gy = torch.randn(64, cout, hw, hw)
+ *   time: y = conv(x); y.backward(gy)        (and conv(x) under torch.no_grad() for fwd) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
