@@ -4,6 +4,7 @@
 import argparse
 import gzip
 import json
+import math
 import time
 
 import numpy as np
@@ -101,10 +102,103 @@ class SmallResNet(nn.Module):
         return self.fc(self.flatten(self.pool(x)))
 
 
+class RowsLSTM(nn.Module):
+    """The course's bidirectional LSTM classifier: 28 rows of 28 pixels, two bidirectional
+    layers of 128, the last step's output, Linear 10 (preset "bilstm")."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(28, 128, num_layers=2, bidirectional=True, batch_first=True)
+        self.fc = nn.Linear(256, 10)
+
+    def forward(self, x):
+        out, _ = self.lstm(x.reshape(-1, 28, 28))
+        return self.fc(out[:, -1])
+
+
+class RowsGRU(nn.Module):
+    """Two GRU layers of 128 over the 28 rows, the last step's output, Linear 10 ("gru")."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(28, 128, num_layers=2, batch_first=True)
+        self.fc = nn.Linear(128, 10)
+
+    def forward(self, x):
+        out, _ = self.gru(x.reshape(-1, 28, 28))
+        return self.fc(out[:, -1])
+
+
+class LearnedPositions(nn.Module):
+    """Learned position vectors added to a (N, T, E) batch (the preset's PositionalEncoding)."""
+
+    def __init__(self, max_len, d_model, dropout=0.0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(max_len, d_model) * 0.02)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        return self.dropout(x + self.weight[: x.shape[1]])
+
+
+def causal_mask(t, device=None):
+    return torch.triu(torch.full((t, t), float("-inf"), device=device), 1)
+
+
+class RowsTransformer(nn.Module):
+    """The rows as tokens: Linear 64, learned positions, two pre-norm encoder layers (4 heads,
+    GELU, feed-forward 128), LayerNorm, the mean over rows, Linear 10 ("transformer-classifier")."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(28, 64)
+        self.pos = LearnedPositions(28, 64)
+        for i in (1, 2):
+            setattr(self, f"enc{i}", nn.TransformerEncoderLayer(
+                64, 4, dim_feedforward=128, activation="gelu", batch_first=True, norm_first=True))
+        self.norm = nn.LayerNorm(64)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        h = self.pos(self.embed(x.reshape(-1, 28, 28)))
+        h = self.norm(self.enc2(self.enc1(h)))
+        return self.fc(h.mean(dim=1))
+
+
+class CharGPT(nn.Module):
+    """nanoGPT-style character model: token embedding, learned positions, pre-norm causal
+    blocks (GELU, 4x feed-forward), final LayerNorm, output tied to the embedding ("char-gpt",
+    "char-gpt-tiny"). Attribute names are the presets' node ids."""
+
+    def __init__(self, vocab=65, context=256, width=384, heads=6, layers=6, dropout=0.2):
+        super().__init__()
+        self.tok = nn.Embedding(vocab, width)
+        nn.init.normal_(self.tok.weight, std=0.02)
+        self.pos = LearnedPositions(context, width, dropout)
+        self.n_layers = layers
+        for i in range(1, layers + 1):
+            setattr(self, f"block{i}", nn.TransformerEncoderLayer(
+                width, heads, dim_feedforward=4 * width, dropout=dropout, activation="gelu",
+                batch_first=True, norm_first=True))
+        self.ln_f = nn.LayerNorm(width)
+        self.head = nn.Linear(width, vocab, bias=False)
+        self.head.weight = self.tok.weight
+
+    def forward(self, idx):
+        h = self.pos(self.tok(idx.long()))
+        mask = causal_mask(idx.shape[1], idx.device).to(h.dtype)
+        for i in range(1, self.n_layers + 1):
+            h = getattr(self, f"block{i}")(h, src_mask=mask)
+        return self.head(self.ln_f(h))
+
+
 # The PyTorch twins of the engine's presets (engine/spec/bp-presets.c), written by hand: their
 # attribute names are the presets' node ids, so state_dict names and the parameters () order
 # equal the engine's (tests/test-nn.c and tests/test-spec.c check both).
-TWINS = {"mlp": MLP, "simple-cnn": SimpleCNN, "lenet5": LeNet5, "small-resnet": SmallResNet}
+TWINS = {"mlp": MLP, "simple-cnn": SimpleCNN, "lenet5": LeNet5, "small-resnet": SmallResNet,
+         "bilstm": RowsLSTM, "gru": RowsGRU, "transformer-classifier": RowsTransformer,
+         "char-gpt": CharGPT,
+         "char-gpt-tiny": lambda: CharGPT(context=64, width=64, heads=2, layers=2, dropout=0.0)}
 
 
 def model(name):

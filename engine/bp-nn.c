@@ -2,9 +2,11 @@
  * initialisation and the forward pass of models built from a graph of layers. */
 #include "bp-nn.h"
 
+#include "bp-ops-attn.h"
 #include "bp-ops-eltwise.h"
 #include "bp-ops-linear.h"
 #include "bp-ops-norm.h"
+#include "bp-ops-rnn.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -31,6 +33,8 @@
 static const BpParamInfo input_params[] = {
   {"shape", BP_PARAM_SHAPE, BP_PARAM_REQUIRED, OFF (shape), 1, 1 << 20,
    "one example's shape without the batch dimension, e.g. [1, 28, 28]"},
+  {"vocab_size", BP_PARAM_INT, 0, OFF (vocab_size), 0, 1 << 24,
+   "the input holds token ids in [0, vocab_size) (0: not tokens); set from the corpus"},
 };
 static const BpParamInfo conv2d_params[] = {
   {"in_channels", BP_PARAM_INT, BP_PARAM_INFERRED | BP_PARAM_POSITIONAL, OFF (in_channels), 1, BIG,
@@ -93,9 +97,86 @@ static const BpParamInfo leaky_relu_params[] = {
 static const BpParamInfo linear_params[] = {
   {"in_features", BP_PARAM_INT, BP_PARAM_INFERRED | BP_PARAM_POSITIONAL, OFF (in_features), 1, BIG,
    "input size (the last input dimension); taken from the input when left out"},
-  {"out_features", BP_PARAM_INT, BP_PARAM_REQUIRED | BP_PARAM_POSITIONAL, OFF (out_features), 1,
-   BIG, "output size"},
+  {"out_features", BP_PARAM_INT, BP_PARAM_INFERRED | BP_PARAM_POSITIONAL, OFF (out_features), 1,
+   BIG, "output size (required unless tied_to gives it)"},
   {"bias", BP_PARAM_BOOL, 0, OFF (bias), 0, 1, "learn a bias per output"},
+  {"tied_to", BP_PARAM_NODE, 0, OFF (tied_to), 0, 0,
+   "an Embedding node whose weight this layer shares (weight tying): out_features is its "
+   "num_embeddings"},
+};
+static const char *const nonlinearity_choices[] = {"tanh", "relu", NULL};
+static const char *const encoding_choices[] = {"sinusoidal", "learned", NULL};
+static const char *const pool_choices[] = {"last", "mean", "first", NULL};
+static const char *const activation_choices[] = {"relu", "gelu", NULL};
+static const BpParamInfo embedding_params[] = {
+  {"num_embeddings", BP_PARAM_INT, BP_PARAM_INFERRED | BP_PARAM_POSITIONAL, OFF (num_embeddings),
+   1, 1 << 24, "vocabulary size; the Input's vocab_size when left out"},
+  {"embedding_dim", BP_PARAM_INT, BP_PARAM_REQUIRED | BP_PARAM_POSITIONAL, OFF (embedding_dim),
+   1, BIG, "size of each token's vector"},
+  {"init_std", BP_PARAM_FLOAT, BP_PARAM_MIN_OPEN, OFF (init_std), 0, 100,
+   "standard deviation of the initial vectors (PyTorch: 1; GPTs use 0.02)"},
+};
+#define RNN_COMMON_PARAMS                                                                      \
+  {"input_size", BP_PARAM_INT, BP_PARAM_INFERRED | BP_PARAM_POSITIONAL, OFF (input_size), 1, BIG, \
+   "features per time step (the last input dimension); inferred when left out"},               \
+  {"hidden_size", BP_PARAM_INT, BP_PARAM_REQUIRED | BP_PARAM_POSITIONAL, OFF (hidden_size), 1,  \
+   BIG, "features of the hidden state"},                                                       \
+  {"num_layers", BP_PARAM_INT, 0, OFF (num_layers), 1, 64, "stacked recurrent layers"}
+#define RNN_TAIL_PARAMS                                                                        \
+  {"bias", BP_PARAM_BOOL, 0, OFF (bias), 0, 1, "learn the biases b_ih and b_hh"},              \
+  {"dropout", BP_PARAM_FLOAT, BP_PARAM_MAX_OPEN, OFF (dropout), 0, 1,                          \
+   "dropout on the outputs of every layer but the last, in training"},                        \
+  {"bidirectional", BP_PARAM_BOOL, 0, OFF (bidirectional), 0, 1,                               \
+   "also run the sequence backwards; the output joins both directions"}
+static const BpParamInfo rnn_params[] = {
+  RNN_COMMON_PARAMS,
+  {"nonlinearity", BP_PARAM_CHOICE, 0, OFF (nonlinearity), 0, 1, "tanh or relu", nonlinearity_choices},
+  RNN_TAIL_PARAMS,
+};
+static const BpParamInfo lstm_params[] = {RNN_COMMON_PARAMS, RNN_TAIL_PARAMS};
+static const BpParamInfo mha_params[] = {
+  {"embed_dim", BP_PARAM_INT, BP_PARAM_INFERRED | BP_PARAM_POSITIONAL, OFF (embed_dim), 1, BIG,
+   "features (the last input dimension); inferred when left out"},
+  {"num_heads", BP_PARAM_INT, BP_PARAM_REQUIRED | BP_PARAM_POSITIONAL, OFF (num_heads), 1, 4096,
+   "attention heads; embed_dim must be divisible by it"},
+  {"dropout", BP_PARAM_FLOAT, BP_PARAM_MAX_OPEN, OFF (dropout), 0, 1,
+   "dropout on the attention weights, in training"},
+  {"bias", BP_PARAM_BOOL, 0, OFF (bias), 0, 1, "learn in_proj_bias and out_proj.bias"},
+  {"causal", BP_PARAM_BOOL, 0, OFF (causal), 0, 1,
+   "each position attends to itself and the positions before (a language model's mask)"},
+};
+static const BpParamInfo posenc_params[] = {
+  {"d_model", BP_PARAM_INT, BP_PARAM_INFERRED | BP_PARAM_POSITIONAL, OFF (d_model), 2, BIG,
+   "features (the last input dimension); inferred when left out"},
+  {"encoding", BP_PARAM_CHOICE, 0, OFF (encoding), 0, 1,
+   "sinusoidal (fixed, as in \"Attention is all you need\") or learned (a table of vectors)",
+   encoding_choices},
+  {"max_len", BP_PARAM_INT, 0, OFF (max_len), 1, 1 << 20,
+   "the longest sequence: the model's context"},
+  {"dropout", BP_PARAM_FLOAT, BP_PARAM_MAX_OPEN, OFF (dropout), 0, 1,
+   "dropout after adding the positions, in training"},
+};
+#define TRANSFORMER_PARAMS                                                                     \
+  {"d_model", BP_PARAM_INT, BP_PARAM_INFERRED | BP_PARAM_POSITIONAL, OFF (d_model), 1, BIG,     \
+   "features (the last input dimension); inferred when left out"},                            \
+  {"nhead", BP_PARAM_INT, BP_PARAM_REQUIRED | BP_PARAM_POSITIONAL, OFF (num_heads), 1, 4096,    \
+   "attention heads; d_model must be divisible by it"},                                        \
+  {"dim_feedforward", BP_PARAM_INT, 0, OFF (dim_feedforward), 1, BIG,                          \
+   "hidden size of the feed-forward block"},                                                   \
+  {"dropout", BP_PARAM_FLOAT, BP_PARAM_MAX_OPEN, OFF (dropout), 0, 1,                          \
+   "dropout on attention weights and after every sub-layer, in training"},                    \
+  {"activation", BP_PARAM_CHOICE, 0, OFF (activation), 0, 1,                                   \
+   "the feed-forward activation: relu or gelu", activation_choices},                           \
+  {"layer_norm_eps", BP_PARAM_FLOAT, BP_PARAM_MIN_OPEN, OFF (layer_norm_eps), 0, 1,            \
+   "added to the variance in the layer norms"},                                                \
+  {"norm_first", BP_PARAM_BOOL, 0, OFF (norm_first), 0, 1,                                     \
+   "layer norm before each sub-layer (pre-norm, as GPT) instead of after"},                    \
+  {"causal", BP_PARAM_BOOL, 0, OFF (causal), 0, 1,                                             \
+   "a causal self-attention mask (GPT blocks, decoders); passed as the mask in forward"}
+static const BpParamInfo transformer_params[] = {TRANSFORMER_PARAMS};
+static const BpParamInfo pool_params[] = {
+  {"mode", BP_PARAM_CHOICE, 0, OFF (mode), 0, 2,
+   "last: the last time step, mean: the mean over time, first: the first step", pool_choices},
 };
 static const BpParamInfo dropout_params[] = {
   {"p", BP_PARAM_FLOAT, BP_PARAM_MAX_OPEN, OFF (p), 0, 1,
@@ -141,19 +222,34 @@ static const BpLayerType layer_types[] = {
   {"GELU", BP_LAYER_GELU, "activation", 1, 1, "x * Phi (x) (exact)", NO_PARAMS},
   {"Tanh", BP_LAYER_TANH, "activation", 1, 1, "hyperbolic tangent", NO_PARAMS},
   {"Sigmoid", BP_LAYER_SIGMOID, "activation", 1, 1, "1 / (1 + exp (-x))", NO_PARAMS},
-  {"RNN", -1, "recurrent", 1, 1, "Elman recurrent layer (planned)", NO_PARAMS},
-  {"LSTM", -1, "recurrent", 1, 1, "long short-term memory (planned)", NO_PARAMS},
-  {"GRU", -1, "recurrent", 1, 1, "gated recurrent unit (planned)", NO_PARAMS},
-  {"MultiheadAttention", -1, "attention", 1, 3, "multi-head attention (planned)", NO_PARAMS},
-  {"TransformerEncoderLayer", -1, "attention", 1, 1, "Transformer encoder layer (planned)",
-   NO_PARAMS},
+  {"RNN", BP_LAYER_RNN, "recurrent", 1, 1, "Elman recurrent layer over a (T, features) sequence",
+   PARAMS (rnn_params)},
+  {"LSTM", BP_LAYER_LSTM, "recurrent", 1, 1, "long short-term memory over a (T, features) sequence",
+   PARAMS (lstm_params)},
+  {"GRU", BP_LAYER_GRU, "recurrent", 1, 1, "gated recurrent unit over a (T, features) sequence",
+   PARAMS (lstm_params)},
+  {"MultiheadAttention", BP_LAYER_MULTIHEAD_ATTENTION, "attention", 1, 1,
+   "multi-head self-attention over a (T, features) sequence", PARAMS (mha_params)},
+  {"PositionalEncoding", BP_LAYER_POSITIONAL_ENCODING, "attention", 1, 1,
+   "adds position vectors (sinusoidal or learned) to a (T, features) sequence",
+   PARAMS (posenc_params)},
+  {"TransformerEncoderLayer", BP_LAYER_TRANSFORMER_ENCODER_LAYER, "attention", 1, 1,
+   "self-attention and feed-forward block with residuals and layer norms (GPT blocks with causal)",
+   PARAMS (transformer_params)},
+  {"TransformerDecoderLayer", BP_LAYER_TRANSFORMER_DECODER_LAYER, "attention", 2, 2,
+   "decoder block: self-attention, attention to the memory (input 2), feed-forward",
+   PARAMS (transformer_params)},
   {"Linear", BP_LAYER_LINEAR, "dense", 1, 1, "fully connected layer on the last dimension",
    PARAMS (linear_params)},
-  {"Embedding", -1, "dense", 1, 1, "lookup table of token vectors (planned)", NO_PARAMS},
+  {"Embedding", BP_LAYER_EMBEDDING, "dense", 1, 1, "lookup table of token vectors",
+   PARAMS (embedding_params)},
   {"Dropout", BP_LAYER_DROPOUT, "regularisation", 1, 1,
    "zeroes elements at random in training", PARAMS (dropout_params)},
   {"Flatten", BP_LAYER_FLATTEN, "reshape", 1, 1, "joins dimensions into one",
    PARAMS (flatten_params)},
+  {"SequencePool", BP_LAYER_SEQUENCE_POOL, "reshape", 1, 1,
+   "one vector from a (T, features) sequence: its last step, first step or mean",
+   PARAMS (pool_params)},
   {"Add", BP_LAYER_ADD, "merge", 2, BP_LAYER_MAX_INPUTS,
    "sum of inputs of equal shape (residual connections)", NO_PARAMS},
   {"Concat", BP_LAYER_CONCAT, "merge", 2, BP_LAYER_MAX_INPUTS,
@@ -250,7 +346,14 @@ bp_layer_spec_default (BpLayerKind kind)
     .end_dim = -1,
     .dim = 1,
     .loss = BP_LOSS_CROSS_ENTROPY,
+    .num_layers = 1,
+    .init_std = 1.0f,
+    .max_len = 5000,
+    .dim_feedforward = 2048,
+    .layer_norm_eps = 1e-5f,
   };
+  if (kind == BP_LAYER_TRANSFORMER_ENCODER_LAYER || kind == BP_LAYER_TRANSFORMER_DECODER_LAYER)
+    s.dropout = 0.1f;
   if (kind == BP_LAYER_MAXPOOL2D || kind == BP_LAYER_AVGPOOL2D)
     s.stride[0] = s.stride[1] = 0; /* 0 = same as the kernel, PyTorch's stride=None */
   return s;
@@ -283,7 +386,10 @@ bp_param_is_set (const BpLayerSpec *spec, const BpParamInfo *param)
   case BP_PARAM_SHAPE:
     return ((const BpShape *) v)->ndim > 0;
   case BP_PARAM_LOSS:
+  case BP_PARAM_CHOICE:
     return *(const int *) v != *(const int *) d;
+  case BP_PARAM_NODE:
+    return v[0] != '\0';
   }
   return true;
 }
@@ -337,6 +443,17 @@ bp_param_format (const BpLayerSpec *spec, const BpParamInfo *param, bool python,
   }
   case BP_PARAM_LOSS:
     snprintf (buf, len, python ? "nn.%s()" : "\"%s\"", bp_loss_name (*(const int *) v));
+    break;
+  case BP_PARAM_CHOICE: {
+    int c = *(const int *) v;
+    int n = 0;
+    while (param->choices && param->choices[n])
+      n++;
+    snprintf (buf, len, "\"%s\"", c >= 0 && c < n ? param->choices[c] : "?");
+    break;
+  }
+  case BP_PARAM_NODE:
+    snprintf (buf, len, "\"%s\"", v);
     break;
   }
 }
@@ -456,9 +573,33 @@ pair_ok (const int v[2], int lo)
   } while (0)
 
 /* Infers one node's output shape and parameter count from its inputs' shapes. */
+/* Parameters of one MultiheadAttention of width e (in_proj, out_proj, their biases). */
+static double
+mha_param_count (int64_t e, bool bias)
+{
+  return 4.0 * (double) e * (double) e + (bias ? 4.0 * (double) e : 0.0);
+}
+
+/* Parameters of a recurrent stack. */
+static double
+rnn_param_count (const BpLayerSpec *s, int64_t in_size)
+{
+  int g = s->kind == BP_LAYER_LSTM ? 4 : s->kind == BP_LAYER_GRU ? 3 : 1;
+  int dirs = s->bidirectional ? 2 : 1;
+  double h = (double) s->hidden_size, total = 0.0;
+  for (int64_t l = 0; l < s->num_layers; l++) {
+    double in_l = l == 0 ? (double) in_size : dirs * h;
+    total += dirs * (g * h * (in_l + h) + (s->bias ? 2.0 * g * h : 0.0));
+  }
+  return total;
+}
+
+/* tied_v, tied_e: the vocabulary and width of the Embedding a Linear's tied_to names (0 when
+ * it names none). */
 static bool
 layer_infer (const BpLayerSpec *s, int n_in, const BpShape *const *in, const char *const *in_ids,
-             BpShape *out, int64_t *n_params, char *err, size_t err_len)
+             int64_t tied_v, int64_t tied_e, BpShape *out, int64_t *n_params, char *err,
+             size_t err_len)
 {
   char a[48], b[48];
   double params = 0.0;
@@ -472,7 +613,10 @@ layer_infer (const BpLayerSpec *s, int n_in, const BpShape *const *in, const cha
     for (int d = 0; d < s->shape.ndim; d++)
       if (s->shape.d[d] < 1 || s->shape.d[d] > (1 << 20))
         FAIL ("shape size %lld is not in [1, 1048576]", (long long) s->shape.d[d]);
+    if (s->vocab_size < 0)
+      FAIL ("vocab_size must not be negative");
     *out = s->shape;
+    out->vocab = s->vocab_size;
     break;
   }
   case BP_LAYER_CONV2D: {
@@ -589,15 +733,139 @@ layer_infer (const BpLayerSpec *s, int n_in, const BpShape *const *in, const cha
     if (s->in_features && s->in_features != in_f)
       FAIL ("in_features is %lld but the input %s has %lld features (its last dimension)",
             (long long) s->in_features, a, (long long) in_f);
-    if (s->out_features < 1)
-      FAIL ("out_features must be positive, not %lld", (long long) s->out_features);
-    params = (double) in_f * (double) s->out_features + (s->bias ? (double) s->out_features : 0);
-    if (params > (double) MAX_PARAMS)
+    int64_t out_f = s->out_features;
+    if (s->tied_to[0]) {
+      if (in_f != tied_e)
+        FAIL ("tied_to \"%s\" has %lld-wide vectors but the input %s has %lld features",
+              s->tied_to, (long long) tied_e, a, (long long) in_f);
+      if (out_f && out_f != tied_v)
+        FAIL ("out_features is %lld but tied_to \"%s\" has %lld embeddings", (long long) out_f,
+              s->tied_to, (long long) tied_v);
+      out_f = tied_v;
+    } else if (out_f == 0) {
+      FAIL ("Linear needs out_features (or tied_to an Embedding)");
+    }
+    if (out_f < 1)
+      FAIL ("out_features must be positive, not %lld", (long long) out_f);
+    params = (s->tied_to[0] ? 0.0 : (double) in_f * (double) out_f) +
+             (s->bias ? (double) out_f : 0);
+    if ((double) in_f * (double) out_f > (double) MAX_PARAMS)
       FAIL ("%lld x %lld weights: %.4g parameters are more than a layer may have (%lld)",
-            (long long) s->out_features, (long long) in_f, params, (long long) MAX_PARAMS);
-    out->d[x->ndim - 1] = s->out_features;
+            (long long) out_f, (long long) in_f, (double) in_f * (double) out_f,
+            (long long) MAX_PARAMS);
+    out->d[x->ndim - 1] = out_f;
     break;
   }
+  case BP_LAYER_EMBEDDING: {
+    shape_text (x, a, sizeof a);
+    int64_t v = s->num_embeddings ? s->num_embeddings : x->vocab;
+    if (v == 0)
+      FAIL ("num_embeddings is needed: the input %s holds no token ids (give the Input a "
+            "vocab_size)", a);
+    if (s->num_embeddings && x->vocab && s->num_embeddings != x->vocab)
+      FAIL ("num_embeddings is %lld but the input's vocab_size is %lld",
+            (long long) s->num_embeddings, (long long) x->vocab);
+    if (s->embedding_dim < 1)
+      FAIL ("embedding_dim must be positive, not %lld", (long long) s->embedding_dim);
+    if (x->ndim >= BP_LAYER_MAX_DIMS)
+      FAIL ("the input %s has too many dimensions for one more", a);
+    if (!(s->init_std > 0.0f))
+      FAIL ("init_std must be positive");
+    params = (double) v * (double) s->embedding_dim;
+    if (params > (double) MAX_PARAMS)
+      FAIL ("%lld x %lld vectors: %.4g parameters are more than a layer may have (%lld)",
+            (long long) v, (long long) s->embedding_dim, params, (long long) MAX_PARAMS);
+    out->d[out->ndim++] = s->embedding_dim;
+    break;
+  }
+  case BP_LAYER_RNN:
+  case BP_LAYER_LSTM:
+  case BP_LAYER_GRU: {
+    shape_text (x, a, sizeof a);
+    if (x->ndim != 2)
+      FAIL ("needs a (T, features) sequence, not %s", a);
+    if (s->input_size && s->input_size != x->d[1])
+      FAIL ("input_size is %lld but the input %s has %lld features", (long long) s->input_size,
+            a, (long long) x->d[1]);
+    if (s->hidden_size < 1 || s->num_layers < 1)
+      FAIL ("hidden_size and num_layers must be positive");
+    if (!(s->dropout >= 0.0f && s->dropout < 1.0f))
+      FAIL ("dropout must be in [0, 1), not %g", (double) s->dropout);
+    params = rnn_param_count (s, x->d[1]);
+    if (params > (double) MAX_PARAMS)
+      FAIL ("%.4g parameters are more than a layer may have (%lld)", params,
+            (long long) MAX_PARAMS);
+    out->d[1] = (s->bidirectional ? 2 : 1) * s->hidden_size;
+    break;
+  }
+  case BP_LAYER_MULTIHEAD_ATTENTION:
+  case BP_LAYER_TRANSFORMER_ENCODER_LAYER:
+  case BP_LAYER_TRANSFORMER_DECODER_LAYER: {
+    shape_text (x, a, sizeof a);
+    bool mha = s->kind == BP_LAYER_MULTIHEAD_ATTENTION;
+    int64_t want = mha ? s->embed_dim : s->d_model;
+    if (x->ndim != 2)
+      FAIL ("needs a (T, features) sequence, not %s", a);
+    int64_t e = x->d[1];
+    if (want && want != e)
+      FAIL ("%s is %lld but the input %s has %lld features", mha ? "embed_dim" : "d_model",
+            (long long) want, a, (long long) e);
+    if (s->num_heads < 1 || e % s->num_heads)
+      FAIL ("%lld features are not divisible by %s %lld", (long long) e,
+            mha ? "num_heads" : "nhead", (long long) s->num_heads);
+    if (!(s->dropout >= 0.0f && s->dropout < 1.0f))
+      FAIL ("dropout must be in [0, 1), not %g", (double) s->dropout);
+    if (mha) {
+      params = mha_param_count (e, s->bias);
+      break;
+    }
+    if (s->dim_feedforward < 1 || !(s->layer_norm_eps > 0.0f && s->layer_norm_eps <= 1.0f))
+      FAIL ("dim_feedforward must be positive and layer_norm_eps in (0, 1]");
+    bool dec = s->kind == BP_LAYER_TRANSFORMER_DECODER_LAYER;
+    if (dec) {
+      shape_text (in[1], b, sizeof b);
+      if (in[1]->ndim != 2 || in[1]->d[1] != e)
+        FAIL ("input 2 \"%s\" (the memory) has shape %s, not (S, %lld)", in_ids[1], b,
+              (long long) e);
+    }
+    double ff = (double) s->dim_feedforward;
+    params = (dec ? 2 : 1) * mha_param_count (e, true) + 2.0 * ff * (double) e + ff +
+             (double) e + (dec ? 6.0 : 4.0) * (double) e;
+    if (params > (double) MAX_PARAMS)
+      FAIL ("%.4g parameters are more than a layer may have (%lld)", params,
+            (long long) MAX_PARAMS);
+    break;
+  }
+  case BP_LAYER_POSITIONAL_ENCODING: {
+    shape_text (x, a, sizeof a);
+    if (x->ndim != 2)
+      FAIL ("needs a (T, features) sequence, not %s", a);
+    if (s->d_model && s->d_model != x->d[1])
+      FAIL ("d_model is %lld but the input %s has %lld features", (long long) s->d_model, a,
+            (long long) x->d[1]);
+    if (s->max_len < x->d[0])
+      FAIL ("the input %s is longer than max_len %lld (the context)", a,
+            (long long) s->max_len);
+    if (s->encoding == BP_ENCODING_SINUSOIDAL && x->d[1] % 2)
+      FAIL ("sinusoidal encoding needs an even number of features, not %lld",
+            (long long) x->d[1]);
+    if (!(s->dropout >= 0.0f && s->dropout < 1.0f))
+      FAIL ("dropout must be in [0, 1), not %g", (double) s->dropout);
+    if (s->encoding == BP_ENCODING_LEARNED)
+      params = (double) s->max_len * (double) x->d[1];
+    if (params > (double) MAX_PARAMS)
+      FAIL ("%.4g parameters are more than a layer may have (%lld)", params,
+            (long long) MAX_PARAMS);
+    break;
+  }
+  case BP_LAYER_SEQUENCE_POOL:
+    shape_text (x, a, sizeof a);
+    if (x->ndim < 2)
+      FAIL ("needs a (T, ...) sequence, not %s", a);
+    out->ndim = x->ndim - 1;
+    for (int d = 0; d < out->ndim; d++)
+      out->d[d] = x->d[d + 1];
+    break;
   case BP_LAYER_FLATTEN: {
     /* dimensions counted with the batch as 0, as in nn.Flatten */
     shape_text (x, a, sizeof a);
@@ -658,15 +926,17 @@ layer_infer (const BpLayerSpec *s, int n_in, const BpShape *const *in, const cha
     shape_text (x, a, sizeof a);
     if (s->loss < 0 || s->loss >= BP_LOSS_COUNT)
       FAIL ("unknown loss %d", s->loss);
-    if (s->loss == BP_LOSS_CROSS_ENTROPY && x->ndim != 1)
-      FAIL ("CrossEntropyLoss needs one score per class, a (C) input, not %s "
-            "(add Flatten and Linear before the Output)", a);
+    if (s->loss == BP_LOSS_CROSS_ENTROPY && x->ndim != 1 && x->ndim != 2)
+      FAIL ("CrossEntropyLoss needs one score per class, a (C) input, or per time step, "
+            "(T, C), not %s (add Flatten and Linear before the Output)", a);
     break;
   default:
     FAIL ("unknown layer kind %d", (int) s->kind);
   }
   for (int d = out->ndim; d < BP_LAYER_MAX_DIMS; d++)
     out->d[d] = 0;
+  if (s->kind != BP_LAYER_INPUT && s->kind != BP_LAYER_DROPOUT)
+    out->vocab = 0;
   double numel = shape_numel_f (out);
   if (numel > (double) MAX_ACTIVATION) {
     shape_text (out, a, sizeof a);
@@ -895,8 +1165,6 @@ bp_graph_check (int n, const BpLayerSpec *specs, const char *const *node_errors)
   if (g->output < 0)
     graph_error (g, "the graph has no Output node (add one after the last layer)");
 
-  free (ids);
-
   /* topological order (Kahn), taking the lowest ready index first */
   Users u = users_new (g);
   int *pending = calloc ((size_t) n, sizeof *pending);
@@ -960,14 +1228,45 @@ bp_graph_check (int n, const BpLayerSpec *specs, const char *const *node_errors)
     }
     if (!known)
       continue;
+    /* a tied Linear reads its Embedding's sizes: that node must come before it */
+    int64_t tied_v = 0, tied_e = 0;
+    if (specs[k].kind == BP_LAYER_LINEAR && specs[k].tied_to[0]) {
+      int j = id_lookup (ids, n, specs[k].tied_to);
+      if (j < 0) {
+        node_error (g, k, CHECK_SHAPES, "tied_to \"%s\" is not a node of the graph",
+                    specs[k].tied_to);
+        continue;
+      }
+      if (specs[j].kind != BP_LAYER_EMBEDDING) {
+        node_error (g, k, CHECK_SHAPES, "tied_to \"%s\" is a %s, not an Embedding",
+                    specs[k].tied_to, bp_layer_kind_name (specs[j].kind));
+        continue;
+      }
+      bool before = false;
+      for (int b = 0; b < o && !before; b++)
+        before = g->order[b] == j;
+      if (!before) {
+        node_error (g, k, CHECK_SHAPES, "tied_to \"%s\" must come before this node (its output "
+                    "leading here)", specs[k].tied_to);
+        continue;
+      }
+      const BpLayerInfo *lj = &g->layers[j];
+      if (lj->out.ndim == 0 || lj->n_inputs < 1 || lj->inputs[0] < 0)
+        continue; /* broken upstream: no error of its own */
+      tied_e = specs[j].embedding_dim;
+      tied_v = specs[j].num_embeddings ? specs[j].num_embeddings
+                                       : g->layers[lj->inputs[0]].out.vocab;
+    }
     char err[sizeof li->error];
-    if (!layer_infer (&specs[k], li->n_inputs, in, in_ids, &li->out, &li->n_params, err,
-                      sizeof err)) {
+    if (!layer_infer (&specs[k], li->n_inputs, in, in_ids, tied_v, tied_e, &li->out,
+                      &li->n_params, err, sizeof err)) {
       li->out.ndim = 0;
       li->n_params = 0;
       node_error (g, k, CHECK_SHAPES, "%s", err);
     }
   }
+
+  free (ids);
 
   /* every node must lead to the Output */
   if (g->output >= 0) {
@@ -1054,19 +1353,207 @@ param_const (int ndim, const int64_t *shape, float value, bool requires_grad)
   return t;
 }
 
+static BpTensor *
+param_normal (int ndim, const int64_t *shape, float std)
+{
+  BpTensor *t = bp_tensor_new (ndim, shape);
+  if (!t)
+    return NULL;
+  bp_tensor_normal (t, 0.0f, std);
+  t->requires_grad = true;
+  return t;
+}
+
+/* Appends a named tensor (a NULL one is an allocation failure). */
+static bool
+add_tensor (BpLayer *l, const char *name, BpTensor *t)
+{
+  if (!t || l->n_tensors >= BP_LAYER_MAX_TENSORS) {
+    bp_tensor_unref (t);
+    if (t)
+      bp_set_error (BP_ERR_INVALID, "layer \"%s\" has too many tensors", l->spec.id);
+    return false;
+  }
+  snprintf (l->tensors[l->n_tensors].name, sizeof l->tensors[0].name, "%.39s", name);
+  l->tensors[l->n_tensors++].tensor = t;
+  return true;
+}
+
+/* The named tensor of a layer, NULL if it has none of that name. */
+static BpTensor *
+layer_tensor (const BpLayer *l, const char *name)
+{
+  for (int k = 0; k < l->n_tensors; k++)
+    if (strcmp (l->tensors[k].name, name) == 0)
+      return l->tensors[k].tensor;
+  return NULL;
+}
+
+static BpRnnParams
+rnn_params_of (const BpLayer *l)
+{
+  const BpLayerSpec *s = &l->spec;
+  BpRnnParams p = {
+    .mode = s->kind == BP_LAYER_LSTM  ? BP_RNN_LSTM
+            : s->kind == BP_LAYER_GRU ? BP_RNN_GRU
+            : s->nonlinearity == BP_NONLINEARITY_RELU ? BP_RNN_RELU
+                                                      : BP_RNN_TANH,
+    .input_size = l->in_shape[l->in_ndim - 1],
+    .hidden_size = s->hidden_size,
+    .num_layers = (int) s->num_layers,
+    .bias = s->bias,
+    .batch_first = true,
+    .bidirectional = s->bidirectional,
+    .dropout = s->dropout,
+  };
+  return p;
+}
+
+/* MultiheadAttention's tensors under prefix ("self_attn."): xavier in_proj, zero biases,
+ * out_proj as a Linear's weight (PyTorch's _reset_parameters). */
+static bool
+alloc_mha (BpLayer *l, const char *prefix, int64_t e, bool bias)
+{
+  char name[40];
+  float xavier = sqrtf (6.0f / (float) (e + 3 * e)), lin = 1.0f / sqrtf ((float) e);
+  snprintf (name, sizeof name, "%sin_proj_weight", prefix);
+  if (!add_tensor (l, name, param_uniform (2, (int64_t[]){3 * e, e}, xavier)))
+    return false;
+  snprintf (name, sizeof name, "%sin_proj_bias", prefix);
+  if (bias && !add_tensor (l, name, param_const (1, (int64_t[]){3 * e}, 0.0f, true)))
+    return false;
+  snprintf (name, sizeof name, "%sout_proj.weight", prefix);
+  if (!add_tensor (l, name, param_uniform (2, (int64_t[]){e, e}, lin)))
+    return false;
+  snprintf (name, sizeof name, "%sout_proj.bias", prefix);
+  return !bias || add_tensor (l, name, param_const (1, &e, 0.0f, true));
+}
+
+static BpMhaWeights
+mha_weights_of (const BpLayer *l, const char *prefix)
+{
+  char a[40], b[40], c[40], d[40];
+  snprintf (a, sizeof a, "%sin_proj_weight", prefix);
+  snprintf (b, sizeof b, "%sin_proj_bias", prefix);
+  snprintf (c, sizeof c, "%sout_proj.weight", prefix);
+  snprintf (d, sizeof d, "%sout_proj.bias", prefix);
+  BpMhaWeights w = {layer_tensor (l, a), layer_tensor (l, b), layer_tensor (l, c),
+                    layer_tensor (l, d)};
+  return w;
+}
+
+static BpTransformerWeights
+transformer_weights_of (const BpLayer *l)
+{
+  BpTransformerWeights w = {
+    .self_attn = mha_weights_of (l, "self_attn."),
+    .cross_attn = mha_weights_of (l, "multihead_attn."),
+    .linear1_weight = layer_tensor (l, "linear1.weight"),
+    .linear1_bias = layer_tensor (l, "linear1.bias"),
+    .linear2_weight = layer_tensor (l, "linear2.weight"),
+    .linear2_bias = layer_tensor (l, "linear2.bias"),
+    .norm1_weight = layer_tensor (l, "norm1.weight"),
+    .norm1_bias = layer_tensor (l, "norm1.bias"),
+    .norm2_weight = layer_tensor (l, "norm2.weight"),
+    .norm2_bias = layer_tensor (l, "norm2.bias"),
+    .norm3_weight = layer_tensor (l, "norm3.weight"),
+    .norm3_bias = layer_tensor (l, "norm3.bias"),
+  };
+  return w;
+}
+
+static BpTransformerParams
+transformer_params_of (const BpLayer *l)
+{
+  const BpLayerSpec *s = &l->spec;
+  BpTransformerParams p = {
+    .nhead = (int) s->num_heads,
+    .dim_feedforward = s->dim_feedforward,
+    .dropout = s->dropout,
+    .activation = s->activation == BP_FF_GELU ? BP_ACT_GELU : BP_ACT_RELU,
+    .layer_norm_eps = s->layer_norm_eps,
+    .norm_first = s->norm_first,
+    .causal = s->causal,
+  };
+  return p;
+}
+
 /* Creates a checked layer's parameters and buffers as PyTorch initialises them. */
 static bool
-layer_alloc (BpLayer *l)
+layer_alloc (BpModel *m, BpLayer *l)
 {
   BpLayerSpec *s = &l->spec;
   switch (s->kind) {
   case BP_LAYER_LINEAR: {
-    int64_t in_f = l->in_shape[l->in_ndim - 1];
+    int64_t in_f = l->in_shape[l->in_ndim - 1], out_f = l->out_shape[l->out_ndim - 1];
     float bound = 1.0f / sqrtf ((float) in_f);
-    l->weight = param_uniform (2, (int64_t[]){s->out_features, in_f}, bound);
+    if (s->tied_to[0]) {
+      BpLayer *e = bp_model_find (m, s->tied_to);
+      l->weight = e ? bp_tensor_ref (e->weight) : NULL;
+      l->weight_tied = true;
+    } else {
+      l->weight = param_uniform (2, (int64_t[]){out_f, in_f}, bound);
+    }
     if (s->bias)
-      l->bias = param_uniform (1, &s->out_features, bound);
+      l->bias = param_uniform (1, &out_f, bound);
     return l->weight && (!s->bias || l->bias);
+  }
+  case BP_LAYER_EMBEDDING: {
+    int64_t e = s->embedding_dim, v = s->num_embeddings;
+    if (!v) {
+      /* the Input's vocabulary: the model's only Input is its first layer */
+      v = m->layers[0].spec.vocab_size;
+    }
+    l->weight = param_normal (2, (int64_t[]){v, e}, s->init_std);
+    return l->weight != NULL;
+  }
+  case BP_LAYER_RNN:
+  case BP_LAYER_LSTM:
+  case BP_LAYER_GRU: {
+    BpRnnParams p = rnn_params_of (l);
+    float bound = 1.0f / sqrtf ((float) s->hidden_size);
+    for (int k = 0; k < bp_rnn_n_weights (&p); k++) {
+      char name[48];
+      int64_t shape[2];
+      int ndim;
+      bp_rnn_weight_info (&p, k, name, sizeof name, shape, &ndim);
+      if (!add_tensor (l, name, param_uniform (ndim, shape, bound)))
+        return false;
+    }
+    return true;
+  }
+  case BP_LAYER_MULTIHEAD_ATTENTION:
+    return alloc_mha (l, "", l->in_shape[l->in_ndim - 1], s->bias);
+  case BP_LAYER_POSITIONAL_ENCODING: {
+    int64_t e = l->in_shape[l->in_ndim - 1];
+    if (s->encoding == BP_ENCODING_LEARNED) {
+      l->weight = param_normal (2, (int64_t[]){s->max_len, e}, 0.02f);
+      return l->weight != NULL;
+    }
+    l->table = bp_sinusoid_table (m->device, s->max_len, e);
+    return l->table != NULL;
+  }
+  case BP_LAYER_TRANSFORMER_ENCODER_LAYER:
+  case BP_LAYER_TRANSFORMER_DECODER_LAYER: {
+    int64_t e = l->in_shape[l->in_ndim - 1], ff = s->dim_feedforward;
+    bool dec = s->kind == BP_LAYER_TRANSFORMER_DECODER_LAYER;
+    if (!alloc_mha (l, "self_attn.", e, true) || (dec && !alloc_mha (l, "multihead_attn.", e, true)))
+      return false;
+    float b1 = 1.0f / sqrtf ((float) e), b2 = 1.0f / sqrtf ((float) ff);
+    if (!add_tensor (l, "linear1.weight", param_uniform (2, (int64_t[]){ff, e}, b1)) ||
+        !add_tensor (l, "linear1.bias", param_uniform (1, &ff, b1)) ||
+        !add_tensor (l, "linear2.weight", param_uniform (2, (int64_t[]){e, ff}, b2)) ||
+        !add_tensor (l, "linear2.bias", param_uniform (1, &e, b2)))
+      return false;
+    for (int k = 1; k <= (dec ? 3 : 2); k++) {
+      char wn[16], bn[16];
+      snprintf (wn, sizeof wn, "norm%d.weight", k);
+      snprintf (bn, sizeof bn, "norm%d.bias", k);
+      if (!add_tensor (l, wn, param_const (1, &e, 1.0f, true)) ||
+          !add_tensor (l, bn, param_const (1, &e, 0.0f, true)))
+        return false;
+    }
+    return true;
   }
   case BP_LAYER_CONV2D: {
     int64_t cin = l->in_shape[0];
@@ -1154,7 +1641,7 @@ bp_model_new (const char *name, int n, const BpLayerSpec *specs)
   memcpy (m->out_shape, output->out_shape, sizeof m->out_shape);
   m->loss = (BpLossKind) output->spec.loss;
   for (int k = 0; k < n; k++)
-    if (!layer_alloc (&m->layers[k])) {
+    if (!layer_alloc (m, &m->layers[k])) {
       bp_model_free (m);
       return NULL;
     }
@@ -1172,7 +1659,11 @@ bp_model_free (BpModel *model)
     bp_tensor_unref (l->bias);
     bp_tensor_unref (l->running_mean);
     bp_tensor_unref (l->running_var);
+    bp_tensor_unref (l->table);
+    for (int j = 0; j < l->n_tensors; j++)
+      bp_tensor_unref (l->tensors[j].tensor);
   }
+  bp_tensor_unref (model->captured);
   free (model->layers);
   free (model->name);
   free (model->description);
@@ -1194,11 +1685,19 @@ bp_model_find (BpModel *model, const char *id)
   return NULL;
 }
 
-/* One layer on its inputs x[0 .. n_inputs): a new tensor, or NULL with the error set. */
+struct BpModelCache {
+  BpModel *model;
+  int64_t batch, pos, max_len;
+  BpKVCache **kv; /* per layer; NULL where the layer keeps none */
+};
+
+/* One layer on its inputs x[0 .. n_inputs): a new tensor, or NULL with the error set. With a
+ * cache (incremental decoding), layer k attends through its KV cache. */
 static BpTensor *
-layer_forward (BpModel *m, BpLayer *l, BpTensor **x)
+layer_forward (BpModel *m, BpLayer *l, BpTensor **x, BpModelCache *cache, int index)
 {
   BpLayerSpec *s = &l->spec;
+  BpKVCache *kv = cache ? cache->kv[index] : NULL;
   switch (s->kind) {
   case BP_LAYER_INPUT:
   case BP_LAYER_OUTPUT:
@@ -1263,28 +1762,78 @@ layer_forward (BpModel *m, BpLayer *l, BpTensor **x)
   }
   case BP_LAYER_CONCAT:
     return bp_concat (l->n_inputs, x, (int) s->dim);
+  case BP_LAYER_EMBEDDING:
+    return bp_embedding (l->weight, x[0]);
+  case BP_LAYER_RNN:
+  case BP_LAYER_LSTM:
+  case BP_LAYER_GRU: {
+    BpRnnParams p = rnn_params_of (l);
+    BpTensor *w[BP_LAYER_MAX_TENSORS];
+    for (int k = 0; k < l->n_tensors; k++)
+      w[k] = l->tensors[k].tensor;
+    return bp_rnn (&p, x[0], w, NULL, NULL, NULL, m->training, NULL, NULL);
+  }
+  case BP_LAYER_MULTIHEAD_ATTENTION:
+  case BP_LAYER_TRANSFORMER_ENCODER_LAYER:
+  case BP_LAYER_TRANSFORMER_DECODER_LAYER: {
+    bool capture = m->capture_mode && strcmp (m->capture_id, s->id) == 0;
+    BpTensor *weights = NULL, *y;
+    if (s->kind == BP_LAYER_MULTIHEAD_ATTENTION) {
+      BpMhaParams p = {(int) s->num_heads, false, 10000.0f};
+      BpMhaWeights w = mha_weights_of (l, "");
+      BpAttnOptions o = BP_ATTN_OPTIONS_INIT;
+      o.causal = s->causal;
+      o.dropout = s->dropout;
+      o.training = m->training;
+      o.weights_mode = capture ? m->capture_mode : 0;
+      y = bp_mha_self (&p, &w, x[0], &o, kv, capture ? &weights : NULL);
+    } else {
+      BpTransformerParams p = transformer_params_of (l);
+      BpTransformerWeights w = transformer_weights_of (l);
+      if (s->kind == BP_LAYER_TRANSFORMER_DECODER_LAYER)
+        y = bp_transformer_decoder_layer (&p, &w, x[0], x[1], NULL, NULL, m->training);
+      else
+        y = bp_transformer_encoder_layer (&p, &w, x[0], NULL, m->training, kv,
+                                          capture ? m->capture_mode : 0,
+                                          capture ? &weights : NULL);
+    }
+    if (weights) {
+      bp_tensor_unref (m->captured);
+      m->captured = weights;
+    }
+    return y;
+  }
+  case BP_LAYER_POSITIONAL_ENCODING: {
+    BpTensor *a = bp_add_position (x[0], l->table ? l->table : l->weight,
+                                   cache ? cache->pos : 0);
+    if (!a)
+      return NULL;
+    BpTensor *y = bp_dropout (a, s->dropout, m->training);
+    bp_tensor_unref (a);
+    return y;
+  }
+  case BP_LAYER_SEQUENCE_POOL:
+    return bp_seq_pool (x[0], s->mode);
   default:
     bp_set_error (BP_ERR_UNSUPPORTED, "layer kind %d has no forward", s->kind);
     return NULL;
   }
 }
 
-BpTensor *
-bp_model_forward (BpModel *model, BpTensor *x)
+/* The graph on x, layer by layer (with a cache: incremental decoding). */
+static BpTensor *
+run_graph (BpModel *model, BpTensor *x, BpModelCache *cache)
 {
-  char sx[64];
-  bool fits = x->ndim == model->in_ndim + 1;
-  for (int d = 0; fits && d < model->in_ndim; d++)
-    fits = x->shape[d + 1] == model->in_shape[d];
-  if (!fits) {
-    bp_set_error (BP_ERR_INVALID, "model %s: input %s does not match its input shape",
-                  model->name, bp_shape_str (x, sx, sizeof sx));
-    return NULL;
-  }
   int n = model->n_layers;
   /* every layer's output, dropped once the last layer reading it has run */
   BpTensor **h = calloc ((size_t) n, sizeof *h);
   int *uses = malloc (sizeof (int) * (size_t) n);
+  if (!h || !uses) {
+    free (h);
+    free (uses);
+    bp_set_error (BP_ERR_NOMEM, "model %s: out of memory", model->name);
+    return NULL;
+  }
   for (int k = 0; k < n; k++)
     uses[k] = model->layers[k].n_uses;
   BpTensor *result = NULL;
@@ -1293,7 +1842,7 @@ bp_model_forward (BpModel *model, BpTensor *x)
     BpTensor *in[BP_LAYER_MAX_INPUTS];
     for (int e = 0; e < l->n_inputs; e++)
       in[e] = h[l->inputs[e]];
-    h[k] = layer_forward (model, l, l->spec.kind == BP_LAYER_INPUT ? &x : in);
+    h[k] = layer_forward (model, l, l->spec.kind == BP_LAYER_INPUT ? &x : in, cache, k);
     for (int e = 0; e < l->n_inputs; e++) {
       int j = l->inputs[e];
       if (--uses[j] == 0) {
@@ -1320,16 +1869,187 @@ bp_model_forward (BpModel *model, BpTensor *x)
   return result;
 }
 
+BpTensor *
+bp_model_forward (BpModel *model, BpTensor *x)
+{
+  char sx[64];
+  bool fits = x->ndim == model->in_ndim + 1;
+  for (int d = 0; fits && d < model->in_ndim; d++)
+    fits = x->shape[d + 1] == model->in_shape[d];
+  if (!fits) {
+    bp_set_error (BP_ERR_INVALID, "model %s: input %s does not match its input shape",
+                  model->name, bp_shape_str (x, sx, sizeof sx));
+    return NULL;
+  }
+  return run_graph (model, x, NULL);
+}
+
+void
+bp_model_capture_attention (BpModel *model, const char *id, int mode)
+{
+  bp_tensor_unref (model->captured);
+  model->captured = NULL;
+  model->capture_mode = id && mode >= 1 && mode <= 2 ? mode : 0;
+  snprintf (model->capture_id, sizeof model->capture_id, "%s", id ? id : "");
+}
+
+BpTensor *
+bp_model_attention (BpModel *model)
+{
+  return model->captured;
+}
+
+int64_t
+bp_model_vocab_size (const BpModel *model)
+{
+  return model->n_layers > 0 ? model->layers[0].spec.vocab_size : 0;
+}
+
+int64_t
+bp_model_context_length (const BpModel *model)
+{
+  return model->in_ndim >= 1 ? model->in_shape[0] : 0;
+}
+
+/* Whether a layer can run on a few positions at a time (position-wise or causal attention). */
+static const char *
+incremental_problem (const BpLayer *l)
+{
+  switch (l->spec.kind) {
+  case BP_LAYER_INPUT:
+  case BP_LAYER_OUTPUT:
+  case BP_LAYER_EMBEDDING:
+  case BP_LAYER_POSITIONAL_ENCODING:
+  case BP_LAYER_LINEAR:
+  case BP_LAYER_LAYERNORM:
+  case BP_LAYER_DROPOUT:
+  case BP_LAYER_RELU:
+  case BP_LAYER_LEAKY_RELU:
+  case BP_LAYER_GELU:
+  case BP_LAYER_TANH:
+  case BP_LAYER_SIGMOID:
+  case BP_LAYER_ADD:
+    return NULL;
+  case BP_LAYER_MULTIHEAD_ATTENTION:
+  case BP_LAYER_TRANSFORMER_ENCODER_LAYER:
+    return l->spec.causal ? NULL : "its attention is not causal";
+  default:
+    return "it does not work position by position";
+  }
+}
+
+BpModelCache *
+bp_model_cache_new (BpModel *model, int64_t batch)
+{
+  if (model->in_ndim != 1 || bp_model_vocab_size (model) <= 0) {
+    bp_set_error (BP_ERR_INVALID, "model %s: incremental decoding needs a model reading token "
+                  "ids (an Input of shape [T] with a vocab_size)", model->name);
+    return NULL;
+  }
+  for (int k = 0; k < model->n_layers; k++) {
+    const char *why = incremental_problem (&model->layers[k]);
+    if (why) {
+      bp_set_error (BP_ERR_UNSUPPORTED, "model %s, node \"%s\" (%s): cannot decode one token at "
+                    "a time: %s", model->name, model->layers[k].spec.id,
+                    bp_layer_kind_name (model->layers[k].spec.kind), why);
+      return NULL;
+    }
+  }
+  BpModelCache *c = calloc (1, sizeof *c);
+  if (c)
+    c->kv = calloc ((size_t) model->n_layers, sizeof *c->kv);
+  if (!c || !c->kv) {
+    free (c);
+    bp_set_error (BP_ERR_NOMEM, "model %s: out of memory for the cache", model->name);
+    return NULL;
+  }
+  c->model = model;
+  c->batch = batch;
+  c->max_len = bp_model_context_length (model);
+  for (int k = 0; k < model->n_layers; k++) {
+    BpLayer *l = &model->layers[k];
+    if (l->spec.kind != BP_LAYER_MULTIHEAD_ATTENTION &&
+        l->spec.kind != BP_LAYER_TRANSFORMER_ENCODER_LAYER)
+      continue;
+    c->kv[k] = bp_kv_cache_new (model->device, batch, c->max_len, l->in_shape[l->in_ndim - 1]);
+    if (!c->kv[k]) {
+      bp_model_cache_free (c);
+      return NULL;
+    }
+  }
+  return c;
+}
+
+void
+bp_model_cache_free (BpModelCache *cache)
+{
+  if (!cache)
+    return;
+  for (int k = 0; k < cache->model->n_layers; k++)
+    bp_kv_cache_free (cache->kv[k]);
+  free (cache->kv);
+  free (cache);
+}
+
+void
+bp_model_cache_reset (BpModelCache *cache)
+{
+  cache->pos = 0;
+  for (int k = 0; k < cache->model->n_layers; k++)
+    bp_kv_cache_reset (cache->kv[k]);
+}
+
+int64_t
+bp_model_cache_position (const BpModelCache *cache)
+{
+  return cache->pos;
+}
+
+BpTensor *
+bp_model_forward_cached (BpModel *model, BpTensor *x, BpModelCache *cache)
+{
+  char sx[64];
+  if (cache->model != model || x->ndim != 2 || x->shape[0] != cache->batch || x->shape[1] < 1) {
+    bp_set_error (BP_ERR_INVALID, "model %s: tokens %s do not fit the cache (batch %lld)",
+                  model->name, bp_shape_str (x, sx, sizeof sx), (long long) cache->batch);
+    return NULL;
+  }
+  if (cache->pos + x->shape[1] > cache->max_len) {
+    bp_set_error (BP_ERR_INVALID, "model %s: %lld positions are longer than the model's context "
+                  "of %lld", model->name, (long long) (cache->pos + x->shape[1]),
+                  (long long) cache->max_len);
+    return NULL;
+  }
+  bool was = bp_set_grad_enabled (false);
+  BpTensor *y = run_graph (model, x, cache);
+  bp_set_grad_enabled (was);
+  if (y) {
+    cache->pos += x->shape[1];
+  } else {
+    /* layers before the failing one appended their keys: forget them */
+    for (int k = 0; k < model->n_layers; k++)
+      if (cache->kv[k])
+        cache->kv[k]->len = cache->pos;
+  }
+  return y;
+}
+
 int
 bp_model_parameters (BpModel *model, BpTensor ***params)
 {
-  BpTensor **p = calloc ((size_t) model->n_layers * 2 + 1, sizeof *p);
+  int cap = 1;
+  for (int k = 0; k < model->n_layers; k++)
+    cap += 2 + model->layers[k].n_tensors;
+  BpTensor **p = calloc ((size_t) cap, sizeof *p);
   int n = 0;
   for (int k = 0; k < model->n_layers; k++) {
-    if (model->layers[k].weight)
-      p[n++] = model->layers[k].weight;
-    if (model->layers[k].bias)
-      p[n++] = model->layers[k].bias;
+    BpLayer *l = &model->layers[k];
+    if (l->weight && !l->weight_tied)
+      p[n++] = l->weight;
+    if (l->bias)
+      p[n++] = l->bias;
+    for (int j = 0; j < l->n_tensors; j++)
+      p[n++] = l->tensors[j].tensor;
   }
   *params = p;
   return n;
@@ -1340,10 +2060,13 @@ bp_model_num_parameters (const BpModel *model)
 {
   int64_t n = 0;
   for (int k = 0; k < model->n_layers; k++) {
-    if (model->layers[k].weight)
-      n += model->layers[k].weight->numel;
-    if (model->layers[k].bias)
-      n += model->layers[k].bias->numel;
+    const BpLayer *l = &model->layers[k];
+    if (l->weight && !l->weight_tied)
+      n += l->weight->numel;
+    if (l->bias)
+      n += l->bias->numel;
+    for (int j = 0; j < l->n_tensors; j++)
+      n += l->tensors[j].tensor->numel;
   }
   return n;
 }
@@ -1351,7 +2074,10 @@ bp_model_num_parameters (const BpModel *model)
 int
 bp_model_state (BpModel *model, BpNamedTensor **state)
 {
-  BpNamedTensor *s = calloc ((size_t) model->n_layers * 4 + 1, sizeof *s);
+  int cap = 1;
+  for (int k = 0; k < model->n_layers; k++)
+    cap += 4 + model->layers[k].n_tensors;
+  BpNamedTensor *s = calloc ((size_t) cap, sizeof *s);
   int n = 0;
   for (int k = 0; k < model->n_layers; k++) {
     BpLayer *l = &model->layers[k];
@@ -1367,6 +2093,11 @@ bp_model_state (BpModel *model, BpNamedTensor **state)
         continue;
       snprintf (s[n].name, sizeof s[n].name, "%s.%s", l->spec.id, items[j].suffix);
       s[n].tensor = items[j].t;
+      n++;
+    }
+    for (int j = 0; j < l->n_tensors; j++) {
+      snprintf (s[n].name, sizeof s[n].name, "%s.%s", l->spec.id, l->tensors[j].name);
+      s[n].tensor = l->tensors[j].tensor;
       n++;
     }
   }

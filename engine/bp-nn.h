@@ -25,6 +25,16 @@ typedef enum {
   BP_LAYER_ADD,
   BP_LAYER_CONCAT,
   BP_LAYER_OUTPUT,
+  /* sequence layers (issue 7) */
+  BP_LAYER_EMBEDDING,
+  BP_LAYER_RNN,
+  BP_LAYER_LSTM,
+  BP_LAYER_GRU,
+  BP_LAYER_MULTIHEAD_ATTENTION,
+  BP_LAYER_POSITIONAL_ENCODING,
+  BP_LAYER_TRANSFORMER_ENCODER_LAYER,
+  BP_LAYER_TRANSFORMER_DECODER_LAYER,
+  BP_LAYER_SEQUENCE_POOL,
   BP_LAYER_KIND_COUNT
 } BpLayerKind;
 
@@ -48,11 +58,19 @@ int bp_layer_kind_from_name (const char *name);
 #define BP_LAYER_MAX_INPUTS 16 /* inputs of one node (Add, Concat) */
 #define BP_LAYER_MAX_DIMS 4    /* dimensions of one example (the batch dimension not counted) */
 
-/* One example's shape; ndim 0 means unknown. */
+/* One example's shape; ndim 0 means unknown. vocab > 0 marks token ids in [0, vocab) (an
+ * Input with vocab_size, read by Embedding). */
 typedef struct {
   int ndim;
   int64_t d[BP_LAYER_MAX_DIMS];
+  int64_t vocab;
 } BpShape;
+
+/* Choices of the string-valued parameters, stored as ints. */
+typedef enum { BP_NONLINEARITY_TANH, BP_NONLINEARITY_RELU } BpNonlinearity;
+typedef enum { BP_ENCODING_SINUSOIDAL, BP_ENCODING_LEARNED } BpEncoding;
+typedef enum { BP_POOL_LAST, BP_POOL_MEAN, BP_POOL_FIRST } BpPoolMode;
+typedef enum { BP_FF_RELU, BP_FF_GELU } BpFeedForwardActivation;
 
 /* One node of a model graph: its id, its kind, the ids of its inputs (in order) and its
  * hyper-parameters as in PyTorch's constructors. Which kind reads which field is in the
@@ -85,6 +103,30 @@ typedef struct {
   int64_t end_dim;          /* Flatten (default -1) */
   int64_t dim;              /* Concat (default 1: channels) */
   int loss;                 /* Output: a BpLossKind */
+  /* sequence layers */
+  int64_t vocab_size;       /* Input: token ids in [0, vocab_size) (0: not tokens) */
+  int64_t num_embeddings;   /* Embedding; 0 = inferred from the Input's vocab_size */
+  int64_t embedding_dim;    /* Embedding */
+  float init_std;           /* Embedding: initial N(0, init_std) (PyTorch: 1) */
+  int64_t input_size;       /* RNN, LSTM, GRU; 0 = inferred */
+  int64_t hidden_size;      /* RNN, LSTM, GRU */
+  int64_t num_layers;       /* RNN, LSTM, GRU (default 1) */
+  int nonlinearity;         /* RNN: a BpNonlinearity */
+  bool bidirectional;       /* RNN, LSTM, GRU */
+  float dropout;            /* RNN/LSTM/GRU between layers, attention weights, Transformer
+                             * layers (default 0, Transformer layers 0.1) */
+  int64_t embed_dim;        /* MultiheadAttention; 0 = inferred */
+  int64_t num_heads;        /* MultiheadAttention (nhead of the Transformer layers) */
+  bool causal;              /* MultiheadAttention, Transformer layers: a causal mask */
+  int encoding;             /* PositionalEncoding: a BpEncoding */
+  int64_t max_len;          /* PositionalEncoding: the longest sequence (the context) */
+  int64_t d_model;          /* Transformer layers; 0 = inferred */
+  int64_t dim_feedforward;  /* Transformer layers (default 2048) */
+  int activation;           /* Transformer layers: a BpFeedForwardActivation */
+  float layer_norm_eps;     /* Transformer layers (default 1e-5) */
+  bool norm_first;          /* Transformer layers: pre-norm */
+  int mode;                 /* SequencePool: a BpPoolMode */
+  char tied_to[BP_LAYER_ID_MAX + 1]; /* Linear: the Embedding whose weight it shares, "" none */
 } BpLayerSpec;
 
 /* PyTorch's defaults for a kind (id and inputs empty). */
@@ -99,6 +141,8 @@ typedef enum {
   BP_PARAM_BOOL,  /* bool */
   BP_PARAM_SHAPE, /* BpShape: an integer or a list of 1 to 4 integers */
   BP_PARAM_LOSS,  /* int: a BpLossKind, written as its class name */
+  BP_PARAM_CHOICE, /* int: an index into the parameter's choices, written as the string */
+  BP_PARAM_NODE,  /* char[BP_LAYER_ID_MAX + 1]: a node id, "" for none */
 } BpParamType;
 
 enum {
@@ -117,6 +161,7 @@ typedef struct {
   size_t offset;    /* of the value in BpLayerSpec */
   double min, max;  /* allowed values (pairs and shapes: each element) */
   const char *help; /* one line, English */
+  const char *const *choices; /* BP_PARAM_CHOICE: the names, NULL-terminated */
 } BpParamInfo;
 
 typedef struct {
@@ -185,6 +230,14 @@ void bp_graph_info_free (BpGraphInfo *info);
 
 /* ---- models ---- */
 
+/* A parameter or buffer of a layer beyond weight and bias (an RNN's weight_ih_l0, a
+ * Transformer layer's self_attn.in_proj_weight), named as in the PyTorch module. */
+#define BP_LAYER_MAX_TENSORS 48
+typedef struct {
+  char name[40];    /* the state_dict name after "<id>." */
+  BpTensor *tensor;
+} BpLayerTensor;
+
 typedef struct {
   BpLayerSpec spec;
   int n_inputs;
@@ -193,6 +246,11 @@ typedef struct {
   BpTensor *weight, *bias;              /* NULL where the layer has none */
   BpTensor *running_mean, *running_var; /* batch norm buffers */
   int64_t num_batches_tracked;
+  bool weight_tied;                     /* weight is another layer's (Linear tied_to) */
+  int n_tensors;                        /* further parameters, in PyTorch's order */
+  BpLayerTensor tensors[BP_LAYER_MAX_TENSORS];
+  BpTensor *table;                      /* PositionalEncoding sinusoidal: the (max_len, E)
+                                         * table (a buffer outside the state) */
   int64_t n_params;
   int in_ndim, out_ndim;                /* one example's shapes (without the batch); the input */
   int64_t in_shape[4], out_shape[4];    /* is the first input's */
@@ -210,6 +268,9 @@ typedef struct {
   BpLossKind loss;   /* the Output node's */
   bool training;
   BpDevice device;
+  char capture_id[BP_LAYER_ID_MAX + 1]; /* bp_model_capture_attention */
+  int capture_mode;
+  BpTensor *captured;
 } BpModel;
 
 /* Builds a model from a graph of n nodes (any order), inferring every layer's input size and
@@ -234,7 +295,36 @@ int64_t bp_model_num_parameters (const BpModel *model);
  * module: "<node id>.weight", "<node id>.running_mean", ... for checkpoints and export.
  * num_batches_tracked is not a float tensor and is kept apart (BpLayer). */
 typedef struct {
-  char name[48];
+  char name[96];
   BpTensor *tensor;
 } BpNamedTensor;
+/* A tied weight (Linear tied_to) appears under both names, as in PyTorch's state_dict, and
+ * once in bp_model_parameters. */
 int bp_model_state (BpModel *model, BpNamedTensor **state);
+
+/* ---- sequence models ---- */
+
+/* The model's vocabulary (its Input's vocab_size; 0 when it does not read tokens) and context
+ * (the smallest PositionalEncoding max_len, or the Input's length when it has none). */
+int64_t bp_model_vocab_size (const BpModel *model);
+int64_t bp_model_context_length (const BpModel *model);
+
+/* Incremental decoding of a causal model (Input tokens, Embedding, PositionalEncoding,
+ * causal MultiheadAttention and TransformerEncoderLayer nodes, position-wise layers): a KV
+ * cache per attention node and the position reached. */
+typedef struct BpModelCache BpModelCache;
+BpModelCache *bp_model_cache_new (BpModel *model, int64_t batch);
+void bp_model_cache_free (BpModelCache *cache);
+void bp_model_cache_reset (BpModelCache *cache);
+int64_t bp_model_cache_position (const BpModelCache *cache);
+/* x (B, n) the next n tokens -> the Output node's input for them (B, n, ...), without autograd,
+ * the same values as the full forward's rows (tested); a model with a node that cannot decode
+ * incrementally, or more positions than the context, is an error. */
+BpTensor *bp_model_forward_cached (BpModel *model, BpTensor *x, BpModelCache *cache);
+
+/* The attention weights of one attention node (MultiheadAttention or Transformer layer) in the
+ * last bp_model_forward, when asked for before it with bp_model_capture_attention (model,
+ * "id", mode) (mode 1: per head (B,H,T,T), 2: averaged (B,T,T); NULL id stops). The model
+ * owns the tensor (valid until the next forward). */
+void bp_model_capture_attention (BpModel *model, const char *id, int mode);
+BpTensor *bp_model_attention (BpModel *model);

@@ -2,8 +2,9 @@
 #include "bp-spec.h"
 
 /* Each text is what bp_spec_to_json writes for it (tests/test-spec.c checks), so a preset
- * saved by the builder is byte-for-byte the preset. The course's bidirectional LSTM and
- * Transformer encoder classifiers join once LSTM and MultiheadAttention layers exist. */
+ * saved by the builder is byte-for-byte the preset. The sequence models read Fashion-MNIST
+ * images as 28 rows of 28 pixels ((28, 28) inputs); the GPTs read character ids (their
+ * vocab_size is set from the corpus with bp_spec_set_vocab_size). */
 static const BpPreset presets[] = {
   {"mlp",
    "Multilayer perceptron 784-256-128-100-10 (the Fashion-MNIST benchmark's MLP)",
@@ -119,6 +120,95 @@ static const BpPreset presets[] = {
    "    {\"id\": \"flatten\", \"type\": \"Flatten\", \"inputs\": [\"pool\"]},\n"
    "    {\"id\": \"fc\", \"type\": \"Linear\", \"inputs\": [\"flatten\"], \"out_features\": 10},\n"
    "    {\"id\": \"output\", \"type\": \"Output\", \"inputs\": [\"fc\"]}\n"
+   "  ]\n"
+   "}\n"},
+  {"bilstm",
+   "The course's bidirectional LSTM classifier: a Fashion-MNIST image read as 28 rows of 28 pixels, two bidirectional LSTM layers of 128, the last step's output, Linear 10",
+   "{\n"
+   "  \"format\": \"backprop-lab-model\",\n"
+   "  \"version\": 2,\n"
+   "  \"name\": \"bilstm\",\n"
+   "  \"description\": \"The course's bidirectional LSTM classifier: a Fashion-MNIST image read as 28 rows of 28 pixels, two bidirectional LSTM layers of 128, the last step's output, Linear 10\",\n"
+   "  \"nodes\": [\n"
+   "    {\"id\": \"x\", \"type\": \"Input\", \"shape\": [28, 28]},\n"
+   "    {\"id\": \"lstm\", \"type\": \"LSTM\", \"inputs\": [\"x\"], \"hidden_size\": 128, \"num_layers\": 2, \"bidirectional\": true},\n"
+   "    {\"id\": \"last\", \"type\": \"SequencePool\", \"inputs\": [\"lstm\"]},\n"
+   "    {\"id\": \"fc\", \"type\": \"Linear\", \"inputs\": [\"last\"], \"out_features\": 10},\n"
+   "    {\"id\": \"output\", \"type\": \"Output\", \"inputs\": [\"fc\"]}\n"
+   "  ]\n"
+   "}\n"},
+  {"gru",
+   "A GRU classifier: a Fashion-MNIST image read as 28 rows of 28 pixels, two GRU layers of 128, the last step's output, Linear 10",
+   "{\n"
+   "  \"format\": \"backprop-lab-model\",\n"
+   "  \"version\": 2,\n"
+   "  \"name\": \"gru\",\n"
+   "  \"description\": \"A GRU classifier: a Fashion-MNIST image read as 28 rows of 28 pixels, two GRU layers of 128, the last step's output, Linear 10\",\n"
+   "  \"nodes\": [\n"
+   "    {\"id\": \"x\", \"type\": \"Input\", \"shape\": [28, 28]},\n"
+   "    {\"id\": \"gru\", \"type\": \"GRU\", \"inputs\": [\"x\"], \"hidden_size\": 128, \"num_layers\": 2},\n"
+   "    {\"id\": \"last\", \"type\": \"SequencePool\", \"inputs\": [\"gru\"]},\n"
+   "    {\"id\": \"fc\", \"type\": \"Linear\", \"inputs\": [\"last\"], \"out_features\": 10},\n"
+   "    {\"id\": \"output\", \"type\": \"Output\", \"inputs\": [\"fc\"]}\n"
+   "  ]\n"
+   "}\n"},
+  {"transformer-classifier",
+   "A Transformer encoder classifier: the 28 rows of a Fashion-MNIST image as tokens, Linear 64, learned positions, two pre-norm encoder layers (4 heads, GELU), the mean over rows, Linear 10",
+   "{\n"
+   "  \"format\": \"backprop-lab-model\",\n"
+   "  \"version\": 2,\n"
+   "  \"name\": \"transformer-classifier\",\n"
+   "  \"description\": \"A Transformer encoder classifier: the 28 rows of a Fashion-MNIST image as tokens, Linear 64, learned positions, two pre-norm encoder layers (4 heads, GELU), the mean over rows, Linear 10\",\n"
+   "  \"nodes\": [\n"
+   "    {\"id\": \"x\", \"type\": \"Input\", \"shape\": [28, 28]},\n"
+   "    {\"id\": \"embed\", \"type\": \"Linear\", \"inputs\": [\"x\"], \"out_features\": 64},\n"
+   "    {\"id\": \"pos\", \"type\": \"PositionalEncoding\", \"inputs\": [\"embed\"], \"encoding\": \"learned\", \"max_len\": 28},\n"
+   "    {\"id\": \"enc1\", \"type\": \"TransformerEncoderLayer\", \"inputs\": [\"pos\"], \"nhead\": 4, \"dim_feedforward\": 128, \"activation\": \"gelu\", \"norm_first\": true},\n"
+   "    {\"id\": \"enc2\", \"type\": \"TransformerEncoderLayer\", \"inputs\": [\"enc1\"], \"nhead\": 4, \"dim_feedforward\": 128, \"activation\": \"gelu\", \"norm_first\": true},\n"
+   "    {\"id\": \"norm\", \"type\": \"LayerNorm\", \"inputs\": [\"enc2\"]},\n"
+   "    {\"id\": \"mean\", \"type\": \"SequencePool\", \"inputs\": [\"norm\"], \"mode\": \"mean\"},\n"
+   "    {\"id\": \"fc\", \"type\": \"Linear\", \"inputs\": [\"mean\"], \"out_features\": 10},\n"
+   "    {\"id\": \"output\", \"type\": \"Output\", \"inputs\": [\"fc\"]}\n"
+   "  ]\n"
+   "}\n"},
+  {"char-gpt",
+   "A character-level GPT (the size of nanoGPT's shakespeare_char): 6 pre-norm causal Transformer blocks of 384 with 6 heads, context 256, dropout 0.2, learned positions, the output layer tied to the token embedding; vocab_size is set from the corpus",
+   "{\n"
+   "  \"format\": \"backprop-lab-model\",\n"
+   "  \"version\": 2,\n"
+   "  \"name\": \"char-gpt\",\n"
+   "  \"description\": \"A character-level GPT (the size of nanoGPT's shakespeare_char): 6 pre-norm causal Transformer blocks of 384 with 6 heads, context 256, dropout 0.2, learned positions, the output layer tied to the token embedding; vocab_size is set from the corpus\",\n"
+   "  \"nodes\": [\n"
+   "    {\"id\": \"x\", \"type\": \"Input\", \"shape\": [256], \"vocab_size\": 65},\n"
+   "    {\"id\": \"tok\", \"type\": \"Embedding\", \"inputs\": [\"x\"], \"embedding_dim\": 384, \"init_std\": 0.02},\n"
+   "    {\"id\": \"pos\", \"type\": \"PositionalEncoding\", \"inputs\": [\"tok\"], \"encoding\": \"learned\", \"max_len\": 256, \"dropout\": 0.2},\n"
+   "    {\"id\": \"block1\", \"type\": \"TransformerEncoderLayer\", \"inputs\": [\"pos\"], \"nhead\": 6, \"dim_feedforward\": 1536, \"dropout\": 0.2, \"activation\": \"gelu\", \"norm_first\": true, \"causal\": true},\n"
+   "    {\"id\": \"block2\", \"type\": \"TransformerEncoderLayer\", \"inputs\": [\"block1\"], \"nhead\": 6, \"dim_feedforward\": 1536, \"dropout\": 0.2, \"activation\": \"gelu\", \"norm_first\": true, \"causal\": true},\n"
+   "    {\"id\": \"block3\", \"type\": \"TransformerEncoderLayer\", \"inputs\": [\"block2\"], \"nhead\": 6, \"dim_feedforward\": 1536, \"dropout\": 0.2, \"activation\": \"gelu\", \"norm_first\": true, \"causal\": true},\n"
+   "    {\"id\": \"block4\", \"type\": \"TransformerEncoderLayer\", \"inputs\": [\"block3\"], \"nhead\": 6, \"dim_feedforward\": 1536, \"dropout\": 0.2, \"activation\": \"gelu\", \"norm_first\": true, \"causal\": true},\n"
+   "    {\"id\": \"block5\", \"type\": \"TransformerEncoderLayer\", \"inputs\": [\"block4\"], \"nhead\": 6, \"dim_feedforward\": 1536, \"dropout\": 0.2, \"activation\": \"gelu\", \"norm_first\": true, \"causal\": true},\n"
+   "    {\"id\": \"block6\", \"type\": \"TransformerEncoderLayer\", \"inputs\": [\"block5\"], \"nhead\": 6, \"dim_feedforward\": 1536, \"dropout\": 0.2, \"activation\": \"gelu\", \"norm_first\": true, \"causal\": true},\n"
+   "    {\"id\": \"ln_f\", \"type\": \"LayerNorm\", \"inputs\": [\"block6\"]},\n"
+   "    {\"id\": \"head\", \"type\": \"Linear\", \"inputs\": [\"ln_f\"], \"bias\": false, \"tied_to\": \"tok\"},\n"
+   "    {\"id\": \"output\", \"type\": \"Output\", \"inputs\": [\"head\"]}\n"
+   "  ]\n"
+   "}\n"},
+  {"char-gpt-tiny",
+   "A small character-level GPT for the CPU: 2 pre-norm causal Transformer blocks of 64 with 2 heads, context 64, learned positions, the output layer tied to the token embedding; vocab_size is set from the corpus",
+   "{\n"
+   "  \"format\": \"backprop-lab-model\",\n"
+   "  \"version\": 2,\n"
+   "  \"name\": \"char-gpt-tiny\",\n"
+   "  \"description\": \"A small character-level GPT for the CPU: 2 pre-norm causal Transformer blocks of 64 with 2 heads, context 64, learned positions, the output layer tied to the token embedding; vocab_size is set from the corpus\",\n"
+   "  \"nodes\": [\n"
+   "    {\"id\": \"x\", \"type\": \"Input\", \"shape\": [64], \"vocab_size\": 65},\n"
+   "    {\"id\": \"tok\", \"type\": \"Embedding\", \"inputs\": [\"x\"], \"embedding_dim\": 64, \"init_std\": 0.02},\n"
+   "    {\"id\": \"pos\", \"type\": \"PositionalEncoding\", \"inputs\": [\"tok\"], \"encoding\": \"learned\", \"max_len\": 64},\n"
+   "    {\"id\": \"block1\", \"type\": \"TransformerEncoderLayer\", \"inputs\": [\"pos\"], \"nhead\": 2, \"dim_feedforward\": 256, \"dropout\": 0, \"activation\": \"gelu\", \"norm_first\": true, \"causal\": true},\n"
+   "    {\"id\": \"block2\", \"type\": \"TransformerEncoderLayer\", \"inputs\": [\"block1\"], \"nhead\": 2, \"dim_feedforward\": 256, \"dropout\": 0, \"activation\": \"gelu\", \"norm_first\": true, \"causal\": true},\n"
+   "    {\"id\": \"ln_f\", \"type\": \"LayerNorm\", \"inputs\": [\"block2\"]},\n"
+   "    {\"id\": \"head\", \"type\": \"Linear\", \"inputs\": [\"ln_f\"], \"bias\": false, \"tied_to\": \"tok\"},\n"
+   "    {\"id\": \"output\", \"type\": \"Output\", \"inputs\": [\"head\"]}\n"
    "  ]\n"
    "}\n"},
 };

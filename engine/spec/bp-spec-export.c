@@ -49,28 +49,78 @@ append_shape (GString *out, const BpShape *s)
   g_string_append_c (out, ')');
 }
 
-/* The constructor call of a module node: "nn.Conv2d(1, 32, kernel_size=3, padding=1)". */
+/* Parameters that are not constructor arguments: they shape forward (causal), the weights
+ * after construction (tied_to, init_std). */
+static gboolean
+is_constructor_param (const BpLayerSpec *s, const BpParamInfo *p)
+{
+  return strcmp (p->name, "causal") != 0 && strcmp (p->name, "tied_to") != 0 &&
+         strcmp (p->name, "init_std") != 0;
+}
+
+static gboolean
+is_custom_class (BpLayerKind kind)
+{
+  return kind == BP_LAYER_POSITIONAL_ENCODING || kind == BP_LAYER_SEQUENCE_POOL;
+}
+
+/* PyTorch's sequence layers here always take (N, T, features) batches. */
+static gboolean
+takes_batch_first (BpLayerKind kind)
+{
+  return kind == BP_LAYER_RNN || kind == BP_LAYER_LSTM || kind == BP_LAYER_GRU ||
+         kind == BP_LAYER_MULTIHEAD_ATTENTION || kind == BP_LAYER_TRANSFORMER_ENCODER_LAYER ||
+         kind == BP_LAYER_TRANSFORMER_DECODER_LAYER;
+}
+
+/* The constructor call of a module node: "nn.Conv2d(1, 32, kernel_size=3, padding=1)". in and
+ * out are the node's input and output shapes (inferred sizes are filled in from them). */
 static void
-append_constructor (GString *out, const BpLayerSpec *s, const BpShape *in)
+append_constructor (GString *out, const BpLayerSpec *s, const BpShape *in, const BpShape *outs)
 {
   const BpLayerType *type = bp_layer_kind_type (s->kind);
-  g_string_append_printf (out, "nn.%s(", type->name);
+  g_string_append_printf (out, "%s%s(", is_custom_class (s->kind) ? "" : "nn.", type->name);
   gboolean first = TRUE;
   for (int k = 0; k < type->n_params; k++) {
     const BpParamInfo *p = &type->params[k];
     char value[128];
+    if (!is_constructor_param (s, p))
+      continue;
     if (p->flags & BP_PARAM_POSITIONAL) {
       if ((p->flags & BP_PARAM_INFERRED) && !bp_param_is_set (s, p)) {
         /* PyTorch needs the sizes the engine infers */
         BpLayerSpec filled = *s;
-        if (s->kind == BP_LAYER_LINEAR)
-          filled.in_features = in->d[in->ndim - 1];
-        else if (s->kind == BP_LAYER_LAYERNORM)
-          filled.normalized_shape = (BpShape){1, {in->d[in->ndim - 1]}};
-        else if (s->kind == BP_LAYER_CONV2D)
+        int64_t last = in->d[in->ndim - 1];
+        switch (s->kind) {
+        case BP_LAYER_LINEAR:
+          filled.in_features = last;
+          filled.out_features = outs->d[outs->ndim - 1];
+          break;
+        case BP_LAYER_LAYERNORM:
+          filled.normalized_shape = (BpShape){1, {last}, 0};
+          break;
+        case BP_LAYER_CONV2D:
           filled.in_channels = in->d[0];
-        else
+          break;
+        case BP_LAYER_EMBEDDING:
+          filled.num_embeddings = in->vocab;
+          break;
+        case BP_LAYER_RNN:
+        case BP_LAYER_LSTM:
+        case BP_LAYER_GRU:
+          filled.input_size = last;
+          break;
+        case BP_LAYER_MULTIHEAD_ATTENTION:
+          filled.embed_dim = last;
+          break;
+        case BP_LAYER_POSITIONAL_ENCODING:
+        case BP_LAYER_TRANSFORMER_ENCODER_LAYER:
+        case BP_LAYER_TRANSFORMER_DECODER_LAYER:
+          filled.d_model = last;
+          break;
+        default:
           filled.num_features = in->d[0];
+        }
         bp_param_format (&filled, p, true, value, sizeof value);
       } else {
         bp_param_format (s, p, true, value, sizeof value);
@@ -84,6 +134,8 @@ append_constructor (GString *out, const BpLayerSpec *s, const BpShape *in)
     }
     first = FALSE;
   }
+  if (takes_batch_first (s->kind))
+    g_string_append_printf (out, "%sbatch_first=True", first ? "" : ", ");
   g_string_append_c (out, ')');
 }
 
@@ -92,6 +144,95 @@ is_module (BpLayerKind kind)
 {
   return kind != BP_LAYER_INPUT && kind != BP_LAYER_OUTPUT && kind != BP_LAYER_ADD &&
          kind != BP_LAYER_CONCAT;
+}
+
+static const char causal_mask_code[] =
+  "def causal_mask(x):\n"
+  "    \"\"\"The causal attention mask for a (N, T, E) batch: -inf above the diagonal.\"\"\"\n"
+  "    t = x.shape[1]\n"
+  "    return torch.triu(torch.full((t, t), float(\"-inf\"), dtype=x.dtype, device=x.device), 1)\n"
+  "\n\n";
+
+static const char posenc_code[] =
+  "class PositionalEncoding(nn.Module):\n"
+  "    \"\"\"Adds position vectors to a (N, T, d_model) batch: sinusoidal (a fixed table, as in\n"
+  "    \"Attention is all you need\") or learned (a parameter, initialised N(0, 0.02)).\"\"\"\n"
+  "\n"
+  "    def __init__(self, d_model, encoding=\"sinusoidal\", max_len=5000, dropout=0.0):\n"
+  "        super().__init__()\n"
+  "        self.dropout = nn.Dropout(dropout)\n"
+  "        if encoding == \"learned\":\n"
+  "            self.weight = nn.Parameter(torch.randn(max_len, d_model) * 0.02)\n"
+  "        else:\n"
+  "            pos = torch.arange(max_len).unsqueeze(1).double()\n"
+  "            div = torch.exp(torch.arange(0, d_model, 2).double() * (-math.log(10000.0) / d_model))\n"
+  "            pe = torch.zeros(max_len, d_model, dtype=torch.double)\n"
+  "            pe[:, 0::2] = torch.sin(pos * div)\n"
+  "            pe[:, 1::2] = torch.cos(pos * div)\n"
+  "            self.register_buffer(\"pe\", pe.float(), persistent=False)\n"
+  "\n"
+  "    def forward(self, x):\n"
+  "        table = self.weight if hasattr(self, \"weight\") else self.pe\n"
+  "        return self.dropout(x + table[: x.shape[1]].to(x.dtype))\n"
+  "\n\n";
+
+static const char pool_code[] =
+  "class SequencePool(nn.Module):\n"
+  "    \"\"\"One vector per sequence of a (N, T, ...) batch: the last step, the mean or the first.\"\"\"\n"
+  "\n"
+  "    def __init__(self, mode=\"last\"):\n"
+  "        super().__init__()\n"
+  "        self.mode = mode\n"
+  "\n"
+  "    def forward(self, x):\n"
+  "        if self.mode == \"mean\":\n"
+  "            return x.mean(dim=1)\n"
+  "        return x[:, -1] if self.mode == \"last\" else x[:, 0]\n"
+  "\n\n";
+
+/* One node's line in forward (without the shape comment). */
+static void
+append_call (GString *out, const BpLayerSpec *s)
+{
+  const char *x = s->inputs[0];
+  switch (s->kind) {
+  case BP_LAYER_ADD:
+    g_string_append_printf (out, "        %s = ", s->id);
+    for (int e = 0; e < s->n_inputs; e++)
+      g_string_append_printf (out, "%s%s", e ? " + " : "", s->inputs[e]);
+    break;
+  case BP_LAYER_CONCAT:
+    g_string_append_printf (out, "        %s = torch.cat([", s->id);
+    for (int e = 0; e < s->n_inputs; e++)
+      g_string_append_printf (out, "%s%s", e ? ", " : "", s->inputs[e]);
+    g_string_append_printf (out, "], dim=%lld)", (long long) s->dim);
+    break;
+  case BP_LAYER_EMBEDDING:
+    g_string_append_printf (out, "        %s = self.%s(%s.long())", s->id, s->id, x);
+    break;
+  case BP_LAYER_RNN:
+  case BP_LAYER_LSTM:
+  case BP_LAYER_GRU:
+    g_string_append_printf (out, "        %s, _ = self.%s(%s)", s->id, s->id, x);
+    break;
+  case BP_LAYER_MULTIHEAD_ATTENTION:
+    g_string_append_printf (out, "        %s = self.%s(%s, %s, %s, need_weights=False%s%s%s)[0]",
+                            s->id, s->id, x, x, x, s->causal ? ", attn_mask=causal_mask(" : "",
+                            s->causal ? x : "", s->causal ? ")" : "");
+    break;
+  case BP_LAYER_TRANSFORMER_ENCODER_LAYER:
+    g_string_append_printf (out, "        %s = self.%s(%s%s%s%s)", s->id, s->id, x,
+                            s->causal ? ", src_mask=causal_mask(" : "", s->causal ? x : "",
+                            s->causal ? ")" : "");
+    break;
+  case BP_LAYER_TRANSFORMER_DECODER_LAYER:
+    g_string_append_printf (out, "        %s = self.%s(%s, %s%s%s%s)", s->id, s->id, x,
+                            s->inputs[1], s->causal ? ", tgt_mask=causal_mask(" : "",
+                            s->causal ? x : "", s->causal ? ")" : "");
+    break;
+  default:
+    g_string_append_printf (out, "        %s = self.%s(%s)", s->id, s->id, x);
+  }
 }
 
 char *
@@ -113,7 +254,17 @@ bp_spec_export_pytorch (const BpSpec *spec, GError **error)
   append_comment (out, title);
   if (spec->description)
     append_comment (out, spec->description);
-  g_string_append (out, "import torch\nfrom torch import nn\n\n");
+  gboolean uses_causal = FALSE, uses_posenc = FALSE, uses_pool = FALSE;
+  for (int k = 0; k < spec->n_nodes; k++) {
+    const BpLayerSpec *s = &nodes[k];
+    uses_causal |= s->causal && (s->kind == BP_LAYER_MULTIHEAD_ATTENTION ||
+                                 s->kind == BP_LAYER_TRANSFORMER_ENCODER_LAYER ||
+                                 s->kind == BP_LAYER_TRANSFORMER_DECODER_LAYER);
+    uses_posenc |= s->kind == BP_LAYER_POSITIONAL_ENCODING;
+    uses_pool |= s->kind == BP_LAYER_SEQUENCE_POOL;
+  }
+  g_string_append (out, uses_posenc ? "import math\n\nimport torch\nfrom torch import nn\n\n"
+                                    : "import torch\nfrom torch import nn\n\n");
   g_string_append (out, "INPUT_SHAPE = (");
   for (int d = 0; d < input->shape.ndim; d++)
     g_string_append_printf (out, "%s%lld", d ? ", " : "", (long long) input->shape.d[d]);
@@ -121,7 +272,16 @@ bp_spec_export_pytorch (const BpSpec *spec, GError **error)
     g_string_append_c (out, ',');
   g_string_append (out, ")  # one example; a batch is ");
   append_shape (out, &input->shape);
-  g_string_append_printf (out, "\n\n\nclass %s(nn.Module):\n", cls);
+  if (input->vocab_size > 0)
+    g_string_append_printf (out, " of token ids below %lld", (long long) input->vocab_size);
+  g_string_append (out, "\n\n\n");
+  if (uses_causal)
+    g_string_append (out, causal_mask_code);
+  if (uses_posenc)
+    g_string_append (out, posenc_code);
+  if (uses_pool)
+    g_string_append (out, pool_code);
+  g_string_append_printf (out, "class %s(nn.Module):\n", cls);
   g_string_append (out, "    def __init__(self):\n        super().__init__()\n");
   int n_modules = 0;
   for (int o = 0; o < g->n_order; o++) {
@@ -130,9 +290,21 @@ bp_spec_export_pytorch (const BpSpec *spec, GError **error)
     if (!is_module (s->kind))
       continue;
     g_string_append_printf (out, "        self.%s = ", s->id);
-    append_constructor (out, s, &g->layers[g->layers[k].inputs[0]].out);
+    append_constructor (out, s, &g->layers[g->layers[k].inputs[0]].out, &g->layers[k].out);
     g_string_append_c (out, '\n');
     n_modules++;
+  }
+  /* what PyTorch does after construction: shared weights, a non-default initialisation */
+  for (int o = 0; o < g->n_order; o++) {
+    const BpLayerSpec *s = &nodes[g->order[o]];
+    if (s->kind == BP_LAYER_LINEAR && s->tied_to[0])
+      g_string_append_printf (out, "        self.%s.weight = self.%s.weight  # weight tying\n",
+                              s->id, s->tied_to);
+    if (s->kind == BP_LAYER_EMBEDDING && s->init_std != 1.0f) {
+      char v[32];
+      bp_float_format (s->init_std, v, sizeof v);
+      g_string_append_printf (out, "        nn.init.normal_(self.%s.weight, std=%s)\n", s->id, v);
+    }
   }
   if (n_modules == 0)
     g_string_append (out, "        pass\n");
@@ -143,36 +315,33 @@ bp_spec_export_pytorch (const BpSpec *spec, GError **error)
     const BpLayerSpec *s = &nodes[k];
     if (s->kind == BP_LAYER_INPUT || s->kind == BP_LAYER_OUTPUT)
       continue;
-    g_string_append_printf (out, "        %s = ", s->id);
-    if (s->kind == BP_LAYER_ADD) {
-      for (int e = 0; e < s->n_inputs; e++)
-        g_string_append_printf (out, "%s%s", e ? " + " : "", s->inputs[e]);
-    } else if (s->kind == BP_LAYER_CONCAT) {
-      g_string_append (out, "torch.cat([");
-      for (int e = 0; e < s->n_inputs; e++)
-        g_string_append_printf (out, "%s%s", e ? ", " : "", s->inputs[e]);
-      g_string_append_printf (out, "], dim=%lld)", (long long) s->dim);
-    } else {
-      g_string_append_printf (out, "self.%s(%s)", s->id, s->inputs[0]);
-    }
+    append_call (out, s);
     g_string_append (out, "  # ");
     append_shape (out, &g->layers[k].out);
     g_string_append_c (out, '\n');
   }
+  /* cross-entropy per time step on (N, T, C) logits and (N, T) targets */
+  const BpShape *logits = &g->layers[g->output].out;
+  g_autofree char *loss_line =
+    output->loss == BP_LOSS_CROSS_ENTROPY && logits->ndim == 2
+      ? g_strdup ("def loss_fn(logits, target):\n"
+                  "    \"\"\"Cross-entropy of every time step: (N, T, C) logits, (N, T) targets.\"\"\"\n"
+                  "    return nn.functional.cross_entropy(logits.flatten(0, -2), target.flatten().long())")
+      : g_strdup_printf ("loss_fn = nn.%s()", bp_loss_name ((BpLossKind) output->loss));
   g_string_append_printf (out, "        return %s  # ", output->inputs[0]);
   append_shape (out, &g->layers[g->output].out);
   g_string_append_printf (out,
                           "\n\n\ndef model():\n"
                           "    \"\"\"A new %s, initialised as PyTorch does.\"\"\"\n"
                           "    return %s()\n\n\n"
-                          "loss_fn = nn.%s()\n\n"
+                          "%s\n\n"
                           "if __name__ == \"__main__\":\n"
                           "    m = model()\n"
                           "    print(m)\n"
                           "    print(sum(p.numel() for p in m.parameters()), \"parameters\")\n"
                           "    y = m(torch.zeros(2, *INPUT_SHAPE))\n"
                           "    print(\"output shape:\", tuple(y.shape))\n",
-                          cls, cls, bp_loss_name ((BpLossKind) output->loss));
+                          cls, cls, loss_line);
   bp_graph_info_free (g);
   return g_string_free (out, FALSE);
 }

@@ -168,6 +168,31 @@ read_param (BpLayerSpec *spec, const BpParamInfo *p, JsonNode *v)
     *(int *) dst = loss;
     return NULL;
   }
+  case BP_PARAM_CHOICE: {
+    const char *str = JSON_NODE_HOLDS_VALUE (v) && json_node_get_value_type (v) == G_TYPE_STRING
+                        ? json_node_get_string (v)
+                        : NULL;
+    for (int k = 0; str && p->choices && p->choices[k]; k++)
+      if (strcmp (p->choices[k], str) == 0) {
+        *(int *) dst = k;
+        return NULL;
+      }
+    GString *names = g_string_new (NULL);
+    for (int k = 0; p->choices && p->choices[k]; k++)
+      g_string_append_printf (names, "%s\"%s\"", k ? ", " : "", p->choices[k]);
+    char *msg = g_strdup_printf ("%s must be one of %s, not %s", p->name, names->str, given);
+    g_string_free (names, TRUE);
+    return msg;
+  }
+  case BP_PARAM_NODE: {
+    const char *str = JSON_NODE_HOLDS_VALUE (v) && json_node_get_value_type (v) == G_TYPE_STRING
+                        ? json_node_get_string (v)
+                        : NULL;
+    if (!str || strlen (str) > BP_LAYER_ID_MAX)
+      return g_strdup_printf ("%s must be the id of a node (a string), not %s", p->name, given);
+    g_strlcpy (dst, str, BP_LAYER_ID_MAX + 1);
+    return NULL;
+  }
   }
   return g_strdup ("unknown parameter type");
 }
@@ -879,4 +904,40 @@ bp_spec_canonical (const char *json, GError **error)
 {
   g_autoptr (BpSpec) spec = bp_spec_parse (json, error);
   return spec ? bp_spec_to_json (spec) : NULL;
+}
+
+/* ---- vocabulary ---- */
+
+gboolean
+bp_spec_set_vocab_size (BpSpec *spec, int64_t v, GError **error)
+{
+  if (v < 1 || v > (1 << 24)) {
+    SPEC_ERROR (error, "a vocabulary of %lld tokens is not in [1, 16777216]", (long long) v);
+    return FALSE;
+  }
+  BpLayerSpec *input = NULL;
+  for (int k = 0; k < spec->n_nodes; k++)
+    if (spec->nodes[k].kind == BP_LAYER_INPUT)
+      input = &spec->nodes[k];
+  if (!input) {
+    SPEC_ERROR (error, "the model spec has no Input node to take a vocab_size");
+    return FALSE;
+  }
+  int64_t old = input->vocab_size;
+  input->vocab_size = v;
+  for (int k = 0; k < spec->n_nodes; k++) {
+    BpLayerSpec *s = &spec->nodes[k];
+    if (s->kind == BP_LAYER_EMBEDDING && s->num_embeddings && (s->num_embeddings == old || !old))
+      s->num_embeddings = v;
+  }
+  return TRUE;
+}
+
+char *
+bp_spec_json_with_vocab_size (const char *json, int64_t v, GError **error)
+{
+  g_autoptr (BpSpec) spec = bp_spec_parse (json, error);
+  if (!spec || !bp_spec_set_vocab_size (spec, v, error))
+    return NULL;
+  return bp_spec_to_json (spec);
 }

@@ -99,6 +99,13 @@ char *bp_spec_export_pytorch (const BpSpec *spec, GError **error);
 gboolean bp_layer_spec_set_param (BpLayerSpec *spec, const char *name, const char *json_value,
                                   GError **error);
 
+/* Sets a language model's vocabulary from its corpus: the Input's vocab_size, and
+ * num_embeddings of Embedding nodes that give it explicitly (tied output layers follow their
+ * Embedding). FALSE with an error where the spec has no Input or v < 1. */
+gboolean bp_spec_set_vocab_size (BpSpec *spec, int64_t v, GError **error);
+/* The same on spec JSON: the canonical JSON of the changed spec (free it), or NULL. */
+char *bp_spec_json_with_vocab_size (const char *json, int64_t v, GError **error);
+
 typedef struct {
   const char *name;
   const char *description; /* one line, English (translated by the callers that show it) */
