@@ -28,10 +28,10 @@
 #define COL_BUDGET (256 * 1024)
 /* Winograd scratch floats per chunk (2 MiB), and the fewest channels it is used for. */
 #define WINO_BUDGET (512 * 1024)
+#define WINO_MIN_CHANNELS 8
 /* Winograd data of one pass (input, V and M): about 1 MiB. Smaller passes stay in L2 but
  * stream all of U (16 Cin Cout floats) from L3 once per pass: measured slightly slower. */
 #define WINO_PASS (256 * 1024)
-#define WINO_MIN_CHANNELS 8
 /* At least this many chunks when there are enough images, to share them over threads. */
 #define MIN_CHUNKS 8
 /* Weight-gradient partial sums: one per slot of consecutive chunks, summed in slot order. */
