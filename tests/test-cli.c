@@ -269,6 +269,13 @@ test_nan_loss (void)
   g_assert_cmpstr (json_object_get_string_member (run, "status"), ==, "failed");
   g_assert_nonnull (strstr (json_object_get_string_member (run, "status_reason"), "the loss became"));
   result_clear (&r);
+  /* --json says where the failed run went */
+  r = run_cli (NULL, "train", "--model", "mlp", "--epochs", "1", "--limit-train", "2000",
+               "--optimizer", "sgd", "--lr", "1000", "--device", "cpu", "--db", db, "--json", NULL);
+  assert_one_line_error (&r, 1, "the loss became");
+  g_assert_nonnull (strstr (r.out, "{\"event\":\"failed\",\"error\":\"the loss became"));
+  g_assert_nonnull (strstr (r.out, "\"run_id\":2,"));
+  result_clear (&r);
   g_autofree char *cps = g_build_filename (dir, "checkpoints", NULL);
   g_autofree char *cp1 = g_build_filename (cps, "1", NULL);
   g_rmdir (cp1);

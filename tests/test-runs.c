@@ -369,7 +369,12 @@ test_list_compare (void)
   const char *metrics[] = {"val_accuracy", "train_loss", "val_loss"};
   for (gsize k = 0; k < G_N_ELEMENTS (metrics); k++) {
     g_autofree char *png = g_strdup_printf ("%s/%s.png", dir, metrics[k]);
-    r = RUN ("compare", "1", "2", "--db", db, "--plot", png, "--metric", metrics[k]);
+    /* fontconfig (under Cairo's text) keeps its caches to the end: not our leak */
+    g_autofree char *supp = g_build_filename (dir, "lsan.supp", NULL);
+    g_assert_true (g_file_set_contents (supp, "leak:libfontconfig.so\n", -1, NULL));
+    g_autofree char *lsan = g_strdup_printf ("suppressions=%s:print_suppressions=0", supp);
+    const char *env[] = {"LSAN_OPTIONS", lsan, NULL};
+    r = RUN_ENV (env, "compare", "1", "2", "--db", db, "--plot", png, "--metric", metrics[k]);
     if (r.status == 1 && strstr (r.err, "without Cairo")) {
       g_test_message ("this backprop has no Cairo: --plot not tested");
       result_clear (&r);
@@ -481,7 +486,8 @@ test_export_csv (void)
 /* ---- export --pytorch ---- */
 
 static void
-check_pytorch_export (const char *dir, const char *db, const char *const *model_args)
+check_pytorch_export (const char *dir, const char *db, const char *const *model_args,
+                      gboolean run_main)
 {
   g_autofree char *out_dir = g_build_filename (dir, "export", NULL);
   g_autoptr (GPtrArray) args = g_ptr_array_new ();
@@ -546,14 +552,16 @@ check_pytorch_export (const char *dir, const char *db, const char *const *model_
   bp_test_assert_close ("exported logits", g_bytes_get_data (got, NULL), logits->data, 60, 1e-4);
 
   /* without arguments the script runs on its own */
-  const char *pargv2[] = {py, script, NULL};
-  g_free (pout);
-  g_free (perr);
-  g_assert_true (g_spawn_sync (NULL, (char **) pargv2, NULL, G_SPAWN_DEFAULT, NULL, NULL, &pout,
-                               &perr, &status, &error));
-  if (!g_spawn_check_wait_status (status, NULL))
-    g_error ("%s (no arguments) failed:\n%s", script, perr);
-  g_assert_nonnull (strstr (pout, "predicted classes"));
+  if (run_main) {
+    const char *pargv2[] = {py, script, NULL};
+    g_free (pout);
+    g_free (perr);
+    g_assert_true (g_spawn_sync (NULL, (char **) pargv2, NULL, G_SPAWN_DEFAULT, NULL, NULL, &pout,
+                                 &perr, &status, &error));
+    if (!g_spawn_check_wait_status (status, NULL))
+      g_error ("%s (no arguments) failed:\n%s", script, perr);
+    g_assert_nonnull (strstr (pout, "predicted classes"));
+  }
 
   bp_tensor_unref (logits);
   bp_tensor_unref (x);
@@ -577,9 +585,9 @@ test_export_pytorch (void)
   const char *mlp[] = {"--model", "mlp", NULL};
   const char *cnn[] = {"--model", "simple-cnn", NULL};
   const char *tiny[] = {"--spec", spec, NULL};
-  check_pytorch_export (dir, db, mlp);
-  check_pytorch_export (dir, db, cnn);
-  check_pytorch_export (dir, db, tiny);
+  check_pytorch_export (dir, db, mlp, TRUE);
+  check_pytorch_export (dir, db, cnn, FALSE);
+  check_pytorch_export (dir, db, tiny, FALSE);
   remove_tree (dir);
 }
 
@@ -647,8 +655,7 @@ test_resume_exact (void)
   ssize_t n;
   while (!strstr (out->str, "\"event\":\"epoch\"") && (n = read (out_fd, buf, sizeof buf)) > 0)
     g_string_append_len (out, buf, n);
-  g_usleep (300000); /* into the second epoch */
-  kill (pid, SIGINT);
+  kill (pid, SIGINT); /* early in the second epoch: it stops after the step it is in */
   while ((n = read (out_fd, buf, sizeof buf)) > 0)
     g_string_append_len (out, buf, n);
   close (out_fd);

@@ -470,7 +470,7 @@ catch_stop_signals (void)
   struct sigaction sa;
   memset (&sa, 0, sizeof sa);
   sa.sa_handler = on_stop_signal;
-  sa.sa_flags = SA_RESETHAND;
+  sa.sa_flags = SA_RESETHAND | SA_RESTART;
   sigemptyset (&sa.sa_mask);
   sigaction (SIGINT, &sa, NULL);
   sigaction (SIGTERM, &sa, NULL);
@@ -508,8 +508,9 @@ static gboolean
 train_event (const BpTrainEvent *ev, gpointer user_data)
 {
   TrainOutput *out = user_data;
-  if (out->recorder && !out->record_error &&
-      !bp_recorder_event (out->recorder, ev, &out->record_error))
+  if (out->record_error)
+    return FALSE; /* the store failed: the run ends with its error */
+  if (out->recorder && !bp_recorder_event (out->recorder, ev, &out->record_error))
     return FALSE;
   switch (ev->kind) {
   case BP_TRAIN_EVENT_START:
@@ -974,6 +975,13 @@ cmd_train (int argc, char **argv)
       printf ("continue it with: backprop train --resume %" G_GINT64_FORMAT "%s%s\n",
               bp_recorder_get_run_id (recorder), db ? " --db " : "", db ? db : "");
   }
+  if (!ok && json && recorder) {
+    printf ("{\"event\":\"failed\",");
+    print_json_string ("error", error->message, TRUE);
+    printf ("\"run_id\":%" G_GINT64_FORMAT ",", bp_recorder_get_run_id (recorder));
+    print_json_string ("db", db_path, FALSE);
+    printf ("}\n");
+  }
   if (!ok)
     rc = fail (cmd, error->message);
   else if (stop_signal)
@@ -1408,11 +1416,9 @@ cmd_show (int argc, char **argv)
 
   g_autofree char *created = format_time (run->created_us);
   g_autofree char *ended = format_time (run->ended_us);
-  printf ("run %" G_GINT64_FORMAT " \"%s\": %s%s%s\n", run->id, run->name,
+  printf ("run %" G_GINT64_FORMAT " \"%s\": %s%s%s%s\n", run->id, run->name,
           bp_run_status_to_string (run->status), *run->status_reason ? " (" : "",
-          *run->status_reason ? run->status_reason : "");
-  if (*run->status_reason)
-    printf (")\n");
+          run->status_reason, *run->status_reason ? ")" : "");
   printf ("  model %s, data set %s, started %s, ended %s", run->model_name ? run->model_name : "-",
           run->dataset ? run->dataset : "-", created, ended);
   if (run->ended_us > 0)
@@ -1710,6 +1716,7 @@ plot_curves (const char *path, const PlotMetric *m, int n, const Curve *curves, 
   cairo_status_t st = cairo_surface_write_to_png (surface, path);
   cairo_destroy (cr);
   cairo_surface_destroy (surface);
+  cairo_debug_reset_static_data (); /* the font caches, for the leak checker */
   if (st != CAIRO_STATUS_SUCCESS) {
     g_autofree char *shown = g_filename_display_name (path);
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot write %s: %s", shown,
