@@ -162,6 +162,22 @@ test_conv_values (void)
   bp_tensor_unref (x);
   bp_tensor_unref (w);
   bp_tensor_unref (b);
+
+  /* an empty batch: an empty output, and a backward that adds nothing */
+  BpTensor *e = bp_tensor_new_4d (0, 8, 5, 5);
+  BpTensor *ew = bp_test_rand (4, (int64_t[]){8, 8, 3, 3}, -1, 1, true);
+  BpConv2dParams p = bp_conv2d_params_default ();
+  p.padding[0] = p.padding[1] = 1;
+  BpTensor *ey = bp_conv2d (e, ew, NULL, &p);
+  g_assert_nonnull (ey);
+  g_assert_cmpint (ey->numel, ==, 0);
+  g_assert_cmpint (bp_backward_with (ey, NULL), ==, BP_OK);
+  for (int64_t i = 0; i < ew->numel; i++)
+    g_assert_cmpfloat (ew->grad[i], ==, 0.0f);
+  bp_tape_clear ();
+  bp_tensor_unref (ey);
+  bp_tensor_unref (e);
+  bp_tensor_unref (ew);
 }
 
 static void

@@ -1301,6 +1301,8 @@ conv2d_backward (float *dx, float *dw, const float *dout, const float *x, const 
                  const BpConv2dShape *s)
 {
   ConvPlan pl = conv_plan (s);
+  if (s->n == 0)
+    return BP_OK;
   if (direct_fits (s, &pl))
     return direct_backward (dx, dw, dout, x, w, s, &pl);
   int64_t slots = pl.n_chunks < MAX_SLOTS ? pl.n_chunks : MAX_SLOTS;
