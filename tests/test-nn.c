@@ -7,6 +7,7 @@
 
 #include "bp-backend.h"
 #include "bp-dataset.h"
+#include "bp-ops-eltwise.h"
 #include "bp-ops-loss.h"
 #include "bp-rng.h"
 #include "bp-spec.h"
@@ -181,6 +182,181 @@ test_resnet_torch_train (void)
   check_model_against_torch ("small-resnet", "b2_down_bn", TRUE);
 }
 
+
+/* The sequence presets (recurrent and Transformer classifiers on image rows, a character GPT)
+ * against their PyTorch twins in training mode without dropout: logits, loss and every
+ * parameter gradient, all in one PyTorch run. */
+static void
+test_sequence_presets_torch (void)
+{
+  static const char *const names[] = {"bilstm", "gru", "transformer-classifier", "char-gpt-tiny"};
+  enum { N = G_N_ELEMENTS (names) };
+  g_autofree char *bench = g_build_filename (g_getenv ("G_TEST_SRCDIR"), "..", "bench", NULL);
+  GString *code = g_string_new (NULL);
+  g_string_append_printf (code,
+    "import sys\nsys.path.insert(0, '%s')\nfrom torch_bench import model\nout = []\n"
+    "def case(name, a):\n"
+    "    m = model(name)\n"
+    "    m.train(True)\n"
+    "    for mod in m.modules():\n"
+    "        if isinstance(mod, torch.nn.Dropout): mod.p = 0.0\n"
+    "        if isinstance(mod, (torch.nn.MultiheadAttention, torch.nn.RNNBase)): mod.dropout = 0.0\n"
+    "    ps = list(m.parameters())\n"
+    "    with torch.no_grad():\n"
+    "        for p, src in zip(ps, a[2:]): p.copy_(src.reshape(p.shape))\n"
+    "    logits = m(a[0].detach())\n"
+    "    loss = torch.nn.functional.cross_entropy(logits.flatten(0, -2), a[1].detach().flatten().long())\n"
+    "    loss.backward()\n"
+    "    return [logits, loss.reshape(1)] + [p.grad for p in ps]\n", bench);
+  GPtrArray *args = g_ptr_array_new ();
+  GPtrArray *refs = g_ptr_array_new_with_free_func ((GDestroyNotify) bp_tensor_unref);
+  BpModel *models[N];
+  BpTensor *xs[N], *ys[N], *logits[N], *losses[N];
+  int n_params[N];
+  BpTensor **params[N];
+  for (int c = 0; c < N; c++) {
+    g_autoptr (GError) error = NULL;
+    bp_rng_seed (20 + c);
+    BpModel *m = models[c] = bp_spec_build (bp_preset_find (names[c])->json, &error);
+    g_assert_no_error (error);
+    for (int k = 0; k < m->n_layers; k++) {
+      BpLayerSpec *s = &m->layers[k].spec;
+      s->p = s->kind == BP_LAYER_DROPOUT ? 0.0f : s->p;
+      s->dropout = 0.0f;
+    }
+    int64_t b = 3, v = bp_model_vocab_size (m);
+    int64_t shape[BP_LAYER_MAX_DIMS + 1] = {b};
+    memcpy (shape + 1, m->in_shape, sizeof (int64_t) * (size_t) m->in_ndim);
+    xs[c] = bp_test_rand (m->in_ndim + 1, shape, -1, 1, FALSE);
+    if (v > 0) {
+      for (int64_t i = 0; i < xs[c]->numel; i++)
+        xs[c]->data[i] = (float) bp_rng_below ((uint64_t) v);
+      ys[c] = bp_tensor_new_2d (b, m->in_shape[0]);
+      for (int64_t i = 0; i < ys[c]->numel; i++)
+        ys[c]->data[i] = (float) bp_rng_below ((uint64_t) v);
+    } else {
+      ys[c] = bp_tensor_new_1d (b);
+      for (int64_t i = 0; i < b; i++)
+        ys[c]->data[i] = (float) ((i * 7 + c) % 10);
+    }
+    logits[c] = bp_model_forward (m, xs[c]);
+    g_assert_nonnull (logits[c]);
+    int64_t classes = logits[c]->shape[logits[c]->ndim - 1];
+    BpTensor *flat = bp_reshape (logits[c], 2, (int64_t[]){-1, classes});
+    BpTensor *targets = bp_reshape (ys[c], 1, (int64_t[]){-1});
+    losses[c] = bp_cross_entropy (flat, targets, 0.0f);
+    g_assert_cmpint (bp_backward (losses[c]), ==, BP_OK);
+    bp_tape_clear (); /* the next case's backward must not run this one's nodes again */
+    bp_tensor_unref (flat);
+    bp_tensor_unref (targets);
+    n_params[c] = bp_model_parameters (m, &params[c]);
+    int base = (int) args->len;
+    g_ptr_array_add (args, xs[c]);
+    g_ptr_array_add (args, ys[c]);
+    for (int k = 0; k < n_params[c]; k++)
+      g_ptr_array_add (args, params[c][k]);
+    g_ptr_array_add (refs, bp_tensor_new_like (logits[c]));
+    g_ptr_array_add (refs, bp_tensor_new_1d (1));
+    for (int k = 0; k < n_params[c]; k++)
+      g_ptr_array_add (refs, bp_tensor_new_like (params[c][k]));
+    g_string_append_printf (code, "out += case('%s', x[%d:%d])\n", names[c], base,
+                            (int) args->len);
+  }
+  if (bp_test_torch (code->str, (int) args->len, (BpTensor **) args->pdata, (int) refs->len,
+                     (BpTensor **) refs->pdata)) {
+    int at = 0;
+    for (int c = 0; c < N; c++) {
+      BpTensor *r = refs->pdata[at++];
+      g_autofree char *what = g_strdup_printf ("%s logits", names[c]);
+      bp_test_assert_close (what, logits[c]->data, r->data, r->numel, 1e-4);
+      r = refs->pdata[at++];
+      bp_test_assert_close ("loss", losses[c]->data, r->data, 1, 1e-5);
+      for (int k = 0; k < n_params[c]; k++) {
+        r = refs->pdata[at++];
+        g_autofree char *gw = g_strdup_printf ("%s gradient of parameter %d", names[c], k);
+        g_assert_nonnull (params[c][k]->grad);
+        bp_test_assert_close (gw, params[c][k]->grad, r->data, r->numel, 2e-4);
+      }
+    }
+  }
+  bp_tape_clear ();
+  for (int c = 0; c < N; c++) {
+    bp_tensor_unref (xs[c]);
+    bp_tensor_unref (ys[c]);
+    bp_tensor_unref (logits[c]);
+    bp_tensor_unref (losses[c]);
+    free (params[c]);
+    bp_model_free (models[c]);
+  }
+  g_ptr_array_unref (args);
+  g_ptr_array_unref (refs);
+  g_string_free (code, TRUE);
+}
+
+/* The attention weights of a chosen node: per head and averaged, rows summing to 1, causal
+ * ones zero above the diagonal; tied weights appear twice in the state, once in the
+ * parameters. */
+static void
+test_attention_capture (void)
+{
+  g_autoptr (GError) error = NULL;
+  bp_rng_seed (30);
+  BpModel *m = bp_spec_build (bp_preset_find ("char-gpt-tiny")->json, &error);
+  g_assert_no_error (error);
+  bp_model_set_training (m, false);
+  BpTensor *x = bp_tensor_new_2d (2, 64);
+  for (int64_t i = 0; i < x->numel; i++)
+    x->data[i] = (float) (i % 65);
+  bp_model_capture_attention (m, "block2", 1);
+  BpTensor *y = bp_model_forward (m, x);
+  BpTensor *w = bp_model_attention (m);
+  g_assert_nonnull (w);
+  g_assert_cmpint (w->ndim, ==, 4);
+  g_assert_cmpint (w->shape[1], ==, 2); /* heads */
+  g_assert_cmpint (w->shape[2], ==, 64);
+  for (int64_t r = 0; r < 2 * 2 * 64; r++) {
+    double sum = 0;
+    int64_t i = r % 64;
+    for (int64_t j = 0; j < 64; j++) {
+      float a = w->data[r * 64 + j];
+      sum += a;
+      if (j > i)
+        g_assert_cmpfloat (a, ==, 0.0f);
+    }
+    g_assert_cmpfloat_with_epsilon (sum, 1.0, 1e-5);
+  }
+  bp_tensor_unref (y);
+  bp_model_capture_attention (m, "block1", 2);
+  y = bp_model_forward (m, x);
+  g_assert_cmpint (bp_model_attention (m)->ndim, ==, 3);
+  bp_tensor_unref (y);
+  bp_model_capture_attention (m, NULL, 0);
+  y = bp_model_forward (m, x);
+  g_assert_null (bp_model_attention (m));
+  BpNamedTensor *state;
+  int n_state = bp_model_state (m, &state);
+  BpTensor *tok = NULL, *head = NULL;
+  for (int k = 0; k < n_state; k++) {
+    if (strcmp (state[k].name, "tok.weight") == 0)
+      tok = state[k].tensor;
+    if (strcmp (state[k].name, "head.weight") == 0)
+      head = state[k].tensor;
+  }
+  g_assert_nonnull (tok);
+  g_assert_true (tok == head);
+  free (state);
+  BpTensor **params;
+  int n_params = bp_model_parameters (m, &params);
+  int seen = 0;
+  for (int k = 0; k < n_params; k++)
+    seen += params[k] == tok;
+  g_assert_cmpint (seen, ==, 1);
+  free (params);
+  bp_tensor_unref (y);
+  bp_tensor_unref (x);
+  bp_model_free (m);
+}
+
 static void
 test_spec_errors (void)
 {
@@ -311,5 +487,7 @@ main (int argc, char **argv)
   g_test_add_func ("/nn/simple-cnn-torch-train", test_cnn_torch_train);
   g_test_add_func ("/nn/small-resnet-torch-train", test_resnet_torch_train);
   g_test_add_func ("/nn/training-repeatable", test_training_repeatable);
+  g_test_add_func ("/nn/sequence-presets-torch", test_sequence_presets_torch);
+  g_test_add_func ("/nn/attention-capture", test_attention_capture);
   return g_test_run ();
 }
