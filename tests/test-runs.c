@@ -641,14 +641,19 @@ test_resume_exact (void)
   assert_one_line_error (&r, 2, "--lr cannot be given with --resume");
   result_clear (&r);
 
-  /* stopped with Ctrl-C in the middle of an epoch, resumed */
+  /* trained for 1 epoch, resumed to 3, stopped with Ctrl-C early in epoch 2, resumed (to the
+   * 3 epochs it was last given) */
+  r = RUN ("train", TINY, "--epochs", "1", "--limit-train", "1536", "--name", "interrupted");
+  assert_ok (&r, "train 1 epoch of 1536");
+  result_clear (&r);
   g_autofree char *cli = g_strdup (g_getenv ("BP_CLI"));
-  const char *argv[] = {cli, "train", TINY, "--epochs", "3", "--limit-train", "1536", "--name",
-                        "interrupted", NULL};
+  const char *argv[] = {cli, "train", "--resume", "interrupted", "--epochs", "3", "--db", db,
+                        "--json", NULL};
   GPid pid;
   int out_fd;
   g_autoptr (GError) error = NULL;
-  g_assert_true (g_spawn_async_with_pipes (NULL, (char **) argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDERR_TO_DEV_NULL,
+  g_assert_true (g_spawn_async_with_pipes (NULL, (char **) argv, NULL,
+                                           G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDERR_TO_DEV_NULL,
                                            NULL, NULL, &pid, NULL, &out_fd, NULL, &error));
   GString *out = g_string_new (NULL);
   char buf[4096];
@@ -677,6 +682,7 @@ test_resume_exact (void)
   r = RUN ("train", "--resume", "interrupted", "--db", db, "--json");
   assert_ok (&r, "resume after Ctrl-C");
   g_test_message ("%.*s", (int) strcspn (r.out, "\n"), r.out);
+  g_assert_nonnull (strstr (r.out, "\"epochs_done\":3,"));
   result_clear (&r);
   r = RUN ("train", TINY, "--epochs", "3", "--limit-train", "1536", "--name", "uninterrupted");
   assert_ok (&r, "train 3 epochs of 1536");

@@ -12,6 +12,7 @@
 #include <sys/utsname.h>
 
 #include "bp-backend.h"
+#include "bp-safetensors.h"
 #include "cuda/bp-cuda.h"
 
 struct BpRecorder {
@@ -168,6 +169,19 @@ bp_recorder_run_config (BpStore *store, gint64 run_id, BpTrainConfig *config, GE
   BpTrainConfig c = bp_train_config_default ();
   if (!bp_train_config_from_json (run->config_json, &c, error))
     return FALSE;
+  /* a resumed run may have been given more epochs: its newest checkpoint has the config it
+   * was last trained with (a checkpoint that does not load is reported by the resume) */
+  g_autoptr (GPtrArray) cps = bp_store_list_checkpoints (store, run_id, error);
+  if (!cps)
+    return FALSE;
+  if (cps->len) {
+    BpCheckpoint *newest = g_ptr_array_index (cps, cps->len - 1);
+    g_autoptr (BpSafetensors) st = bp_safetensors_load (newest->path, NULL);
+    const char *saved = st ? g_hash_table_lookup (st->metadata, "config") : NULL;
+    BpTrainConfig later = c;
+    if (saved && bp_train_config_from_json (saved, &later, NULL))
+      c = later;
+  }
   c.model_json = g_intern_string (run->spec_json);
   *config = c;
   return TRUE;
@@ -229,8 +243,7 @@ bp_recorder_resume (BpStore *store, BpTrainer *trainer, gint64 run_id,
     r->checkpoint = g_strdup (newest->path);
   }
   int epochs = bp_trainer_get_config (trainer)->epochs;
-  if (ok && bp_trainer_get_epochs_done (trainer) >= epochs &&
-      bp_trainer_get_epoch_step (trainer) == 0) {
+  if (ok && bp_trainer_get_epochs_done (trainer) >= epochs) {
     g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_DONE,
                  "run %" G_GINT64_FORMAT " has already trained %d epochs: give --epochs above "
                  "%d to train it further", run_id, bp_trainer_get_epochs_done (trainer),

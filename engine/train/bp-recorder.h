@@ -55,7 +55,9 @@ BpRecorder *bp_recorder_new (BpStore *store, BpTrainer *trainer, const BpRecorde
                              GError **error);
 
 /* The config of a stored run with its model spec in model_json (strings interned), to make
- * the trainer that resumes it. The caller may then change the epochs (the new total). */
+ * the trainer that resumes it: the run's config, updated by its newest checkpoint's (a resumed
+ * run keeps the epochs it was last given). The caller may then change the epochs (the new
+ * total). */
 gboolean bp_recorder_run_config (BpStore *store, gint64 run_id, BpTrainConfig *config,
                                  GError **error);
 
