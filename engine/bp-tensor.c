@@ -198,6 +198,41 @@ bp_tensor_to (const BpTensor *t, BpDevice device)
   return r;
 }
 
+BpStatus
+bp_tensor_move_to (BpTensor *t, BpDevice device)
+{
+  if (t->device == device)
+    return BP_OK;
+  BpTensor *data = bp_tensor_to (t, device);
+  if (!data)
+    return bp_last_status () != BP_OK ? bp_last_status () : BP_ERR_DEVICE;
+  BpTensor *grad = NULL;
+  if (t->grad) {
+    BpTensor view = *t;
+    view.data = t->grad;
+    grad = bp_tensor_to (&view, device);
+    if (!grad) {
+      bp_tensor_unref (data);
+      return bp_last_status () != BP_OK ? bp_last_status () : BP_ERR_DEVICE;
+    }
+  }
+  /* swap the storage: the old buffers leave with the temporary tensors */
+  float *old = t->data, *old_grad = t->grad;
+  BpDevice old_device = t->device;
+  t->data = data->data;
+  t->grad = grad ? grad->data : NULL;
+  t->device = device;
+  data->data = old;
+  data->device = old_device;
+  bp_tensor_unref (data);
+  if (grad) {
+    grad->data = old_grad;
+    grad->device = old_device;
+    bp_tensor_unref (grad);
+  }
+  return BP_OK;
+}
+
 float *
 bp_tensor_grad (BpTensor *t)
 {

@@ -58,6 +58,9 @@ BpTensor *bp_tensor_ref (BpTensor *t);
 void bp_tensor_unref (BpTensor *t);
 /* Copies data (not the gradient) to a new tensor on `device`. */
 BpTensor *bp_tensor_to (const BpTensor *t, BpDevice device);
+/* Moves t's data (and gradient, if any) to `device` in place, so holders of the tensor (a
+ * model's layers, an optimizer) keep their pointer. On failure t is unchanged. */
+BpStatus bp_tensor_move_to (BpTensor *t, BpDevice device);
 
 /* The gradient buffer, allocated and zeroed on first use. */
 float *bp_tensor_grad (BpTensor *t);

@@ -34,6 +34,22 @@ test_tensor_basics (void)
 }
 
 static void
+test_move_to_same_device (void)
+{
+  /* moving to the device a tensor is on keeps its buffers */
+  BpTensor *t = bp_test_rand (1, (int64_t[]){5}, -1, 1, true);
+  float *data = t->data, *grad = bp_tensor_grad (t);
+  g_assert_cmpint (bp_tensor_move_to (t, BP_DEVICE_CPU), ==, BP_OK);
+  g_assert_true (t->data == data && t->grad == grad);
+  /* without a usable CUDA backend a move is an error and leaves the tensor as it was */
+  if (!bp_backend (BP_DEVICE_CUDA)) {
+    g_assert_cmpint (bp_tensor_move_to (t, BP_DEVICE_CUDA), !=, BP_OK);
+    g_assert_true (t->data == data && t->device == BP_DEVICE_CPU);
+  }
+  bp_tensor_unref (t);
+}
+
+static void
 test_rng_repeatable (void)
 {
   bp_rng_seed (42);
@@ -193,6 +209,7 @@ main (int argc, char **argv)
   bp_set_num_threads (1);
   g_test_add_func ("/tensor/basics", test_tensor_basics);
   g_test_add_func ("/tensor/rng", test_rng_repeatable);
+  g_test_add_func ("/tensor/move-to", test_move_to_same_device);
   g_test_add_func ("/tensor/tape-clear", test_tape_clear_frees);
   g_test_add_func ("/tensor/shape-errors", test_shape_errors);
   g_test_add_func ("/linear/matmul-grad", test_matmul_grad);
