@@ -8,11 +8,13 @@
 
 #include "bp-backend.h"
 #include "bp-dataset.h"
+#include "bp-ops-eltwise.h"
 #include "bp-loader.h"
 #include "bp-ops-loss.h"
 #include "bp-rng.h"
 #include "bp-safetensors.h"
 #include "bp-spec.h"
+#include "cuda/bp-cuda.h"
 
 G_DEFINE_QUARK (bp-train-error-quark, bp_train_error)
 
@@ -33,6 +35,13 @@ struct BpTrainer {
   int64_t epoch_step, global_step;
   double loss_sum;       /* the epoch in progress: sum of loss * batch size */
   int64_t correct, seen; /* and its correct predictions and examples */
+  /* learning rate: the user's lr over the scheduled one (1: never changed, the schedule's lr
+   * is used as it is) and the lr the scheduler set last */
+  double lr_scale;
+  float sched_lr;
+  /* a device other than the CPU: the training set resident there, dev_x (N, D) and dev_y
+   * (N, 1), batches gathered with bp_embedding; NULL: each batch is uploaded */
+  BpTensor *dev_x, *dev_y;
 };
 
 BpTrainConfig
@@ -111,6 +120,123 @@ build_model (const BpTrainConfig *c, char **spec_json, GError **error)
   return m;
 }
 
+/* ---- devices ---- */
+
+/* The training set stays on the device when it takes at most this much. */
+#define RESIDENT_MAX_BYTES ((size_t) 2 << 30)
+
+/* Starts the device, moves the model state there and, when it fits, the training set. */
+static gboolean
+to_device (BpTrainer *t, GError **error)
+{
+  BpDevice dev = t->config.device;
+  if (dev != BP_DEVICE_CUDA) {
+    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_INVALID, "unknown device %d", (int) dev);
+    return FALSE;
+  }
+  char why[256] = "";
+  if (bp_cuda_init (why, sizeof why) != BP_OK) {
+    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE, "device cuda: %s",
+                 why[0] ? why : bp_last_error ());
+    return FALSE;
+  }
+  BpNamedTensor *state;
+  int n = bp_model_state (t->model, &state);
+  gboolean ok = TRUE;
+  for (int k = 0; k < n && ok; k++)
+    if (bp_tensor_move_to (state[k].tensor, dev) != BP_OK) {
+      g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE,
+                   "cannot move \"%s\" to the GPU: %s", state[k].name, bp_last_error ());
+      ok = FALSE;
+    }
+  free (state);
+  if (!ok)
+    return FALSE;
+  /* the training set as (N, D) and (N, 1); float indices are exact up to 2^24 */
+  BpDataset *ds = t->train_set;
+  int64_t d = bp_shape_numel (ds->example_ndim, ds->example_shape);
+  if (ds->n > 0 && ds->n <= (1 << 24) &&
+      (size_t) ds->n * (size_t) (d + 1) * sizeof (float) <= RESIDENT_MAX_BYTES) {
+    BpTensor hx = {.ndim = 2, .shape = {ds->n, d}, .numel = ds->n * d, .data = ds->x};
+    BpTensor hy = {.ndim = 2, .shape = {ds->n, 1}, .numel = ds->n, .data = ds->y};
+    t->dev_x = bp_tensor_to (&hx, dev);
+    t->dev_y = t->dev_x ? bp_tensor_to (&hy, dev) : NULL;
+    if (!t->dev_y) {
+      /* it does not fit after all: batches are uploaded one by one */
+      g_clear_pointer (&t->dev_x, bp_tensor_unref);
+      bp_clear_error ();
+    }
+  }
+  return TRUE;
+}
+
+/* The batch (x, y) of `loader` on the trainer's device: new tensors in *dx and *dy (the
+ * loader's own on the CPU, where nothing is copied). */
+static gboolean
+batch_to_device (BpTrainer *t, BpLoader *loader, BpDataset *ds, BpTensor *x, BpTensor *y,
+                 BpTensor **dx, BpTensor **dy)
+{
+  BpDevice dev = t->config.device;
+  *dx = x;
+  *dy = y;
+  if (dev == BP_DEVICE_CPU)
+    return TRUE;
+  *dx = *dy = NULL;
+  if (ds == t->train_set && t->dev_x) {
+    /* gather on the device: only the batch's indices (B floats) travel */
+    int64_t b;
+    const int64_t *idx = bp_loader_batch_indices (loader, &b);
+    BpTensor *hi = bp_tensor_new_1d (b);
+    if (!hi)
+      return FALSE;
+    for (int64_t i = 0; i < b; i++)
+      hi->data[i] = (float) idx[i];
+    BpTensor *di = bp_tensor_to (hi, dev);
+    bp_tensor_unref (hi);
+    BpTensor *gx = di ? bp_embedding (t->dev_x, di) : NULL; /* (B, D) */
+    BpTensor *gy = gx ? bp_embedding (t->dev_y, di) : NULL; /* (B, 1) */
+    bp_tensor_unref (di);
+    *dx = gy ? bp_reshape (gx, x->ndim, x->shape) : NULL;
+    *dy = *dx ? bp_reshape (gy, y->ndim, y->shape) : NULL;
+    bp_tensor_unref (gx);
+    bp_tensor_unref (gy);
+  } else {
+    *dx = bp_tensor_to (x, dev);
+    *dy = *dx ? bp_tensor_to (y, dev) : NULL;
+  }
+  if (!*dy) {
+    g_clear_pointer (dx, bp_tensor_unref);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static void
+batch_release (BpTensor *x, BpTensor *y, BpTensor *dx, BpTensor *dy)
+{
+  if (dx != x)
+    bp_tensor_unref (dx);
+  if (dy != y)
+    bp_tensor_unref (dy);
+}
+
+/* The value of a 1-element tensor; from a device this downloads it, which waits for the work
+ * queued before it and reports a failure of any of it. */
+static gboolean
+read_scalar (const BpTensor *s, double *v)
+{
+  if (s->device == BP_DEVICE_CPU) {
+    *v = s->data[0];
+    return TRUE;
+  }
+  BpTensor *h = bp_tensor_to (s, BP_DEVICE_CPU);
+  if (!h)
+    return FALSE;
+  *v = h->data[0];
+  bp_tensor_unref (h);
+  return TRUE;
+}
+
 BpTrainer *
 bp_trainer_new (const BpTrainConfig *config, GError **error)
 {
@@ -156,6 +282,11 @@ bp_trainer_new (const BpTrainConfig *config, GError **error)
     return NULL;
   }
   t->confusion = g_new0 (int64_t, (gsize) t->train_set->n_classes * (gsize) t->train_set->n_classes);
+  /* the model state goes to the device before the optimizer allocates its buffers there */
+  if (config->device != BP_DEVICE_CPU && !to_device (t, error)) {
+    bp_trainer_free (t);
+    return NULL;
+  }
   t->n_params = bp_model_parameters (t->model, &t->params);
   t->optim = bp_optimizer_new (&config->optim, t->n_params, t->params);
   t->sched = bp_scheduler_new (&config->sched, t->optim);
@@ -164,6 +295,8 @@ bp_trainer_new (const BpTrainConfig *config, GError **error)
     bp_trainer_free (t);
     return NULL;
   }
+  t->lr_scale = 1.0;
+  t->sched_lr = bp_optimizer_get_lr (t->optim);
 
   BpLoaderOptions lo = BP_LOADER_OPTIONS_INIT;
   lo.batch_size = config->batch_size;
@@ -190,6 +323,8 @@ bp_trainer_free (BpTrainer *t)
   if (t->optim)
     bp_optimizer_free (t->optim);
   free (t->params);
+  bp_tensor_unref (t->dev_x);
+  bp_tensor_unref (t->dev_y);
   g_free (t->confusion);
   g_free (t->spec_json);
   bp_model_free (t->model);
@@ -254,22 +389,34 @@ evaluate (BpTrainer *t, BpDataset *ds, const BpIndices *subset, double *loss, do
   BpTensor *x, *y;
   gboolean ok = TRUE;
   while (bp_loader_next (loader, &x, &y)) {
-    BpTensor *logits = bp_model_forward (t->model, x);
-    BpTensor *l = logits ? bp_cross_entropy (logits, y, 0.0f) : NULL;
-    if (!l) {
+    BpTensor *dx, *dy;
+    if (!batch_to_device (t, loader, ds, x, y, &dx, &dy)) {
       g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE, "evaluation failed: %s",
                    bp_last_error ());
-      bp_tensor_unref (logits);
       ok = FALSE;
       break;
     }
-    loss_sum += (double) l->data[0] * (double) y->numel;
-    correct += bp_count_correct (logits, y);
+    BpTensor *logits = bp_model_forward (t->model, dx);
+    BpTensor *l = logits ? bp_cross_entropy (logits, dy, 0.0f) : NULL;
+    double lv = 0.0;
+    int64_t c = l && read_scalar (l, &lv) ? bp_count_correct (logits, dy) : -1;
+    if (c < 0) {
+      g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE, "evaluation failed: %s",
+                   bp_last_error ());
+      bp_tensor_unref (l);
+      bp_tensor_unref (logits);
+      batch_release (x, y, dx, dy);
+      ok = FALSE;
+      break;
+    }
+    loss_sum += lv * (double) y->numel;
+    correct += c;
     if (confusion)
-      add_confusion (confusion, ds->n_classes, logits, y);
+      add_confusion (confusion, ds->n_classes, logits, dy);
     seen += y->numel;
     bp_tensor_unref (l);
     bp_tensor_unref (logits);
+    batch_release (x, y, dx, dy);
   }
   bp_model_set_training (t->model, true);
   bp_set_grad_enabled (was);
@@ -287,9 +434,23 @@ bp_trainer_evaluate_test (BpTrainer *t, double *loss, double *accuracy, GError *
   return evaluate (t, t->test_set, NULL, loss, accuracy, NULL, error);
 }
 
+/* After the scheduler set the lr (new epoch, restored state): the user's scale on top. */
+static void
+sched_changed (BpTrainer *t)
+{
+  t->sched_lr = bp_optimizer_get_lr (t->optim);
+  if (t->lr_scale != 1.0)
+    bp_optimizer_set_lr (t->optim, (float) ((double) t->sched_lr * t->lr_scale));
+}
+
+/* The user's lr holds until the schedule moves on; from then the schedule continues scaled by
+ * lr / (the scheduled lr now), e.g. a step schedule then decays from the user's lr. Where the
+ * scheduled lr is 0 no scale exists: the lr is set for the rest of this epoch only. */
 void
 bp_trainer_set_lr (BpTrainer *t, float lr)
 {
+  if (t->sched_lr > 0.0f)
+    t->lr_scale = (double) lr / (double) t->sched_lr;
   bp_optimizer_set_lr (t->optim, lr);
 }
 
@@ -337,18 +498,26 @@ bp_trainer_run (BpTrainer *t, BpTrainCallback callback, gpointer user_data, GErr
         return FALSE;
       }
     while (go_on && bp_loader_next (t->train_loader, &x, &y)) {
+      BpTensor *dx, *dy;
+      if (!batch_to_device (t, t->train_loader, t->train_set, x, y, &dx, &dy)) {
+        g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE,
+                     "cannot copy a batch to the device: %s", bp_last_error ());
+        return FALSE;
+      }
       bp_optimizer_zero_grad (t->optim);
-      BpTensor *logits = bp_model_forward (t->model, x);
-      BpTensor *loss = logits ? bp_cross_entropy (logits, y, c->label_smoothing) : NULL;
-      if (!loss || bp_backward (loss) != BP_OK) {
+      BpTensor *logits = bp_model_forward (t->model, dx);
+      BpTensor *loss = logits ? bp_cross_entropy (logits, dy, c->label_smoothing) : NULL;
+      double l = 0.0;
+      /* on a device, reading the loss waits for the step so far and reports its failures */
+      if (!loss || bp_backward (loss) != BP_OK || !read_scalar (loss, &l)) {
         g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE, "training step failed: %s",
                      bp_last_error ());
         bp_tensor_unref (loss);
         bp_tensor_unref (logits);
         bp_tape_clear ();
+        batch_release (x, y, dx, dy);
         return FALSE;
       }
-      double l = loss->data[0];
       if (!isfinite (l)) {
         g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_NUMERIC,
                      "the loss became %s at epoch %d, step %" G_GINT64_FORMAT
@@ -358,16 +527,18 @@ bp_trainer_run (BpTrainer *t, BpTrainCallback callback, gpointer user_data, GErr
         bp_tensor_unref (loss);
         bp_tensor_unref (logits);
         bp_tape_clear ();
+        batch_release (x, y, dx, dy);
         return FALSE;
       }
       if (c->clip_norm > 0.0f)
         bp_clip_grad_norm (t->n_params, t->params, c->clip_norm);
       BpStatus s = bp_optimizer_step (t->optim);
-      int64_t correct = bp_count_correct (logits, y);
+      int64_t correct = s == BP_OK ? bp_count_correct (logits, dy) : 0;
       bp_tensor_unref (loss);
       bp_tensor_unref (logits);
       bp_tape_clear ();
-      if (s != BP_OK) {
+      batch_release (x, y, dx, dy);
+      if (s != BP_OK || correct < 0) {
         g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE, "optimizer step failed: %s",
                      bp_last_error ());
         return FALSE;
@@ -381,6 +552,7 @@ bp_trainer_run (BpTrainer *t, BpTrainCallback callback, gpointer user_data, GErr
       ev.step = t->epoch_step;
       ev.global_step = t->global_step;
       ev.loss = l;
+      ev.accuracy = (double) correct / (double) MAX (1, y->numel);
       ev.lr = bp_optimizer_get_lr (t->optim);
       ev.seconds = (double) (g_get_monotonic_time () - t_start) / 1e6;
       ev.images_per_second = (double) (t->seen - seen_before) /
@@ -406,6 +578,7 @@ bp_trainer_run (BpTrainer *t, BpTrainCallback callback, gpointer user_data, GErr
     ev.seconds = epoch_seconds;
     ev.images_per_second = (double) (t->seen - seen_before) / fmax (1e-9, epoch_seconds);
     bp_scheduler_step (t->sched, isnan (ev.val_loss) ? (float) ev.train_loss : (float) ev.val_loss);
+    sched_changed (t);
     /* the epoch is complete: a checkpoint taken in this callback starts the next one */
     t->epochs_done = epoch;
     t->epoch_step = 0;
@@ -415,7 +588,11 @@ bp_trainer_run (BpTrainer *t, BpTrainCallback callback, gpointer user_data, GErr
       go_on = callback (&ev, user_data);
   }
 
-  if (!bp_trainer_evaluate_test (t, &ev.test_loss, &ev.test_accuracy, error))
+  /* stopped by the callback before the last epoch ended: no test pass (it would keep a user
+   * who pressed Stop waiting); the test metrics are NaN */
+  ev.test_loss = ev.test_accuracy = NAN;
+  if ((go_on || t->epochs_done >= c->epochs) &&
+      !bp_trainer_evaluate_test (t, &ev.test_loss, &ev.test_accuracy, error))
     return FALSE;
   ev.kind = BP_TRAIN_EVENT_DONE;
   ev.confusion = NULL;
@@ -829,6 +1006,7 @@ trainer_state_json (BpTrainer *t)
   add_string (b, "rng", rng);
   add_int (b, "optimizer_steps", bp_optimizer_get_step (t->optim));
   add_exact (b, "lr", bp_optimizer_get_lr (t->optim));
+  add_exact (b, "lr_scale", t->lr_scale);
   BpSchedState ss;
   bp_scheduler_get_state (t->sched, &ss);
   json_builder_set_member_name (b, "scheduler");
@@ -1083,7 +1261,13 @@ bp_trainer_load_checkpoint (BpTrainer *t, const char *path, GError **error)
   bp_optimizer_set_step (t->optim, opt_steps);
   BpSchedState ss = {(int) s_epoch, s_best, (int) s_bad, s_lr};
   bp_scheduler_set_state (t->sched, &ss);
+  t->sched_lr = bp_optimizer_get_lr (t->optim);
   bp_optimizer_set_lr (t->optim, (float) lr);
+  /* a user's change of the lr (absent from checkpoints written before it was kept: 1) */
+  double lr_scale = 1.0;
+  if (!get_exact (ts, "lr_scale", &lr_scale) || !(lr_scale > 0.0) || !isfinite (lr_scale))
+    lr_scale = 1.0;
+  t->lr_scale = lr_scale;
   t->epochs_done = (int) epochs_done;
   t->epoch_step = epoch_step;
   t->global_step = global_step;

@@ -31,7 +31,8 @@ typedef struct {
   float clip_norm;        /* 0: no clipping */
   float label_smoothing;
   uint64_t seed;
-  BpDevice device;
+  BpDevice device;        /* BP_DEVICE_CUDA: bp_trainer_new starts the backend (bp_cuda_init)
+                           * and fails with its reason when it cannot; there is no fallback */
   int64_t limit_train;    /* 0: the whole training set */
   int64_t limit_test;     /* 0: the whole test set */
   double val_fraction;    /* share of the (limited) training set held out for validation */
@@ -57,6 +58,7 @@ typedef struct {
   int64_t n_train, n_val, n_test;
   int64_t n_params;
   double loss;                /* STEP: this batch's loss */
+  double accuracy;            /* STEP: this batch's accuracy (arg-max of the logits) */
   double train_loss, train_accuracy;
   double val_loss, val_accuracy;
   double test_loss, test_accuracy;
@@ -70,7 +72,8 @@ typedef struct {
   const char *const *class_names;
 } BpTrainEvent;
 
-/* Return FALSE to stop training after this event (the run then ends with DONE). */
+/* Return FALSE to stop training after this event: the run then ends with DONE at once, with
+ * test_loss and test_accuracy NaN (no test pass) unless all the epochs were done. */
 typedef gboolean (*BpTrainCallback) (const BpTrainEvent *event, gpointer user_data);
 
 typedef struct BpTrainer BpTrainer;
@@ -82,7 +85,9 @@ BpModel *bp_trainer_get_model (BpTrainer *trainer);
 gboolean bp_trainer_run (BpTrainer *trainer, BpTrainCallback callback, gpointer user_data,
                          GError **error);
 /* Changes the learning rate; call it from the callback (the training thread), e.g. while a
- * user has paused training. */
+ * user has paused training. The change survives the schedule: from the next epoch on the lr is
+ * the schedule's times lr / (the scheduled lr when it was set), so a constant schedule keeps
+ * lr and a step schedule decays from it. Checkpoints keep the change ("lr_scale"). */
 void bp_trainer_set_lr (BpTrainer *trainer, float lr);
 BpOptimizer *bp_trainer_get_optimizer (BpTrainer *trainer);
 
