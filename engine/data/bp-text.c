@@ -239,7 +239,7 @@ bp_text_to_traditional (const char *utf8, GError **error)
     if (cc == (opencc_t) -1) {
       cc = NULL;
       TEXT_ERROR (error, BP_TEXT_ERROR_UNSUPPORTED, "OpenCC cannot open s2tw.json: %s (install "
-                  "the Debian package libopencc1.1 with its data, opencc-data)", opencc_error ());
+                  "the Debian package libopencc-data)", opencc_error ());
       g_mutex_unlock (&lock);
       return NULL;
     }
