@@ -10,6 +10,7 @@
 #include "bp-backend.h"
 #include "bp-ops-eltwise.h"
 #include "bp-ops-loss.h"
+#include "bp-optim.h"
 #include "bp-rng.h"
 #include "bp-spec.h"
 #include "bp-text.h"
@@ -583,6 +584,91 @@ test_seq_tasks (void)
     bp_seq_task_free (all[k]);
 }
 
+
+/* The reversal task learned by one attention layer (embedding, learned positions, single-head
+ * self-attention, Linear): the attention weights form the anti-diagonal, each output position
+ * i attending to input position T-1-i, the picture the heatmap shows. */
+static void
+test_reversal_attention (void)
+{
+  g_autoptr (GError) error = NULL;
+  const int64_t t = 8, v = 10, batch = 64;
+  BpSeqTask *task = bp_seq_task_copy (4096, t, v, TRUE, 11, &error);
+  g_assert_no_error (error);
+  const char *json =
+    "{\"format\": \"backprop-lab-model\", \"version\": 2, \"name\": \"reverser\", \"nodes\": ["
+    "{\"id\": \"x\", \"type\": \"Input\", \"shape\": [8], \"vocab_size\": 10},"
+    "{\"id\": \"emb\", \"type\": \"Embedding\", \"inputs\": [\"x\"], \"embedding_dim\": 32},"
+    "{\"id\": \"pos\", \"type\": \"PositionalEncoding\", \"inputs\": [\"emb\"], \"encoding\": \"learned\", \"max_len\": 8},"
+    "{\"id\": \"attn\", \"type\": \"MultiheadAttention\", \"inputs\": [\"pos\"], \"num_heads\": 1},"
+    "{\"id\": \"head\", \"type\": \"Linear\", \"inputs\": [\"attn\"], \"out_features\": 10},"
+    "{\"id\": \"output\", \"type\": \"Output\", \"inputs\": [\"head\"]}]}";
+  bp_rng_seed (3);
+  BpModel *m = bp_spec_build (json, &error);
+  g_assert_no_error (error);
+  /* learned positions start at N(0, 0.02): larger ones let the alignment form sooner */
+  bp_tensor_normal (bp_model_find (m, "pos")->weight, 0.0f, 1.0f);
+  BpTensor **params;
+  int n_params = bp_model_parameters (m, &params);
+  BpOptimConfig oc = bp_optim_config_default (BP_OPTIM_ADAM);
+  oc.lr = 1e-2f;
+  BpOptimizer *opt = bp_optimizer_new (&oc, n_params, params);
+  int64_t idx[64];
+  double loss_value = 0;
+  for (int step = 0; step < 150; step++) {
+    for (int64_t i = 0; i < batch; i++)
+      idx[i] = (int64_t) bp_rng_below (4000);
+    BpTensor *x, *y;
+    g_assert_true (bp_seq_task_batch (task, idx, batch, &x, &y, &error));
+    BpTensor *logits = bp_model_forward (m, x);
+    BpTensor *flat = bp_reshape (logits, 2, (int64_t[]){-1, v});
+    BpTensor *targets = bp_reshape (y, 1, (int64_t[]){-1});
+    BpTensor *loss = bp_cross_entropy (flat, targets, 0.0f);
+    g_assert_cmpint (bp_backward (loss), ==, BP_OK);
+    g_assert_cmpint (bp_optimizer_step (opt), ==, BP_OK);
+    bp_optimizer_zero_grad (opt);
+    bp_tape_clear ();
+    loss_value = loss->data[0];
+    BpTensor *tmp[] = {x, y, logits, flat, targets, loss};
+    for (int k = 0; k < 6; k++)
+      bp_tensor_unref (tmp[k]);
+  }
+  /* held-out sequences: accuracy and the weights' mass on the anti-diagonal */
+  bp_model_set_training (m, false);
+  for (int64_t i = 0; i < batch; i++)
+    idx[i] = 4000 + i;
+  BpTensor *x, *y;
+  g_assert_true (bp_seq_task_batch (task, idx, batch, &x, &y, &error));
+  bp_model_capture_attention (m, "attn", 2);
+  BpTensor *logits = bp_model_forward (m, x);
+  BpTensor *w = bp_model_attention (m);
+  g_assert_nonnull (w);
+  int64_t correct = 0;
+  double anti = 0;
+  for (int64_t b = 0; b < batch; b++)
+    for (int64_t i = 0; i < t; i++) {
+      const float *row = logits->data + (b * t + i) * v;
+      int64_t best = 0;
+      for (int64_t k = 1; k < v; k++)
+        if (row[k] > row[best])
+          best = k;
+      correct += (float) best == y->data[b * t + i];
+      anti += w->data[(b * t + i) * t + (t - 1 - i)];
+    }
+  double accuracy = (double) correct / (double) (batch * t), mass = anti / (double) (batch * t);
+  g_test_message ("reversal: loss %.3f, held-out accuracy %.3f, attention on the anti-diagonal "
+                  "%.3f", loss_value, accuracy, mass);
+  g_assert_cmpfloat (accuracy, >, 0.9);
+  g_assert_cmpfloat (mass, >, 0.7);
+  bp_tensor_unref (x);
+  bp_tensor_unref (y);
+  bp_tensor_unref (logits);
+  bp_optimizer_free (opt);
+  free (params);
+  bp_model_free (m);
+  bp_seq_task_free (task);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -597,5 +683,6 @@ main (int argc, char **argv)
   g_test_add_func ("/text/generate", test_generate);
   g_test_add_func ("/text/lm-steps", test_lm_steps);
   g_test_add_func ("/text/seq-tasks", test_seq_tasks);
+  g_test_add_func ("/text/reversal-attention", test_reversal_attention);
   return g_test_run ();
 }
