@@ -144,6 +144,8 @@ static const BpParamInfo mha_params[] = {
   {"bias", BP_PARAM_BOOL, 0, OFF (bias), 0, 1, "learn in_proj_bias and out_proj.bias"},
   {"causal", BP_PARAM_BOOL, 0, OFF (causal), 0, 1,
    "each position attends to itself and the positions before (a language model's mask)"},
+  {"rope", BP_PARAM_BOOL, 0, OFF (rope), 0, 1,
+   "rotary position embeddings (RoPE) on queries and keys; the head size must be even"},
 };
 static const BpParamInfo posenc_params[] = {
   {"d_model", BP_PARAM_INT, BP_PARAM_INFERRED | BP_PARAM_POSITIONAL, OFF (d_model), 2, BIG,
@@ -172,7 +174,9 @@ static const BpParamInfo posenc_params[] = {
   {"norm_first", BP_PARAM_BOOL, 0, OFF (norm_first), 0, 1,                                     \
    "layer norm before each sub-layer (pre-norm, as GPT) instead of after"},                    \
   {"causal", BP_PARAM_BOOL, 0, OFF (causal), 0, 1,                                             \
-   "a causal self-attention mask (GPT blocks, decoders); passed as the mask in forward"}
+   "a causal self-attention mask (GPT blocks, decoders); passed as the mask in forward"},      \
+  {"rope", BP_PARAM_BOOL, 0, OFF (rope), 0, 1,                                                 \
+   "rotary position embeddings (RoPE) in the self-attention; the head size must be even"}
 static const BpParamInfo transformer_params[] = {TRANSFORMER_PARAMS};
 static const BpParamInfo pool_params[] = {
   {"mode", BP_PARAM_CHOICE, 0, OFF (mode), 0, 2,
@@ -813,6 +817,9 @@ layer_infer (const BpLayerSpec *s, int n_in, const BpShape *const *in, const cha
     if (s->num_heads < 1 || e % s->num_heads)
       FAIL ("%lld features are not divisible by %s %lld", (long long) e,
             mha ? "num_heads" : "nhead", (long long) s->num_heads);
+    if (s->rope && (e / s->num_heads) % 2)
+      FAIL ("rope needs an even head size, not %lld (%lld features, %lld heads)",
+            (long long) (e / s->num_heads), (long long) e, (long long) s->num_heads);
     if (!(s->dropout >= 0.0f && s->dropout < 1.0f))
       FAIL ("dropout must be in [0, 1), not %g", (double) s->dropout);
     if (mha) {
@@ -1474,6 +1481,7 @@ transformer_params_of (const BpLayer *l)
     .layer_norm_eps = s->layer_norm_eps,
     .norm_first = s->norm_first,
     .causal = s->causal,
+    .rope = s->rope,
   };
   return p;
 }
@@ -1779,7 +1787,7 @@ layer_forward (BpModel *m, BpLayer *l, BpTensor **x, BpModelCache *cache, int in
     bool capture = m->capture_mode && strcmp (m->capture_id, s->id) == 0;
     BpTensor *weights = NULL, *y;
     if (s->kind == BP_LAYER_MULTIHEAD_ATTENTION) {
-      BpMhaParams p = {(int) s->num_heads, false, 10000.0f};
+      BpMhaParams p = {(int) s->num_heads, s->rope, 10000.0f};
       BpMhaWeights w = mha_weights_of (l, "");
       BpAttnOptions o = BP_ATTN_OPTIONS_INIT;
       o.causal = s->causal;

@@ -118,6 +118,8 @@ typedef struct {
   int64_t embed_dim;        /* MultiheadAttention; 0 = inferred */
   int64_t num_heads;        /* MultiheadAttention (nhead of the Transformer layers) */
   bool causal;              /* MultiheadAttention, Transformer layers: a causal mask */
+  bool rope;                /* MultiheadAttention, Transformer layers: rotary positions (RoPE)
+                             * on the self-attention's queries and keys */
   int encoding;             /* PositionalEncoding: a BpEncoding */
   int64_t max_len;          /* PositionalEncoding: the longest sequence (the context) */
   int64_t d_model;          /* Transformer layers; 0 = inferred */

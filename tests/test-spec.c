@@ -72,7 +72,7 @@ static const char *const zoo[] = {
   "{\"id\": \"pos\", \"type\": \"PositionalEncoding\", \"inputs\": [\"src\"], \"max_len\": 16},"
   "{\"id\": \"attn\", \"type\": \"MultiheadAttention\", \"inputs\": [\"pos\"], \"num_heads\": 2, \"bias\": false, \"causal\": true},"
   "{\"id\": \"enc\", \"type\": \"TransformerEncoderLayer\", \"inputs\": [\"attn\"], \"nhead\": 2, \"dim_feedforward\": 16},"
-  "{\"id\": \"dec\", \"type\": \"TransformerDecoderLayer\", \"inputs\": [\"pos\", \"enc\"], \"nhead\": 4, \"dim_feedforward\": 12, \"dropout\": 0.2, \"activation\": \"gelu\", \"layer_norm_eps\": 0.0001, \"norm_first\": true, \"causal\": true},"
+  "{\"id\": \"dec\", \"type\": \"TransformerDecoderLayer\", \"inputs\": [\"pos\", \"enc\"], \"nhead\": 4, \"dim_feedforward\": 12, \"dropout\": 0.2, \"activation\": \"gelu\", \"layer_norm_eps\": 0.0001, \"norm_first\": true, \"causal\": true, \"rope\": true},"
   "{\"id\": \"last\", \"type\": \"SequencePool\", \"inputs\": [\"dec\"]},"
   "{\"id\": \"fc\", \"type\": \"Linear\", \"inputs\": [\"last\"], \"out_features\": 3},"
   "{\"id\": \"output\", \"type\": \"Output\", \"inputs\": [\"fc\"]}]}",
@@ -84,6 +84,16 @@ static const char *const zoo[] = {
   "{\"id\": \"block\", \"type\": \"TransformerEncoderLayer\", \"inputs\": [\"pos\"], \"d_model\": 8, \"nhead\": 2, \"dim_feedforward\": 16, \"activation\": \"gelu\", \"norm_first\": true, \"causal\": true},"
   "{\"id\": \"norm\", \"type\": \"LayerNorm\", \"inputs\": [\"block\"]},"
   "{\"id\": \"head\", \"type\": \"Linear\", \"inputs\": [\"norm\"], \"tied_to\": \"emb\"},"
+  "{\"id\": \"output\", \"type\": \"Output\", \"inputs\": [\"head\"]}]}",
+
+  "{\"format\": \"backprop-lab-model\", \"version\": 2, \"name\": \"rope-gpt\", \"nodes\": ["
+  "{\"id\": \"x\", \"type\": \"Input\", \"shape\": [10], \"vocab_size\": 30},"
+  "{\"id\": \"emb\", \"type\": \"Embedding\", \"inputs\": [\"x\"], \"embedding_dim\": 12, \"init_std\": 0.5},"
+  "{\"id\": \"block\", \"type\": \"TransformerEncoderLayer\", \"inputs\": [\"emb\"], \"nhead\": 2, \"dim_feedforward\": 24, \"activation\": \"gelu\", \"norm_first\": true, \"causal\": true, \"rope\": true},"
+  "{\"id\": \"post\", \"type\": \"TransformerEncoderLayer\", \"inputs\": [\"block\"], \"nhead\": 3, \"dim_feedforward\": 8, \"rope\": true},"
+  "{\"id\": \"attn\", \"type\": \"MultiheadAttention\", \"inputs\": [\"post\"], \"num_heads\": 3, \"causal\": true, \"rope\": true},"
+  "{\"id\": \"add\", \"type\": \"Add\", \"inputs\": [\"attn\", \"post\"]},"
+  "{\"id\": \"head\", \"type\": \"Linear\", \"inputs\": [\"add\"], \"bias\": false, \"tied_to\": \"emb\"},"
   "{\"id\": \"output\", \"type\": \"Output\", \"inputs\": [\"head\"]}]}",
 };
 

@@ -54,8 +54,10 @@ append_shape (GString *out, const BpShape *s)
 static gboolean
 is_constructor_param (const BpLayerSpec *s, const BpParamInfo *p)
 {
+  if (strcmp (p->name, "causal") == 0 && s->rope && s->kind != BP_LAYER_MULTIHEAD_ATTENTION)
+    return TRUE; /* the RoPE layer classes take it in their constructor */
   return strcmp (p->name, "causal") != 0 && strcmp (p->name, "tied_to") != 0 &&
-         strcmp (p->name, "init_std") != 0;
+         strcmp (p->name, "init_std") != 0 && strcmp (p->name, "rope") != 0;
 }
 
 static gboolean
@@ -79,7 +81,10 @@ static void
 append_constructor (GString *out, const BpLayerSpec *s, const BpShape *in, const BpShape *outs)
 {
   const BpLayerType *type = bp_layer_kind_type (s->kind);
-  g_string_append_printf (out, "%s%s(", is_custom_class (s->kind) ? "" : "nn.", type->name);
+  if (s->rope && s->kind != BP_LAYER_MULTIHEAD_ATTENTION)
+    g_string_append_printf (out, "Rope%s(", type->name);
+  else
+    g_string_append_printf (out, "%s%s(", is_custom_class (s->kind) ? "" : "nn.", type->name);
   gboolean first = TRUE;
   for (int k = 0; k < type->n_params; k++) {
     const BpParamInfo *p = &type->params[k];
@@ -176,6 +181,61 @@ static const char posenc_code[] =
   "        return self.dropout(x + table[: x.shape[1]].to(x.dtype))\n"
   "\n\n";
 
+static const char rope_code[] =
+  "def rotate(x, heads, base=10000.0):\n"
+  "    \"\"\"RoPE on a (N, T, heads * D) batch: in each head the pairs (i, i + D/2) turn by the angle\n"
+  "    position * base^(-2i/D) (the rotate-half pairing of GPT-NeoX and LLaMA).\"\"\"\n"
+  "    n, t, c = x.shape\n"
+  "    d = c // heads\n"
+  "    half = d // 2\n"
+  "    pos = torch.arange(t, dtype=torch.float64, device=x.device).unsqueeze(1)\n"
+  "    freq = base ** (-torch.arange(half, dtype=torch.float64, device=x.device) * 2.0 / d)\n"
+  "    ang = (pos * freq).unsqueeze(1)  # (T, 1, D/2)\n"
+  "    cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)\n"
+  "    x = x.view(n, t, heads, d)\n"
+  "    x1, x2 = x[..., :half], x[..., half:]\n"
+  "    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1).view(n, t, c)\n"
+  "\n\n"
+  "def rope_attention(mha, x, causal):\n"
+  "    \"\"\"nn.MultiheadAttention (batch_first) as self-attention on x with RoPE on queries and keys.\"\"\"\n"
+  "    n, t, e = x.shape\n"
+  "    h = mha.num_heads\n"
+  "    d = e // h\n"
+  "    q, k, v = nn.functional.linear(x, mha.in_proj_weight, mha.in_proj_bias).split(e, dim=-1)\n"
+  "    q, k = rotate(q, h), rotate(k, h)\n"
+  "    q, k, v = (z.reshape(n, t, h, d).transpose(1, 2) for z in (q, k, v))\n"
+  "    s = q @ k.transpose(-2, -1) / math.sqrt(d)\n"
+  "    if causal:\n"
+  "        s = s + causal_mask(x)\n"
+  "    a = nn.functional.dropout(s.softmax(-1), mha.dropout, mha.training)\n"
+  "    return mha.out_proj((a @ v).transpose(1, 2).reshape(n, t, e))\n"
+  "\n\n";
+
+static const char rope_encoder_code[] =
+  "class RopeTransformerEncoderLayer(nn.TransformerEncoderLayer):\n"
+  "    \"\"\"TransformerEncoderLayer whose self-attention uses RoPE (and a causal mask when asked).\"\"\"\n"
+  "\n"
+  "    def __init__(self, *args, causal=False, **kwargs):\n"
+  "        super().__init__(*args, **kwargs)\n"
+  "        self.causal = causal\n"
+  "        self.activation_relu_or_gelu = 0  # PyTorch's fused fast path has no RoPE: keep it off\n"
+  "\n"
+  "    def _sa_block(self, x, attn_mask, key_padding_mask):\n"
+  "        return self.dropout1(rope_attention(self.self_attn, x, self.causal))\n"
+  "\n\n";
+
+static const char rope_decoder_code[] =
+  "class RopeTransformerDecoderLayer(nn.TransformerDecoderLayer):\n"
+  "    \"\"\"TransformerDecoderLayer whose self-attention uses RoPE (and a causal mask when asked).\"\"\"\n"
+  "\n"
+  "    def __init__(self, *args, causal=False, **kwargs):\n"
+  "        super().__init__(*args, **kwargs)\n"
+  "        self.causal = causal\n"
+  "\n"
+  "    def _sa_block(self, x, attn_mask, key_padding_mask):\n"
+  "        return self.dropout1(rope_attention(self.self_attn, x, self.causal))\n"
+  "\n\n";
+
 static const char pool_code[] =
   "class SequencePool(nn.Module):\n"
   "    \"\"\"One vector per sequence of a (N, T, ...) batch: the last step, the mean or the first.\"\"\"\n"
@@ -216,16 +276,29 @@ append_call (GString *out, const BpLayerSpec *s)
     g_string_append_printf (out, "        %s, _ = self.%s(%s)", s->id, s->id, x);
     break;
   case BP_LAYER_MULTIHEAD_ATTENTION:
+    if (s->rope) {
+      g_string_append_printf (out, "        %s = rope_attention(self.%s, %s, %s)", s->id, s->id, x,
+                              s->causal ? "True" : "False");
+      break;
+    }
     g_string_append_printf (out, "        %s = self.%s(%s, %s, %s, need_weights=False%s%s%s)[0]",
                             s->id, s->id, x, x, x, s->causal ? ", attn_mask=causal_mask(" : "",
                             s->causal ? x : "", s->causal ? ")" : "");
     break;
   case BP_LAYER_TRANSFORMER_ENCODER_LAYER:
+    if (s->rope) {
+      g_string_append_printf (out, "        %s = self.%s(%s)", s->id, s->id, x);
+      break;
+    }
     g_string_append_printf (out, "        %s = self.%s(%s%s%s%s)", s->id, s->id, x,
                             s->causal ? ", src_mask=causal_mask(" : "", s->causal ? x : "",
                             s->causal ? ")" : "");
     break;
   case BP_LAYER_TRANSFORMER_DECODER_LAYER:
+    if (s->rope) {
+      g_string_append_printf (out, "        %s = self.%s(%s, %s)", s->id, s->id, x, s->inputs[1]);
+      break;
+    }
     g_string_append_printf (out, "        %s = self.%s(%s, %s%s%s%s)", s->id, s->id, x,
                             s->inputs[1], s->causal ? ", tgt_mask=causal_mask(" : "",
                             s->causal ? x : "", s->causal ? ")" : "");
@@ -254,17 +327,25 @@ bp_spec_export_pytorch (const BpSpec *spec, GError **error)
   append_comment (out, title);
   if (spec->description)
     append_comment (out, spec->description);
-  gboolean uses_causal = FALSE, uses_posenc = FALSE, uses_pool = FALSE;
+  gboolean uses_causal = FALSE, uses_posenc = FALSE, uses_pool = FALSE, uses_rope = FALSE;
+  gboolean rope_enc = FALSE, rope_dec = FALSE;
   for (int k = 0; k < spec->n_nodes; k++) {
     const BpLayerSpec *s = &nodes[k];
+    gboolean attn = s->kind == BP_LAYER_MULTIHEAD_ATTENTION ||
+                    s->kind == BP_LAYER_TRANSFORMER_ENCODER_LAYER ||
+                    s->kind == BP_LAYER_TRANSFORMER_DECODER_LAYER;
+    uses_rope |= attn && s->rope;
+    rope_enc |= s->rope && s->kind == BP_LAYER_TRANSFORMER_ENCODER_LAYER;
+    rope_dec |= s->rope && s->kind == BP_LAYER_TRANSFORMER_DECODER_LAYER;
     uses_causal |= s->causal && (s->kind == BP_LAYER_MULTIHEAD_ATTENTION ||
                                  s->kind == BP_LAYER_TRANSFORMER_ENCODER_LAYER ||
                                  s->kind == BP_LAYER_TRANSFORMER_DECODER_LAYER);
     uses_posenc |= s->kind == BP_LAYER_POSITIONAL_ENCODING;
     uses_pool |= s->kind == BP_LAYER_SEQUENCE_POOL;
   }
-  g_string_append (out, uses_posenc ? "import math\n\nimport torch\nfrom torch import nn\n\n"
-                                    : "import torch\nfrom torch import nn\n\n");
+  uses_causal |= uses_rope; /* rope_attention builds its own mask */
+  g_string_append (out, uses_posenc || uses_rope ? "import math\n\nimport torch\nfrom torch import nn\n\n"
+                                                 : "import torch\nfrom torch import nn\n\n");
   g_string_append (out, "INPUT_SHAPE = (");
   for (int d = 0; d < input->shape.ndim; d++)
     g_string_append_printf (out, "%s%lld", d ? ", " : "", (long long) input->shape.d[d]);
@@ -277,6 +358,12 @@ bp_spec_export_pytorch (const BpSpec *spec, GError **error)
   g_string_append (out, "\n\n\n");
   if (uses_causal)
     g_string_append (out, causal_mask_code);
+  if (uses_rope)
+    g_string_append (out, rope_code);
+  if (rope_enc)
+    g_string_append (out, rope_encoder_code);
+  if (rope_dec)
+    g_string_append (out, rope_decoder_code);
   if (uses_posenc)
     g_string_append (out, posenc_code);
   if (uses_pool)
