@@ -572,6 +572,9 @@ train_event (const BpTrainEvent *ev, gpointer user_data)
       }
       print_json_number ("seconds", ev->seconds, FALSE);
       printf ("}\n");
+    } else if (!isfinite (ev->test_accuracy)) {
+      printf ("%sstopped after %.1f s (no test evaluation)\n", out->tty ? "\r\033[K" : "",
+              ev->seconds);
     } else {
       printf ("%stest loss %.4f, test accuracy %.4f, %.1f s in all\n", out->tty ? "\r\033[K" : "",
               ev->test_loss, ev->test_accuracy, ev->seconds);
