@@ -8,6 +8,7 @@
 #include <glib/gi18n.h>
 #include <json-glib/json-glib.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bp-run-recording.h"
@@ -196,13 +197,27 @@ add_points (BpPlot *plot, GArray *points, const char *split, const char *name,
   bp_plot_add_series (plot, series);
 }
 
-static char *
-pretty_json (const char *text)
+static GHashTable *config_values (const char *json);
+
+static int
+compare_strings (gconstpointer a, gconstpointer b)
 {
-  g_autoptr (JsonParser) parser = json_parser_new ();
-  if (!text || !json_parser_load_from_data (parser, text, -1, NULL))
-    return g_strdup (text ? text : "");
-  return json_to_string (json_parser_get_root (parser), TRUE);
+  return strcmp (*(const char *const *) a, *(const char *const *) b);
+}
+
+/* The config as sorted "key = value" lines. */
+static char *
+config_text (const char *json)
+{
+  g_autoptr (GHashTable) values = config_values (json);
+  g_autofree gpointer *keys = g_hash_table_get_keys_as_array (values, NULL);
+  guint n = g_hash_table_size (values);
+  qsort (keys, n, sizeof *keys, compare_strings);
+  GString *s = g_string_new (NULL);
+  for (guint i = 0; i < n; i++)
+    g_string_append_printf (s, "%s = %s\n", (char *) keys[i],
+                            (char *) g_hash_table_lookup (values, keys[i]));
+  return g_strchomp (g_string_free (s, FALSE));
 }
 
 static void
@@ -238,17 +253,23 @@ load_run (BpExperimentsPage *self)
   g_autofree char *date = date_text (run->created_us);
   g_autofree char *best = percent_text (run->best_val_accuracy);
   GString *info = g_string_new (NULL);
-  g_string_append_printf (info, _("Model: %s\nData set: %s\nStatus: %s"),
-                          run->model_name ? run->model_name : "–",
-                          run->dataset ? run->dataset : "–", status_text (run->status));
+  g_string_append_printf (info, _("Model: %s"), run->model_name ? run->model_name : "–");
+  g_string_append_c (info, '\n');
+  g_string_append_printf (info, _("Data set: %s"), run->dataset ? run->dataset : "–");
+  g_string_append_c (info, '\n');
+  g_string_append_printf (info, _("Status: %s"), status_text (run->status));
   if (run->status_reason && *run->status_reason)
     g_string_append_printf (info, " (%s)", run->status_reason);
-  g_string_append_printf (info, _("\nBest validation accuracy: %s\nDuration: %s\nStarted: %s"),
-                          best, duration, date);
+  g_string_append_c (info, '\n');
+  g_string_append_printf (info, _("Best validation accuracy: %s"), best);
+  g_string_append_c (info, '\n');
+  g_string_append_printf (info, _("Duration: %s"), duration);
+  g_string_append_c (info, '\n');
+  g_string_append_printf (info, _("Started: %s"), date);
   gtk_label_set_text (self->info_label, info->str);
   g_string_free (info, TRUE);
 
-  g_autofree char *config = pretty_json (run->config_json);
+  g_autofree char *config = config_text (run->config_json);
   gtk_label_set_text (self->config_label, config);
 
   GString *cps = g_string_new (NULL);
@@ -256,9 +277,9 @@ load_run (BpExperimentsPage *self)
     const BpCheckpoint *c = g_ptr_array_index (checkpoints, i);
     g_autofree char *base = g_path_get_basename (c->path);
     g_autofree char *metric = percent_text (c->val_metric);
-    g_string_append_printf (cps, _("Epoch %" G_GINT64_FORMAT ", step %" G_GINT64_FORMAT
-                                   ", validation accuracy %s%s\n"),
-                            c->epoch, c->step, metric, c->is_best ? _(" (best)") : "");
+    g_string_append_printf (cps, _("Epoch %d, step %d, validation accuracy %s"),
+                            (int) c->epoch, (int) c->step, metric);
+    g_string_append_printf (cps, "%s\n", c->is_best ? _(" (best)") : "");
     g_string_append_printf (cps, "    %s\n", base);
   }
   if (checkpoints->len == 0)
@@ -304,9 +325,14 @@ flatten (GHashTable *values, const char *prefix, JsonObject *object)
       g_free (key);
       continue;
     }
-    char *text = JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING
-                   ? g_strdup (json_node_get_string (node))
-                   : json_to_string (node, FALSE);
+    char *text;
+    GType type = JSON_NODE_HOLDS_VALUE (node) ? json_node_get_value_type (node) : G_TYPE_NONE;
+    if (type == G_TYPE_STRING)
+      text = g_strdup (json_node_get_string (node));
+    else if (type == G_TYPE_DOUBLE)
+      text = g_strdup_printf ("%.7g", json_node_get_double (node));
+    else
+      text = json_to_string (node, FALSE);
     g_hash_table_insert (values, key, text);
   }
 }
@@ -355,12 +381,6 @@ last_value (GArray *points, const char *split, const char *name)
   return v;
 }
 
-static int
-compare_strings (gconstpointer a, gconstpointer b)
-{
-  return strcmp (*(const char *const *) a, *(const char *const *) b);
-}
-
 static void
 load_comparison (BpExperimentsPage *self)
 {
@@ -392,8 +412,9 @@ load_comparison (BpExperimentsPage *self)
   bp_plot_set_axis_labels (self->compare_plot, _("Step"), _(metrics[metric].title));
   for (guint i = 0; i < n; i++) {
     const BpRun *run = g_ptr_array_index (runs, i);
+    g_autofree char *label = g_strdup_printf ("%s #%" G_GINT64_FORMAT, run->name, run->id);
     add_points (self->compare_plot, g_ptr_array_index (points, i), metrics[metric].split,
-                metrics[metric].name, run->name, &palette[i % G_N_ELEMENTS (palette)]);
+                metrics[metric].name, label, &palette[i % G_N_ELEMENTS (palette)]);
   }
 
   /* the hyper-parameters that differ: keys of any config whose texts are not all equal */
@@ -428,8 +449,9 @@ load_comparison (BpExperimentsPage *self)
   grid_label (self->finals_grid, 0, 0, _("Metric"), TRUE);
   for (guint i = 0; i < n; i++) {
     const BpRun *run = g_ptr_array_index (runs, i);
-    grid_label (self->params_grid, i + 1, 0, run->name, TRUE);
-    grid_label (self->finals_grid, i + 1, 0, run->name, TRUE);
+    g_autofree char *label = g_strdup_printf ("%s #%" G_GINT64_FORMAT, run->name, run->id);
+    grid_label (self->params_grid, i + 1, 0, label, TRUE);
+    grid_label (self->finals_grid, i + 1, 0, label, TRUE);
   }
   for (int k = 0; self->differing[k]; k++) {
     grid_label (self->params_grid, 0, k + 1, self->differing[k], FALSE);
