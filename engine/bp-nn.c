@@ -1812,6 +1812,10 @@ layer_forward (BpModel *m, BpLayer *l, BpTensor **x, BpModelCache *cache, int in
     return y;
   }
   case BP_LAYER_POSITIONAL_ENCODING: {
+    /* the table follows the model's data (a trainer may move the state alone) */
+    if (l->table && l->table->device != x[0]->device &&
+        bp_tensor_move_to (l->table, x[0]->device) != BP_OK)
+      return NULL;
     BpTensor *a = bp_add_position (x[0], l->table ? l->table : l->weight,
                                    cache ? cache->pos : 0);
     if (!a)
@@ -1890,6 +1894,36 @@ bp_model_forward (BpModel *model, BpTensor *x)
     return NULL;
   }
   return run_graph (model, x, NULL);
+}
+
+BpStatus
+bp_model_to_device (BpModel *model, BpDevice device)
+{
+  BpNamedTensor *state;
+  int n = bp_model_state (model, &state);
+  BpStatus st = BP_OK;
+  for (int k = 0; k < n && st == BP_OK; k++)
+    st = bp_tensor_move_to (state[k].tensor, device);
+  free (state);
+  for (int k = 0; k < model->n_layers && st == BP_OK; k++)
+    if (model->layers[k].table)
+      st = bp_tensor_move_to (model->layers[k].table, device);
+  if (st == BP_OK)
+    model->device = device;
+  return st;
+}
+
+BpDevice
+bp_model_data_device (const BpModel *model)
+{
+  for (int k = 0; k < model->n_layers; k++) {
+    const BpLayer *l = &model->layers[k];
+    if (l->weight)
+      return l->weight->device;
+    if (l->n_tensors)
+      return l->tensors[0].tensor->device;
+  }
+  return model->device;
 }
 
 void
@@ -1979,7 +2013,8 @@ bp_model_cache_new (BpModel *model, int64_t batch)
     if (l->spec.kind != BP_LAYER_MULTIHEAD_ATTENTION &&
         l->spec.kind != BP_LAYER_TRANSFORMER_ENCODER_LAYER)
       continue;
-    c->kv[k] = bp_kv_cache_new (model->device, batch, c->max_len, l->in_shape[l->in_ndim - 1]);
+    c->kv[k] = bp_kv_cache_new (bp_model_data_device (model), batch, c->max_len,
+                                l->in_shape[l->in_ndim - 1]);
     if (!c->kv[k]) {
       bp_model_cache_free (c);
       return NULL;

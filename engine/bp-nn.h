@@ -304,6 +304,13 @@ typedef struct {
  * once in bp_model_parameters. */
 int bp_model_state (BpModel *model, BpNamedTensor **state);
 
+/* Moves every parameter, buffer and table of the model to a device (in place, gradients
+ * included) and records it in model->device. */
+BpStatus bp_model_to_device (BpModel *model, BpDevice device);
+/* The device the model's parameters are on (model->device, or where its first state tensor
+ * lives when they were moved one by one). */
+BpDevice bp_model_data_device (const BpModel *model);
+
 /* ---- sequence models ---- */
 
 /* The model's vocabulary (its Input's vocab_size; 0 when it does not read tokens) and context

@@ -304,6 +304,8 @@ test_attention_capture (void)
   BpModel *m = bp_spec_build (bp_preset_find ("char-gpt-tiny")->json, &error);
   g_assert_no_error (error);
   bp_model_set_training (m, false);
+  g_assert_cmpint (bp_model_to_device (m, BP_DEVICE_CPU), ==, BP_OK);
+  g_assert_cmpint (bp_model_data_device (m), ==, BP_DEVICE_CPU);
   BpTensor *x = bp_tensor_new_2d (2, 64);
   for (int64_t i = 0; i < x->numel; i++)
     x->data[i] = (float) (i % 65);

@@ -745,8 +745,8 @@ bp_generate (BpModel *model, const BpVocab *vocab, const char *prompt,
     if (x) {
       for (int64_t k = 0; k < n; k++)
         x->data[k] = (float) hist[feed_from + k];
-      BpTensor *xd = model->device == BP_DEVICE_CPU ? bp_tensor_ref (x)
-                                                    : bp_tensor_to (x, model->device);
+      BpDevice dev = bp_model_data_device (model);
+      BpTensor *xd = dev == BP_DEVICE_CPU ? bp_tensor_ref (x) : bp_tensor_to (x, dev);
       y = xd ? bp_model_forward_cached (model, xd, cache) : NULL;
       bp_tensor_unref (xd);
     }
