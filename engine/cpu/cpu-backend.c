@@ -136,4 +136,6 @@ const BpBackend bp_cpu_backend = {
   .norm = &bp_cpu_norm_kernels,
   .loss = &bp_cpu_loss_kernels,
   .optim = &bp_cpu_optim_kernels,
+  .rnn = &bp_cpu_rnn_kernels,
+  .attn = &bp_cpu_attn_kernels,
 };

@@ -7,6 +7,8 @@
 #include "../bp-ops-norm.h"
 #include "../bp-ops-loss.h"
 #include "../bp-optim.h"
+#include "../bp-ops-rnn.h"
+#include "../bp-ops-attn.h"
 
 extern const BpEltwiseKernels bp_cpu_eltwise_kernels;
 extern const BpConvKernels bp_cpu_conv_kernels;
