@@ -12,8 +12,10 @@
 
 #include "bp-backend.h"
 #include "bp-confusion-matrix.h"
+#include "bp-engine-strings.h"
 #include "bp-image-grid.h"
 #include "bp-plot.h"
+#include "bp-run-recording.h"
 #include "bp-spec.h"
 
 #define N_SAMPLES 12 /* 3 rows of 4 */
@@ -41,6 +43,7 @@ struct _BpTrainPage {
 
   GSettings *settings;
   GtkStringList *model_names;
+  char *custom_json, *custom_name; /* the model handed over by the Build page */
   BpTrainRun *run;
   BpSeries *train_loss, *val_loss, *train_accuracy, *val_accuracy, *lr_series;
   double last_x;
@@ -53,14 +56,7 @@ G_DEFINE_FINAL_TYPE (BpTrainPage, bp_train_page, GTK_TYPE_WIDGET)
 enum { RUN_CREATED, N_SIGNALS };
 static guint signals[N_SIGNALS];
 
-/* Translations of the engine's preset descriptions and Fashion-MNIST's class names. */
-static const struct {
-  const char *name, *description;
-} preset_descriptions[] = {
-  {"mlp", N_("Multilayer perceptron 784-256-128-100-10")},
-  {"simple-cnn", N_("Three convolution blocks (32, 64, 128 channels), a 512-unit layer and dropout")},
-};
-
+/* Translations of Fashion-MNIST's class names. */
 static const char *const class_names_for_translation[] G_GNUC_UNUSED = {
   NC_ ("Fashion-MNIST class", "T-shirt/top"), NC_ ("Fashion-MNIST class", "Trouser"),
   NC_ ("Fashion-MNIST class", "Pullover"),    NC_ ("Fashion-MNIST class", "Dress"),
@@ -210,8 +206,12 @@ bp_train_page_get_config (BpTrainPage *self)
   guint model = adw_combo_row_get_selected (self->model_row);
   int n_presets;
   const BpPreset *presets = bp_presets (&n_presets);
-  if (model < (guint) n_presets)
+  if (model < (guint) n_presets) {
     c.model = presets[model].name;
+  } else if (self->custom_json) {
+    c.model = self->custom_name;
+    c.model_json = self->custom_json;
+  }
   c.dataset = "fashion-mnist";
   c.limit_train = gtk_spin_button_get_value_as_int (self->limit_train_spin);
   c.limit_test = gtk_spin_button_get_value_as_int (self->limit_test_spin);
@@ -441,6 +441,7 @@ start_action (GtkWidget *widget, const char *action_name, GVariant *param)
   g_signal_connect (self->run, "notify::state", G_CALLBACK (run_state_cb), self);
   g_signal_connect (self->run, "finished", G_CALLBACK (run_finished_cb), self);
   /* listeners (the experiment store) may attach hooks here, before the thread starts */
+  bp_run_recording_attach (self->run); /* the experiment store */
   g_signal_emit (self, signals[RUN_CREATED], 0, self->run);
   self->pause_pending = FALSE;
   bp_train_run_start (self->run);
@@ -495,13 +496,15 @@ model_selected_cb (BpTrainPage *self)
   guint k = adw_combo_row_get_selected (self->model_row);
   int n;
   const BpPreset *presets = bp_presets (&n);
-  if (k >= (guint) n)
-    return;
-  const char *description = presets[k].description;
-  for (guint i = 0; i < G_N_ELEMENTS (preset_descriptions); i++)
-    if (g_str_equal (preset_descriptions[i].name, presets[k].name))
-      description = _(preset_descriptions[i].description);
-  adw_action_row_set_subtitle (ADW_ACTION_ROW (self->model_row), description);
+  if (k < (guint) n) {
+    adw_action_row_set_subtitle (ADW_ACTION_ROW (self->model_row),
+                                 bp_engine_text (presets[k].description));
+  } else if (self->custom_json) {
+    /* TRANSLATORS: subtitle of the model chosen on the Train page: the model's name */
+    g_autofree char *text = g_strdup_printf (_("“%s”, built on the Build page"), self->custom_name);
+    g_autofree char *markup = g_markup_escape_text (text, -1);
+    adw_action_row_set_subtitle (ADW_ACTION_ROW (self->model_row), markup);
+  }
 }
 
 static void
@@ -539,6 +542,8 @@ bp_train_page_dispose (GObject *object)
   g_clear_object (&self->val_accuracy);
   g_clear_object (&self->lr_series);
   g_clear_object (&self->model_names);
+  g_clear_pointer (&self->custom_json, g_free);
+  g_clear_pointer (&self->custom_name, g_free);
   g_clear_object (&self->settings);
   G_OBJECT_CLASS (bp_train_page_parent_class)->dispose (object);
 }
@@ -683,4 +688,24 @@ bp_train_page_get_run (BpTrainPage *self)
 {
   g_return_val_if_fail (BP_IS_TRAIN_PAGE (self), NULL);
   return self->run;
+}
+
+void
+bp_train_page_set_custom_model (BpTrainPage *self, const char *json, const char *name)
+{
+  g_return_if_fail (BP_IS_TRAIN_PAGE (self));
+  g_return_if_fail (json);
+  int n;
+  bp_presets (&n);
+  gboolean listed = self->custom_json != NULL;
+  g_free (self->custom_json);
+  g_free (self->custom_name);
+  self->custom_json = g_strdup (json);
+  self->custom_name = g_strdup (name && *name ? name : "model");
+  if (!listed)
+    gtk_string_list_append (self->model_names, _("Custom model from the builder"));
+  if (adw_combo_row_get_selected (self->model_row) == (guint) n)
+    model_selected_cb (self);
+  else
+    adw_combo_row_set_selected (self->model_row, (guint) n);
 }

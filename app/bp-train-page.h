@@ -13,6 +13,9 @@ G_DECLARE_FINAL_TYPE (BpTrainPage, bp_train_page, BP, TRAIN_PAGE, GtkWidget)
 GtkWidget *bp_train_page_new (void);
 /* The current (or last) run, or NULL before the first start. */
 BpTrainRun *bp_train_page_get_run (BpTrainPage *self);
+/* Adds (or replaces) the "Custom model from the builder" choice with a model spec (JSON) and
+ * selects it. */
+void bp_train_page_set_custom_model (BpTrainPage *self, const char *json, const char *name);
 /* The configuration the page's settings describe now. */
 BpTrainConfig bp_train_page_get_config (BpTrainPage *self);
 

@@ -6,6 +6,8 @@
 
 #include <glib/gi18n.h>
 
+#include "bp-build-page.h"
+#include "bp-experiments-page.h"
 #include "bp-train-page.h"
 
 /* The places of the window, in sidebar order: adding a place is one line here. */
@@ -17,7 +19,9 @@ typedef struct {
 } BpPlace;
 
 static const BpPlace places[] = {
+  {"build", N_("Build"), "network-workgroup-symbolic", bp_build_page_get_type},
   {"train", N_("Train"), "media-playback-start-symbolic", bp_train_page_get_type},
+  {"experiments", N_("Experiments"), "view-list-symbolic", bp_experiments_page_get_type},
 };
 
 struct _BpWindow {

@@ -1,5 +1,6 @@
 /* test-widgets.c: the reusable widgets: BpPlot (series, smoothing, log scale, zoom, read-out,
- * CSV and PNG export), BpImageGrid and BpConfusionMatrix, drawn in a real window. */
+ * CSV and PNG export), BpImageGrid, BpConfusionMatrix and BpModelCanvas (layout without
+ * overlaps, selection, zoom), drawn in a real window. */
 #include "config.h"
 
 #include <glib/gstdio.h>
@@ -9,6 +10,7 @@
 #include "bp-confusion-matrix.h"
 #include "bp-gui-test.h"
 #include "bp-image-grid.h"
+#include "bp-model-canvas.h"
 #include "bp-plot.h"
 
 static gboolean
@@ -231,6 +233,132 @@ test_confusion_matrix (void)
   close_window (window, widget);
 }
 
+static gboolean
+rects_overlap (const graphene_rect_t *a, const graphene_rect_t *b)
+{
+  graphene_rect_t r;
+  return graphene_rect_intersection (a, b, &r) && r.size.width > 0.5 && r.size.height > 0.5;
+}
+
+/* A residual block with a projection branch and a long concatenation skip. */
+static void
+test_model_canvas (void)
+{
+  GtkWidget *widget = bp_model_canvas_new ();
+  BpModelCanvas *canvas = BP_MODEL_CANVAS (widget);
+  const BpModelCanvasNode nodes[] = {
+    {"Input", "x", "[3, 32, 32]", "0 parameters", NULL, 0},
+    {"Conv2d", "conv1", "16, kernel_size=3", "448 parameters", NULL, 1},
+    {"ReLU", "relu1", NULL, "0 parameters", NULL, 4},
+    {"Conv2d", "conv2", "32, kernel_size=3, stride=2", "4,640 parameters", NULL, 1},
+    {"BatchNorm2d", "bn2", NULL, "64 parameters", NULL, 3},
+    {"Conv2d", "proj", "32, kernel_size=1, stride=2", "544 parameters", NULL, 1},
+    {"Add", "add", NULL, "0 parameters", "input 2 \"proj\" has shape [32, 16, 16] but input 1 "
+     "\"bn2\" has [32, 15, 15]: Add needs equal shapes", 6},
+    {"Concat", "cat", "dim=1", "0 parameters", NULL, 6},
+    {"Output", "output", NULL, "0 parameters", NULL, 9},
+  };
+  const BpModelCanvasEdge edges[] = {
+    {0, 1, "3×32×32"}, {1, 2, "16×32×32"}, {2, 3, "16×32×32"}, {3, 4, "32×16×16"},
+    {2, 5, "16×32×32"}, {4, 6, "32×16×16"}, {5, 6, "32×16×16"}, {6, 7, "32×16×16"},
+    {1, 7, "16×32×32"}, {7, 8, "48×16×16"},
+  };
+  bp_model_canvas_set_header (canvas, "Total: 5,696 parameters");
+  bp_model_canvas_set_graph (canvas, G_N_ELEMENTS (nodes), nodes, G_N_ELEMENTS (edges), edges);
+  g_assert_cmpint (bp_model_canvas_get_n_nodes (canvas), ==, 9);
+  g_assert_cmpint (bp_model_canvas_get_n_edges (canvas), ==, 10);
+  g_assert_cmpstr (bp_model_canvas_get_edge_label (canvas, 1, 7), ==, "16×32×32");
+  g_assert_null (bp_model_canvas_get_edge_label (canvas, 7, 1));
+  GtkWidget *window = show_in_window (widget, 900, 1000);
+  bp_model_canvas_zoom_fit (canvas);
+  bp_gui_spin (50);
+
+  /* blocks never overlap, labels lie off the blocks and off each other, every edge labelled */
+  graphene_rect_t a, b;
+  for (int i = 0; i < 9; i++) {
+    g_assert_true (bp_model_canvas_get_node_bounds (canvas, i, &a));
+    g_assert_cmpint (bp_model_canvas_node_at (canvas, a.origin.x + a.size.width / 2,
+                                              a.origin.y + a.size.height / 2), ==, i);
+    for (int j = i + 1; j < 9; j++) {
+      g_assert_true (bp_model_canvas_get_node_bounds (canvas, j, &b));
+      g_assert_false (rects_overlap (&a, &b));
+    }
+    for (int e = 0; e < (int) G_N_ELEMENTS (edges); e++) {
+      g_assert_true (bp_model_canvas_get_label_bounds (canvas, e, &b));
+      if (rects_overlap (&a, &b))
+        g_error ("the label of edge %d overlaps block %d", e, i);
+    }
+  }
+  for (int e = 0; e < (int) G_N_ELEMENTS (edges); e++)
+    for (int f = e + 1; f < (int) G_N_ELEMENTS (edges); f++) {
+      g_assert_true (bp_model_canvas_get_label_bounds (canvas, e, &a));
+      g_assert_true (bp_model_canvas_get_label_bounds (canvas, f, &b));
+      if (rects_overlap (&a, &b))
+        g_error ("the labels of edges %d and %d overlap", e, f);
+    }
+  /* the chain runs down one column; each block lies below its inputs */
+  graphene_rect_t input, conv1, add, output;
+  bp_model_canvas_get_node_bounds (canvas, 0, &input);
+  bp_model_canvas_get_node_bounds (canvas, 1, &conv1);
+  bp_model_canvas_get_node_bounds (canvas, 6, &add);
+  bp_model_canvas_get_node_bounds (canvas, 8, &output);
+  g_assert_cmpfloat (fabs (input.origin.x - output.origin.x), <, 0.5);
+  g_assert_cmpfloat (fabs (input.origin.x - add.origin.x), <, 0.5);
+  for (int e = 0; e < (int) G_N_ELEMENTS (edges); e++) {
+    bp_model_canvas_get_node_bounds (canvas, edges[e].from, &a);
+    bp_model_canvas_get_node_bounds (canvas, edges[e].to, &b);
+    g_assert_cmpfloat (a.origin.y + a.size.height, <, b.origin.y);
+  }
+  /* the whole graph fits the view */
+  double gw, gh;
+  bp_model_canvas_get_graph_size (canvas, &gw, &gh);
+  double zoom = bp_model_canvas_get_zoom (canvas);
+  g_assert_cmpfloat (gw * zoom, <=, gtk_widget_get_width (widget) + 0.5);
+  g_assert_cmpfloat (gh * zoom, <=, gtk_widget_get_height (widget) + 0.5);
+
+  /* selection and zoom */
+  bp_model_canvas_set_selected (canvas, 6);
+  g_assert_cmpint (bp_model_canvas_get_selected (canvas), ==, 6);
+  g_free (bp_gui_screenshot (window, "model-canvas"));
+  bp_model_canvas_zoom_in (canvas);
+  g_assert_cmpfloat (bp_model_canvas_get_zoom (canvas), >, zoom);
+  bp_model_canvas_zoom_out (canvas);
+  g_assert_cmpfloat_with_epsilon (bp_model_canvas_get_zoom (canvas), zoom, 1e-9);
+  bp_model_canvas_set_selected (canvas, 42);
+  g_assert_cmpint (bp_model_canvas_get_selected (canvas), ==, -1);
+
+  /* keyboard navigation (the actions the keys are bound to) */
+  const struct {
+    const char *where;
+    int selected;
+  } moves[] = {
+    {"down", 0},  /* from nothing: the first block */
+    {"down", 1},  {"down", 2}, {"down", 3}, /* relu1 -> conv2 (its row's block first) */
+    {"right", 5}, /* proj, beside conv2 */
+    {"down", 6},  /* to the Add */
+    {"up", 4},    /* bn2: the input in the row just above */
+    {"left", 4},  /* nothing left of bn2 */
+    {"up", 3},    {"next", 5}, {"previous", 3}, {"last", 8}, {"first", 0}, {"none", -1},
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (moves); i++) {
+    g_assert_true (gtk_widget_activate_action (widget, "canvas.move", "s", moves[i].where));
+    if (bp_model_canvas_get_selected (canvas) != moves[i].selected)
+      g_error ("move %u (%s): block %d, not %d", i, moves[i].where,
+               bp_model_canvas_get_selected (canvas), moves[i].selected);
+  }
+
+  /* a smaller graph keeps a valid selection; dark mode draws */
+  bp_model_canvas_set_selected (canvas, 2);
+  bp_model_canvas_set_graph (canvas, 3, nodes, 2, edges);
+  g_assert_cmpint (bp_model_canvas_get_selected (canvas), ==, 2);
+  bp_model_canvas_set_graph (canvas, 2, nodes, 2, edges); /* edge 1 -> 2 names no node */
+  g_assert_cmpint (bp_model_canvas_get_selected (canvas), ==, -1);
+  bp_model_canvas_set_graph (canvas, 0, NULL, 0, NULL);
+  bp_model_canvas_set_placeholder (canvas, "Add an Input");
+  g_free (bp_gui_screenshot (window, "model-canvas-empty"));
+  close_window (window, widget);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -240,5 +368,6 @@ main (int argc, char **argv)
   g_test_add_func ("/widgets/plot", test_plot);
   g_test_add_func ("/widgets/image-grid", test_image_grid);
   g_test_add_func ("/widgets/confusion-matrix", test_confusion_matrix);
+  g_test_add_func ("/widgets/model-canvas", test_model_canvas);
   return g_test_run ();
 }
