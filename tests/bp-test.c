@@ -2,6 +2,7 @@
 #include "bp-test.h"
 
 #include <glib/gstdio.h>
+#include <sys/stat.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -192,4 +193,45 @@ bp_test_torch (const char *code, int n_in, BpTensor **inputs, int n_out, BpTenso
   g_unlink (script);
   g_rmdir (dir);
   return TRUE;
+}
+
+/* ---- files ---- */
+
+char *
+bp_test_temp_dir (const char *parent)
+{
+  g_autofree char *tmpl = g_build_filename (parent, "XXXXXX", NULL);
+  char *dir = g_mkdtemp (tmpl);
+  g_assert_nonnull (dir);
+  g_chmod (dir, 0755);
+  return g_strdup (dir);
+}
+
+void
+bp_test_remove_tree (const char *path)
+{
+  GStatBuf sb;
+  if (g_lstat (path, &sb) != 0)
+    return;
+  if (S_ISDIR (sb.st_mode)) {
+    g_chmod (path, 0700);
+    g_autoptr (GDir) d = g_dir_open (path, 0, NULL);
+    const char *name;
+    while (d && (name = g_dir_read_name (d))) {
+      g_autofree char *child = g_build_filename (path, name, NULL);
+      bp_test_remove_tree (child);
+    }
+    g_rmdir (path);
+  } else {
+    g_unlink (path);
+  }
+}
+
+GBytes *
+bp_test_read_bytes (const char *path)
+{
+  char *data = NULL;
+  gsize len = 0;
+  g_assert_true (g_file_get_contents (path, &data, &len, NULL));
+  return g_bytes_new_take (data, len);
 }

@@ -35,3 +35,13 @@ gboolean bp_test_have_torch (void);
  * a message (g_test_skip) and returns FALSE when torch is missing. */
 gboolean bp_test_torch (const char *code, int n_in, BpTensor **inputs, int n_out,
                         BpTensor **outputs);
+
+/* ---- files ---- */
+
+/* A fresh folder (mode 0755) below parent, for one test; free the path. */
+char *bp_test_temp_dir (const char *parent);
+/* Removes a file or a folder tree (folders made writable first, so read-only ones go too);
+ * a path that does not exist is fine. */
+void bp_test_remove_tree (const char *path);
+/* A file's whole contents (the test fails when it cannot be read). */
+GBytes *bp_test_read_bytes (const char *path);

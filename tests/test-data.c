@@ -26,26 +26,6 @@ make_tmp_dir (void)
   return dir;
 }
 
-/* Removes a temporary folder and what the tests put in it (two levels at most). */
-static void
-remove_tree (const char *path)
-{
-  GDir *dir = g_dir_open (path, 0, NULL);
-  if (dir) {
-    const char *name;
-    while ((name = g_dir_read_name (dir))) {
-      char *child = g_build_filename (path, name, NULL);
-      if (g_file_test (child, G_FILE_TEST_IS_DIR))
-        remove_tree (child);
-      else
-        g_assert_cmpint (g_unlink (child), ==, 0);
-      g_free (child);
-    }
-    g_dir_close (dir);
-  }
-  g_assert_cmpint (g_rmdir (path), ==, 0);
-}
-
 static void
 write_file (const char *path, const void *data, size_t len, gboolean compress)
 {
@@ -228,7 +208,7 @@ test_idx_roundtrip (void)
   g_clear_error (&error);
   g_free (path);
 
-  remove_tree (dir);
+  bp_test_remove_tree (dir);
   g_free (dir);
 }
 
@@ -353,7 +333,7 @@ test_idx_malformed (void)
   assert_error_names_file (error, BP_DATA_ERROR_IO, dir, "not a regular file");
   g_clear_error (&error);
 
-  remove_tree (dir);
+  bp_test_remove_tree (dir);
   g_free (dir);
 }
 
@@ -450,7 +430,7 @@ test_dataset_idx_pair (void)
   g_unlink (labels);
   g_free (images);
   g_free (labels);
-  remove_tree (dir);
+  bp_test_remove_tree (dir);
   g_free (dir);
 }
 
@@ -544,7 +524,7 @@ test_dataset_idx_errors (void)
   g_free (images);
   g_free (labels);
   g_free (other);
-  remove_tree (dir);
+  bp_test_remove_tree (dir);
   g_free (dir);
 }
 
@@ -585,7 +565,7 @@ test_dataset_not_installed (void)
   else
     g_unsetenv ("BP_DATASETS_DIR");
   g_free (saved);
-  remove_tree (dir);
+  bp_test_remove_tree (dir);
   g_free (dir);
 }
 
@@ -648,7 +628,7 @@ test_dataset_override_dir (void)
   g_free (tei);
   g_free (tel);
   g_free (sub);
-  remove_tree (dir);
+  bp_test_remove_tree (dir);
   g_free (dir);
 }
 

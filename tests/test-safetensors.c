@@ -15,44 +15,6 @@
 
 static char *test_root; /* removed at the end of main */
 
-/* A fresh folder for one test. */
-static char *
-temp_dir (void)
-{
-  g_autofree char *tmpl = g_build_filename (test_root, "XXXXXX", NULL);
-  char *dir = g_mkdtemp (tmpl);
-  g_assert_nonnull (dir);
-  return g_strdup (dir);
-}
-
-static void
-remove_tree (const char *path)
-{
-  GStatBuf sb;
-  if (g_lstat (path, &sb) != 0)
-    return;
-  if (S_ISDIR (sb.st_mode)) {
-    g_autoptr (GDir) d = g_dir_open (path, 0, NULL);
-    const char *name;
-    while (d && (name = g_dir_read_name (d))) {
-      g_autofree char *child = g_build_filename (path, name, NULL);
-      remove_tree (child);
-    }
-    g_rmdir (path);
-  } else {
-    g_unlink (path);
-  }
-}
-
-static GBytes *
-read_bytes (const char *path)
-{
-  char *data = NULL;
-  gsize len = 0;
-  g_assert_true (g_file_get_contents (path, &data, &len, NULL));
-  return g_bytes_new_take (data, len);
-}
-
 /* Plain writes to a new file: g_file_set_contents would fsync every fuzzed file, and ext4
  * flushes a file truncated by "wb" when it is closed. */
 static void
@@ -82,7 +44,7 @@ write_raw (const char *path, const char *header, const void *data, gsize data_le
 static void
 test_vector (void)
 {
-  g_autofree char *dir = temp_dir ();
+  g_autofree char *dir = bp_test_temp_dir (test_root);
   g_autofree char *path = g_build_filename (dir, "vector.safetensors", NULL);
   float v[6] = {0, 1, 2, 3, 4, 5};
   BpTensor *t = bp_tensor_from_data (3, (int64_t[]){1, 2, 3}, v);
@@ -102,7 +64,7 @@ test_vector (void)
     u = GUINT32_TO_LE (u);
     memcpy (want + 72 + 4 * i, &u, 4);
   }
-  g_autoptr (GBytes) got = read_bytes (path);
+  g_autoptr (GBytes) got = bp_test_read_bytes (path);
   g_assert_cmpmem (g_bytes_get_data (got, NULL), g_bytes_get_size (got), want, sizeof want);
 
   /* with metadata: "__metadata__" first, header padded with one space to 96 bytes */
@@ -112,7 +74,7 @@ test_vector (void)
   static const char header2[] = "{\"__metadata__\":{\"format\":\"pt\"},\"attn.0\":{\"dtype\":\"F32\","
                                 "\"shape\":[1,2,3],\"data_offsets\":[0,24]}} ";
   G_STATIC_ASSERT (sizeof header2 - 1 == 96);
-  g_autoptr (GBytes) got2 = read_bytes (path);
+  g_autoptr (GBytes) got2 = bp_test_read_bytes (path);
   g_assert_cmpuint (g_bytes_get_size (got2), ==, 8 + 96 + 24);
   const guint8 *g2 = g_bytes_get_data (got2, NULL);
   g_assert_cmpint (g2[0], ==, 96);
@@ -137,7 +99,7 @@ test_vector (void)
 static void
 test_round_trip (void)
 {
-  g_autofree char *dir = temp_dir ();
+  g_autofree char *dir = bp_test_temp_dir (test_root);
   g_autofree char *path = g_build_filename (dir, "model.safetensors", NULL);
   bp_rng_seed (7);
   BpTensor *t[] = {
@@ -189,7 +151,7 @@ test_round_trip (void)
     g_assert_cmpstr (g_hash_table_lookup (st->metadata, key), ==, value);
 
   /* the header is a multiple of 8 bytes */
-  g_autoptr (GBytes) bytes = read_bytes (path);
+  g_autoptr (GBytes) bytes = bp_test_read_bytes (path);
   guint64 hlen;
   memcpy (&hlen, g_bytes_get_data (bytes, NULL), 8);
   g_assert_cmpuint (GUINT64_FROM_LE (hlen) % 8, ==, 0);
@@ -215,14 +177,14 @@ test_round_trip (void)
 static void
 test_writer_errors (void)
 {
-  g_autofree char *dir = temp_dir ();
+  g_autofree char *dir = bp_test_temp_dir (test_root);
   g_autofree char *path = g_build_filename (dir, "keep.safetensors", NULL);
   BpTensor *t = bp_tensor_new_1d (4);
   bp_tensor_fill (t, 2.0f);
   const char *one[] = {"w"};
   g_autoptr (GError) error = NULL;
   g_assert_true (bp_safetensors_save (path, 1, one, &t, NULL, &error));
-  g_autoptr (GBytes) before = read_bytes (path);
+  g_autoptr (GBytes) before = bp_test_read_bytes (path);
 
   struct { const char *names[2]; const char *what; } cases[] = {
     {{"a", "a"}, "two tensors"},
@@ -262,7 +224,7 @@ test_writer_errors (void)
   g_test_message ("%s", error->message);
 
   /* the original file is untouched and no temporary file is left */
-  g_autoptr (GBytes) after = read_bytes (path);
+  g_autoptr (GBytes) after = bp_test_read_bytes (path);
   g_assert_true (g_bytes_equal (before, after));
   g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
   const char *name;
@@ -274,7 +236,7 @@ test_writer_errors (void)
 static void
 test_other_dtypes (void)
 {
-  g_autofree char *dir = temp_dir ();
+  g_autofree char *dir = bp_test_temp_dir (test_root);
   g_autofree char *path = g_build_filename (dir, "dtypes.safetensors", NULL);
   /* F16: 1, -2, 0.5, 65504, 2^-24 (subnormal), inf, -0, 2^-14 (smallest normal) */
   guint16 h[8] = {15360, 49152, 14336, 31743, 1, 31744, 32768, 1024};
@@ -342,7 +304,7 @@ check_bad_file (const char *path, int code, const char *expect)
 static void
 test_malformed (void)
 {
-  g_autofree char *dir = temp_dir ();
+  g_autofree char *dir = bp_test_temp_dir (test_root);
   g_autofree char *path = g_build_filename (dir, "bad.safetensors", NULL);
   const int F = BP_SAFETENSORS_ERROR_FORMAT, U = BP_SAFETENSORS_ERROR_UNSUPPORTED;
   static const BadCase cases[] = {
@@ -430,7 +392,7 @@ test_malformed (void)
 static void
 test_fuzz (void)
 {
-  g_autofree char *dir = temp_dir ();
+  g_autofree char *dir = bp_test_temp_dir (test_root);
   g_autofree char *good = g_build_filename (dir, "good.safetensors", NULL);
   g_autofree char *path = g_build_filename (dir, "fuzz.safetensors", NULL);
   bp_rng_seed (3);
@@ -440,7 +402,7 @@ test_fuzz (void)
   g_autoptr (GHashTable) meta = g_hash_table_new (g_str_hash, g_str_equal);
   g_hash_table_insert (meta, "format", "pt");
   g_assert_true (bp_safetensors_save (good, 2, names, t, meta, NULL));
-  g_autoptr (GBytes) bytes = read_bytes (good);
+  g_autoptr (GBytes) bytes = bp_test_read_bytes (good);
   gsize len;
   const guint8 *src = g_bytes_get_data (bytes, &len);
 
@@ -571,7 +533,7 @@ test_python (void)
     return;
   }
   g_test_message ("using %s", python);
-  g_autofree char *dir = temp_dir ();
+  g_autofree char *dir = bp_test_temp_dir (test_root);
   g_autofree char *ours = g_build_filename (dir, "ours.safetensors", NULL);
   g_autofree char *theirs = g_build_filename (dir, "theirs.safetensors", NULL);
   bp_rng_seed (5);
@@ -659,7 +621,7 @@ main (int argc, char **argv)
   g_test_add_func ("/safetensors/python", test_python);
   int status = g_test_run ();
   if (test_root)
-    remove_tree (test_root);
+    bp_test_remove_tree (test_root);
   g_free (test_root);
   return status;
 }

@@ -33,48 +33,10 @@ fixed_dir (const char *name)
   return dir;
 }
 
-static char *
-temp_dir (void)
-{
-  g_autofree char *tmpl = g_build_filename (test_root, "XXXXXX", NULL);
-  char *dir = g_mkdtemp (tmpl);
-  g_assert_nonnull (dir);
-  return g_strdup (dir);
-}
-
-static void
-remove_tree (const char *path)
-{
-  GStatBuf sb;
-  if (g_lstat (path, &sb) != 0)
-    return;
-  if (S_ISDIR (sb.st_mode)) {
-    g_chmod (path, 0700);
-    g_autoptr (GDir) d = g_dir_open (path, 0, NULL);
-    const char *name;
-    while (d && (name = g_dir_read_name (d))) {
-      g_autofree char *child = g_build_filename (path, name, NULL);
-      remove_tree (child);
-    }
-    g_rmdir (path);
-  } else {
-    g_unlink (path);
-  }
-}
-
-static GBytes *
-read_bytes (const char *path)
-{
-  char *data = NULL;
-  gsize len = 0;
-  g_assert_true (g_file_get_contents (path, &data, &len, NULL));
-  return g_bytes_new_take (data, len);
-}
-
 static void
 assert_unchanged (const char *path, GBytes *before)
 {
-  g_autoptr (GBytes) after = read_bytes (path);
+  g_autoptr (GBytes) after = bp_test_read_bytes (path);
   g_assert_true (g_bytes_equal (before, after));
 }
 
@@ -448,7 +410,7 @@ reader_thread (gpointer data)
 static void
 test_concurrent (void)
 {
-  g_autofree char *dir = temp_dir ();
+  g_autofree char *dir = bp_test_temp_dir (test_root);
   g_autofree char *path = g_build_filename (dir, "experiments.db", NULL);
   g_autoptr (GError) error = NULL;
   g_autoptr (BpStore) store = bp_store_open (path, &error);
@@ -516,7 +478,7 @@ static const char v1_ddl[] =
 static void
 test_migrate_v1 (void)
 {
-  g_autofree char *dir = temp_dir ();
+  g_autofree char *dir = bp_test_temp_dir (test_root);
   g_autofree char *path = g_build_filename (dir, "experiments.db", NULL);
   gint64 now = g_get_real_time (), hour = (gint64) 3600 * G_USEC_PER_SEC;
   raw_exec (path, v1_ddl);
@@ -610,7 +572,7 @@ expect_open_error (const char *path, BpStoreOpenFlags flags, int code, const cha
 static void
 test_bad_files (void)
 {
-  g_autofree char *dir = temp_dir ();
+  g_autofree char *dir = bp_test_temp_dir (test_root);
   g_autoptr (GError) error = NULL;
 
   /* not a database at all */
@@ -618,7 +580,7 @@ test_bad_files (void)
   g_assert_true (g_file_set_contents (text, "These are my notes, not a database.\n"
                  "They are long enough to fill a database header: 0123456789012345678901234567890123456789"
                  "0123456789012345678901234567890123456789\n", -1, NULL));
-  g_autoptr (GBytes) text_bytes = read_bytes (text);
+  g_autoptr (GBytes) text_bytes = bp_test_read_bytes (text);
   expect_open_error (text, 0, BP_STORE_ERROR_NOT_A_STORE, "notes.db is not an SQLite database");
   expect_open_error (text, BP_STORE_OPEN_READ_ONLY, BP_STORE_ERROR_NOT_A_STORE, "notes.db");
   assert_unchanged (text, text_bytes);
@@ -636,7 +598,7 @@ test_bad_files (void)
       g_assert_true (bp_store_log_metrics (store, run, 200, pts, &error));
     g_assert_true (bp_store_set_status (store, run, BP_RUN_FINISHED, NULL, &error));
   }
-  g_autoptr (GBytes) good_bytes = read_bytes (good);
+  g_autoptr (GBytes) good_bytes = bp_test_read_bytes (good);
   gsize len;
   const guint8 *src = g_bytes_get_data (good_bytes, &len);
   g_assert_cmpuint (len, >, 20 * 4096);
@@ -646,14 +608,14 @@ test_bad_files (void)
   g_autofree guint8 *buf = g_memdup2 (src, len);
   memset (buf + 100, 0xaa, 4096 - 100);
   g_assert_true (g_file_set_contents (broken, (char *) buf, (gssize) len, NULL));
-  g_autoptr (GBytes) broken_bytes = read_bytes (broken);
+  g_autoptr (GBytes) broken_bytes = bp_test_read_bytes (broken);
   expect_open_error (broken, 0, BP_STORE_ERROR_CORRUPT, "broken.db: cannot read the database: the database is damaged");
   assert_unchanged (broken, broken_bytes);
 
   /* cut in half */
   g_autofree char *cut = g_build_filename (dir, "cut.db", NULL);
   g_assert_true (g_file_set_contents (cut, (const char *) src, (gssize) len / 2, NULL));
-  g_autoptr (GBytes) cut_bytes = read_bytes (cut);
+  g_autoptr (GBytes) cut_bytes = bp_test_read_bytes (cut);
   expect_open_error (cut, 0, BP_STORE_ERROR_CORRUPT, "cut.db");
   assert_unchanged (cut, cut_bytes);
 
@@ -681,7 +643,7 @@ test_bad_files (void)
   g_autofree char *foreign = g_build_filename (dir, "places.sqlite", NULL);
   raw_exec (foreign, "CREATE TABLE moz_places (id INTEGER PRIMARY KEY, url TEXT);"
                      "INSERT INTO moz_places (url) VALUES ('https://example.org');");
-  g_autoptr (GBytes) foreign_bytes = read_bytes (foreign);
+  g_autoptr (GBytes) foreign_bytes = bp_test_read_bytes (foreign);
   expect_open_error (foreign, 0, BP_STORE_ERROR_NOT_A_STORE, "not a Backprop Lab experiment store");
   assert_unchanged (foreign, foreign_bytes);
 
@@ -689,7 +651,7 @@ test_bad_files (void)
   g_autofree char *newer = g_build_filename (dir, "newer.db", NULL);
   g_assert_true (g_file_set_contents (newer, (const char *) src, (gssize) len, NULL));
   raw_exec (newer, "PRAGMA user_version = 99");
-  g_autoptr (GBytes) newer_bytes = read_bytes (newer);
+  g_autoptr (GBytes) newer_bytes = bp_test_read_bytes (newer);
   g_autofree char *versions = g_strdup_printf ("schema version 99, newer than version %d",
                                                BP_STORE_SCHEMA_VERSION);
   expect_open_error (newer, 0, BP_STORE_ERROR_TOO_NEW, versions);
@@ -780,8 +742,8 @@ test_read_only (void)
     create_run (store, "read me");
     g_assert_true (bp_store_set_status (store, 1, BP_RUN_FINISHED, NULL, &error));
   }
-  g_autoptr (GBytes) b0 = read_bytes (in_ro_dir);
-  g_autoptr (GBytes) b1 = read_bytes (ro_file);
+  g_autoptr (GBytes) b0 = bp_test_read_bytes (in_ro_dir);
+  g_autoptr (GBytes) b1 = bp_test_read_bytes (ro_file);
   g_assert_cmpint (g_chmod (test_root, 0755), ==, 0);
   g_assert_cmpint (g_chmod (dir, 0755), ==, 0);
   g_assert_cmpint (g_chmod (in_ro_dir, 0666), ==, 0);
@@ -801,7 +763,7 @@ test_read_only (void)
 static void
 test_locked (void)
 {
-  g_autofree char *dir = temp_dir ();
+  g_autofree char *dir = bp_test_temp_dir (test_root);
   g_autofree char *path = g_build_filename (dir, "experiments.db", NULL);
   g_autoptr (GError) error = NULL;
   g_autoptr (BpStore) setup = bp_store_open (path, &error);
@@ -858,7 +820,7 @@ test_locked (void)
 static void
 test_checkpoints (void)
 {
-  g_autofree char *dir = temp_dir ();
+  g_autofree char *dir = bp_test_temp_dir (test_root);
   g_autofree char *path = g_build_filename (dir, "experiments.db", NULL);
   g_autoptr (GError) error = NULL;
   g_autoptr (BpStore) store = bp_store_open (path, &error);
@@ -939,7 +901,7 @@ test_checkpoints (void)
   g_assert_cmpuint (removed, ==, 0);
 
   /* a checkpoint outside the store folder is registered by absolute path and never deleted */
-  g_autofree char *outside_dir = temp_dir ();
+  g_autofree char *outside_dir = bp_test_temp_dir (test_root);
   g_autofree char *outside = g_build_filename (outside_dir, "mine.safetensors", NULL);
   g_assert_true (bp_safetensors_save (outside, 1, names, &t, NULL, &error));
   g_assert_true (bp_store_add_checkpoint (store, run, outside, 9, 900, NAN, FALSE, NULL, &error));
@@ -980,7 +942,7 @@ dead_pid (void)
 static void
 test_interrupted (void)
 {
-  g_autofree char *dir = temp_dir ();
+  g_autofree char *dir = bp_test_temp_dir (test_root);
   g_autofree char *path = g_build_filename (dir, "experiments.db", NULL);
   g_autoptr (GError) error = NULL;
   g_autoptr (BpStore) store = bp_store_open (path, &error);
@@ -1143,7 +1105,7 @@ main (int argc, char **argv)
   g_test_add_func ("/store/kill", test_kill);
   int status = g_test_run ();
   if (test_root)
-    remove_tree (test_root);
+    bp_test_remove_tree (test_root);
   g_free (test_root);
   return status;
 }
