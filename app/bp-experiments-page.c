@@ -14,6 +14,8 @@
 #include "bp-run-recording.h"
 #include "bp-series.h"
 #include "bp-store.h"
+#include "bp-train-page.h"
+#include "bp-window.h"
 
 struct _BpExperimentsPage {
   GtkWidget parent_instance;
@@ -888,6 +890,82 @@ rename_action (GtkWidget *widget, const char *name, GVariant *param)
   bp_experiments_page_refresh (self);
 }
 
+/* ---- continue training ---- */
+
+int
+bp_experiments_page_continue_epochs (BpExperimentsPage *self, gint64 run_id)
+{
+  g_return_val_if_fail (BP_IS_EXPERIMENTS_PAGE (self), 0);
+  if (!ensure_store (self))
+    return 0;
+  g_autoptr (BpRun) run = bp_store_get_run (self->store, run_id, NULL);
+  if (!run)
+    return 0;
+  g_autoptr (GHashTable) values = config_values (run->config_json);
+  const char *text = g_hash_table_lookup (values, "epochs");
+  gint64 epochs = text ? g_ascii_strtoll (text, NULL, 10) : 0;
+  /* an unfinished run goes on to its epochs; a finished one gets five more */
+  return (int) (run->last_epoch < epochs ? epochs : MAX (run->last_epoch, 0) + 5);
+}
+
+gboolean
+bp_experiments_page_continue_run (BpExperimentsPage *self, gint64 run_id, int epochs,
+                                  GError **error)
+{
+  g_return_val_if_fail (BP_IS_EXPERIMENTS_PAGE (self), FALSE);
+  GtkWidget *window = gtk_widget_get_ancestor (GTK_WIDGET (self), BP_TYPE_WINDOW);
+  GtkWidget *train = window ? bp_window_get_page (BP_WINDOW (window), "train") : NULL;
+  if (!train) {
+    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, _("There is no Train page."));
+    return FALSE;
+  }
+  if (!bp_train_page_continue_run (BP_TRAIN_PAGE (train), run_id, epochs, error))
+    return FALSE;
+  bp_window_set_place (BP_WINDOW (window), "train");
+  return TRUE;
+}
+
+static void
+continue_response (AdwMessageDialog *dialog, const char *response, BpExperimentsPage *self)
+{
+  if (g_str_equal (response, "continue")) {
+    GtkSpinButton *spin = GTK_SPIN_BUTTON (adw_message_dialog_get_extra_child (dialog));
+    g_autoptr (GError) error = NULL;
+    if (!bp_experiments_page_continue_run (self, self->open_id,
+                                           gtk_spin_button_get_value_as_int (spin), &error))
+      report (self, error);
+  }
+  g_object_unref (self);
+}
+
+static void
+continue_action (GtkWidget *widget, const char *name, GVariant *param)
+{
+  BpExperimentsPage *self = BP_EXPERIMENTS_PAGE (widget);
+  int epochs = bp_experiments_page_continue_epochs (self, self->open_id);
+  const BpRun *run = find_run (self, self->open_id);
+  if (epochs <= 0 || !run)
+    return;
+  GtkWidget *dialog = adw_message_dialog_new (
+    GTK_WINDOW (gtk_widget_get_root (widget)), _("Continue Training"),
+    _("The run goes on from its newest checkpoint with its own settings, until it has trained "
+      "this many epochs in all."));
+  /* only more epochs than it has trained */
+  GtkWidget *spin = gtk_spin_button_new_with_range (MAX (run->last_epoch, 0) + 1, 10000, 1);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (spin), epochs);
+  gtk_widget_set_halign (spin, GTK_ALIGN_CENTER);
+  gtk_accessible_update_property (GTK_ACCESSIBLE (spin), GTK_ACCESSIBLE_PROPERTY_LABEL,
+                                  _("Epochs in all"), -1);
+  adw_message_dialog_set_extra_child (ADW_MESSAGE_DIALOG (dialog), spin);
+  adw_message_dialog_add_responses (ADW_MESSAGE_DIALOG (dialog), "cancel", _("_Cancel"),
+                                    "continue", _("C_ontinue"), NULL);
+  adw_message_dialog_set_response_appearance (ADW_MESSAGE_DIALOG (dialog), "continue",
+                                              ADW_RESPONSE_SUGGESTED);
+  adw_message_dialog_set_default_response (ADW_MESSAGE_DIALOG (dialog), "continue");
+  g_signal_connect (dialog, "response", G_CALLBACK (continue_response), g_object_ref (self));
+  gtk_window_present (GTK_WINDOW (dialog));
+}
+
 static void
 save_note_action (GtkWidget *widget, const char *name, GVariant *param)
 {
@@ -1101,11 +1179,14 @@ build_run_view (BpExperimentsPage *self)
   gtk_widget_add_css_class (GTK_WIDGET (self->name_entry), "title-4");
   g_signal_connect_swapped (self->name_entry, "activate", G_CALLBACK (name_activated), self);
   GtkWidget *rename = button (_("_Rename"), "experiments.rename", NULL);
+  GtkWidget *resume = button (_("Continue _Training…"), "experiments.continue", NULL);
+  gtk_widget_set_tooltip_text (resume, _("Train this run further from its newest checkpoint"));
   GtkWidget *del = button (_("_Delete"), "experiments.delete", NULL);
   gtk_widget_add_css_class (del, "destructive-action");
   gtk_box_append (GTK_BOX (bar), back);
   gtk_box_append (GTK_BOX (bar), GTK_WIDGET (self->name_entry));
   gtk_box_append (GTK_BOX (bar), rename);
+  gtk_box_append (GTK_BOX (bar), resume);
   gtk_box_append (GTK_BOX (bar), del);
   gtk_box_append (GTK_BOX (box), bar);
 
@@ -1279,6 +1360,7 @@ bp_experiments_page_class_init (BpExperimentsPageClass *klass)
   gtk_widget_class_install_action (widget_class, "experiments.undo", NULL, undo_action);
   gtk_widget_class_install_action (widget_class, "experiments.delete", NULL, delete_action);
   gtk_widget_class_install_action (widget_class, "experiments.rename", NULL, rename_action);
+  gtk_widget_class_install_action (widget_class, "experiments.continue", NULL, continue_action);
   gtk_widget_class_install_action (widget_class, "experiments.save-note", NULL,
                                    save_note_action);
   gtk_widget_class_install_action (widget_class, "experiments.save-tags", NULL,

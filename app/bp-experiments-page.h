@@ -41,6 +41,13 @@ gboolean bp_experiments_page_export_comparison (BpExperimentsPage *self, const c
 /* Hides the run and shows a toast with Undo (action experiments.undo); the run is deleted from
  * the store when the toast goes away without Undo. */
 void bp_experiments_page_delete_run (BpExperimentsPage *self, gint64 run_id);
+/* Continues a stored run on the Train page (which the window then shows) from its newest
+ * checkpoint, to epochs in all (action experiments.continue asks for them). */
+gboolean bp_experiments_page_continue_run (BpExperimentsPage *self, gint64 run_id, int epochs,
+                                           GError **error);
+/* The epochs that dialog proposes: the run's own when it has not trained them all, else five
+ * more than it has (0: the run cannot be read). */
+int bp_experiments_page_continue_epochs (BpExperimentsPage *self, gint64 run_id);
 /* The delete toast on screen, or NULL. */
 AdwToast *bp_experiments_page_get_toast (BpExperimentsPage *self);
 

@@ -11,6 +11,7 @@ typedef struct {
   char *path;
   BpStore *store;       /* the training thread's connection */
   BpRecorder *recorder;
+  gint64 resume_id;     /* > 0: continue this stored run */
 } Recording;
 
 char *
@@ -29,20 +30,29 @@ recording_stop (Recording *r)
   g_clear_pointer (&r->store, bp_store_close);
 }
 
-static void
-started_hook (BpTrainer *trainer, const BpTrainConfig *config, gpointer user_data)
+static gboolean
+started_hook (BpTrainer *trainer, const BpTrainConfig *config, gpointer user_data,
+              GError **error)
 {
   Recording *r = user_data;
-  g_autoptr (GError) error = NULL;
-  r->store = bp_store_open (r->path, &error);
+  g_autoptr (GError) local = NULL;
+  r->store = bp_store_open (r->path, &local);
   if (r->store) {
     BpRecorderOptions options = BP_RECORDER_OPTIONS_INIT;
-    r->recorder = bp_recorder_new (r->store, trainer, &options, &error);
+    r->recorder = r->resume_id > 0
+                    ? bp_recorder_resume (r->store, trainer, r->resume_id, &options, &local)
+                    : bp_recorder_new (r->store, trainer, &options, &local);
   }
-  if (!r->recorder) {
-    g_message ("The run is not recorded: %s", error->message);
-    recording_stop (r);
+  if (r->recorder)
+    return TRUE;
+  recording_stop (r);
+  if (r->resume_id > 0) {
+    /* continuing a run without its store or checkpoint would start it over: fail instead */
+    g_propagate_error (error, g_steal_pointer (&local));
+    return FALSE;
   }
+  g_message ("The run is not recorded: %s", local->message);
+  return TRUE;
 }
 
 static gboolean
@@ -82,11 +92,25 @@ recording_free (gpointer data)
   g_free (r);
 }
 
-void
-bp_run_recording_attach (BpTrainRun *run)
+static void
+attach (BpTrainRun *run, gint64 resume_id)
 {
   static const BpTrainHooks hooks = {started_hook, event_hook, finished_hook};
   Recording *r = g_new0 (Recording, 1);
   r->path = bp_lab_store_path ();
+  r->resume_id = resume_id;
   bp_train_run_set_hooks (run, &hooks, r, recording_free);
+}
+
+void
+bp_run_recording_attach (BpTrainRun *run)
+{
+  attach (run, 0);
+}
+
+void
+bp_run_recording_attach_resume (BpTrainRun *run, gint64 run_id)
+{
+  g_return_if_fail (run_id > 0);
+  attach (run, run_id);
 }

@@ -14,5 +14,9 @@ char *bp_lab_store_path (void);
  * A store that cannot be opened or written only stops the recording (a message is logged), never
  * the training. */
 void bp_run_recording_attach (BpTrainRun *run);
+/* The same for a run that continues stored run run_id from its newest checkpoint (the run's
+ * config must come from bp_recorder_run_config): the checkpoint is loaded on the training
+ * thread, and when it or the store cannot be read the run fails with the reason. */
+void bp_run_recording_attach_resume (BpTrainRun *run, gint64 run_id);
 
 G_END_DECLS

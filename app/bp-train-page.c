@@ -15,7 +15,9 @@
 #include "bp-engine-strings.h"
 #include "bp-image-grid.h"
 #include "bp-plot.h"
+#include "bp-recorder.h"
 #include "bp-run-recording.h"
+#include "bp-store.h"
 #include "bp-spec.h"
 
 #define N_SAMPLES 12 /* 3 rows of 4 */
@@ -166,6 +168,7 @@ show_error (BpTrainPage *self, const GError *error)
     case BP_TRAIN_ERROR_NUMERIC: title = _("Training diverged: the loss is no longer a number."); break;
     case BP_TRAIN_ERROR_MODEL: title = _("The model cannot be built."); break;
     case BP_TRAIN_ERROR_INVALID: title = _("A setting is not valid."); break;
+    case BP_TRAIN_ERROR_DONE: title = _("The run cannot continue."); break;
     default: break;
     }
   }
@@ -416,6 +419,31 @@ disconnect_run (BpTrainPage *self)
 
 /* ---- actions ---- */
 
+/* Starts a run of config on the dashboard; resume_id > 0 continues that stored run. */
+static void
+start_run (BpTrainPage *self, const BpTrainConfig *config, const char *device, gint64 resume_id)
+{
+  gtk_label_set_text (self->device_label, "–");
+  disconnect_run (self);
+  self->run = bp_train_run_new (config, N_SAMPLES);
+  bp_train_run_set_device (self->run, device);
+  g_signal_connect (self->run, "steps", G_CALLBACK (run_steps_cb), self);
+  g_signal_connect (self->run, "epoch", G_CALLBACK (run_epoch_cb), self);
+  g_signal_connect (self->run, "samples", G_CALLBACK (run_samples_cb), self);
+  g_signal_connect (self->run, "progress", G_CALLBACK (run_progress_cb), self);
+  g_signal_connect (self->run, "notify::state", G_CALLBACK (run_state_cb), self);
+  g_signal_connect (self->run, "finished", G_CALLBACK (run_finished_cb), self);
+  /* the experiment store records it; listeners may attach more before the thread starts */
+  if (resume_id > 0)
+    bp_run_recording_attach_resume (self->run, resume_id);
+  else
+    bp_run_recording_attach (self->run);
+  g_signal_emit (self, signals[RUN_CREATED], 0, self->run);
+  self->pause_pending = FALSE;
+  bp_train_run_start (self->run);
+  update_controls (self);
+}
+
 static void
 start_action (GtkWidget *widget, const char *action_name, GVariant *param)
 {
@@ -429,23 +457,32 @@ start_action (GtkWidget *widget, const char *action_name, GVariant *param)
     show_error (self, error);
     return;
   }
-  gtk_label_set_text (self->device_label, "–");
+  start_run (self, &config, device_choice (self), 0);
+}
 
-  disconnect_run (self);
-  self->run = bp_train_run_new (&config, N_SAMPLES);
-  bp_train_run_set_device (self->run, device_choice (self));
-  g_signal_connect (self->run, "steps", G_CALLBACK (run_steps_cb), self);
-  g_signal_connect (self->run, "epoch", G_CALLBACK (run_epoch_cb), self);
-  g_signal_connect (self->run, "samples", G_CALLBACK (run_samples_cb), self);
-  g_signal_connect (self->run, "progress", G_CALLBACK (run_progress_cb), self);
-  g_signal_connect (self->run, "notify::state", G_CALLBACK (run_state_cb), self);
-  g_signal_connect (self->run, "finished", G_CALLBACK (run_finished_cb), self);
-  /* listeners (the experiment store) may attach hooks here, before the thread starts */
-  bp_run_recording_attach (self->run); /* the experiment store */
-  g_signal_emit (self, signals[RUN_CREATED], 0, self->run);
-  self->pause_pending = FALSE;
-  bp_train_run_start (self->run);
-  update_controls (self);
+gboolean
+bp_train_page_continue_run (BpTrainPage *self, gint64 run_id, int epochs, GError **error)
+{
+  g_return_val_if_fail (BP_IS_TRAIN_PAGE (self), FALSE);
+  if (self->run && bp_train_run_is_active (self->run)) {
+    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_INVALID,
+                 _("A run is training: stop it before continuing another."));
+    return FALSE;
+  }
+  g_autofree char *path = bp_lab_store_path ();
+  /* a short busy timeout: the main loop must not wait on a writer for long */
+  g_autoptr (BpStore) store = bp_store_open_full (path, BP_STORE_OPEN_READ_ONLY, 250, error);
+  BpTrainConfig config = bp_train_config_default ();
+  if (!store || !bp_recorder_run_config (store, run_id, &config, error))
+    return FALSE;
+  if (epochs > 0)
+    config.epochs = epochs;
+  if (!bp_train_config_check (&config, error))
+    return FALSE;
+  clear_dashboard (self);
+  gtk_spin_button_set_value (self->epochs_spin, config.epochs);
+  start_run (self, &config, config.device == BP_DEVICE_CUDA ? "cuda" : "cpu", run_id);
+  return TRUE;
 }
 
 static void

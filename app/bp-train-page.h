@@ -16,6 +16,12 @@ BpTrainRun *bp_train_page_get_run (BpTrainPage *self);
 /* Adds (or replaces) the "Custom model from the builder" choice with a model spec (JSON) and
  * selects it. */
 void bp_train_page_set_custom_model (BpTrainPage *self, const char *json, const char *name);
+/* Continues stored run run_id (the lab's store) from its newest checkpoint, to epochs in all
+ * (0: the epochs it was last given), with its own settings, on the dashboard. FALSE with a
+ * message when a run is training here or the run's settings cannot be read; a checkpoint that
+ * cannot be resumed fails the run (shown on the page). */
+gboolean bp_train_page_continue_run (BpTrainPage *self, gint64 run_id, int epochs,
+                                     GError **error);
 /* The configuration the page's settings describe now. */
 BpTrainConfig bp_train_page_get_config (BpTrainPage *self);
 

@@ -338,9 +338,9 @@ train_thread (gpointer data)
       /* the grid is a nicety: without it training goes on */
       self->samples_set = bp_dataset_load_full (self->config.dataset, "test", &o, NULL);
     }
-    if (self->hooks.started)
-      self->hooks.started (self->trainer, &self->config, self->hooks_data);
-    ok = bp_trainer_run (self->trainer, train_callback, self, &error);
+    if (!self->hooks.started || self->hooks.started (self->trainer, &self->config,
+                                                      self->hooks_data, &error))
+      ok = bp_trainer_run (self->trainer, train_callback, self, &error);
   }
   g_mutex_lock (&self->lock);
   BpTrainState state = !ok ? BP_TRAIN_STATE_FAILED

@@ -64,10 +64,13 @@ typedef struct {
 } BpTrainEpoch;
 
 /* Hooks called ON THE TRAINING THREAD (for the experiment store: one connection per thread).
- * Any may be NULL. `started` runs once the trainer is built; `event` sees every engine event
- * (returning FALSE stops the run); `finished` runs last, with the final state and the error. */
+ * Any may be NULL. `started` runs once the trainer is built (returning FALSE with an error
+ * fails the run before it trains: a checkpoint that cannot be resumed); `event` sees every
+ * engine event (returning FALSE stops the run); `finished` runs last, with the final state and
+ * the error. */
 typedef struct {
-  void (*started) (BpTrainer *trainer, const BpTrainConfig *config, gpointer user_data);
+  gboolean (*started) (BpTrainer *trainer, const BpTrainConfig *config, gpointer user_data,
+                       GError **error);
   gboolean (*event) (BpTrainer *trainer, const BpTrainEvent *event, gpointer user_data);
   void (*finished) (BpTrainState state, const GError *error, gpointer user_data);
 } BpTrainHooks;

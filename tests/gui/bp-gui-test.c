@@ -112,3 +112,15 @@ bp_gui_destroy_window (GtkWidget *window)
     g_object_remove_weak_pointer (G_OBJECT (window), &weak);
   g_assert_null (weak);
 }
+
+gboolean
+bp_gui_has_message_dialog (gpointer data)
+{
+  for (GList *l = gtk_window_list_toplevels (); l; l = g_list_delete_link (l, l))
+    if (ADW_IS_MESSAGE_DIALOG (l->data) && gtk_widget_get_visible (l->data)) {
+      *(gpointer *) data = l->data;
+      g_list_free (l);
+      return TRUE;
+    }
+  return FALSE;
+}

@@ -20,5 +20,7 @@ char *bp_gui_screenshot (GtkWidget *window, const char *name);
 
 /* Destroys the window and checks that it is finalized (no reference leaked). */
 void bp_gui_destroy_window (GtkWidget *window);
+/* A bp_gui_wait condition: a visible AdwMessageDialog exists; it is stored in *(gpointer *) data. */
+gboolean bp_gui_has_message_dialog (gpointer data);
 
 G_END_DECLS

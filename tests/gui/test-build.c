@@ -250,18 +250,6 @@ test_cnn (void)
   fixture_close (&f);
 }
 
-static gboolean
-has_dialog (gpointer data)
-{
-  for (GList *l = gtk_window_list_toplevels (); l; l = g_list_delete_link (l, l))
-    if (ADW_IS_MESSAGE_DIALOG (l->data) && gtk_widget_get_visible (l->data)) {
-      *(gpointer *) data = l->data;
-      g_list_free (l);
-      return TRUE;
-    }
-  return FALSE;
-}
-
 static void
 test_residual (void)
 {
@@ -287,7 +275,7 @@ test_residual (void)
   g_assert_cmpstr (bp_build_page_get_selected (f.page), ==, "add1");
   act (&f, "build.connect-from", NULL);
   AdwMessageDialog *dialog = NULL;
-  g_assert_true (bp_gui_wait (has_dialog, &dialog, 5000));
+  g_assert_true (bp_gui_wait (bp_gui_has_message_dialog, &dialog, 5000));
   g_free (bp_gui_screenshot (GTK_WIDGET (dialog), "build-connect-dialog-en"));
   adw_message_dialog_response (dialog, "connect");
   bp_gui_spin (100);

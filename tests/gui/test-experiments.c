@@ -170,6 +170,53 @@ test_runs (void)
   bp_experiments_page_set_search (f.page, "");
   g_assert_cmpuint (n_shown (&f), ==, 2);
 
+  /* continue a finished run from its checkpoint on the Train page: same run, one more epoch */
+  g_assert_cmpint (bp_experiments_page_continue_epochs (f.page, second), ==, 1 + 5);
+  g_assert_true (bp_experiments_page_continue_run (f.page, second, 2, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (bp_window_get_place (f.window), ==, "train");
+  g_assert_true (bp_gui_wait (is_ended, f.train, 60000));
+  g_assert_cmpint (bp_train_run_get_state (bp_train_page_get_run (f.train)), ==,
+                   BP_TRAIN_STATE_FINISHED);
+  {
+    g_autoptr (BpRun) continued = bp_store_get_run (store, second, &error);
+    g_assert_no_error (error);
+    g_assert_cmpint (continued->status, ==, BP_RUN_FINISHED);
+    g_assert_cmpint (continued->last_epoch, ==, 2);
+  }
+  /* asking for epochs it has already trained fails the run with the reason; nothing is lost */
+  g_assert_true (bp_experiments_page_continue_run (f.page, second, 2, &error));
+  g_assert_true (bp_gui_wait (is_ended, f.train, 60000));
+  BpTrainRun *refused = bp_train_page_get_run (f.train);
+  g_assert_cmpint (bp_train_run_get_state (refused), ==, BP_TRAIN_STATE_FAILED);
+  g_assert_error (bp_train_run_get_error (refused), BP_TRAIN_ERROR, BP_TRAIN_ERROR_DONE);
+  g_test_message ("continuing to 2 epochs again: %s", bp_train_run_get_error (refused)->message);
+  {
+    g_autoptr (BpRun) kept_run = bp_store_get_run (store, second, &error);
+    g_assert_no_error (error);
+    g_assert_cmpint (kept_run->status, ==, BP_RUN_FINISHED);
+    g_assert_cmpint (kept_run->last_epoch, ==, 2);
+  }
+  g_assert_true (bp_window_set_place (f.window, "experiments"));
+  g_assert_true (bp_experiments_page_refresh (f.page));
+  g_assert_cmpuint (n_shown (&f), ==, 2);
+  /* the button asks for the epochs in all, offering five more and no fewer than one more */
+  g_assert_true (bp_experiments_page_open_run (f.page, second));
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (f.page), "experiments.continue", NULL));
+  AdwMessageDialog *dialog = NULL;
+  g_assert_true (bp_gui_wait (bp_gui_has_message_dialog, &dialog, 2000));
+  GtkSpinButton *spin = GTK_SPIN_BUTTON (adw_message_dialog_get_extra_child (dialog));
+  g_assert_cmpint (gtk_spin_button_get_value_as_int (spin), ==, 2 + 5);
+  double lo, hi;
+  gtk_spin_button_get_range (spin, &lo, &hi);
+  g_assert_cmpfloat (lo, ==, 3);
+  bp_gui_spin (200);
+  g_free (bp_gui_screenshot (GTK_WIDGET (dialog), "experiments-continue-en"));
+  adw_message_dialog_response (dialog, "cancel");
+  gtk_window_destroy (GTK_WINDOW (dialog));
+  g_assert_cmpstr (bp_window_get_place (f.window), ==, "experiments");
+  gtk_widget_activate_action (GTK_WIDGET (f.page), "experiments.back", NULL);
+
   /* open a run: its curves from the store; rename it */
   g_assert_true (bp_experiments_page_open_run (f.page, first));
   g_assert_cmpstr (bp_experiments_page_get_view (f.page), ==, "run");
