@@ -1,5 +1,6 @@
-/* backprop.c: the `backprop` command: train (stored as experiments), runs, show, compare, export,
- * rm, tag, note, models, bench, devices (and help for each). */
+/* backprop.c: the `backprop` command: train (stored as experiments; image classifiers and
+ * language models), runs, show, compare, export, generate, rm, tag, note, models, bench, devices
+ * (and help for each). */
 #include "config.h"
 
 #include <errno.h>
@@ -504,6 +505,81 @@ print_json_string (const char *key, const char *v, gboolean comma)
   printf ("\"%s\":%s%s", key, text, comma ? "," : "");
 }
 
+/* Mean entropy (nats) of the attention rows of one layer, over its heads and the probe's
+ * positions: how spread the attention is (log T for uniform rows). */
+static double
+attention_entropy (const BpTrainEvent *ev, int layer)
+{
+  int64_t n = ev->attn_len;
+  const float *w = ev->attn_weights + (gsize) layer * (gsize) ev->attn_heads * (gsize) (n * n);
+  double sum = 0.0;
+  int64_t rows = 0;
+  for (int64_t r = 0; r < (int64_t) ev->attn_heads * n; r++) {
+    double h = 0.0, mass = 0.0;
+    for (int64_t k = 0; k < n; k++) {
+      double p = w[r * n + k];
+      mass += p;
+      if (p > 0.0)
+        h -= p * log (p);
+    }
+    if (mass > 0.5) {
+      sum += h;
+      rows++;
+    }
+  }
+  return rows ? sum / (double) rows : NAN;
+}
+
+static void
+print_attention_json (const BpTrainEvent *ev)
+{
+  Jw *b = jw_new ();
+  jw_begin (b, '{');
+  json_add_string (b, "event", "attention");
+  json_add_int (b, "epoch", ev->epoch);
+  json_add_int (b, "global_step", ev->global_step);
+  json_add_int (b, "heads", ev->attn_heads);
+  json_add_int (b, "len", ev->attn_len);
+  jw_key (b, "layers");
+  jw_begin (b, '[');
+  for (int l = 0; l < ev->attn_layers; l++)
+    jw_string (b, ev->attn_layer_ids[l]);
+  jw_end (b, ']');
+  jw_key (b, "tokens");
+  jw_begin (b, '[');
+  for (int64_t k = 0; k < ev->attn_len; k++)
+    jw_string (b, ev->attn_tokens[k]);
+  jw_end (b, ']');
+  /* weights[layer][head][query][key] */
+  jw_key (b, "weights");
+  jw_begin (b, '[');
+  int64_t n = ev->attn_len;
+  for (int l = 0; l < ev->attn_layers; l++) {
+    jw_begin (b, '[');
+    for (int h = 0; h < ev->attn_heads; h++) {
+      jw_begin (b, '[');
+      for (int64_t i = 0; i < n; i++) {
+        jw_begin (b, '[');
+        const float *row = ev->attn_weights + ((gsize) (l * ev->attn_heads + h) * (gsize) n +
+                                               (gsize) i) * (gsize) n;
+        for (int64_t k = 0; k < n; k++) {
+          jw_sep (b);
+          if (row[k] == 0.0f)
+            g_string_append_c (b->s, '0');
+          else
+            g_string_append_printf (b->s, "%.5g", (double) row[k]);
+        }
+        jw_end (b, ']');
+      }
+      jw_end (b, ']');
+    }
+    jw_end (b, ']');
+  }
+  jw_end (b, ']');
+  jw_end (b, '}');
+  jw_print_free (b);
+}
+
 static gboolean
 train_event (const BpTrainEvent *ev, gpointer user_data)
 {
@@ -512,13 +588,28 @@ train_event (const BpTrainEvent *ev, gpointer user_data)
     return FALSE; /* the store failed: the run ends with its error */
   if (out->recorder && !bp_recorder_event (out->recorder, ev, &out->record_error))
     return FALSE;
+  /* a language model: characters instead of images, the unigram baseline beside the loss */
+  gboolean lm = isfinite (ev->baseline_loss);
+  const char *rate = lm ? "tok/s" : "img/s";
   switch (ev->kind) {
   case BP_TRAIN_EVENT_START:
-    if (!out->json)
+    if (out->json)
+      break;
+    if (lm) {
+      const BpTextCorpus *c = bp_trainer_get_corpus (out->trainer);
+      printf ("training on %" G_GINT64_FORMAT " characters of %s (%" G_GINT64_FORMAT
+              " for validation), vocabulary %" G_GINT64_FORMAT ", context %" G_GINT64_FORMAT
+              ", %" G_GINT64_FORMAT " parameters, %" G_GINT64_FORMAT " steps per epoch; "
+              "unigram baseline loss %.4f\n",
+              ev->n_train, bp_trainer_get_config (out->trainer)->dataset, ev->n_val,
+              bp_vocab_size (c->vocab), bp_trainer_get_context (out->trainer), ev->n_params,
+              ev->steps_per_epoch, ev->baseline_loss);
+    } else {
       printf ("training on %" G_GINT64_FORMAT " examples (%" G_GINT64_FORMAT
               " for validation, %" G_GINT64_FORMAT " for test), %" G_GINT64_FORMAT
               " parameters, %" G_GINT64_FORMAT " steps per epoch\n",
               ev->n_train, ev->n_val, ev->n_test, ev->n_params, ev->steps_per_epoch);
+    }
     break;
   case BP_TRAIN_EVENT_STEP:
     if (!out->json && out->tty) {
@@ -531,11 +622,24 @@ train_event (const BpTrainEvent *ev, gpointer user_data)
       memset (bar, '#', (size_t) filled);
       memset (bar + filled, '.', (size_t) (30 - filled));
       bar[30] = '\0';
-      printf ("\repoch %d/%d [%s] %3d%% loss %.4f %.0f img/s ", ev->epoch, ev->epochs, bar,
+      printf ("\repoch %d/%d [%s] %3d%% loss %.4f %.0f %s ", ev->epoch, ev->epochs, bar,
               (int) (100 * ev->step / MAX (1, ev->steps_per_epoch)), ev->loss,
-              ev->images_per_second);
+              ev->images_per_second, rate);
       fflush (stdout);
     }
+    break;
+  case BP_TRAIN_EVENT_ATTENTION:
+    if (out->json) {
+      print_attention_json (ev);
+    } else {
+      printf ("%sattention at step %" G_GINT64_FORMAT " (%d heads, %" G_GINT64_FORMAT
+              " tokens), mean entropy per layer:", out->tty ? "\r\033[K" : "", ev->global_step,
+              ev->attn_heads, ev->attn_len);
+      for (int l = 0; l < ev->attn_layers; l++)
+        printf (" %s %.3f", ev->attn_layer_ids[l], attention_entropy (ev, l));
+      printf ("\n");
+    }
+    fflush (stdout);
     break;
   case BP_TRAIN_EVENT_EPOCH:
     if (out->json) {
@@ -545,10 +649,19 @@ train_event (const BpTrainEvent *ev, gpointer user_data)
       print_json_number ("train_accuracy", ev->train_accuracy, TRUE);
       print_json_number ("val_loss", ev->val_loss, TRUE);
       print_json_number ("val_accuracy", ev->val_accuracy, TRUE);
+      print_json_number ("baseline_loss", ev->baseline_loss, TRUE);
       print_json_number ("lr", ev->lr, TRUE);
       print_json_number ("images_per_second", ev->images_per_second, TRUE);
+      if (lm)
+        print_json_number ("tokens_per_second", ev->images_per_second, TRUE);
       print_json_number ("seconds", ev->seconds, FALSE);
       printf ("}\n");
+    } else if (lm) {
+      printf ("%sepoch %d/%d: train loss %.4f, accuracy %.4f; val loss %.4f, accuracy %.4f; "
+              "unigram baseline %.4f (%.1f s, %.0f tok/s)\n",
+              out->tty ? "\r\033[K" : "", ev->epoch, ev->epochs, ev->train_loss,
+              ev->train_accuracy, ev->val_loss, ev->val_accuracy, ev->baseline_loss, ev->seconds,
+              ev->images_per_second);
     } else {
       printf ("%sepoch %d/%d: train loss %.4f, accuracy %.4f; val loss %.4f, accuracy %.4f "
               "(%.1f s, %.0f img/s)\n",
@@ -563,6 +676,7 @@ train_event (const BpTrainEvent *ev, gpointer user_data)
       printf ("{\"event\":\"done\",");
       print_json_number ("test_accuracy", ev->test_accuracy, TRUE);
       print_json_number ("test_loss", ev->test_loss, TRUE);
+      print_json_number ("baseline_loss", ev->baseline_loss, TRUE);
       int done = bp_trainer_get_epochs_done (out->trainer);
       printf ("\"epochs_done\":%d,\"global_step\":%" G_GINT64_FORMAT ",", done, ev->global_step);
       printf ("\"status\":\"%s\",", done < ev->epochs ? "stopped" : "finished");
@@ -572,8 +686,13 @@ train_event (const BpTrainEvent *ev, gpointer user_data)
       }
       print_json_number ("seconds", ev->seconds, FALSE);
       printf ("}\n");
-    } else if (!isfinite (ev->test_accuracy)) {
+    } else if (bp_trainer_get_epochs_done (out->trainer) < ev->epochs) {
       printf ("%sstopped after %.1f s (no test evaluation)\n", out->tty ? "\r\033[K" : "",
+              ev->seconds);
+    } else if (lm) {
+      /* a corpus has no test split: its final metrics are the validation windows' */
+      printf ("%sval loss %.4f (unigram baseline %.4f), val accuracy %.4f, %.1f s in all\n",
+              out->tty ? "\r\033[K" : "", ev->test_loss, ev->baseline_loss, ev->test_accuracy,
               ev->seconds);
     } else {
       printf ("%stest loss %.4f, test accuracy %.4f, %.1f s in all\n", out->tty ? "\r\033[K" : "",
@@ -678,12 +797,13 @@ cmd_train (int argc, char **argv)
   char *s_epochs = NULL, *s_batch = NULL, *s_lr = NULL, *s_momentum = NULL, *s_wd = NULL,
        *s_l1 = NULL, *s_clip = NULL, *s_smooth = NULL, *s_step = NULL, *s_gamma = NULL,
        *s_warmup = NULL, *s_seed = NULL, *s_threads = NULL, *s_limit = NULL, *s_limit_test = NULL,
-       *s_val = NULL, *s_every = NULL, *s_keep = NULL;
+       *s_val = NULL, *s_every = NULL, *s_keep = NULL, *s_context = NULL, *s_steps = NULL,
+       *s_eval = NULL, *s_attn = NULL;
   gboolean json = FALSE, nesterov = FALSE, no_store = FALSE;
   GOptionEntry entries[] = {
     {"model", 'm', 0, G_OPTION_ARG_STRING, &model, "Model preset (see `backprop models`); default simple-cnn", "NAME"},
     {"spec", 0, 0, G_OPTION_ARG_FILENAME, &spec_file, "Train the model of a model spec file (JSON, doc/model-spec.md) instead of a preset", "FILE"},
-    {"dataset", 'd', 0, G_OPTION_ARG_STRING, &dataset, "Data set; default fashion-mnist", "NAME"},
+    {"dataset", 'd', 0, G_OPTION_ARG_STRING, &dataset, "Data set: fashion-mnist, a text corpus (tang300, song100, chinese, fortunes-zh, fortunes) or file:PATH (a UTF-8 text file); default fashion-mnist", "NAME"},
     {"epochs", 'e', 0, G_OPTION_ARG_STRING, &s_epochs, "Passes over the training set; default 10 (with --resume: the new total)", "N"},
     {"batch-size", 'b', 0, G_OPTION_ARG_STRING, &s_batch, "Examples per step; default 64", "N"},
     {"optimizer", 'o', 0, G_OPTION_ARG_STRING, &optimizer, "sgd, adam or adamw; default adam", "NAME"},
@@ -703,7 +823,11 @@ cmd_train (int argc, char **argv)
     {"threads", 0, 0, G_OPTION_ARG_STRING, &s_threads, "CPU threads; default all cores", "N"},
     {"limit-train", 0, 0, G_OPTION_ARG_STRING, &s_limit, "Use only the first N training examples (quick runs)", "N"},
     {"limit-test", 0, 0, G_OPTION_ARG_STRING, &s_limit_test, "Use only the first N test examples", "N"},
-    {"val-fraction", 0, 0, G_OPTION_ARG_STRING, &s_val, "Share of the training set held out for validation; default 0.1", "X"},
+    {"val-fraction", 0, 0, G_OPTION_ARG_STRING, &s_val, "Share of the training set (a corpus: of its entries, at most 0.5) held out for validation; default 0.1", "X"},
+    {"context", 0, 0, G_OPTION_ARG_STRING, &s_context, "Text: characters per training window; default the model's context", "N"},
+    {"steps-per-epoch", 0, 0, G_OPTION_ARG_STRING, &s_steps, "Text: training steps per epoch; default about one pass over the training characters", "N"},
+    {"eval-batches", 0, 0, G_OPTION_ARG_STRING, &s_eval, "Text: validation batches of --batch-size windows; default enough to cover the validation text twice, at most 20", "N"},
+    {"attention-every", 0, 0, G_OPTION_ARG_STRING, &s_attn, "Print the attention of the model's attention layers on a fixed probe every N steps and after each epoch (with --json: the weights); default off", "N"},
     {"db", 0, 0, G_OPTION_ARG_FILENAME, &db, "Experiment database; default $XDG_DATA_HOME/backprop-lab/experiments.db", "PATH"},
     {"name", 0, 0, G_OPTION_ARG_STRING, &name, "Name of the stored run; default the model's name", "NAME"},
     {"tag", 0, 0, G_OPTION_ARG_STRING_ARRAY, &tags, "Tag the stored run (repeat for more tags)", "TAG"},
@@ -738,7 +862,7 @@ cmd_train (int argc, char **argv)
   }
 
   gint64 epochs = 10, batch = 64, seed = 1, threads = 0, limit = 0, limit_test = 0, step_size = 10,
-         warmup = 0, every = 1, keep = 3;
+         warmup = 0, every = 1, keep = 3, context = 0, steps = 0, eval_batches = 0, attn = 0;
   double lr = 0, momentum = 0, wd = 0, l1 = 0, clip = 0, smooth = 0, gamma = 0.1, val = 0.1;
   NumberFlag flags[] = {
     {"--epochs", &s_epochs, NUM_INT, 1, 100000, FALSE, &epochs},
@@ -759,6 +883,10 @@ cmd_train (int argc, char **argv)
     {"--val-fraction", &s_val, NUM_FLOAT, 0, 0.9, FALSE, &val},
     {"--checkpoint-every", &s_every, NUM_INT, 0, 1e6, FALSE, &every},
     {"--keep-checkpoints", &s_keep, NUM_INT, 1, 1e6, FALSE, &keep},
+    {"--context", &s_context, NUM_INT, 1, 1 << 20, FALSE, &context},
+    {"--steps-per-epoch", &s_steps, NUM_INT, 1, 1 << 30, FALSE, &steps},
+    {"--eval-batches", &s_eval, NUM_INT, 1, 1 << 20, FALSE, &eval_batches},
+    {"--attention-every", &s_attn, NUM_INT, 0, 1e12, FALSE, &attn},
   };
   rc = apply_number_flags (cmd, flags, G_N_ELEMENTS (flags));
   if (rc)
@@ -796,10 +924,11 @@ cmd_train (int argc, char **argv)
     for (gsize k = 0; k < G_N_ELEMENTS (flags); k++) {
       const char *f = flags[k].flag;
       if (*flags[k].text && strcmp (f, "--epochs") && strcmp (f, "--threads") &&
-          strcmp (f, "--checkpoint-every") && strcmp (f, "--keep-checkpoints")) {
+          strcmp (f, "--checkpoint-every") && strcmp (f, "--keep-checkpoints") &&
+          strcmp (f, "--attention-every")) {
         rc = usage_error (cmd, "%s cannot be given with --resume: the run keeps its settings "
-                               "(only --epochs, --device, --threads and the checkpoint options "
-                               "may change)", f);
+                               "(only --epochs, --device, --threads, --attention-every and the "
+                               "checkpoint options may change)", f);
         goto done;
       }
     }
@@ -823,6 +952,8 @@ cmd_train (int argc, char **argv)
       keep = stored_keep;
     if (!device)
       device = g_strdup (c.device == BP_DEVICE_CUDA ? "cuda" : "cpu");
+    if (s_attn)
+      c.attention_every = attn;
   } else {
     if (model && spec_file) {
       rc = usage_error (cmd, "give either --model or --spec, not both");
@@ -855,9 +986,32 @@ cmd_train (int argc, char **argv)
         goto done;
       }
     }
-    c.model = model ? model : "simple-cnn";
-    c.model_json = spec_text;
     c.dataset = dataset ? dataset : "fashion-mnist";
+    if (g_str_has_prefix (c.dataset, "file:")) {
+      /* stored as an absolute path: a resume from another folder finds the file */
+      if (!c.dataset[5]) {
+        rc = usage_error (cmd, "--dataset file:PATH needs the path of a UTF-8 text file");
+        goto done;
+      }
+      g_autofree char *abs = g_canonicalize_filename (c.dataset + 5, NULL);
+      g_autofree char *full = g_strconcat ("file:", abs, NULL);
+      c.dataset = g_intern_string (full);
+    }
+    gboolean text = bp_train_dataset_is_text (c.dataset);
+    if (!text && (s_context || s_steps || s_eval)) {
+      rc = usage_error (cmd, "--context, --steps-per-epoch and --eval-batches are for text "
+                             "corpora (tang300, song100, chinese, fortunes-zh, fortunes or "
+                             "file:PATH), not %s", c.dataset);
+      goto done;
+    }
+    if (text && (s_limit || s_limit_test)) {
+      rc = usage_error (cmd, "--limit-train and --limit-test are for image data sets: a text "
+                             "corpus run is sized by --steps-per-epoch");
+      goto done;
+    }
+    /* a corpus without a model: the small character-level GPT */
+    c.model = model ? model : text ? "char-gpt-tiny" : "simple-cnn";
+    c.model_json = spec_text;
     c.optim = bp_optim_config_default (okind);
     c.sched = bp_sched_config_default (skind);
     if (s_lr)
@@ -884,6 +1038,10 @@ cmd_train (int argc, char **argv)
     c.limit_train = limit;
     c.limit_test = limit_test;
     c.val_fraction = val;
+    c.context = context;
+    c.steps_per_epoch = steps;
+    c.eval_batches = eval_batches;
+    c.attention_every = attn;
   }
   if (!choose_device (device ? device : "auto", &c.device, json, &error)) {
     rc = usage_error (cmd, "%s", error->message);
@@ -997,7 +1155,7 @@ done:
   bp_store_close (store);
   char *texts[] = {s_epochs, s_batch, s_lr, s_momentum, s_wd, s_l1, s_clip, s_smooth, s_step,
                    s_gamma, s_warmup, s_seed, s_threads, s_limit, s_limit_test, s_val, s_every,
-                   s_keep, reason};
+                   s_keep, s_context, s_steps, s_eval, s_attn, reason};
   for (gsize k = 0; k < G_N_ELEMENTS (texts); k++)
     g_free (texts[k]);
   g_free (model);
@@ -1330,6 +1488,36 @@ run_settings (const BpRun *run, GPtrArray *keys)
   return values;
 }
 
+/* A language model's run: the facts its config keeps (vocab_size, unigram_loss) and its
+ * context (the spec's Input length). FALSE for other runs. */
+typedef struct {
+  gint64 vocab_size, context;
+  double unigram_loss;
+} LmInfo;
+
+static gboolean
+run_lm_info (const BpRun *run, LmInfo *info)
+{
+  info->vocab_size = info->context = 0;
+  info->unigram_loss = NAN;
+  g_autoptr (JsonNode) root = run->config_json ? json_from_string (run->config_json, NULL) : NULL;
+  if (!root || !JSON_NODE_HOLDS_OBJECT (root))
+    return FALSE;
+  JsonObject *o = json_node_get_object (root);
+  JsonNode *u = json_object_get_member (o, "unigram_loss");
+  if (!u || !JSON_NODE_HOLDS_VALUE (u))
+    return FALSE;
+  info->unigram_loss = json_node_get_value_type (u) == G_TYPE_INT64 ? (double) json_node_get_int (u)
+                                                                    : json_node_get_double (u);
+  if (json_object_has_member (o, "vocab_size"))
+    info->vocab_size = json_object_get_int_member (o, "vocab_size");
+  g_autoptr (BpSpec) spec = run->spec_json ? bp_spec_parse (run->spec_json, NULL) : NULL;
+  for (int k = 0; spec && k < spec->n_nodes; k++)
+    if (spec->nodes[k].kind == BP_LAYER_INPUT && spec->nodes[k].shape.ndim == 1)
+      info->context = spec->nodes[k].shape.d[0];
+  return TRUE;
+}
+
 static char *
 format_lr (double v)
 {
@@ -1371,6 +1559,8 @@ cmd_show (int argc, char **argv)
   final_metrics (store, run, fm);
   g_autoptr (GPtrArray) keys = g_ptr_array_new_with_free_func (g_free);
   g_autoptr (GHashTable) settings = run_settings (run, keys);
+  LmInfo lm;
+  gboolean is_lm = run_lm_info (run, &lm);
 
   if (json) {
     Jw *b = jw_new ();
@@ -1381,6 +1571,9 @@ cmd_show (int argc, char **argv)
     json_add_raw (b, "config", run->config_json);
     json_add_raw (b, "spec", run->spec_json);
     json_add_raw (b, "versions", run->versions_json);
+    /* a language model's unigram baseline (null for other runs); its final test metrics are
+     * the validation windows' (a corpus has no test split) */
+    json_add_double (b, "baseline_loss", is_lm ? lm.unigram_loss : NAN);
     jw_key (b, "final");
     jw_begin (b, '{');
     for (int k = 0; k < FM_COUNT; k++)
@@ -1427,6 +1620,10 @@ cmd_show (int argc, char **argv)
   if (run->ended_us > 0)
     printf (" (%.1f s)", (double) (run->ended_us - run->created_us) / 1e6);
   printf ("\n");
+  if (is_lm)
+    printf ("  language model: vocabulary %" G_GINT64_FORMAT " characters, context %" G_GINT64_FORMAT
+            "; unigram baseline loss %.4f (test metrics are the validation text's)\n",
+            lm.vocab_size, lm.context, lm.unigram_loss);
   if (run->tags && run->tags[0]) {
     g_autofree char *tags = g_strjoinv (", ", run->tags);
     printf ("  tags: %s\n", tags);
@@ -1457,7 +1654,7 @@ cmd_show (int argc, char **argv)
     Table tt = table_new (1 + 1 + N_EPOCH_COLUMNS, right);
     table_add (&tt, "EPOCH", "STEP", epoch_columns[0].title, epoch_columns[1].title,
                epoch_columns[2].title, epoch_columns[3].title, epoch_columns[4].title,
-               epoch_columns[5].title, epoch_columns[6].title);
+               is_lm ? "TOK/S" : epoch_columns[5].title, epoch_columns[6].title);
     for (int e = 0; e < et.n; e++) {
       char *cells[N_EPOCH_COLUMNS];
       for (int c = 0; c < N_EPOCH_COLUMNS; c++)
@@ -2336,6 +2533,182 @@ cmd_note (int argc, char **argv)
   return 0;
 }
 
+/* ---- generate ---- */
+
+static gboolean
+print_piece (const char *piece, int64_t id, gpointer user_data)
+{
+  fputs (piece, stdout);
+  fflush (stdout);
+  return TRUE;
+}
+
+/* The characters of `chars` for a message: each quoted, with its code point when it is not a
+ * printable one ("「x」", "U+0009"). */
+static char *
+describe_chars (const char *chars)
+{
+  GString *s = g_string_new (NULL);
+  for (const char *p = chars; *p; p = g_utf8_next_char (p)) {
+    gunichar c = g_utf8_get_char (p);
+    if (s->len)
+      g_string_append (s, ", ");
+    if (g_unichar_isgraph (c)) {
+      g_string_append (s, "\"");
+      g_string_append_unichar (s, c);
+      g_string_append_printf (s, "\" (U+%04X)", c);
+    } else {
+      g_string_append_printf (s, "U+%04X", c);
+    }
+  }
+  return g_string_free (s, FALSE);
+}
+
+static int
+cmd_generate (int argc, char **argv)
+{
+  const char *cmd = "generate";
+  g_autofree char *db = NULL, *prompt = NULL;
+  char *s_max = NULL, *s_temp = NULL, *s_top_k = NULL, *s_top_p = NULL, *s_seed = NULL,
+       *s_threads = NULL;
+  gboolean best = FALSE, allow_unknown = FALSE;
+  GOptionEntry entries[] = {
+    {"prompt", 'p', 0, G_OPTION_ARG_FILENAME, &prompt, "Text to continue; default none (the text starts after a line break)", "TEXT"},
+    {"max-new", 'n', 0, G_OPTION_ARG_STRING, &s_max, "Characters to generate; default 200", "N"},
+    {"temperature", 't', 0, G_OPTION_ARG_STRING, &s_temp, "Sampling temperature (0: always the most likely character); default 0.8", "X"},
+    {"top-k", 0, 0, G_OPTION_ARG_STRING, &s_top_k, "Sample among the K most likely characters only; default 0 (all)", "K"},
+    {"top-p", 0, 0, G_OPTION_ARG_STRING, &s_top_p, "Sample among the most likely characters whose probabilities sum to P (nucleus sampling); default 1 (all)", "P"},
+    {"seed", 0, 0, G_OPTION_ARG_STRING, &s_seed, "Random seed (the same seed gives the same text); default a random one", "N"},
+    {"best", 0, 0, G_OPTION_ARG_NONE, &best, "Use the run's best checkpoint (highest validation accuracy) instead of its newest", NULL},
+    {"allow-unknown", 0, 0, G_OPTION_ARG_NONE, &allow_unknown, "Read prompt characters outside the vocabulary as <unk> instead of refusing them", NULL},
+    {"threads", 0, 0, G_OPTION_ARG_STRING, &s_threads, "CPU threads; default all cores", "N"},
+    {"db", 0, 0, G_OPTION_ARG_FILENAME, &db, "Experiment database; default $XDG_DATA_HOME/backprop-lab/experiments.db", "PATH"},
+    {NULL},
+  };
+  g_autoptr (GOptionContext) ctx = g_option_context_new ("RUN - generate text with a language model");
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  g_option_context_set_summary (ctx, "Continues a prompt with a stored language-model run (id or name, trained "
+                                     "on a text corpus) from its newest checkpoint, printing the prompt and each "
+                                     "character as it is generated.");
+  g_autoptr (GError) error = NULL;
+  int rc = 0;
+  BpModel *model = NULL;
+  BpVocab *vocab = NULL;
+  BpStore *store = NULL;
+  BpRun *run = NULL;
+  GPtrArray *cps = NULL;
+  char *unknown = NULL, *generated = NULL;
+  gint64 max_new = 200, top_k = 0, seed = 0, threads = 0;
+  double temperature = 0.8, top_p = 1.0;
+  NumberFlag flags[] = {
+    {"--max-new", &s_max, NUM_INT, 0, 1e7, FALSE, &max_new},
+    {"--temperature", &s_temp, NUM_FLOAT, 0, 100, FALSE, &temperature},
+    {"--top-k", &s_top_k, NUM_INT, 0, 1 << 24, FALSE, &top_k},
+    {"--top-p", &s_top_p, NUM_FLOAT, 0, 1, TRUE, &top_p},
+    {"--seed", &s_seed, NUM_INT, 0, 9.2e18, FALSE, &seed},
+    {"--threads", &s_threads, NUM_INT, 1, 1024, FALSE, &threads},
+  };
+  if (!g_option_context_parse (ctx, &argc, &argv, &error)) {
+    rc = usage_error (cmd, "%s", error->message);
+    goto done;
+  }
+  if (argc != 2) {
+    rc = usage_error (cmd, argc < 2 ? "which run? (give its id or name)" : "unexpected argument \"%s\"",
+                      argv[argc < 2 ? 0 : 2]);
+    goto done;
+  }
+  if ((rc = apply_number_flags (cmd, flags, G_N_ELEMENTS (flags))))
+    goto done;
+  if (prompt && !g_utf8_validate (prompt, -1, NULL)) {
+    rc = usage_error (cmd, "--prompt is not UTF-8 text");
+    goto done;
+  }
+  if (!s_seed) {
+    /* a random seed: a new text each time */
+    seed = (gint64) (g_random_int () >> 1);
+  }
+  bp_set_num_threads ((int) threads);
+
+  gint64 id;
+  if ((rc = open_store (cmd, db, STORE_READ, &store)) ||
+      (rc = resolve_run (cmd, store, db, argv[1], &id)))
+    goto done;
+  run = bp_store_get_run (store, id, &error);
+  cps = run ? bp_store_list_checkpoints (store, id, &error) : NULL;
+  if (!cps) {
+    rc = fail (cmd, error->message);
+    goto done;
+  }
+  if (!bp_train_dataset_is_text (run->dataset)) {
+    rc = fail_printf (cmd, "run %" G_GINT64_FORMAT " (%s on %s) is not a language model: generate "
+                           "needs a run trained on a text corpus (e.g. backprop train --model "
+                           "char-gpt-tiny --dataset tang300)",
+                      id, run->model_name ? run->model_name : "-", run->dataset ? run->dataset : "-");
+    goto done;
+  }
+  BpCheckpoint *cp = cps->len ? g_ptr_array_index (cps, cps->len - 1) : NULL;
+  for (guint k = 0; best && k < cps->len; k++)
+    if (((BpCheckpoint *) g_ptr_array_index (cps, k))->is_best)
+      cp = g_ptr_array_index (cps, k);
+  if (!cp) {
+    rc = fail_printf (cmd, "run %" G_GINT64_FORMAT " has no checkpoint to generate from (it "
+                           "stopped before its first was saved)", id);
+    goto done;
+  }
+  model = bp_checkpoint_load_language_model (cp->path, &vocab, NULL, &error);
+  if (!model) {
+    rc = fail (cmd, error->message);
+    goto done;
+  }
+  const char *text = prompt ? prompt : "";
+  unknown = bp_vocab_unknown_chars (vocab, text);
+  if (*unknown) {
+    g_autofree char *shown = describe_chars (unknown);
+    if (!allow_unknown) {
+      rc = fail_printf (cmd, "the prompt has characters outside the vocabulary of run %"
+                             G_GINT64_FORMAT " (%s): %s; leave them out, or give "
+                             "--allow-unknown to read them as <unk>",
+                        id, run->dataset, shown);
+      goto done;
+    }
+    fprintf (stderr, "%s %s: reading %s as <unk> (not in the vocabulary)\n", prog, cmd, shown);
+  }
+  glong n_prompt = g_utf8_strlen (text, -1);
+  int64_t context = bp_model_context_length (model);
+  if (n_prompt > context) {
+    rc = fail_printf (cmd, "the prompt has %ld characters, more than the model's context of %"
+                           G_GINT64_FORMAT ": shorten it", n_prompt, context);
+    goto done;
+  }
+  BpGenerateOptions go = BP_GENERATE_OPTIONS_INIT;
+  go.max_new = max_new;
+  go.temperature = (float) temperature;
+  go.top_k = top_k;
+  go.top_p = (float) top_p;
+  go.strict = !allow_unknown;
+  bp_rng_seed ((uint64_t) seed);
+  fputs (text, stdout);
+  fflush (stdout);
+  generated = bp_generate (model, vocab, text, &go, print_piece, NULL, NULL, &error);
+  printf ("\n");
+  fflush (stdout);
+  if (!generated)
+    rc = fail (cmd, error->message);
+
+done:
+  for (gsize k = 0; k < G_N_ELEMENTS (flags); k++)
+    g_free (*flags[k].text);
+  bp_model_free (model);
+  bp_vocab_free (vocab);
+  g_free (unknown);
+  g_free (generated);
+  if (cps)
+    g_ptr_array_unref (cps);
+  bp_run_free (run);
+  bp_store_close (store);
+  return rc;
+}
+
 /* ---- models ---- */
 
 static int
@@ -2509,6 +2882,7 @@ static const Command commands[] = {
   {"show", cmd_show, "Show a stored run: settings, metrics per epoch, checkpoints"},
   {"compare", cmd_compare, "Compare runs side by side, or plot their curves (--plot)"},
   {"export", cmd_export, "Export a run's metrics (--csv) or model (--pytorch)"},
+  {"generate", cmd_generate, "Generate text with a stored language-model run"},
   {"rm", cmd_rm, "Remove stored runs"},
   {"tag", cmd_tag, "Add or remove tags of a run"},
   {"note", cmd_note, "Write or read the note of a run"},

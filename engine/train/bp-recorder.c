@@ -125,16 +125,27 @@ versions_json (BpDevice device)
 }
 
 /* The trainer's config plus the recorder's settings (appended to the object's text: json-glib
- * 1.6 would write some of its doubles as invalid JSON). */
+ * 1.6 would write some of its doubles as invalid JSON); a language model's run also gets the
+ * facts of its corpus: vocab_size, train_characters, val_characters and unigram_loss. */
 static char *
 config_json (BpTrainer *trainer, const BpRecorderOptions *o)
 {
   g_autofree char *base = bp_train_config_to_json (bp_trainer_get_config (trainer));
   gsize n = strlen (base);
   g_assert (n >= 2 && base[n - 1] == '}');
-  return g_strdup_printf ("%.*s,\"checkpoint_every\":%d,\"keep_checkpoints\":%d,\"threads\":%d}",
+  g_autofree char *text = NULL;
+  const BpTextCorpus *c = bp_trainer_get_corpus (trainer);
+  if (c) {
+    char loss[G_ASCII_DTOSTR_BUF_SIZE];
+    text = g_strdup_printf (",\"vocab_size\":%" G_GINT64_FORMAT ",\"train_characters\":%"
+                            G_GINT64_FORMAT ",\"val_characters\":%" G_GINT64_FORMAT
+                            ",\"unigram_loss\":%s",
+                            bp_vocab_size (c->vocab), c->n_train, c->n_val,
+                            g_ascii_formatd (loss, sizeof loss, "%.6f", c->unigram_loss));
+  }
+  return g_strdup_printf ("%.*s,\"checkpoint_every\":%d,\"keep_checkpoints\":%d,\"threads\":%d%s}",
                           (int) n - 1, base, o->checkpoint_every, o->keep_checkpoints,
-                          o->threads > 0 ? o->threads : bp_get_num_threads ());
+                          o->threads > 0 ? o->threads : bp_get_num_threads (), text ? text : "");
 }
 
 BpRecorder *
@@ -360,6 +371,8 @@ bp_recorder_event (BpRecorder *r, const BpTrainEvent *ev, GError **error)
     push (r, ev->global_step, ev->epoch, BP_SPLIT_TEST, BP_METRIC_LOSS, ev->test_loss);
     push (r, ev->global_step, ev->epoch, BP_SPLIT_TEST, BP_METRIC_ACCURACY, ev->test_accuracy);
     return flush (r, error);
+  case BP_TRAIN_EVENT_ATTENTION:
+    return TRUE; /* not stored */
   }
   return TRUE;
 }

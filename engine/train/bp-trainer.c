@@ -14,6 +14,7 @@
 #include "bp-rng.h"
 #include "bp-safetensors.h"
 #include "bp-spec.h"
+#include "bp-text.h"
 #include "cuda/bp-cuda.h"
 
 G_DEFINE_QUARK (bp-train-error-quark, bp_train_error)
@@ -42,7 +43,27 @@ struct BpTrainer {
   /* a device other than the CPU: the training set resident there, dev_x (N, D) and dev_y
    * (N, 1), batches gathered with bp_embedding; NULL: each batch is uploaded */
   BpTensor *dev_x, *dev_y;
+  /* an image model reading rows ((28, 28) from (1, 28, 28) examples): batches are reshaped */
+  gboolean reshape_input;
+  /* a text corpus (NULL: image data): training windows by global step, validation windows a
+   * fixed set (the val loader restarts at step 0) */
+  BpTextCorpus *corpus;
+  BpTextLoader *text_loader, *val_loader;
+  int64_t context, steps_per_epoch, eval_batches;
+  /* live attention: the attention nodes, the probe (1, *in_shape) on the CPU and its
+   * tokens, the weights (layers x heads x len x len), the step of the last probe */
+  int n_attn, attn_heads;
+  char **attn_ids;
+  BpTensor *probe;
+  int64_t probe_len;
+  char **probe_tokens;
+  float *attn_weights;
+  int64_t attn_step;
 };
+
+#define PROBE_MAX 48
+#define TEXT_STEPS_MAX 500
+#define EVAL_BATCHES_MAX 20
 
 BpTrainConfig
 bp_train_config_default (void)
@@ -90,12 +111,75 @@ bp_train_config_check (const BpTrainConfig *c, GError **error)
     BAD ("--val-fraction must be in [0, 1)");
   if (c->limit_train < 0 || c->limit_test < 0)
     BAD ("--limit-train and --limit-test must not be negative");
+  if (c->context < 0 || c->context > 1 << 20)
+    BAD ("--context must be between 0 and 1048576, not %" G_GINT64_FORMAT, c->context);
+  if (c->steps_per_epoch < 0 || c->steps_per_epoch > 1 << 30)
+    BAD ("--steps-per-epoch must be between 0 and 1073741824, not %" G_GINT64_FORMAT,
+         c->steps_per_epoch);
+  if (c->eval_batches < 0 || c->eval_batches > 1 << 20)
+    BAD ("--eval-batches must be between 0 and 1048576, not %" G_GINT64_FORMAT, c->eval_batches);
+  if (c->attention_every < 0)
+    BAD ("--attention-every must not be negative");
+  if (bp_train_dataset_is_text (c->dataset)) {
+    if (c->val_fraction > 0.5)
+      BAD ("--val-fraction must be at most 0.5 for a text corpus, not %g", c->val_fraction);
+    if (c->limit_train || c->limit_test)
+      BAD ("--limit-train and --limit-test are for image data sets: a text corpus run is sized "
+           "by --steps-per-epoch");
+  } else if (c->context || c->steps_per_epoch || c->eval_batches) {
+    BAD ("--context, --steps-per-epoch and --eval-batches are for text corpora (%s), not %s",
+         "tang300, song100, chinese, fortunes-zh, fortunes or file:PATH",
+         c->dataset ? c->dataset : "(none)");
+  }
   return TRUE;
 #undef BAD
 }
 
+/* A language model's spec for a corpus: its Input takes the corpus's vocabulary and windows
+ * of *context characters (0: the Input's own length, which is the longest allowed). */
+static char *
+text_spec (const char *json, const BpTextCorpus *corpus, int64_t *context, GError **error)
+{
+  g_autoptr (GError) local = NULL;
+  g_autoptr (BpSpec) spec = bp_spec_parse (json, &local);
+  if (!spec) {
+    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_MODEL, "the model cannot be built: %s",
+                 local->message);
+    return NULL;
+  }
+  BpLayerSpec *input = NULL;
+  for (int k = 0; k < spec->n_nodes; k++)
+    if (spec->nodes[k].kind == BP_LAYER_INPUT)
+      input = &spec->nodes[k];
+  if (!input || input->vocab_size <= 0 || input->shape.ndim != 1) {
+    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_MODEL,
+                 "model %s does not read characters (its Input needs a vocab_size and one "
+                 "dimension, the context): a text corpus needs a language model such as "
+                 "char-gpt-tiny", spec->name);
+    return NULL;
+  }
+  int64_t longest = input->shape.d[0];
+  if (*context == 0)
+    *context = longest;
+  if (*context > longest) {
+    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_INVALID,
+                 "--context %" G_GINT64_FORMAT " is longer than model %s's context of %"
+                 G_GINT64_FORMAT " characters", *context, spec->name, longest);
+    return NULL;
+  }
+  input->shape.d[0] = *context;
+  if (!bp_spec_set_vocab_size (spec, bp_vocab_size (corpus->vocab), &local)) {
+    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_MODEL, "model %s: %s", spec->name,
+                 local->message);
+    return NULL;
+  }
+  return bp_spec_to_json (spec);
+}
+
+/* The model of the config; for a corpus (not NULL) with its vocabulary and *context. */
 static BpModel *
-build_model (const BpTrainConfig *c, char **spec_json, GError **error)
+build_model (const BpTrainConfig *c, const BpTextCorpus *corpus, int64_t *context,
+             char **spec_json, GError **error)
 {
   const char *json = c->model_json;
   if (!json) {
@@ -107,6 +191,13 @@ build_model (const BpTrainConfig *c, char **spec_json, GError **error)
     }
     json = p->json;
   }
+  g_autofree char *text_json = NULL;
+  if (corpus) {
+    text_json = text_spec (json, corpus, context, error);
+    if (!text_json)
+      return NULL;
+    json = text_json;
+  }
   g_autoptr (GError) local = NULL;
   BpModel *m = bp_spec_build (json, &local);
   if (!m) {
@@ -114,10 +205,58 @@ build_model (const BpTrainConfig *c, char **spec_json, GError **error)
                  local->message);
     return NULL;
   }
+  if (corpus && (m->out_ndim != 2 || m->out_shape[0] != *context ||
+                 m->out_shape[1] != bp_vocab_size (corpus->vocab))) {
+    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_MODEL,
+                 "model %s does not predict the next character at every position (its output "
+                 "needs the shape [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]: context, "
+                 "vocabulary)", m->name, *context, bp_vocab_size (corpus->vocab));
+    bp_model_free (m);
+    return NULL;
+  }
   *spec_json = bp_spec_canonical (json, NULL);
   if (!*spec_json)
     *spec_json = g_strdup (json);
   return m;
+}
+
+gboolean
+bp_train_dataset_is_text (const char *dataset)
+{
+  if (!dataset)
+    return FALSE;
+  if (g_str_has_prefix (dataset, "file:"))
+    return TRUE;
+  for (const char *const *n = bp_text_corpus_names (); *n; n++)
+    if (strcmp (*n, dataset) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+/* The corpus of a text dataset name, split by the config's val_fraction and seed. */
+static BpTextCorpus *
+load_corpus (const BpTrainConfig *c, GError **error)
+{
+  BpTextOptions o = BP_TEXT_OPTIONS_INIT;
+  o.val_fraction = c->val_fraction;
+  o.seed = c->seed;
+  g_autoptr (GError) local = NULL;
+  BpTextCorpus *corpus;
+  if (g_str_has_prefix (c->dataset, "file:")) {
+    const char *path = c->dataset + 5;
+    if (!*path) {
+      g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_DATA,
+                   "--dataset file:PATH needs the path of a UTF-8 text file");
+      return NULL;
+    }
+    const char *paths[] = {path, NULL};
+    corpus = bp_text_corpus_from_files (c->dataset, paths, &o, &local);
+  } else {
+    corpus = bp_text_corpus_load (c->dataset, &o, &local);
+  }
+  if (!corpus)
+    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_DATA, "%s", local->message);
+  return corpus;
 }
 
 /* ---- devices ---- */
@@ -152,10 +291,11 @@ to_device (BpTrainer *t, GError **error)
   free (state);
   if (!ok)
     return FALSE;
-  /* the training set as (N, D) and (N, 1); float indices are exact up to 2^24 */
+  /* the training set as (N, D) and (N, 1); float indices are exact up to 2^24 (a corpus's
+   * batches are uploaded one by one) */
   BpDataset *ds = t->train_set;
-  int64_t d = bp_shape_numel (ds->example_ndim, ds->example_shape);
-  if (ds->n > 0 && ds->n <= (1 << 24) &&
+  int64_t d = ds ? bp_shape_numel (ds->example_ndim, ds->example_shape) : 0;
+  if (ds && ds->n > 0 && ds->n <= (1 << 24) &&
       (size_t) ds->n * (size_t) (d + 1) * sizeof (float) <= RESIDENT_MAX_BYTES) {
     BpTensor hx = {.ndim = 2, .shape = {ds->n, d}, .numel = ds->n * d, .data = ds->x};
     BpTensor hy = {.ndim = 2, .shape = {ds->n, 1}, .numel = ds->n, .data = ds->y};
@@ -170,17 +310,32 @@ to_device (BpTrainer *t, GError **error)
   return TRUE;
 }
 
-/* The batch (x, y) of `loader` on the trainer's device: new tensors in *dx and *dy (the
- * loader's own on the CPU, where nothing is copied). */
+/* The shape of a batch of b examples as the model reads them. */
+static int
+model_batch_shape (BpTrainer *t, int64_t b, int64_t *shape)
+{
+  shape[0] = b;
+  for (int d = 0; d < t->model->in_ndim; d++)
+    shape[d + 1] = t->model->in_shape[d];
+  return t->model->in_ndim + 1;
+}
+
+/* The batch (x, y) of `loader` on the trainer's device, as the model reads it: new tensors in
+ * *dx and *dy (the loader's own on the CPU when nothing is copied or reshaped). */
 static gboolean
 batch_to_device (BpTrainer *t, BpLoader *loader, BpDataset *ds, BpTensor *x, BpTensor *y,
                  BpTensor **dx, BpTensor **dy)
 {
   BpDevice dev = t->config.device;
+  int64_t shape[BP_MAX_DIMS];
+  int ndim = model_batch_shape (t, x->shape[0], shape);
   *dx = x;
   *dy = y;
-  if (dev == BP_DEVICE_CPU)
+  if (dev == BP_DEVICE_CPU) {
+    if (t->reshape_input && !(*dx = bp_reshape (x, ndim, shape)))
+      return FALSE;
     return TRUE;
+  }
   *dx = *dy = NULL;
   if (ds == t->train_set && t->dev_x) {
     /* gather on the device: only the batch's indices (B floats) travel */
@@ -196,13 +351,15 @@ batch_to_device (BpTrainer *t, BpLoader *loader, BpDataset *ds, BpTensor *x, BpT
     BpTensor *gx = di ? bp_embedding (t->dev_x, di) : NULL; /* (B, D) */
     BpTensor *gy = gx ? bp_embedding (t->dev_y, di) : NULL; /* (B, 1) */
     bp_tensor_unref (di);
-    *dx = gy ? bp_reshape (gx, x->ndim, x->shape) : NULL;
+    *dx = gy ? bp_reshape (gx, ndim, shape) : NULL;
     *dy = *dx ? bp_reshape (gy, y->ndim, y->shape) : NULL;
     bp_tensor_unref (gx);
     bp_tensor_unref (gy);
   } else {
-    *dx = bp_tensor_to (x, dev);
+    BpTensor *h = t->reshape_input ? bp_reshape (x, ndim, shape) : bp_tensor_ref (x);
+    *dx = h ? bp_tensor_to (h, dev) : NULL;
     *dy = *dx ? bp_tensor_to (y, dev) : NULL;
+    bp_tensor_unref (h);
   }
   if (!*dy) {
     g_clear_pointer (dx, bp_tensor_unref);
@@ -237,6 +394,94 @@ read_scalar (const BpTensor *s, double *v)
   return TRUE;
 }
 
+/* Text: the corpus, the model for it and the loaders. */
+static gboolean
+setup_text (BpTrainer *t, GError **error)
+{
+  const BpTrainConfig *c = &t->config;
+  t->corpus = load_corpus (c, error);
+  if (!t->corpus)
+    return FALSE;
+  t->context = c->context;
+  t->model = build_model (c, t->corpus, &t->context, &t->spec_json, error);
+  if (!t->model)
+    return FALSE;
+  g_autoptr (GError) local = NULL;
+  if (!bp_text_check_model (t->model, t->corpus->vocab, t->context, &local) ||
+      !(t->text_loader = bp_text_loader_new (t->corpus, FALSE, c->batch_size, t->context, c->seed,
+                                             &local))) {
+    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_DATA, "%s", local->message);
+    return FALSE;
+  }
+  /* a validation split shorter than a window: no validation */
+  if (t->corpus->n_val > t->context)
+    t->val_loader = bp_text_loader_new (t->corpus, TRUE, c->batch_size, t->context, c->seed,
+                                        NULL);
+  int64_t window = c->batch_size * t->context;
+  t->steps_per_epoch = c->steps_per_epoch > 0 ? c->steps_per_epoch
+                                              : CLAMP (t->corpus->n_train / window, 1,
+                                                       TEXT_STEPS_MAX);
+  t->eval_batches = c->eval_batches > 0 ? c->eval_batches
+                                        : CLAMP ((2 * t->corpus->n_val + window - 1) / window, 1,
+                                                 EVAL_BATCHES_MAX);
+  return TRUE;
+}
+
+/* Image data: the training and test sets, the validation split and the model. */
+static gboolean
+setup_images (BpTrainer *t, GError **error)
+{
+  const BpTrainConfig *c = &t->config;
+  g_autoptr (GError) local = NULL;
+  BpDatasetOptions opts = BP_DATASET_OPTIONS_INIT;
+  opts.limit = c->limit_train;
+  t->train_set = bp_dataset_load_full (c->dataset, "train", &opts, &local);
+  if (t->train_set) {
+    opts.limit = c->limit_test;
+    t->test_set = bp_dataset_load_full (c->dataset, "test", &opts, &local);
+  }
+  if (!t->test_set) {
+    if (g_error_matches (local, BP_DATA_ERROR, BP_DATA_ERROR_INVALID) &&
+        g_str_has_prefix (local->message, "unknown data set"))
+      g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_DATA, "%s; text corpora: tang300, "
+                   "song100, chinese, fortunes-zh, fortunes, or file:PATH for a text file",
+                   local->message);
+    else
+      g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_DATA, "%s", local->message);
+    return FALSE;
+  }
+  int64_t n_val = (int64_t) (c->val_fraction * (double) t->train_set->n);
+  if (!bp_dataset_split (t->train_set, n_val, c->seed, &t->train_idx, &t->val_idx, &local)) {
+    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_DATA, "%s", local->message);
+    return FALSE;
+  }
+  t->model = build_model (c, NULL, NULL, &t->spec_json, error);
+  if (!t->model)
+    return FALSE;
+  const BpDataset *ds = t->train_set;
+  if (t->model->in_ndim != ds->example_ndim ||
+      memcmp (t->model->in_shape, ds->example_shape,
+              sizeof (int64_t) * (size_t) t->model->in_ndim) != 0) {
+    /* a sequence model reading an image's rows: (1, 28, 28) examples as (28, 28) */
+    if (bp_model_vocab_size (t->model) == 0 &&
+        bp_shape_numel (t->model->in_ndim, t->model->in_shape) == ds->example_numel) {
+      t->reshape_input = TRUE;
+    } else {
+      g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_MODEL,
+                   "model %s does not take the examples of %s%s", t->model->name, c->dataset,
+                   bp_model_vocab_size (t->model) > 0
+                     ? ": it reads characters, train it on a text corpus (tang300, song100, "
+                       "chinese, fortunes-zh, fortunes or file:PATH)"
+                     : "");
+      return FALSE;
+    }
+  }
+  t->confusion = g_new0 (int64_t, (gsize) ds->n_classes * (gsize) ds->n_classes);
+  return TRUE;
+}
+
+static void setup_attention (BpTrainer *t);
+
 BpTrainer *
 bp_trainer_new (const BpTrainConfig *config, GError **error)
 {
@@ -249,39 +494,11 @@ bp_trainer_new (const BpTrainConfig *config, GError **error)
     t->config.eval_batch_size = 500;
   bp_rng_seed (config->seed);
 
-  BpDatasetOptions opts = BP_DATASET_OPTIONS_INIT;
-  opts.limit = config->limit_train;
-  t->train_set = bp_dataset_load_full (config->dataset, "train", &opts, &local);
-  if (t->train_set) {
-    opts.limit = config->limit_test;
-    t->test_set = bp_dataset_load_full (config->dataset, "test", &opts, &local);
-  }
-  if (!t->test_set) {
-    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_DATA, "%s", local->message);
+  gboolean text = bp_train_dataset_is_text (config->dataset);
+  if (!(text ? setup_text (t, error) : setup_images (t, error))) {
     bp_trainer_free (t);
     return NULL;
   }
-  int64_t n_val = (int64_t) (config->val_fraction * (double) t->train_set->n);
-  if (!bp_dataset_split (t->train_set, n_val, config->seed, &t->train_idx, &t->val_idx, &local)) {
-    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_DATA, "%s", local->message);
-    bp_trainer_free (t);
-    return NULL;
-  }
-
-  t->model = build_model (config, &t->spec_json, error);
-  if (!t->model) {
-    bp_trainer_free (t);
-    return NULL;
-  }
-  if (t->model->in_ndim != t->train_set->example_ndim ||
-      memcmp (t->model->in_shape, t->train_set->example_shape,
-              sizeof (int64_t) * (size_t) t->model->in_ndim) != 0) {
-    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_MODEL,
-                 "model %s does not take the examples of %s", t->model->name, config->dataset);
-    bp_trainer_free (t);
-    return NULL;
-  }
-  t->confusion = g_new0 (int64_t, (gsize) t->train_set->n_classes * (gsize) t->train_set->n_classes);
   /* the model state goes to the device before the optimizer allocates its buffers there */
   if (config->device != BP_DEVICE_CPU && !to_device (t, error)) {
     bp_trainer_free (t);
@@ -298,16 +515,22 @@ bp_trainer_new (const BpTrainConfig *config, GError **error)
   t->lr_scale = 1.0;
   t->sched_lr = bp_optimizer_get_lr (t->optim);
 
-  BpLoaderOptions lo = BP_LOADER_OPTIONS_INIT;
-  lo.batch_size = config->batch_size;
-  lo.shuffle = TRUE;
-  lo.seed = config->seed;
-  t->train_loader = bp_loader_new (t->train_set, t->train_idx, &lo, &local);
-  if (!t->train_loader) {
-    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_DATA, "%s", local->message);
-    bp_trainer_free (t);
-    return NULL;
+  if (!text) {
+    BpLoaderOptions lo = BP_LOADER_OPTIONS_INIT;
+    lo.batch_size = config->batch_size;
+    lo.shuffle = TRUE;
+    lo.seed = config->seed;
+    t->train_loader = bp_loader_new (t->train_set, t->train_idx, &lo, &local);
+    if (!t->train_loader) {
+      g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_DATA, "%s", local->message);
+      bp_trainer_free (t);
+      return NULL;
+    }
+    t->steps_per_epoch = bp_loader_n_batches (t->train_loader);
   }
+  t->attn_step = -1;
+  if (config->attention_every > 0)
+    setup_attention (t);
   return t;
 }
 
@@ -336,6 +559,13 @@ bp_trainer_free (BpTrainer *t)
     bp_dataset_unref (t->train_set);
   if (t->test_set)
     bp_dataset_unref (t->test_set);
+  bp_text_loader_free (t->text_loader);
+  bp_text_loader_free (t->val_loader);
+  bp_text_corpus_free (t->corpus);
+  g_strfreev (t->attn_ids);
+  g_strfreev (t->probe_tokens);
+  bp_tensor_unref (t->probe);
+  g_free (t->attn_weights);
   g_free (t);
 }
 
@@ -428,12 +658,6 @@ evaluate (BpTrainer *t, BpDataset *ds, const BpIndices *subset, double *loss, do
   return ok;
 }
 
-gboolean
-bp_trainer_evaluate_test (BpTrainer *t, double *loss, double *accuracy, GError **error)
-{
-  return evaluate (t, t->test_set, NULL, loss, accuracy, NULL, error);
-}
-
 /* After the scheduler set the lr (new epoch, restored state): the user's scale on top. */
 static void
 sched_changed (BpTrainer *t)
@@ -460,119 +684,447 @@ bp_trainer_get_optimizer (BpTrainer *t)
   return t->optim;
 }
 
+/* ---- text ---- */
+
+/* A text batch on the trainer's device (the loader's own tensors on the CPU). */
+static gboolean
+text_to_device (BpTrainer *t, BpTensor *x, BpTensor *y, BpTensor **dx, BpTensor **dy)
+{
+  *dx = x;
+  *dy = y;
+  if (t->config.device == BP_DEVICE_CPU)
+    return TRUE;
+  *dx = bp_tensor_to (x, t->config.device);
+  *dy = *dx ? bp_tensor_to (y, t->config.device) : NULL;
+  if (!*dy) {
+    g_clear_pointer (dx, bp_tensor_unref);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* Logits (N, C) and targets (N) for the loss: a language model's (B, T, V) and (B, T) become
+ * B * T rows. New references. */
+static gboolean
+loss_rows (BpTensor *logits, BpTensor *y, BpTensor **rows, BpTensor **targets)
+{
+  if (logits->ndim == 2 && y->ndim == 1) {
+    *rows = bp_tensor_ref (logits);
+    *targets = bp_tensor_ref (y);
+    return TRUE;
+  }
+  *rows = bp_reshape (logits, 2, (int64_t[]){-1, logits->shape[logits->ndim - 1]});
+  *targets = *rows ? bp_reshape (y, 1, (int64_t[]){-1}) : NULL;
+  if (!*targets) {
+    g_clear_pointer (rows, bp_tensor_unref);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* Mean loss and next-character accuracy over the fixed validation windows (eval mode, no
+ * gradients); NaN without a validation split. */
+static gboolean
+evaluate_text (BpTrainer *t, double *loss, double *accuracy, GError **error)
+{
+  *loss = *accuracy = NAN;
+  if (!t->val_loader)
+    return TRUE;
+  bool was = bp_set_grad_enabled (false);
+  bp_model_set_training (t->model, false);
+  bp_text_loader_set_step (t->val_loader, 0);
+  double loss_sum = 0.0;
+  int64_t correct = 0, seen = 0;
+  gboolean ok = TRUE;
+  for (int64_t b = 0; b < t->eval_batches && ok; b++) {
+    BpTensor *x, *y, *dx = NULL, *dy = NULL, *logits = NULL, *rows = NULL, *targets = NULL,
+                     *l = NULL;
+    double lv = 0.0;
+    int64_t c = -1;
+    if (bp_text_loader_next (t->val_loader, &x, &y) && text_to_device (t, x, y, &dx, &dy) &&
+        (logits = bp_model_forward (t->model, dx)) &&
+        loss_rows (logits, dy, &rows, &targets) &&
+        (l = bp_cross_entropy (rows, targets, 0.0f)) && read_scalar (l, &lv))
+      c = bp_count_correct (rows, targets);
+    if (c < 0) {
+      g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE, "evaluation failed: %s",
+                   bp_last_error ());
+      ok = FALSE;
+    } else {
+      loss_sum += lv * (double) targets->numel;
+      correct += c;
+      seen += targets->numel;
+    }
+    bp_tensor_unref (l);
+    bp_tensor_unref (rows);
+    bp_tensor_unref (targets);
+    bp_tensor_unref (logits);
+    if (dx)
+      batch_release (x, y, dx, dy);
+  }
+  bp_model_set_training (t->model, true);
+  bp_set_grad_enabled (was);
+  if (ok && seen > 0) {
+    *loss = loss_sum / (double) seen;
+    *accuracy = (double) correct / (double) seen;
+  }
+  return ok;
+}
+
+gboolean
+bp_trainer_evaluate_test (BpTrainer *t, double *loss, double *accuracy, GError **error)
+{
+  if (t->corpus)
+    return evaluate_text (t, loss, accuracy, error);
+  return evaluate (t, t->test_set, NULL, loss, accuracy, NULL, error);
+}
+
+/* ---- live attention ---- */
+
+static gboolean
+is_attention (const BpLayer *l)
+{
+  return l->spec.kind == BP_LAYER_MULTIHEAD_ATTENTION ||
+         l->spec.kind == BP_LAYER_TRANSFORMER_ENCODER_LAYER;
+}
+
+/* The attention nodes and the probe (its tokens come with the first weights, whose length
+ * they need for image models). */
+static void
+setup_attention (BpTrainer *t)
+{
+  BpModel *m = t->model;
+  GPtrArray *ids = g_ptr_array_new ();
+  for (int k = 0; k < m->n_layers; k++)
+    if (is_attention (&m->layers[k]))
+      g_ptr_array_add (ids, g_strdup (m->layers[k].spec.id));
+  t->n_attn = (int) ids->len;
+  g_ptr_array_add (ids, NULL);
+  t->attn_ids = (char **) g_ptr_array_free (ids, FALSE);
+  if (t->n_attn == 0)
+    return;
+  int64_t shape[BP_MAX_DIMS];
+  int ndim = model_batch_shape (t, 1, shape);
+  t->probe = bp_tensor_new (ndim, shape);
+  if (!t->probe) {
+    t->n_attn = 0;
+    return;
+  }
+  if (t->corpus) {
+    /* the first context characters (the model's input): the first min (context, 48) rows and
+     * columns of their weights are the probe's */
+    gboolean val = t->corpus->n_val >= t->context;
+    const int64_t *ids_src = val ? t->corpus->val : t->corpus->train;
+    for (int64_t k = 0; k < t->context; k++)
+      t->probe->data[k] = (float) ids_src[k];
+    t->probe_len = MIN (t->context, PROBE_MAX);
+    t->probe_tokens = g_new0 (char *, t->probe_len + 1);
+    for (int64_t k = 0; k < t->probe_len; k++) {
+      gunichar ch = bp_vocab_char (t->corpus->vocab, ids_src[k]);
+      char buf[8] = {0};
+      if (ch)
+        g_unichar_to_utf8 (ch, buf);
+      t->probe_tokens[k] = g_strdup (ch ? buf : "<unk>");
+    }
+  } else {
+    /* the first validation image (the first test image without a validation split) */
+    const BpDataset *ds = t->val_idx->n ? t->train_set : t->test_set;
+    int64_t i = t->val_idx->n ? t->val_idx->idx[0] : 0;
+    memcpy (t->probe->data, ds->x + i * ds->example_numel,
+            sizeof (float) * (size_t) ds->example_numel);
+  }
+}
+
+/* Runs the probe through every attention node and calls back with an ATTENTION event. */
+static gboolean
+emit_attention (BpTrainer *t, BpTrainEvent *ev, BpTrainCallback callback, gpointer user_data,
+                gboolean *go_on, GError **error)
+{
+  BpModel *m = t->model;
+  t->attn_step = t->global_step;
+  if (!callback)
+    return TRUE;
+  bool was = bp_set_grad_enabled (false);
+  bp_model_set_training (m, false);
+  BpTensor **w = g_new0 (BpTensor *, t->n_attn);
+  BpTensor *x = t->config.device == BP_DEVICE_CPU ? bp_tensor_ref (t->probe)
+                                                  : bp_tensor_to (t->probe, t->config.device);
+  gboolean ok = x != NULL;
+  for (int j = 0; j < t->n_attn && ok; j++) {
+    bp_model_capture_attention (m, t->attn_ids[j], 1);
+    BpTensor *y = bp_model_forward (m, x);
+    BpTensor *a = bp_model_attention (m);
+    ok = y != NULL;
+    if (ok && a && a->ndim == 4 && a->shape[0] == 1 && a->shape[2] == a->shape[3])
+      w[j] = a->device == BP_DEVICE_CPU ? bp_tensor_ref (a) : bp_tensor_to (a, BP_DEVICE_CPU);
+    bp_tensor_unref (y);
+  }
+  bp_model_capture_attention (m, NULL, 0);
+  bp_tensor_unref (x);
+  bp_model_set_training (m, true);
+  bp_set_grad_enabled (was);
+  if (!ok)
+    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE, "the attention probe failed: %s",
+                 bp_last_error ());
+
+  /* the shapes: every node's T is the probe's length; heads may differ per node */
+  int64_t len = 0;
+  int heads = 0;
+  for (int j = 0; j < t->n_attn && ok; j++)
+    if (w[j]) {
+      len = MAX (len, w[j]->shape[2]);
+      heads = MAX (heads, (int) w[j]->shape[1]);
+    }
+  if (ok && heads > 0) {
+    if (!t->probe_tokens) {
+      t->probe_len = len;
+      t->probe_tokens = g_new0 (char *, len + 1);
+      gboolean rows = m->in_ndim == 2 && m->in_shape[0] == len;
+      for (int64_t k = 0; k < len; k++)
+        t->probe_tokens[k] = g_strdup_printf (rows ? "row %" G_GINT64_FORMAT
+                                                   : "position %" G_GINT64_FORMAT, k + 1);
+    }
+    int64_t n = t->probe_len;
+    if (!t->attn_weights || heads != t->attn_heads) {
+      g_free (t->attn_weights);
+      t->attn_weights = g_new (float, (gsize) t->n_attn * (gsize) heads * (gsize) (n * n));
+      t->attn_heads = heads;
+    }
+    for (int j = 0; j < t->n_attn; j++) {
+      float *dst = t->attn_weights + (gsize) j * (gsize) heads * (gsize) (n * n);
+      memset (dst, 0, sizeof (float) * (size_t) heads * (size_t) (n * n));
+      if (!w[j] || w[j]->shape[2] < n)
+        continue;
+      int64_t tl = w[j]->shape[2];
+      /* a crop of a causal layer's weights is the probe's own; other rows are renormalised */
+      const BpLayer *layer = bp_model_find (m, t->attn_ids[j]);
+      gboolean renorm = tl > n && !(layer && layer->spec.causal);
+      for (int64_t h = 0; h < w[j]->shape[1]; h++)
+        for (int64_t i = 0; i < n; i++) {
+          const float *src = w[j]->data + (h * tl + i) * tl;
+          float *row = dst + (h * n + i) * n;
+          double sum = 0.0;
+          for (int64_t k = 0; k < n; k++)
+            sum += src[k];
+          for (int64_t k = 0; k < n; k++)
+            row[k] = renorm && sum > 0.0 ? (float) (src[k] / sum) : src[k];
+        }
+    }
+    ev->kind = BP_TRAIN_EVENT_ATTENTION;
+    ev->attn_layers = t->n_attn;
+    ev->attn_heads = heads;
+    ev->attn_len = n;
+    ev->attn_tokens = (const char *const *) t->probe_tokens;
+    ev->attn_layer_ids = (const char *const *) t->attn_ids;
+    ev->attn_weights = t->attn_weights;
+    *go_on = callback (ev, user_data);
+    ev->attn_tokens = ev->attn_layer_ids = NULL;
+    ev->attn_weights = NULL;
+  }
+  for (int j = 0; j < t->n_attn; j++)
+    bp_tensor_unref (w[j]);
+  g_free (w);
+  return ok;
+}
+
+/* ---- the training loop ---- */
+
+/* One optimizer step on a batch: *loss, *correct and *count (rows: examples, or characters of
+ * a language model). */
+static gboolean
+train_step (BpTrainer *t, BpTensor *dx, BpTensor *dy, int epoch, double *loss, int64_t *correct,
+            int64_t *count, GError **error)
+{
+  const BpTrainConfig *c = &t->config;
+  bp_optimizer_zero_grad (t->optim);
+  BpTensor *logits = bp_model_forward (t->model, dx);
+  BpTensor *rows = NULL, *targets = NULL;
+  BpTensor *l = logits && loss_rows (logits, dy, &rows, &targets)
+                  ? bp_cross_entropy (rows, targets, c->label_smoothing)
+                  : NULL;
+  gboolean ok = TRUE;
+  /* on a device, reading the loss waits for the step so far and reports its failures */
+  if (!l || bp_backward (l) != BP_OK || !read_scalar (l, loss)) {
+    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE, "training step failed: %s",
+                 bp_last_error ());
+    ok = FALSE;
+  } else if (!isfinite (*loss)) {
+    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_NUMERIC,
+                 "the loss became %s at epoch %d, step %" G_GINT64_FORMAT
+                 ": lower the learning rate (now %g) or enable gradient clipping",
+                 isnan (*loss) ? "NaN" : "infinite", epoch, t->epoch_step + 1,
+                 (double) bp_optimizer_get_lr (t->optim));
+    ok = FALSE;
+  } else {
+    if (c->clip_norm > 0.0f)
+      bp_clip_grad_norm (t->n_params, t->params, c->clip_norm);
+    BpStatus s = bp_optimizer_step (t->optim);
+    *correct = s == BP_OK ? bp_count_correct (rows, targets) : -1;
+    *count = targets->numel;
+    if (*correct < 0) {
+      g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE, "optimizer step failed: %s",
+                   bp_last_error ());
+      ok = FALSE;
+    }
+  }
+  bp_tensor_unref (l);
+  bp_tensor_unref (rows);
+  bp_tensor_unref (targets);
+  bp_tensor_unref (logits);
+  bp_tape_clear ();
+  return ok;
+}
+
+/* The next training batch of the epoch on the device: FALSE at the end of the epoch (*have
+ * FALSE) or on an error (*have TRUE, error set). */
+static gboolean
+next_batch (BpTrainer *t, BpTensor **x, BpTensor **y, BpTensor **dx, BpTensor **dy,
+            gboolean *have, GError **error)
+{
+  *have = FALSE;
+  if (t->corpus) {
+    if (t->epoch_step >= t->steps_per_epoch)
+      return FALSE;
+    *have = TRUE;
+    if (!bp_text_loader_next (t->text_loader, x, y)) {
+      g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_DATA, "cannot make a batch: %s",
+                   bp_last_error ());
+      return FALSE;
+    }
+    if (!text_to_device (t, *x, *y, dx, dy)) {
+      g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE,
+                   "cannot copy a batch to the device: %s", bp_last_error ());
+      return FALSE;
+    }
+    return TRUE;
+  }
+  if (!bp_loader_next (t->train_loader, x, y))
+    return FALSE;
+  *have = TRUE;
+  if (!batch_to_device (t, t->train_loader, t->train_set, *x, *y, dx, dy)) {
+    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE,
+                 "cannot copy a batch to the device: %s", bp_last_error ());
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* Positions the data at the trainer's place in `epoch` (mid-epoch after a checkpoint). */
+static gboolean
+seek_epoch (BpTrainer *t, int epoch, GError **error)
+{
+  if (t->corpus) {
+    /* the windows of a step depend only on (seed, global step) */
+    bp_text_loader_set_step (t->text_loader, t->global_step);
+    return TRUE;
+  }
+  /* the order of an epoch depends only on (seed, epoch): a trainer that stopped (or a
+   * checkpoint taken) mid-epoch continues after the batches it has done */
+  bp_loader_set_epoch (t->train_loader, epoch - 1);
+  BpTensor *x, *y;
+  for (int64_t k = 0; k < t->epoch_step; k++)
+    if (!bp_loader_next (t->train_loader, &x, &y)) {
+      g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_DATA,
+                   "cannot continue epoch %d after step %" G_GINT64_FORMAT ": %s", epoch,
+                   t->epoch_step, bp_last_error ());
+      return FALSE;
+    }
+  return TRUE;
+}
+
 gboolean
 bp_trainer_run (BpTrainer *t, BpTrainCallback callback, gpointer user_data, GError **error)
 {
   const BpTrainConfig *c = &t->config;
+  gboolean text = t->corpus != NULL;
   BpTrainEvent ev = {
     .epoch = t->epochs_done,
     .epochs = c->epochs,
-    .steps_per_epoch = bp_loader_n_batches (t->train_loader),
+    .steps_per_epoch = t->steps_per_epoch,
     .global_step = t->global_step,
-    .n_train = t->train_idx->n,
-    .n_val = t->val_idx->n,
-    .n_test = t->test_set->n,
+    .n_train = text ? t->corpus->n_train : t->train_idx->n,
+    .n_val = text ? (t->val_loader ? t->corpus->n_val : 0) : t->val_idx->n,
+    .n_test = text ? (t->val_loader ? t->corpus->n_val : 0) : t->test_set->n,
     .n_params = bp_model_num_parameters (t->model),
     .lr = bp_optimizer_get_lr (t->optim),
+    .baseline_loss = text ? t->corpus->unigram_loss : NAN,
   };
   gboolean go_on = TRUE;
   ev.kind = BP_TRAIN_EVENT_START;
   if (callback)
     go_on = callback (&ev, user_data);
   gint64 t_start = g_get_monotonic_time ();
+  gboolean attention = c->attention_every > 0 && t->n_attn > 0;
 
   bp_model_set_training (t->model, true);
   for (int epoch = t->epochs_done + 1; go_on && epoch <= c->epochs; epoch++) {
     gint64 t_epoch = g_get_monotonic_time ();
     int64_t seen_before = t->seen;
-    BpTensor *x, *y;
     ev.epoch = epoch;
-    /* the order of an epoch depends only on (seed, epoch): a trainer that stopped (or a
-     * checkpoint taken) mid-epoch continues after the batches it has done */
-    bp_loader_set_epoch (t->train_loader, epoch - 1);
-    for (int64_t k = 0; k < t->epoch_step; k++)
-      if (!bp_loader_next (t->train_loader, &x, &y)) {
-        g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_DATA,
-                     "cannot continue epoch %d after step %" G_GINT64_FORMAT ": %s", epoch,
-                     t->epoch_step, bp_last_error ());
-        return FALSE;
+    if (!seek_epoch (t, epoch, error))
+      return FALSE;
+    while (go_on) {
+      BpTensor *x, *y, *dx, *dy;
+      gboolean have;
+      if (!next_batch (t, &x, &y, &dx, &dy, &have, error)) {
+        if (have)
+          return FALSE;
+        break;
       }
-    while (go_on && bp_loader_next (t->train_loader, &x, &y)) {
-      BpTensor *dx, *dy;
-      if (!batch_to_device (t, t->train_loader, t->train_set, x, y, &dx, &dy)) {
-        g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE,
-                     "cannot copy a batch to the device: %s", bp_last_error ());
-        return FALSE;
-      }
-      bp_optimizer_zero_grad (t->optim);
-      BpTensor *logits = bp_model_forward (t->model, dx);
-      BpTensor *loss = logits ? bp_cross_entropy (logits, dy, c->label_smoothing) : NULL;
       double l = 0.0;
-      /* on a device, reading the loss waits for the step so far and reports its failures */
-      if (!loss || bp_backward (loss) != BP_OK || !read_scalar (loss, &l)) {
-        g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE, "training step failed: %s",
-                     bp_last_error ());
-        bp_tensor_unref (loss);
-        bp_tensor_unref (logits);
-        bp_tape_clear ();
-        batch_release (x, y, dx, dy);
-        return FALSE;
-      }
-      if (!isfinite (l)) {
-        g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_NUMERIC,
-                     "the loss became %s at epoch %d, step %" G_GINT64_FORMAT
-                     ": lower the learning rate (now %g) or enable gradient clipping",
-                     isnan (l) ? "NaN" : "infinite", epoch, t->epoch_step + 1,
-                     (double) bp_optimizer_get_lr (t->optim));
-        bp_tensor_unref (loss);
-        bp_tensor_unref (logits);
-        bp_tape_clear ();
-        batch_release (x, y, dx, dy);
-        return FALSE;
-      }
-      if (c->clip_norm > 0.0f)
-        bp_clip_grad_norm (t->n_params, t->params, c->clip_norm);
-      BpStatus s = bp_optimizer_step (t->optim);
-      int64_t correct = s == BP_OK ? bp_count_correct (logits, dy) : 0;
-      bp_tensor_unref (loss);
-      bp_tensor_unref (logits);
-      bp_tape_clear ();
+      int64_t correct = 0, count = 0;
+      gboolean ok = train_step (t, dx, dy, epoch, &l, &correct, &count, error);
       batch_release (x, y, dx, dy);
-      if (s != BP_OK || correct < 0) {
-        g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE, "optimizer step failed: %s",
-                     bp_last_error ());
+      if (!ok)
         return FALSE;
-      }
       t->correct += correct;
-      t->loss_sum += l * (double) y->numel;
-      t->seen += y->numel;
+      t->loss_sum += l * (double) count;
+      t->seen += count;
       t->epoch_step++;
       t->global_step++;
       ev.kind = BP_TRAIN_EVENT_STEP;
       ev.step = t->epoch_step;
       ev.global_step = t->global_step;
       ev.loss = l;
-      ev.accuracy = (double) correct / (double) MAX (1, y->numel);
+      ev.accuracy = (double) correct / (double) MAX (1, count);
       ev.lr = bp_optimizer_get_lr (t->optim);
       ev.seconds = (double) (g_get_monotonic_time () - t_start) / 1e6;
       ev.images_per_second = (double) (t->seen - seen_before) /
                              fmax (1e-9, (double) (g_get_monotonic_time () - t_epoch) / 1e6);
       if (callback)
         go_on = callback (&ev, user_data);
+      if (go_on && attention && t->global_step % c->attention_every == 0 &&
+          !emit_attention (t, &ev, callback, user_data, &go_on, error))
+        return FALSE;
     }
     if (!go_on)
       break;
     double epoch_seconds = (double) (g_get_monotonic_time () - t_epoch) / 1e6;
     ev.train_loss = t->seen ? t->loss_sum / (double) t->seen : NAN;
     ev.train_accuracy = t->seen ? (double) t->correct / (double) t->seen : NAN;
-    int nc = t->train_set->n_classes;
-    memset (t->confusion, 0, sizeof (int64_t) * (size_t) (nc * nc));
-    if (!evaluate (t, t->train_set, t->val_idx, &ev.val_loss, &ev.val_accuracy, t->confusion,
-                   error))
-      return FALSE;
-    ev.n_classes = nc;
-    ev.confusion = t->val_idx->n ? t->confusion : NULL;
-    ev.class_names = (const char *const *) t->train_set->class_names;
+    if (text) {
+      if (!evaluate_text (t, &ev.val_loss, &ev.val_accuracy, error))
+        return FALSE;
+      ev.n_classes = 0;
+      ev.confusion = NULL;
+      ev.class_names = NULL;
+    } else {
+      int nc = t->train_set->n_classes;
+      memset (t->confusion, 0, sizeof (int64_t) * (size_t) (nc * nc));
+      if (!evaluate (t, t->train_set, t->val_idx, &ev.val_loss, &ev.val_accuracy, t->confusion,
+                     error))
+        return FALSE;
+      ev.n_classes = nc;
+      ev.confusion = t->val_idx->n ? t->confusion : NULL;
+      ev.class_names = (const char *const *) t->train_set->class_names;
+    }
+    /* the epoch's attention (unless its last step just had one) */
+    if (attention && t->attn_step != t->global_step) {
+      if (!emit_attention (t, &ev, callback, user_data, &go_on, error))
+        return FALSE;
+      if (!go_on)
+        break;
+    }
     ev.kind = BP_TRAIN_EVENT_EPOCH;
     ev.lr = bp_optimizer_get_lr (t->optim);
     ev.seconds = epoch_seconds;
@@ -604,6 +1156,18 @@ bp_trainer_run (BpTrainer *t, BpTrainCallback callback, gpointer user_data, GErr
 }
 
 /* ---- where training stands ---- */
+
+const BpTextCorpus *
+bp_trainer_get_corpus (BpTrainer *t)
+{
+  return t->corpus;
+}
+
+int64_t
+bp_trainer_get_context (BpTrainer *t)
+{
+  return t->corpus ? t->context : 0;
+}
 
 const BpTrainConfig *
 bp_trainer_get_config (BpTrainer *t)
@@ -764,6 +1328,10 @@ bp_train_config_to_json (const BpTrainConfig *c)
   put_int (s, "limit_test", c->limit_test);
   put_double (s, "val_fraction", c->val_fraction);
   put_int (s, "eval_batch_size", c->eval_batch_size);
+  put_int (s, "context", c->context);
+  put_int (s, "steps_per_epoch", c->steps_per_epoch);
+  put_int (s, "eval_batches", c->eval_batches);
+  put_int (s, "attention_every", c->attention_every);
   g_string_append_c (s, '}');
   return g_string_free (s, FALSE);
 }
@@ -895,6 +1463,10 @@ bp_train_config_from_json (const char *json, BpTrainConfig *c, GError **error)
   read_int (&r, "limit_test", 0, G_MAXINT64, &n.limit_test);
   read_double (&r, "val_fraction", &n.val_fraction);
   read_int (&r, "eval_batch_size", 0, 1 << 20, &n.eval_batch_size);
+  read_int (&r, "context", 0, 1 << 20, &n.context);
+  read_int (&r, "steps_per_epoch", 0, 1 << 30, &n.steps_per_epoch);
+  read_int (&r, "eval_batches", 0, 1 << 20, &n.eval_batches);
+  read_int (&r, "attention_every", 0, G_MAXINT64, &n.attention_every);
 
   JsonObject *top = r.o;
   const char *groups[] = {"optimizer", "schedule"};
@@ -997,7 +1569,7 @@ trainer_state_json (BpTrainer *t)
   add_int (b, "epochs_done", t->epochs_done);
   add_int (b, "epoch_step", t->epoch_step);
   add_int (b, "global_step", t->global_step);
-  add_int (b, "steps_per_epoch", bp_loader_n_batches (t->train_loader));
+  add_int (b, "steps_per_epoch", t->steps_per_epoch);
   add_exact (b, "loss_sum", t->loss_sum);
   add_int (b, "correct", t->correct);
   add_int (b, "seen", t->seen);
@@ -1062,6 +1634,16 @@ bp_trainer_save_checkpoint (BpTrainer *t, const char *path, GHashTable *extra, G
   g_hash_table_insert (meta, g_strdup ("model_spec"), g_strdup (t->spec_json));
   g_hash_table_insert (meta, g_strdup ("config"), bp_train_config_to_json (&t->config));
   g_hash_table_insert (meta, g_strdup ("trainer_state"), trainer_state_json (t));
+  if (t->corpus) {
+    char loss[G_ASCII_DTOSTR_BUF_SIZE];
+    g_hash_table_insert (meta, g_strdup ("vocab"), bp_vocab_to_chars (t->corpus->vocab));
+    g_hash_table_insert (meta, g_strdup ("corpus"), g_strdup (t->config.dataset));
+    g_hash_table_insert (meta, g_strdup ("context"),
+                         g_strdup_printf ("%" G_GINT64_FORMAT, t->context));
+    g_hash_table_insert (meta, g_strdup ("unigram_loss"),
+                         g_strdup (g_ascii_formatd (loss, sizeof loss, "%.6f",
+                                                    t->corpus->unigram_loss)));
+  }
   gboolean ok = bp_safetensors_save (path, n, names, tensors, meta, error);
   g_hash_table_unref (meta);
   g_ptr_array_unref (owned);
@@ -1236,11 +1818,17 @@ bp_trainer_load_checkpoint (BpTrainer *t, const char *path, GError **error)
       !get_exact (sched, "best", &s_best) || !get_exact (sched, "lr", &s_lr) ||
       epochs_done > G_MAXINT / 2 || s_epoch > G_MAXINT / 2 || s_bad > G_MAXINT / 2)
     return bad_checkpoint (error, path, "its trainer state is missing or damaged");
-  if (steps_per_epoch != bp_loader_n_batches (t->train_loader) || epoch_step > steps_per_epoch)
+  if (steps_per_epoch != t->steps_per_epoch || epoch_step > steps_per_epoch)
     return bad_checkpoint (error, path,
                            "it was taken with %" G_GINT64_FORMAT " steps per epoch, this "
                            "training has %" G_GINT64_FORMAT " (another batch size or data "
-                           "limit?)", steps_per_epoch, bp_loader_n_batches (t->train_loader));
+                           "limit?)", steps_per_epoch, t->steps_per_epoch);
+  if (t->corpus) {
+    g_autofree char *chars = bp_vocab_to_chars (t->corpus->vocab);
+    if (g_strcmp0 (meta (st, "vocab"), chars) != 0)
+      return bad_checkpoint (error, path, "it was trained on another vocabulary than the "
+                             "corpus %s has now (was the text changed?)", t->config.dataset);
+  }
 
   /* check everything, then apply */
   int n_opt = bp_optimizer_n_state (t->optim);
@@ -1303,5 +1891,48 @@ bp_checkpoint_load_model (const char *path, char **spec_json, GError **error)
   bp_model_set_training (m, false);
   if (spec_json)
     *spec_json = g_strdup (meta (st, "model_spec"));
+  return m;
+}
+
+BpModel *
+bp_checkpoint_load_language_model (const char *path, BpVocab **vocab, char **corpus,
+                                   GError **error)
+{
+  *vocab = NULL;
+  if (corpus)
+    *corpus = NULL;
+  g_autoptr (BpSafetensors) st = bp_safetensors_load (path, error);
+  if (!st || !check_format (st, path, error))
+    return NULL;
+  const char *chars = meta (st, "vocab");
+  if (!chars) {
+    g_autofree char *shown = g_filename_display_name (path);
+    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_MODEL,
+                 "%s: not a language model (its metadata has no vocabulary: it was not trained "
+                 "on a text corpus)", shown);
+    return NULL;
+  }
+  g_autoptr (GError) local = NULL;
+  BpVocab *v = bp_vocab_from_chars (chars, &local);
+  if (!v) {
+    bad_checkpoint (error, path, "its vocabulary is damaged: %s", local->message);
+    return NULL;
+  }
+  BpModel *m = bp_checkpoint_load_model (path, NULL, error);
+  if (!m) {
+    bp_vocab_free (v);
+    return NULL;
+  }
+  if (bp_model_vocab_size (m) != bp_vocab_size (v)) {
+    bad_checkpoint (error, path, "its model reads %" G_GINT64_FORMAT " token ids but its "
+                    "vocabulary has %" G_GINT64_FORMAT, bp_model_vocab_size (m),
+                    bp_vocab_size (v));
+    bp_model_free (m);
+    bp_vocab_free (v);
+    return NULL;
+  }
+  *vocab = v;
+  if (corpus)
+    *corpus = g_strdup (meta (st, "corpus"));
   return m;
 }

@@ -1,10 +1,22 @@
-/* bp-trainer.h: the training loop: data, model, optimizer, schedule, evaluation and events. */
+/* bp-trainer.h: the training loop: data, model, optimizer, schedule, evaluation and events.
+ *
+ * Two kinds of data: an image data set ("fashion-mnist": classification, with a test split),
+ * and a text corpus for a language model: a name of bp_text_corpus_names () ("tang300",
+ * "song100", "chinese", "fortunes-zh", "fortunes") or "file:PATH" (a user's UTF-8 text file,
+ * entries separated by blank lines or '%' lines). For a corpus the model must read character
+ * ids (an Input with a vocab_size, e.g. the char-gpt presets) and predict the next character
+ * at every position; its vocab_size is set from the corpus's vocabulary and its Input length
+ * from config.context. A step trains on batch_size windows of context characters at seeded
+ * random positions (bp_text_loader); an "epoch" is steps_per_epoch steps; validation is the
+ * mean loss and next-character accuracy over a fixed set of validation windows. There is no
+ * test split: the DONE event's test metrics of a corpus are the validation metrics. */
 #pragma once
 
 #include <glib.h>
 
 #include "bp-nn.h"
 #include "bp-optim.h"
+#include "bp-text.h"
 
 G_BEGIN_DECLS
 
@@ -23,7 +35,7 @@ typedef enum {
 typedef struct {
   const char *model;      /* preset name, used when model_json is NULL */
   const char *model_json; /* a model spec */
-  const char *dataset;    /* "fashion-mnist" */
+  const char *dataset;    /* "fashion-mnist", a text corpus ("tang300", ...) or "file:PATH" */
   int epochs;
   int64_t batch_size;
   BpOptimConfig optim;
@@ -35,8 +47,20 @@ typedef struct {
                            * and fails with its reason when it cannot; there is no fallback */
   int64_t limit_train;    /* 0: the whole training set */
   int64_t limit_test;     /* 0: the whole test set */
-  double val_fraction;    /* share of the (limited) training set held out for validation */
+  double val_fraction;    /* share of the (limited) training set held out for validation (a
+                           * corpus: of its entries, at most 0.5) */
   int64_t eval_batch_size;
+  /* text corpora only (0 for image data) */
+  int64_t context;        /* characters per training window; 0: the model's context (its
+                           * Input length); shorter than the model's: its Input is shortened */
+  int64_t steps_per_epoch; /* 0: about one pass over the training characters,
+                           * n_train / (batch_size * context), between 1 and 500 */
+  int64_t eval_batches;   /* validation batches of batch_size windows; 0: enough to cover the
+                           * validation split about twice, at most 20 */
+  /* live attention: every attention_every steps and at the end of every epoch an ATTENTION
+   * event with the model's attention weights on a fixed probe (0: off); models without
+   * attention nodes get none */
+  int64_t attention_every;
 } BpTrainConfig;
 
 /* Defaults: simple-cnn on fashion-mnist, 10 epochs, batch 64, Adam 1e-3, seed 1, 10% val. */
@@ -49,27 +73,46 @@ typedef enum {
   BP_TRAIN_EVENT_STEP,
   BP_TRAIN_EVENT_EPOCH,
   BP_TRAIN_EVENT_DONE,
+  BP_TRAIN_EVENT_ATTENTION, /* config.attention_every: the attention weights on the probe */
 } BpTrainEventKind;
 
 typedef struct {
   BpTrainEventKind kind;
   int epoch, epochs;          /* epoch counts from 1 */
   int64_t step, steps_per_epoch, global_step;
-  int64_t n_train, n_val, n_test;
+  int64_t n_train, n_val, n_test; /* examples; a corpus: characters (n_test = n_val) */
   int64_t n_params;
   double loss;                /* STEP: this batch's loss */
-  double accuracy;            /* STEP: this batch's accuracy (arg-max of the logits) */
+  double accuracy;            /* STEP: this batch's accuracy (arg-max of the logits; a language
+                               * model: of the next character at every position) */
   double train_loss, train_accuracy;
   double val_loss, val_accuracy;
   double test_loss, test_accuracy;
   double lr;
   double seconds;             /* since the start of training (EPOCH: of this epoch) */
-  double images_per_second;
+  double images_per_second;   /* a language model: characters (tokens) per second */
+  /* every event of a text corpus: the loss of the corpus's unigram distribution (the entropy
+   * of its training characters, nats), the baseline a model using context must beat; NaN for
+   * image data (isfinite (baseline_loss) tells a language model's events apart) */
+  double baseline_loss;
   /* EPOCH: the validation confusion matrix, n_classes x n_classes row-major, rows = true
    * class, columns = predicted; valid only during the callback. NULL without a validation set. */
   int n_classes;
   const int64_t *confusion;
   const char *const *class_names;
+  /* ATTENTION: the attention nodes (MultiheadAttention, TransformerEncoderLayer) in model
+   * order, each run in eval mode without autograd on a fixed probe: the first min (context, 48)
+   * characters of the validation split (of the training split when the validation split is
+   * too short) for a corpus, the first validation image (its 28 rows as tokens "row 1" ..
+   * "row 28") for an image model. attn_weights is attn_layers x attn_heads x attn_len x
+   * attn_len, row-major, rows the queries, columns the keys; every row sums to 1 (causal
+   * layers: zero above the diagonal). A node with fewer heads than attn_heads (the most of
+   * any node) has zero rows for the missing heads. All valid only during the callback. */
+  int attn_layers, attn_heads;
+  int64_t attn_len;
+  const char *const *attn_tokens;
+  const char *const *attn_layer_ids;
+  const float *attn_weights;
 } BpTrainEvent;
 
 /* Return FALSE to stop training after this event: the run then ends with DONE at once, with
@@ -91,7 +134,7 @@ gboolean bp_trainer_run (BpTrainer *trainer, BpTrainCallback callback, gpointer 
 void bp_trainer_set_lr (BpTrainer *trainer, float lr);
 BpOptimizer *bp_trainer_get_optimizer (BpTrainer *trainer);
 
-/* Loss and accuracy of the model on the test set. */
+/* Loss and accuracy of the model on the test set (a corpus: the validation windows). */
 gboolean bp_trainer_evaluate_test (BpTrainer *trainer, double *loss, double *accuracy,
                                    GError **error);
 
@@ -102,9 +145,15 @@ gboolean bp_trainer_evaluate_test (BpTrainer *trainer, double *loss, double *acc
  * was, mid-epoch included. On the CPU the continued run is bit for bit the run that was never
  * stopped: the model state (parameters, batch-norm buffers and num_batches_tracked), the
  * optimizer state, the engine RNG (dropout), the scheduler and the position in the epoch
- * (its data order depends only on seed and epoch) are all saved. */
+ * (its data order depends only on seed and epoch; a corpus's windows on seed and the global
+ * step) are all saved. */
 
 const BpTrainConfig *bp_trainer_get_config (BpTrainer *trainer);
+/* The text corpus being trained on (NULL for image data): its vocabulary, splits and
+ * unigram_loss; owned by the trainer. */
+const BpTextCorpus *bp_trainer_get_corpus (BpTrainer *trainer);
+/* The training window length (the model's Input length) of a corpus run, 0 for image data. */
+int64_t bp_trainer_get_context (BpTrainer *trainer);
 /* The model spec the model was built from, canonical JSON. */
 const char *bp_trainer_get_spec_json (BpTrainer *trainer);
 /* Epochs completed; steps done in the epoch in progress (0 at an epoch boundary); steps in
@@ -120,6 +169,8 @@ int64_t bp_trainer_get_global_step (BpTrainer *trainer);
  *            spec JSON), "config" (bp_train_config_to_json), "trainer_state" (a JSON object:
  *            epochs_done, epoch_step, global_step, the epoch's running sums, rng (a decimal
  *            string), optimizer_steps, lr, scheduler, num_batches_tracked per batch-norm node),
+ *            for a text corpus also "vocab" (bp_vocab_to_chars), "corpus" (the dataset
+ *            name), "context" (the window length, decimal) and "unigram_loss" ("%.6f"),
  *            plus the caller's extra metadata (may be NULL).
  * Call it from the training thread between steps (in the callback, or after run returns). */
 #define BP_CHECKPOINT_FORMAT "backprop-lab-checkpoint"
@@ -135,11 +186,18 @@ gboolean bp_trainer_load_checkpoint (BpTrainer *trainer, const char *path, GErro
 /* A checkpoint's model (built from its spec, with its saved state, in eval mode) and,
  * optionally, its metadata's model_spec (free both). For inference and export checks. */
 BpModel *bp_checkpoint_load_model (const char *path, char **spec_json, GError **error);
+/* A language model's checkpoint: its model (as bp_checkpoint_load_model) and vocabulary (from
+ * "vocab"); corpus (may be NULL) gets the corpus name. A checkpoint without a vocabulary
+ * (a model trained on image data) is BP_TRAIN_ERROR_MODEL. */
+BpModel *bp_checkpoint_load_language_model (const char *path, BpVocab **vocab, char **corpus,
+                                            GError **error);
+/* Whether a dataset name is a text corpus (a corpus name or "file:PATH"). */
+gboolean bp_train_dataset_is_text (const char *dataset);
 
 /* The config as a JSON object (model, dataset, epochs, batch_size, optimizer {...},
  * schedule {...}, clip_norm, label_smoothing, seed, device, precision, limit_train,
- * limit_test, val_fraction, eval_batch_size); model_json is left out (the store keeps the
- * spec apart). */
+ * limit_test, val_fraction, eval_batch_size, context, steps_per_epoch, eval_batches,
+ * attention_every); model_json is left out (the store keeps the spec apart). */
 char *bp_train_config_to_json (const BpTrainConfig *config);
 /* Reads such JSON over a config (fields not present keep their value); strings are interned
  * (g_intern_string), so they live as long as the program. */
