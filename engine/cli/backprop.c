@@ -27,6 +27,7 @@
 #endif
 
 #include "bp-backend.h"
+#include "bp-cmd-attention.h"
 #include "cuda/bp-cuda.h"
 #include "bp-dataset.h"
 #include "bp-loader.h"
@@ -2883,6 +2884,7 @@ static const Command commands[] = {
   {"compare", cmd_compare, "Compare runs side by side, or plot their curves (--plot)"},
   {"export", cmd_export, "Export a run's metrics (--csv) or model (--pytorch)"},
   {"generate", cmd_generate, "Generate text with a stored language-model run"},
+  {"attention", bp_cmd_attention, "Draw a language-model run's attention on a text as a heatmap PNG"},
   {"rm", cmd_rm, "Remove stored runs"},
   {"tag", cmd_tag, "Add or remove tags of a run"},
   {"note", cmd_note, "Write or read the note of a run"},
