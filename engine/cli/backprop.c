@@ -28,6 +28,7 @@
 
 #include "bp-backend.h"
 #include "bp-cmd-attention.h"
+#include "bp-cmd-lessons.h"
 #include "cuda/bp-cuda.h"
 #include "bp-dataset.h"
 #include "bp-loader.h"
@@ -2888,6 +2889,8 @@ static const Command commands[] = {
   {"rm", cmd_rm, "Remove stored runs"},
   {"tag", cmd_tag, "Add or remove tags of a run"},
   {"note", cmd_note, "Write or read the note of a run"},
+  {"lessons", bp_cmd_lessons, "List the guided lessons with their goals"},
+  {"lesson", bp_cmd_lesson, "Show a lesson, or run its experiment and check its goals"},
   {"models", cmd_models, "List the model presets with their parameter counts"},
   {"bench", cmd_bench, "Measure training speed (images per second)"},
   {"devices", cmd_devices, "List the GPUs, or say why none can be used"},
