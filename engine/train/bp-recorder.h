@@ -16,6 +16,10 @@
  *   every epoch        train/epoch_loss, train/epoch_accuracy, train/lr, train/images_per_second,
  *                      train/epoch_seconds, val/loss, val/accuracy (without a validation set: none)
  *   at the end         test/loss, test/accuracy
+ * A language model's run (a text corpus): images_per_second holds characters per second,
+ * val/accuracy and test/accuracy next-character accuracy, test/ the validation windows'
+ * metrics (a corpus has no test split); its config also keeps the corpus's vocab_size,
+ * train_characters, val_characters and unigram_loss. ATTENTION events are not stored.
  * Checkpoints (bp_trainer_save_checkpoint, with "run_id" in the metadata) go to the store's
  * checkpoints/<run id>/ folder: after every checkpoint_every-th epoch, after an epoch whose
  * validation accuracy is the best so far (flagged best), and at the end of a finished or
