@@ -474,6 +474,7 @@ test_bad_configs (void)
     {"fashion-mnist", "mlp", NULL, 8, "are for text corpora"},
     {"file:", NULL, tiny_gpt, 0, "needs the path"},
     {"no-such-corpus", "mlp", NULL, 0, "text corpora: tang300"},
+    {"tang300+fortunes", NULL, tiny_gpt, 0, "cannot join \"fortunes\""},
   };
   for (gsize k = 0; k < G_N_ELEMENTS (cases); k++) {
     BpTrainConfig c = lm_config (cases[k].dataset, cases[k].spec);
@@ -489,6 +490,33 @@ test_bad_configs (void)
     g_test_message ("%s", error->message);
   }
   bp_test_remove_tree (dir);
+}
+
+/* "tang300+song100": one corpus of both files' poems, in Traditional characters. */
+static void
+test_joined (void)
+{
+  g_autofree char *tang = g_build_filename (bp_text_fortunes_dir (), "tang300", NULL);
+  if (!g_file_test (tang, G_FILE_TEST_EXISTS) || !bp_text_have_opencc ()) {
+    g_test_skip ("fortunes-zh or OpenCC missing");
+    return;
+  }
+  g_autoptr (GError) error = NULL;
+  BpTrainConfig c = lm_config ("tang300+song100", tiny_gpt);
+  BpTrainer *joined = bp_trainer_new (&c, &error);
+  g_assert_no_error (error);
+  c.dataset = "tang300";
+  BpTrainer *one = bp_trainer_new (&c, &error);
+  g_assert_no_error (error);
+  const BpTextCorpus *a = bp_trainer_get_corpus (joined), *b = bp_trainer_get_corpus (one);
+  g_assert_cmpint (a->n_entries, >, b->n_entries);
+  g_assert_cmpint (a->n_train + a->n_val, >, b->n_train + b->n_val);
+  /* Traditional: 月 and 光 are there, the Simplified 张 (of 张九龄) is not */
+  g_assert_cmpint (bp_vocab_id (a->vocab, g_utf8_get_char ("光")), >, 0);
+  g_assert_cmpint (bp_vocab_id (a->vocab, g_utf8_get_char ("张")), ==, 0);
+  g_assert_cmpint (bp_vocab_id (a->vocab, g_utf8_get_char ("張")), >, 0);
+  bp_trainer_free (joined);
+  bp_trainer_free (one);
 }
 
 /* ---- the command line ---- */
@@ -772,6 +800,7 @@ main (int argc, char **argv)
   g_test_add_func ("/lm/attention-text", test_attention_text);
   g_test_add_func ("/lm/image-rows", test_image_rows);
   g_test_add_func ("/lm/bad-configs", test_bad_configs);
+  g_test_add_func ("/lm/joined", test_joined);
   g_test_add_func ("/lm/cli", test_cli);
   int rc = g_test_run ();
   bp_test_remove_tree (test_root);

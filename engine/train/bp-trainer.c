@@ -220,6 +220,13 @@ build_model (const BpTrainConfig *c, const BpTextCorpus *corpus, int64_t *contex
   return m;
 }
 
+/* The Chinese corpora of one fortune file each, which "+" may join ("tang300+song100"). */
+static gboolean
+is_joinable (const char *name)
+{
+  return !strcmp (name, "tang300") || !strcmp (name, "song100") || !strcmp (name, "chinese");
+}
+
 gboolean
 bp_train_dataset_is_text (const char *dataset)
 {
@@ -227,10 +234,44 @@ bp_train_dataset_is_text (const char *dataset)
     return FALSE;
   if (g_str_has_prefix (dataset, "file:"))
     return TRUE;
+  if (strchr (dataset, '+'))
+    return TRUE; /* load_corpus says which joins it refuses */
   for (const char *const *n = bp_text_corpus_names (); *n; n++)
     if (strcmp (*n, dataset) == 0)
       return TRUE;
   return FALSE;
+}
+
+/* "tang300+song100": the files' entries as one corpus, in Traditional characters. */
+static BpTextCorpus *
+load_joined (const char *dataset, BpTextOptions *o, GError **error)
+{
+  g_auto (GStrv) parts = g_strsplit (dataset, "+", -1);
+  GPtrArray *paths = g_ptr_array_new_with_free_func (g_free);
+  for (int k = 0; parts[k]; k++) {
+    if (!is_joinable (parts[k])) {
+      g_set_error (error, BP_TEXT_ERROR, BP_TEXT_ERROR_INVALID,
+                   "cannot join \"%s\" in --dataset %s: \"+\" joins tang300, song100 and "
+                   "chinese", parts[k], dataset);
+      g_ptr_array_unref (paths);
+      return NULL;
+    }
+    char *path = g_build_filename (bp_text_fortunes_dir (), parts[k], NULL);
+    if (!g_file_test (path, G_FILE_TEST_EXISTS)) {
+      g_set_error (error, BP_TEXT_ERROR, BP_TEXT_ERROR_NOT_FOUND,
+                   "%s not found: install the Debian package fortunes-zh", path);
+      g_free (path);
+      g_ptr_array_unref (paths);
+      return NULL;
+    }
+    g_ptr_array_add (paths, path);
+  }
+  g_ptr_array_add (paths, NULL);
+  o->traditional = 1;
+  BpTextCorpus *c = bp_text_corpus_from_files (dataset, (const char *const *) paths->pdata, o,
+                                               error);
+  g_ptr_array_unref (paths);
+  return c;
 }
 
 /* The corpus of a text dataset name, split by the config's val_fraction and seed. */
@@ -251,6 +292,8 @@ load_corpus (const BpTrainConfig *c, GError **error)
     }
     const char *paths[] = {path, NULL};
     corpus = bp_text_corpus_from_files (c->dataset, paths, &o, &local);
+  } else if (strchr (c->dataset, '+')) {
+    corpus = load_joined (c->dataset, &o, &local);
   } else {
     corpus = bp_text_corpus_load (c->dataset, &o, &local);
   }

@@ -2,8 +2,9 @@
  *
  * Two kinds of data: an image data set ("fashion-mnist": classification, with a test split),
  * and a text corpus for a language model: a name of bp_text_corpus_names () ("tang300",
- * "song100", "chinese", "fortunes-zh", "fortunes") or "file:PATH" (a user's UTF-8 text file,
- * entries separated by blank lines or '%' lines). For a corpus the model must read character
+ * "song100", "chinese", "fortunes-zh", "fortunes"), the one-file Chinese ones joined with "+"
+ * ("tang300+song100") or "file:PATH" (a user's UTF-8 text file, entries separated by blank
+ * lines or '%' lines). For a corpus the model must read character
  * ids (an Input with a vocab_size, e.g. the char-gpt presets) and predict the next character
  * at every position; its vocab_size is set from the corpus's vocabulary and its Input length
  * from config.context. A step trains on batch_size windows of context characters at seeded
@@ -191,7 +192,7 @@ BpModel *bp_checkpoint_load_model (const char *path, char **spec_json, GError **
  * (a model trained on image data) is BP_TRAIN_ERROR_MODEL. */
 BpModel *bp_checkpoint_load_language_model (const char *path, BpVocab **vocab, char **corpus,
                                             GError **error);
-/* Whether a dataset name is a text corpus (a corpus name or "file:PATH"). */
+/* Whether a dataset name is a text corpus (a corpus name, a join with "+" or "file:PATH"). */
 gboolean bp_train_dataset_is_text (const char *dataset);
 
 /* The config as a JSON object (model, dataset, epochs, batch_size, optimizer {...},
