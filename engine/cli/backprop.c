@@ -805,7 +805,7 @@ cmd_train (int argc, char **argv)
   GOptionEntry entries[] = {
     {"model", 'm', 0, G_OPTION_ARG_STRING, &model, "Model preset (see `backprop models`); default simple-cnn", "NAME"},
     {"spec", 0, 0, G_OPTION_ARG_FILENAME, &spec_file, "Train the model of a model spec file (JSON, doc/model-spec.md) instead of a preset", "FILE"},
-    {"dataset", 'd', 0, G_OPTION_ARG_STRING, &dataset, "Data set: fashion-mnist, a text corpus (tang300, song100, chinese, fortunes-zh, fortunes) or file:PATH (a UTF-8 text file); default fashion-mnist", "NAME"},
+    {"dataset", 'd', 0, G_OPTION_ARG_STRING, &dataset, "Data set: fashion-mnist, a text corpus (tang300, song100, chinese, fortunes-zh, fortunes, or joins like tang300+song100) or file:PATH (a UTF-8 text file); default fashion-mnist", "NAME"},
     {"epochs", 'e', 0, G_OPTION_ARG_STRING, &s_epochs, "Passes over the training set; default 10 (with --resume: the new total)", "N"},
     {"batch-size", 'b', 0, G_OPTION_ARG_STRING, &s_batch, "Examples per step; default 64", "N"},
     {"optimizer", 'o', 0, G_OPTION_ARG_STRING, &optimizer, "sgd, adam or adamw; default adam", "NAME"},
