@@ -1,23 +1,27 @@
 /* test-cuda-ops.c: every kernel of the CUDA backend's family tables (eltwise, conv, norm, loss,
- * optim) against the CPU backend, through the public op front-ends: the same random inputs run
- * on both devices, forward and backward with the same output gradient, and the outputs, input
- * gradients and inputs changed in place (running statistics) are compared. Bounds: float32
- * kernels 1e-5 relative (max (1, |cpu|) as the scale); TF32 and bf16 matrix work against the
- * size of the summed terms (the op run on |inputs| with |gradient|): TF32 2e-3, bf16 1e-2,
- * cuDNN without TF32 1e-4 (its FFT and Winograd algorithms round differently). Without a
- * usable GPU every test skips with bp_cuda_init's reason, except the check of the GPU's
- * dropout hash, which runs on the host. */
+ * optim, rnn, attn) against the CPU backend, through the public op front-ends: the same random
+ * inputs run on both devices, forward and backward with the same output gradient, and the
+ * outputs, input gradients and inputs changed in place (running statistics) are compared.
+ * Bounds: float32 kernels 1e-5 relative (max (1, |cpu|) as the scale); recurrent layers and
+ * attention, chains of float32 GEMMs summed in another order, 1e-4; TF32 and bf16 matrix work
+ * against the size of the summed terms (the op run on |inputs| with |gradient|): TF32 2e-3,
+ * bf16 1e-2, cuDNN without TF32 1e-4 (its FFT and Winograd algorithms round differently).
+ * Without a usable GPU every test skips with bp_cuda_init's reason, except the check of the
+ * GPU's dropout hash, which runs on the host, and the harness, which runs every test with the
+ * CPU in the GPU's place. */
 #include "bp-test.h"
 
 #include <math.h>
 #include <string.h>
 
 #include "bp-backend.h"
+#include "bp-ops-attn.h"
 #include "bp-ops-conv.h"
 #include "bp-ops-eltwise.h"
 #include "bp-ops-linear.h"
 #include "bp-ops-loss.h"
 #include "bp-ops-norm.h"
+#include "bp-ops-rnn.h"
 #include "bp-optim.h"
 #include "bp-rng.h"
 #include "config.h"
@@ -26,7 +30,8 @@
 #include "cuda/cuda-internal.h"
 #endif
 
-#define MAX_IN 6
+/* inputs per op at most: a 3-layer bidirectional RNN with biases has 27 */
+#define MAX_IN 32
 
 static BpStatus cuda_status;
 static char cuda_why[512];
@@ -1003,11 +1008,638 @@ test_repeatable (void)
   unref_all (5, in);
 }
 
+/* ---- rnn ---- */
+
+typedef struct {
+  OpFn f;
+  void *user;
+} Twice;
+
+/* f twice on the same inputs, the two outputs side by side (1, 2N): every input gradient gets
+ * two contributions, so a kernel that writes its gradient instead of adding to it fails */
+static BpTensor *
+op_twice (BpTensor **x, void *user)
+{
+  const Twice *t = user;
+  BpTensor *a = t->f (x, t->user), *b = t->f (x, t->user);
+  g_assert_nonnull (a);
+  g_assert_nonnull (b);
+  BpTensor *parts[] = { bp_reshape (a, 2, (int64_t[]){ 1, -1 }),
+                        bp_reshape (b, 2, (int64_t[]){ 1, -1 }) };
+  BpTensor *cat = bp_concat (2, parts, 1);
+  unref_all (2, parts);
+  bp_tensor_unref (a);
+  bp_tensor_unref (b);
+  return cat;
+}
+
+/* Recurrent layers and attention are chains of GEMMs (float32 here: TF32 off), which cuBLAS
+ * sums in another order than OpenBLAS, and CUDA's expf / tanhf differ from glibc's by an ulp:
+ * the differences add up along the time steps. */
+#define SEQ_TOL 1e-4
+
+typedef struct {
+  BpRnnParams p;
+  int64_t batch, seq;
+  bool h0, c0;        /* initial states given */
+  bool states;        /* the op's output holds h_n (and c_n) too: their gradients are used */
+  bool training;
+  bool lengths;
+  bool twice;         /* run twice on the same inputs (op_twice): the gradients add up */
+  int64_t len[8];
+} RnnCase;
+
+/* out, and with states h_n and c_n, flattened into one (1, N) tensor: one comparison covers
+ * all, and the one output gradient reaches dh_n and dc_n */
+static BpTensor *
+op_rnn (BpTensor **x, void *user);
+
+static BpTensor *
+op_rnn_once (BpTensor **x, void *user)
+{
+  const RnnCase *c = user;
+  BpTensor *hn = NULL, *cn = NULL;
+  bool lstm = c->p.mode == BP_RNN_LSTM;
+  BpTensor *out = bp_rnn (&c->p, x[0], x + 3, x[1], x[2], c->lengths ? c->len : NULL,
+                          c->training, c->states ? &hn : NULL,
+                          c->states && lstm ? &cn : NULL);
+  if (!out || !c->states)
+    return out;
+  BpTensor *all[] = { out, hn, cn }, *parts[3];
+  int n = 0;
+  for (int k = 0; k < 3; k++)
+    if (all[k])
+      parts[n++] = bp_reshape (all[k], 2, (int64_t[]){ 1, -1 });
+  BpTensor *cat = bp_concat (n, parts, 1);
+  for (int k = 0; k < n; k++)
+    bp_tensor_unref (parts[k]);
+  for (int k = 0; k < 3; k++)
+    bp_tensor_unref (all[k]);
+  return cat;
+}
+
+static BpTensor *
+op_rnn (BpTensor **x, void *user)
+{
+  const RnnCase *c = user;
+  Twice t = { op_rnn_once, user };
+  return c->twice ? op_twice (x, &t) : op_rnn_once (x, user);
+}
+
+/* The inputs of a case: x, h0, c0 (NULL where the case has none), the weights; returns their
+ * number. */
+static int
+rnn_inputs (const RnnCase *c, bool x_grad, bool w_grad, BpTensor **in)
+{
+  const BpRnnParams *p = &c->p;
+  int n_w = bp_rnn_n_weights (p), dirs = p->bidirectional ? 2 : 1;
+  g_assert_cmpint (3 + n_w, <=, MAX_IN);
+  int64_t xs[3] = { p->batch_first ? c->batch : c->seq, p->batch_first ? c->seq : c->batch,
+                    p->input_size };
+  int64_t ss[3] = { (int64_t) p->num_layers * dirs, c->batch, p->hidden_size };
+  in[0] = bp_test_rand (3, xs, -1, 1, x_grad);
+  in[1] = c->h0 ? bp_test_rand (3, ss, -0.5f, 0.5f, x_grad) : NULL;
+  in[2] = c->c0 ? bp_test_rand (3, ss, -0.5f, 0.5f, x_grad) : NULL;
+  float bound = 1.0f / sqrtf ((float) p->hidden_size);
+  for (int k = 0; k < n_w; k++) {
+    char name[48];
+    int64_t shape[2];
+    int ndim;
+    bp_rnn_weight_info (p, k, name, sizeof name, shape, &ndim);
+    in[3 + k] = bp_test_rand (ndim, shape, -bound, bound, w_grad);
+  }
+  return 3 + n_w;
+}
+
+static void
+check_rnn (const char *what, const RnnCase *c, bool x_grad, bool w_grad)
+{
+  static const char *const modes[] = { "rnn_tanh", "rnn_relu", "lstm", "gru" };
+  BpTensor *in[MAX_IN] = { NULL };
+  int n = rnn_inputs (c, x_grad, w_grad, in);
+  char name[160];
+  g_snprintf (name, sizeof name, "%s %s: %d layer(s)%s%s%s%s%s%s%s", modes[c->p.mode], what,
+              c->p.num_layers, c->p.bidirectional ? ", bidirectional" : "",
+              c->p.batch_first ? ", batch_first" : "", c->p.bias ? "" : ", no bias",
+              c->h0 ? ", h0" : "", c->lengths ? ", lengths" : "",
+              c->training && c->p.dropout > 0.0f ? ", dropout" : "",
+              c->twice ? ", twice" : "");
+  bp_cuda_set_tf32 (false);
+  compare_op (name, op_rnn, (void *) c, n, in, x_grad || w_grad, SEQ_TOL, PLAIN);
+  bp_cuda_set_tf32 (true);
+  unref_all (n, in);
+}
+
+static RnnCase
+rnn_case (BpRnnMode mode, int layers, bool bidir, bool batch_first)
+{
+  RnnCase c = {
+    .p = { mode, 6, 8, layers, true, batch_first, bidir, 0.0f },
+    .batch = 5,
+    .seq = 7,
+    .states = true,
+    .len = { 3, 7, 1, 5, 7 },
+  };
+  return c;
+}
+
+static void
+test_rnn (void)
+{
+  if (!need_cuda ())
+    return;
+  bp_rng_seed (19);
+  for (int mode = BP_RNN_TANH; mode <= BP_RNN_GRU; mode++) {
+    bool lstm = mode == BP_RNN_LSTM;
+    /* stacked, both directions, initial states, every gradient */
+    RnnCase c = rnn_case ((BpRnnMode) mode, 2, true, true);
+    c.h0 = true;
+    c.c0 = lstm;
+    check_rnn ("stacked", &c, true, true);
+    /* one layer, time-major, no bias, no initial state, variable lengths (1 and T among them) */
+    c = rnn_case ((BpRnnMode) mode, 1, false, false);
+    c.p.bias = false;
+    c.lengths = true;
+    check_rnn ("packed", &c, true, true);
+    /* both directions with lengths and initial states (the reverse direction starts at each
+     * sequence's own end) */
+    c = rnn_case ((BpRnnMode) mode, 2, true, false);
+    c.h0 = true;
+    c.c0 = lstm;
+    c.lengths = true;
+    check_rnn ("packed", &c, true, true);
+  }
+  /* gradients added to what is there */
+  for (int mode = BP_RNN_LSTM; mode <= BP_RNN_GRU; mode++) {
+    RnnCase c = rnn_case ((BpRnnMode) mode, 2, true, false);
+    c.h0 = true;
+    c.c0 = mode == BP_RNN_LSTM;
+    c.lengths = c.twice = true;
+    check_rnn ("accumulating", &c, true, true);
+    c.p.batch_first = true;
+    c.p.num_layers = 1;
+    check_rnn ("accumulating", &c, true, true);
+  }
+  /* the output only (no dh_n, dc_n); only the weights' gradients (no dx, dh0, dc0) */
+  RnnCase c = rnn_case (BP_RNN_LSTM, 2, false, true);
+  c.h0 = c.c0 = true;
+  c.states = false;
+  c.lengths = true;
+  check_rnn ("output only", &c, true, true);
+  check_rnn ("weight gradients only", &c, false, true);
+  /* only the input's and initial state's gradients (no dw) */
+  c = rnn_case (BP_RNN_GRU, 2, true, true);
+  c.h0 = true;
+  check_rnn ("input gradients only", &c, true, false);
+  /* forward only */
+  check_rnn ("forward only", &c, false, false);
+  /* larger: several blocks per step kernel, more rows than a bias-gradient slice */
+  c = rnn_case (BP_RNN_GRU, 1, true, true);
+  c.p.input_size = 20;
+  c.p.hidden_size = 48;
+  c.batch = 40;
+  c.seq = 12;
+  check_rnn ("larger", &c, true, true);
+  c.p.mode = BP_RNN_LSTM;
+  check_rnn ("larger", &c, true, true);
+
+  /* a bad length on the GPU: NULL and the CPU's message */
+  c = rnn_case (BP_RNN_GRU, 1, false, true);
+  BpTensor *in[MAX_IN] = { NULL };
+  int n = rnn_inputs (&c, false, false, in);
+  BpTensor *g[MAX_IN] = { NULL };
+  for (int k = 0; k < n; k++)
+    g[k] = copy_to (in[k], dev);
+  int64_t bad[5] = { 1, 2, 8, 1, 1 };
+  g_assert_null (bp_rnn (&c.p, g[0], g + 3, NULL, NULL, bad, false, NULL, NULL));
+  g_assert_cmpint (bp_last_status (), ==, BP_ERR_INVALID);
+  g_assert_nonnull (strstr (bp_last_error (), "length 8 of sequence 2 is not in [1, 7]"));
+  g_assert_cmpint (bp_backend (dev)->synchronize (), ==, BP_OK);
+  unref_all (n, g);
+  unref_all (n, in);
+}
+
+/* Dropout between layers: the GPU draws the CPU's mask (bp_rng_hash (key, layer) per layer),
+ * and the backward goes through the same mask. */
+static void
+test_rnn_dropout (void)
+{
+  if (!need_cuda ())
+    return;
+  bp_rng_seed (20);
+  RnnCase c = rnn_case (BP_RNN_LSTM, 3, true, true);
+  c.p.dropout = 0.3f;
+  c.training = true;
+  c.h0 = c.c0 = true;
+  c.lengths = true;
+  check_rnn ("training", &c, true, true);
+  c.p.mode = BP_RNN_GRU;
+  c.c0 = false;
+  check_rnn ("training", &c, true, true);
+  c.p.dropout = 0.6f;
+  c.p.num_layers = 2;
+  c.p.bidirectional = false;
+  check_rnn ("training", &c, true, true);
+  /* evaluation: no dropout */
+  c.training = false;
+  check_rnn ("evaluation", &c, true, true);
+}
+
+/* ---- attention ---- */
+
+typedef struct {
+  int64_t batch, tq, tk, e;
+  int heads;
+  bool packed;       /* self-attention on one (B, T, 3E) projection */
+  bool mask, padding, causal;
+  float dropout;     /* in training */
+  int weights_mode;  /* the weights are appended to the output */
+  bool twice;        /* run twice on the same inputs (op_twice): the gradients add up */
+} AttnCase;
+
+static BpTensor *
+op_attention (BpTensor **x, void *user);
+
+/* inputs: q (or the packed qkv), k, v, attn_mask, key_padding */
+static BpTensor *
+op_attention_once (BpTensor **x, void *user)
+{
+  const AttnCase *c = user;
+  BpAttnOptions o = BP_ATTN_OPTIONS_INIT;
+  o.attn_mask = c->mask ? x[3] : NULL;
+  o.key_padding = c->padding ? x[4] : NULL;
+  o.causal = c->causal;
+  o.dropout = c->dropout;
+  o.training = c->dropout > 0.0f;
+  o.weights_mode = c->weights_mode;
+  BpTensor *w = NULL;
+  BpTensor **wp = c->weights_mode ? &w : NULL;
+  BpTensor *out = c->packed ? bp_attention_packed (x[0], c->heads, &o, wp)
+                            : bp_attention (x[0], x[1], x[2], c->heads, &o, wp);
+  if (!out || !w)
+    return out;
+  BpTensor *parts[] = { bp_reshape (out, 2, (int64_t[]){ 1, -1 }),
+                        bp_reshape (w, 2, (int64_t[]){ 1, -1 }) };
+  BpTensor *cat = bp_concat (2, parts, 1);
+  unref_all (2, parts);
+  bp_tensor_unref (out);
+  bp_tensor_unref (w);
+  return cat;
+}
+
+static BpTensor *
+op_attention (BpTensor **x, void *user)
+{
+  const AttnCase *c = user;
+  Twice t = { op_attention_once, user };
+  return c->twice ? op_twice (x, &t) : op_attention_once (x, user);
+}
+
+static void
+check_attention (const char *what, const AttnCase *c, bool q_grad, bool kv_grad)
+{
+  int64_t tk = c->packed ? c->tq : c->tk;
+  BpTensor *in[5] = { NULL };
+  if (c->packed) {
+    in[0] = bp_test_rand (3, (int64_t[]){ c->batch, c->tq, 3 * c->e }, -1, 1, q_grad);
+  } else {
+    in[0] = bp_test_rand (3, (int64_t[]){ c->batch, c->tq, c->e }, -1, 1, q_grad);
+    in[1] = bp_test_rand (3, (int64_t[]){ c->batch, tk, c->e }, -1, 1, kv_grad);
+    in[2] = bp_test_rand (3, (int64_t[]){ c->batch, tk, c->e }, -1, 1, kv_grad);
+  }
+  if (c->mask) {
+    /* an additive mask with some -inf, and one query row with no key allowed (zeros) */
+    in[3] = bp_test_rand (2, (int64_t[]){ c->tq, tk }, -1, 1, false);
+    for (int64_t i = 0; i < in[3]->numel; i += 5)
+      in[3]->data[i] = -INFINITY;
+    for (int64_t j = 0; j < tk; j++)
+      in[3]->data[1 * tk + j] = -INFINITY;
+  }
+  if (c->padding) {
+    /* batch 1 has padding keys; with more than two batches, batch 2 has no key at all */
+    in[4] = bp_tensor_new_2d (c->batch, tk);
+    for (int64_t j = 0; j < tk; j++) {
+      in[4]->data[1 * tk + j] = j % 3 == 0 ? 1.0f : 0.0f;
+      if (c->batch > 2)
+        in[4]->data[2 * tk + j] = 1.0f;
+    }
+  }
+  bp_cuda_set_tf32 (false);
+  compare_op (what, op_attention, (void *) c, 5, in, q_grad || kv_grad, SEQ_TOL, PLAIN);
+  bp_cuda_set_tf32 (true);
+  unref_all (5, in);
+}
+
+static void
+test_attention (void)
+{
+  if (!need_cuda ())
+    return;
+  bp_rng_seed (21);
+  /* heads < batch: the products are batched over the batch, one call per head */
+  AttnCase c = { 3, 5, 7, 12, 2, false, true, true, false, 0.0f, 1 };
+  check_attention ("attention, masks, per-head weights", &c, true, true);
+  c.dropout = 0.2f;
+  c.weights_mode = 2;
+  check_attention ("attention, masks, dropout, averaged weights", &c, true, true);
+  check_attention ("attention, only dk and dv", &c, false, true);
+  check_attention ("attention, only dq", &c, true, false);
+  c.twice = true;
+  check_attention ("attention twice (gradients add up)", &c, true, true);
+  /* heads >= batch: batched over the heads, one call per batch */
+  AttnCase p = { 2, 9, 9, 16, 4, true, false, false, true, 0.0f, 1 };
+  check_attention ("packed causal self-attention", &p, true, false);
+  p.dropout = 0.1f;
+  p.padding = true;
+  p.weights_mode = 0;
+  check_attention ("packed causal self-attention, padding, dropout", &p, true, false);
+  p.twice = true;
+  check_attention ("packed causal self-attention twice", &p, true, false);
+  /* rows longer than a warp, several warps per block */
+  AttnCase big = { 4, 70, 45, 32, 4, false, true, true, false, 0.0f, 0 };
+  check_attention ("attention, long rows", &big, true, true);
+  big.causal = true;
+  big.tk = 70;
+  big.mask = false;
+  check_attention ("attention, long rows, causal", &big, true, true);
+}
+
+/* ---- multi-head attention and Transformer layers ---- */
+
+static BpTensor *
+op_mha_cache (BpTensor **x, void *user)
+{
+  /* two calls through a KV cache, 3 positions and then 2 more: cache writes, a causal offset,
+   * RoPE at an offset and keys read from the cache's strided rows */
+  BpMhaParams p = { 2, true, 10000.0f };
+  BpMhaWeights w = { x[2], x[3], x[4], x[5] };
+  BpAttnOptions o = BP_ATTN_OPTIONS_INIT;
+  o.causal = true;
+  BpKVCache *cache = bp_kv_cache_new (x[0]->device, x[0]->shape[0], 8, x[0]->shape[2]);
+  g_assert_nonnull (cache);
+  BpTensor *a = bp_mha_self (&p, &w, x[0], &o, cache, NULL);
+  BpTensor *b = bp_mha_self (&p, &w, x[1], &o, cache, NULL);
+  g_assert_nonnull (a);
+  g_assert_nonnull (b);
+  g_assert_cmpint (cache->len, ==, 5);
+  BpTensor *parts[] = { a, b };
+  BpTensor *cat = bp_concat (2, parts, 1);
+  unref_all (2, parts);
+  bp_kv_cache_free (cache);
+  return cat;
+}
+
+static BpTensor *
+op_mha_cross (BpTensor **x, void *user)
+{
+  /* query (B,Tq,E) attending to memory: key == value (one packed k/v projection) or not */
+  BpMhaParams p = { 2, false, 10000.0f };
+  BpMhaWeights w = { x[3], x[4], x[5], x[6] };
+  return bp_mha (&p, &w, x[0], x[1], *(bool *) user ? x[1] : x[2], NULL, NULL);
+}
+
+static void
+test_mha (void)
+{
+  if (!need_cuda ())
+    return;
+  bp_rng_seed (22);
+  int64_t e = 8;
+  BpTensor *in[] = {
+    bp_test_rand (3, (int64_t[]){ 2, 3, e }, -1, 1, false),
+    bp_test_rand (3, (int64_t[]){ 2, 2, e }, -1, 1, false),
+    bp_test_rand (2, (int64_t[]){ 3 * e, e }, -0.5f, 0.5f, false),
+    bp_test_rand (1, (int64_t[]){ 3 * e }, -0.5f, 0.5f, false),
+    bp_test_rand (2, (int64_t[]){ e, e }, -0.5f, 0.5f, false),
+    bp_test_rand (1, (int64_t[]){ e }, -0.5f, 0.5f, false),
+  };
+  bp_cuda_set_tf32 (false);
+  compare_op ("multi-head attention with a KV cache and RoPE", op_mha_cache, NULL, 6, in, false,
+              SEQ_TOL, PLAIN);
+  BpTensor *cross[] = {
+    bp_test_rand (3, (int64_t[]){ 3, 4, e }, -1, 1, true),
+    bp_test_rand (3, (int64_t[]){ 3, 6, e }, -1, 1, true),
+    bp_test_rand (3, (int64_t[]){ 3, 6, e }, -1, 1, true),
+    bp_test_rand (2, (int64_t[]){ 3 * e, e }, -0.5f, 0.5f, true),
+    bp_test_rand (1, (int64_t[]){ 3 * e }, -0.5f, 0.5f, true),
+    bp_test_rand (2, (int64_t[]){ e, e }, -0.5f, 0.5f, true),
+    bp_test_rand (1, (int64_t[]){ e }, -0.5f, 0.5f, true),
+  };
+  bool same = true;
+  compare_op ("cross-attention, key = value", op_mha_cross, &same, 7, cross, true, SEQ_TOL,
+              PLAIN);
+  same = false;
+  compare_op ("cross-attention", op_mha_cross, &same, 7, cross, true, SEQ_TOL, PLAIN);
+  bp_cuda_set_tf32 (true);
+  unref_all (6, in);
+  unref_all (7, cross);
+}
+
+typedef struct {
+  BpTransformerParams p;
+  bool decoder, padding;
+} LayerCase;
+
+/* inputs: x (tgt), memory (decoder) or the key padding (encoder), then the weights in
+ * BpTransformerWeights' order (self_attn, cross_attn for the decoder, linear1, linear2, norm1,
+ * norm2, norm3 for the decoder) */
+static BpTensor *
+op_layer (BpTensor **x, void *user)
+{
+  const LayerCase *c = user;
+  BpTransformerWeights w = { 0 };
+  int k = 2;
+  w.self_attn = (BpMhaWeights){ x[k], x[k + 1], x[k + 2], x[k + 3] };
+  k += 4;
+  if (c->decoder) {
+    w.cross_attn = (BpMhaWeights){ x[k], x[k + 1], x[k + 2], x[k + 3] };
+    k += 4;
+  }
+  w.linear1_weight = x[k++];
+  w.linear1_bias = x[k++];
+  w.linear2_weight = x[k++];
+  w.linear2_bias = x[k++];
+  w.norm1_weight = x[k++];
+  w.norm1_bias = x[k++];
+  w.norm2_weight = x[k++];
+  w.norm2_bias = x[k++];
+  if (c->decoder) {
+    w.norm3_weight = x[k++];
+    w.norm3_bias = x[k++];
+    return bp_transformer_decoder_layer (&c->p, &w, x[0], x[1], NULL, NULL, true);
+  }
+  return bp_transformer_encoder_layer (&c->p, &w, x[0], c->padding ? x[1] : NULL, true, NULL, 0,
+                                       NULL);
+}
+
+static void
+check_layer (const char *what, const LayerCase *c)
+{
+  int64_t b = 3, t = 6, s = 5, e = 8, f = 16;
+  BpTensor *in[MAX_IN] = { NULL };
+  int n = 0;
+  in[n++] = bp_test_rand (3, (int64_t[]){ b, t, e }, -1, 1, true);
+  if (c->decoder) {
+    in[n++] = bp_test_rand (3, (int64_t[]){ b, s, e }, -1, 1, true);
+  } else if (c->padding) {
+    in[n] = bp_tensor_new_2d (b, t);
+    in[n]->data[0 * t + 5] = in[n]->data[2 * t + 1] = in[n]->data[2 * t + 2] = 1.0f;
+    n++;
+  } else {
+    n++; /* no padding: a NULL input */
+  }
+  for (int a = 0; a < (c->decoder ? 2 : 1); a++) {
+    in[n++] = bp_test_rand (2, (int64_t[]){ 3 * e, e }, -0.5f, 0.5f, true);
+    in[n++] = bp_test_rand (1, (int64_t[]){ 3 * e }, -0.5f, 0.5f, true);
+    in[n++] = bp_test_rand (2, (int64_t[]){ e, e }, -0.5f, 0.5f, true);
+    in[n++] = bp_test_rand (1, (int64_t[]){ e }, -0.5f, 0.5f, true);
+  }
+  in[n++] = bp_test_rand (2, (int64_t[]){ f, e }, -0.5f, 0.5f, true);
+  in[n++] = bp_test_rand (1, (int64_t[]){ f }, -0.5f, 0.5f, true);
+  in[n++] = bp_test_rand (2, (int64_t[]){ e, f }, -0.5f, 0.5f, true);
+  in[n++] = bp_test_rand (1, (int64_t[]){ e }, -0.5f, 0.5f, true);
+  for (int a = 0; a < (c->decoder ? 3 : 2); a++) {
+    in[n++] = bp_test_rand (1, (int64_t[]){ e }, 0.5f, 1.5f, true);
+    in[n++] = bp_test_rand (1, (int64_t[]){ e }, -0.5f, 0.5f, true);
+  }
+  g_assert_cmpint (n, <=, MAX_IN);
+  bp_cuda_set_tf32 (false);
+  compare_op (what, op_layer, (void *) c, n, in, true, SEQ_TOL, PLAIN);
+  bp_cuda_set_tf32 (true);
+  unref_all (n, in);
+}
+
+static void
+test_transformer (void)
+{
+  if (!need_cuda ())
+    return;
+  bp_rng_seed (23);
+  /* training with dropout everywhere (attention weights included) */
+  LayerCase gpt = { { 2, 16, 0.1f, BP_ACT_GELU, 1e-5f, true, true, true }, false, false };
+  check_layer ("encoder layer: pre-norm, causal, RoPE, dropout", &gpt);
+  LayerCase enc = { { 4, 16, 0.1f, BP_ACT_RELU, 1e-5f, false, false, false }, false, true };
+  check_layer ("encoder layer: post-norm, key padding, dropout", &enc);
+  LayerCase dec = { { 2, 16, 0.1f, BP_ACT_RELU, 1e-5f, false, true, false }, true, false };
+  check_layer ("decoder layer: causal self-attention, cross-attention, dropout", &dec);
+}
+
+/* ---- position encodings ---- */
+
+static BpTensor *
+op_rope (BpTensor **x, void *user)
+{
+  /* 2 heads of 6 rotated in 20 columns (the rest copied), positions from 3 */
+  return bp_rope (x[0], 2, 6, 3, 10000.0f);
+}
+
+static BpTensor *
+op_add_position (BpTensor **x, void *user)
+{
+  return bp_add_position (x[0], x[1], 2);
+}
+
+static BpTensor *
+op_sinusoid (BpTensor **x, void *user)
+{
+  /* the table made on the input's device, its rows [4, 4 + T) added */
+  BpTensor *pe = bp_sinusoid_table (x[0]->device, 12, x[0]->shape[2]);
+  g_assert_nonnull (pe);
+  BpTensor *y = bp_add_position (x[0], pe, 4);
+  bp_tensor_unref (pe);
+  return y;
+}
+
+static void
+test_positions (void)
+{
+  if (!need_cuda ())
+    return;
+  bp_rng_seed (24);
+  BpTensor *x[] = { bp_test_rand (3, (int64_t[]){ 3, 5, 20 }, -2, 2, true) };
+  compare_op ("rope", op_rope, NULL, 1, x, true, F32, PLAIN);
+  Twice rope2 = { op_rope, NULL };
+  compare_op ("rope twice", op_twice, &rope2, 1, x, true, F32, PLAIN);
+  BpTensor *in[] = { bp_test_rand (3, (int64_t[]){ 4, 5, 6 }, -1, 1, true),
+                     bp_test_rand (2, (int64_t[]){ 10, 6 }, -1, 1, true) };
+  compare_op ("add_position", op_add_position, NULL, 2, in, true, F32, PLAIN);
+  Twice add2 = { op_add_position, NULL };
+  compare_op ("add_position twice", op_twice, &add2, 2, in, true, F32, PLAIN);
+  compare_op ("sinusoid table", op_sinusoid, NULL, 1, in, true, F32, PLAIN);
+  unref_all (1, x);
+  unref_all (2, in);
+}
+
+/* The recurrent and attention kernels give the same bits on every run (no float atomics). */
+static void
+test_repeatable_seq (void)
+{
+  if (!need_cuda ())
+    return;
+  bp_rng_seed (25);
+  RnnCase rc = rnn_case (BP_RNN_GRU, 2, true, true);
+  rc.h0 = rc.lengths = true;
+  rc.p.dropout = 0.2f;
+  rc.training = true;
+  BpTensor *rin[MAX_IN] = { NULL };
+  int rn = rnn_inputs (&rc, true, true, rin);
+  AttnCase ac = { 3, 33, 40, 16, 2, false, true, true, false, 0.1f, 0 };
+  BpTensor *ain[5] = {
+    bp_test_rand (3, (int64_t[]){ ac.batch, ac.tq, ac.e }, -1, 1, true),
+    bp_test_rand (3, (int64_t[]){ ac.batch, ac.tk, ac.e }, -1, 1, true),
+    bp_test_rand (3, (int64_t[]){ ac.batch, ac.tk, ac.e }, -1, 1, true),
+    bp_test_rand (2, (int64_t[]){ ac.tq, ac.tk }, -1, 1, false),
+    bp_tensor_new_2d (ac.batch, ac.tk),
+  };
+  struct {
+    OpFn f;
+    void *user;
+    int n;
+    BpTensor **in;
+  } ops[] = { { op_rnn, &rc, rn, rin }, { op_attention, &ac, 5, ain } };
+  for (size_t o = 0; o < G_N_ELEMENTS (ops); o++) {
+    Run a, b;
+    bp_rng_seed (26);
+    int64_t n_out = 0;
+    {
+      BpTensor *probe[MAX_IN] = { NULL };
+      for (int k = 0; k < ops[o].n; k++)
+        probe[k] = copy_to (ops[o].in[k], BP_DEVICE_CPU);
+      bool was = bp_set_grad_enabled (false);
+      BpTensor *y = ops[o].f (probe, ops[o].user);
+      bp_set_grad_enabled (was);
+      n_out = y->numel;
+      bp_tensor_unref (y);
+      unref_all (ops[o].n, probe);
+    }
+    float *seed = g_new (float, n_out);
+    for (int64_t i = 0; i < n_out; i++)
+      seed[i] = bp_rng_uniform () - 0.5f;
+    run_on (dev, ops[o].f, ops[o].user, ops[o].n, ops[o].in, seed, &a);
+    run_on (dev, ops[o].f, ops[o].user, ops[o].n, ops[o].in, seed, &b);
+    g_assert_cmpmem (a.out, (gsize) a.n_out * sizeof (float), b.out,
+                     (gsize) b.n_out * sizeof (float));
+    for (int k = 0; k < ops[o].n; k++) {
+      if (!ops[o].in[k] || !a.grad[k])
+        continue;
+      g_assert_nonnull (b.grad[k]);
+      g_assert_cmpmem (a.grad[k], (gsize) ops[o].in[k]->numel * sizeof (float), b.grad[k],
+                       (gsize) ops[o].in[k]->numel * sizeof (float));
+    }
+    run_free (&a);
+    run_free (&b);
+    g_free (seed);
+  }
+  unref_all (rn, rin);
+  unref_all (5, ain);
+}
+
 static void (*const gpu_tests[]) (void) = {
   test_arith, test_activations, test_dropout, test_concat_reshape, test_embedding, test_sum,
   test_conv2d, test_pool, test_batch_norm, test_layer_norm, test_softmax, test_cross_entropy,
   test_mse_bce, test_count_correct, test_optimizers, test_clip_grad_norm,
-  test_linear_precision, test_repeatable,
+  test_linear_precision, test_repeatable, test_rnn, test_rnn_dropout, test_attention, test_mha,
+  test_transformer, test_positions, test_repeatable_seq,
 };
 
 /* Every test above with the CPU in the GPU's place: checks the tests' own machinery (inputs,
@@ -1076,6 +1708,13 @@ main (int argc, char **argv)
   g_test_add_func ("/cuda-ops/optim/clip-grad-norm", test_clip_grad_norm);
   g_test_add_func ("/cuda-ops/linear/precision", test_linear_precision);
   g_test_add_func ("/cuda-ops/repeatable", test_repeatable);
+  g_test_add_func ("/cuda-ops/rnn/rnn", test_rnn);
+  g_test_add_func ("/cuda-ops/rnn/dropout", test_rnn_dropout);
+  g_test_add_func ("/cuda-ops/attn/attention", test_attention);
+  g_test_add_func ("/cuda-ops/attn/mha", test_mha);
+  g_test_add_func ("/cuda-ops/attn/transformer", test_transformer);
+  g_test_add_func ("/cuda-ops/attn/positions", test_positions);
+  g_test_add_func ("/cuda-ops/repeatable-seq", test_repeatable_seq);
   int rc = g_test_run ();
   bp_cuda_shutdown ();
   return rc;

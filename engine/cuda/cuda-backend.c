@@ -1,7 +1,7 @@
 /* cuda-backend.c: the CUDA backend: start-up checks (driver, runtime, cuDNN), the device listing,
  * the error reporting behind cuda-check.h and the BpBackend table (copies, fill, axpy, cuBLAS
- * GEMM, and the op families' kernel tables from eltwise.cu, conv.cu, norm.cu, loss.cu and
- * optim.cu). */
+ * GEMM, and the op families' kernel tables from eltwise.cu, conv.cu, norm.cu, loss.cu,
+ * optim.cu, rnn.cu and attn.cu). */
 #include "cuda-internal.h"
 
 #include <limits.h>
@@ -679,26 +679,26 @@ cuda_axpy (int64_t n, float a, const float *x, float *y)
   bp_cuda_defer (bp_cuda_axpy (bp_cuda_ctx.stream, n, a, x, y));
 }
 
-/* Row-major C (m,n) = alpha op(A) (m,k) op(B) (k,n) + beta C. cuBLAS is column-major, and a
- * row-major matrix read column-major is its transpose, so compute C^T = op(B)^T op(A)^T:
- * swap the operands (B first) and the sizes m and n; the leading dimensions stay. */
-static void
-cuda_gemm (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-           const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
-           int64_t ldc)
+/* Row-major C (m,n) = alpha op(A) (m,k) op(B) (k,n) + beta C, `count` times with the operands
+ * `stride_*` floats apart (count 1: one product). cuBLAS is column-major, and a row-major
+ * matrix read column-major is its transpose, so compute C^T = op(B)^T op(A)^T: swap the
+ * operands (B first) and the sizes m and n; the leading dimensions and strides stay. */
+BpStatus
+bp_cuda_gemm_strided (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                      const float *a, int64_t lda, int64_t stride_a, const float *b,
+                      int64_t ldb, int64_t stride_b, float beta, float *c, int64_t ldc,
+                      int64_t stride_c, int64_t count)
 {
-  if (!alive ()) {
-    bp_cuda_defer (BP_ERR_DEVICE);
-    return;
-  }
-  if (m == 0 || n == 0)
-    return;
+  if (!alive ())
+    return BP_ERR_DEVICE;
+  if (m == 0 || n == 0 || count == 0)
+    return BP_OK;
   if (m > INT_MAX || n > INT_MAX || k > INT_MAX || lda > INT_MAX || ldb > INT_MAX
-      || ldc > INT_MAX) {
-    bp_set_error (BP_ERR_UNSUPPORTED, "cuda gemm: sizes above 2^31 (m %lld, n %lld, k %lld)",
-                  (long long) m, (long long) n, (long long) k);
-    bp_cuda_defer (BP_ERR_UNSUPPORTED);
-    return;
+      || ldc > INT_MAX || count > INT_MAX) {
+    bp_set_error (BP_ERR_UNSUPPORTED,
+                  "cuda gemm: sizes above 2^31 (m %lld, n %lld, k %lld, batch %lld)",
+                  (long long) m, (long long) n, (long long) k, (long long) count);
+    return BP_ERR_UNSUPPORTED;
   }
   /* with k == 0 the operands are not read, but cuBLAS still wants leading dimensions >= 1 */
   if (lda < 1)
@@ -706,20 +706,49 @@ cuda_gemm (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float al
   if (ldb < 1)
     ldb = 1;
   bp_cuda_enter ();
+  cublasHandle_t h = bp_cuda_ctx.cublas;
   cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  int in = (int) n, im = (int) m, ik = (int) k, ia = (int) lda, ib = (int) ldb, ic = (int) ldc;
   if (bp_cuda_ctx.bf16_gemm) {
     /* float32 storage and accumulation, inputs rounded to bfloat16 on the tensor cores */
-    bp_cuda_defer (BP_CUBLAS_TRY (cublasGemmEx (bp_cuda_ctx.cublas, op_b, op_a, (int) n, (int) m,
-                                                (int) k, &alpha, b, CUDA_R_32F, (int) ldb, a,
-                                                CUDA_R_32F, (int) lda, &beta, c, CUDA_R_32F,
-                                                (int) ldc, CUBLAS_COMPUTE_32F_FAST_16BF,
-                                                CUBLAS_GEMM_DEFAULT)));
-    return;
+    if (count == 1)
+      BP_CUBLAS_CHECK (cublasGemmEx (h, op_b, op_a, in, im, ik, &alpha, b, CUDA_R_32F, ib, a,
+                                     CUDA_R_32F, ia, &beta, c, CUDA_R_32F, ic,
+                                     CUBLAS_COMPUTE_32F_FAST_16BF, CUBLAS_GEMM_DEFAULT));
+    else
+      BP_CUBLAS_CHECK (cublasGemmStridedBatchedEx (h, op_b, op_a, in, im, ik, &alpha, b,
+                                                   CUDA_R_32F, ib, stride_b, a, CUDA_R_32F, ia,
+                                                   stride_a, &beta, c, CUDA_R_32F, ic, stride_c,
+                                                   (int) count, CUBLAS_COMPUTE_32F_FAST_16BF,
+                                                   CUBLAS_GEMM_DEFAULT));
+    return BP_OK;
   }
-  bp_cuda_defer (BP_CUBLAS_TRY (cublasSgemm (bp_cuda_ctx.cublas, op_b, op_a, (int) n, (int) m,
-                                             (int) k, &alpha, b, (int) ldb, a, (int) lda, &beta,
-                                             c, (int) ldc)));
+  if (count == 1)
+    BP_CUBLAS_CHECK (cublasSgemm (h, op_b, op_a, in, im, ik, &alpha, b, ib, a, ia, &beta, c, ic));
+  else
+    BP_CUBLAS_CHECK (cublasSgemmStridedBatched (h, op_b, op_a, in, im, ik, &alpha, b, ib,
+                                                stride_b, a, ia, stride_a, &beta, c, ic,
+                                                stride_c, (int) count));
+  return BP_OK;
+}
+
+BpStatus
+bp_cuda_gemm (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+              const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+              int64_t ldc)
+{
+  return bp_cuda_gemm_strided (trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c,
+                               ldc, 0, 1);
+}
+
+/* The table's GEMM: the error is kept for synchronize. */
+static void
+cuda_gemm (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+           const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+           int64_t ldc)
+{
+  bp_cuda_defer (bp_cuda_gemm (trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc));
 }
 
 /* Waits for all queued work: kernel faults surface here. */
@@ -750,4 +779,6 @@ static const BpBackend cuda_backend = {
   .norm = &bp_cuda_norm_kernels,
   .loss = &bp_cuda_loss_kernels,
   .optim = &bp_cuda_optim_kernels,
+  .rnn = &bp_cuda_rnn_kernels,
+  .attn = &bp_cuda_attn_kernels,
 };

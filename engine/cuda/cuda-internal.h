@@ -10,11 +10,14 @@ extern "C" {
 #endif
 
 #include "../bp-backend.h"
+#include "../bp-ops-attn.h"
 #include "../bp-ops-conv.h"
 #include "../bp-ops-eltwise.h"
 #include "../bp-ops-loss.h"
 #include "../bp-ops-norm.h"
+#include "../bp-ops-rnn.h"
 #include "../bp-optim.h"
+#include "../bp-rng.h"
 #include "bp-cuda.h"
 
 /* The one device the backend drives. Every table entry queues its work on `stream`, so work
@@ -57,12 +60,28 @@ BpStatus bp_cuda_fill (cudaStream_t stream, float *dst, float value, int64_t n);
 /* y (n) += a * x (n) */
 BpStatus bp_cuda_axpy (cudaStream_t stream, int64_t n, float a, const float *x, float *y);
 
-/* The family kernel tables (eltwise.cu, conv.cu, norm.cu, loss.cu, optim.cu). */
+/* cuda-backend.c: row-major C (m,n) = alpha op(A) (m,k) op(B) (k,n) + beta C through cuBLAS
+ * on `stream` (TF32 or bf16 inputs as switched); like the table's gemm but returning the status
+ * instead of keeping it for synchronize. */
+BpStatus bp_cuda_gemm (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                       const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                       float *c, int64_t ldc);
+/* The same product `count` times (cublasSgemmStridedBatched): product i reads a + i * stride_a
+ * and b + i * stride_b and writes c + i * stride_c (floats); the outputs must not overlap. */
+BpStatus bp_cuda_gemm_strided (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                               float alpha, const float *a, int64_t lda, int64_t stride_a,
+                               const float *b, int64_t ldb, int64_t stride_b, float beta,
+                               float *c, int64_t ldc, int64_t stride_c, int64_t count);
+
+/* The family kernel tables (eltwise.cu, conv.cu, norm.cu, loss.cu, optim.cu, rnn.cu,
+ * attn.cu). */
 extern const BpEltwiseKernels bp_cuda_eltwise_kernels;
 extern const BpConvKernels bp_cuda_conv_kernels;
 extern const BpNormKernels bp_cuda_norm_kernels;
 extern const BpLossKernels bp_cuda_loss_kernels;
 extern const BpOptimKernels bp_cuda_optim_kernels;
+extern const BpRnnKernels bp_cuda_rnn_kernels;
+extern const BpAttnKernels bp_cuda_attn_kernels;
 
 /* conv.cu: frees the cached convolution descriptors and algorithm choices. */
 void bp_cuda_conv_teardown (void);
