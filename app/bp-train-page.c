@@ -1,5 +1,7 @@
 /* bp-train-page.c: BpTrainPage turns its settings into a BpTrainRun and shows the run's progress,
- * curves, sample predictions and confusion matrix as the run's signals arrive. */
+ * curves, sample predictions and confusion matrix as the run's signals arrive; for language
+ * models it offers the text corpora, shows the live attention heatmap and generates text from
+ * the trained model on a worker thread. */
 #include "config.h"
 
 #include "bp-train-page.h"
@@ -10,6 +12,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "bp-attention-map.h"
 #include "bp-backend.h"
 #include "bp-confusion-matrix.h"
 #include "bp-engine-strings.h"
@@ -19,6 +22,7 @@
 #include "bp-run-recording.h"
 #include "bp-store.h"
 #include "bp-spec.h"
+#include "bp-text.h"
 
 #define N_SAMPLES 12 /* 3 rows of 4 */
 #define CLASS_CONTEXT "Fashion-MNIST class"
@@ -42,9 +46,25 @@ struct _BpTrainPage {
   BpPlot *loss_plot, *accuracy_plot, *lr_plot;
   BpImageGrid *sample_grid;
   BpConfusionMatrix *confusion;
+  /* language models */
+  GtkWidget *context_row, *steps_row, *attention_row;
+  GtkSpinButton *context_spin, *steps_spin, *attention_spin;
+  GtkWidget *samples_card, *confusion_card, *attention_card, *generate_card;
+  BpAttentionMap *attention_map;
+  GtkLabel *attention_step_label, *generate_message;
+  GtkEntry *prompt_entry;
+  GtkSpinButton *temperature_spin, *top_k_spin, *length_spin;
+  GtkTextView *generate_view;
+  GtkWidget *generate_button, *stop_generate_button;
 
   GSettings *settings;
   GtkStringList *model_names;
+  GtkStringList *dataset_names;
+  GPtrArray *dataset_ids;       /* the data set names behind dataset_names */
+  gboolean is_lm, has_attention; /* what the chosen model is */
+  gboolean run_is_lm;           /* what the run on show trains */
+  gboolean gen_hint;            /* the Generate panel's message is the hint, not an error */
+  struct GenJob *gen;           /* the text being generated, or NULL */
   char *custom_json, *custom_name; /* the model handed over by the Build page */
   BpTrainRun *run;
   BpSeries *train_loss, *val_loss, *train_accuracy, *val_accuracy, *lr_series;
@@ -122,6 +142,381 @@ resident_bytes (void)
   return (gint64) resident * (gint64) sysconf (_SC_PAGESIZE);
 }
 
+/* ---- language models: data sets, what the model is ---- */
+
+/* The text corpora (bp_text_corpus_names) as the data set list shows them. */
+static const struct {
+  const char *name, *title;
+} corpus_titles[] = {
+  {"tang300", N_("Tang poems (tang300)")},
+  {"song100", N_("Song ci (song100)")},
+  {"chinese", N_("Chinese sayings (chinese)")},
+  {"fortunes-zh", N_("All the Chinese texts (fortunes-zh)")},
+  {"fortunes", N_("English fortunes (fortunes)")},
+};
+
+static const char *
+corpus_title (const char *name)
+{
+  for (gsize k = 0; k < G_N_ELEMENTS (corpus_titles); k++)
+    if (g_str_equal (corpus_titles[k].name, name))
+      return _(corpus_titles[k].title);
+  return name;
+}
+
+/* The spec of the model chosen (borrowed), or NULL. */
+static const char *
+selected_model_json (BpTrainPage *self)
+{
+  guint k = adw_combo_row_get_selected (self->model_row);
+  int n;
+  const BpPreset *presets = bp_presets (&n);
+  if (k < (guint) n)
+    return presets[k].json;
+  return self->custom_json;
+}
+
+/* Whether a spec reads characters (an Input of token ids along one axis) and whether it has
+ * attention layers to show. */
+static void
+spec_kind (const char *json, gboolean *lm, gboolean *attention)
+{
+  *lm = *attention = FALSE;
+  g_autoptr (BpSpec) spec = json ? bp_spec_parse (json, NULL) : NULL;
+  for (int k = 0; spec && k < spec->n_nodes; k++) {
+    const BpLayerSpec *node = &spec->nodes[k];
+    if (node->kind == BP_LAYER_INPUT && node->vocab_size > 0 && node->shape.ndim == 1)
+      *lm = TRUE;
+    if (node->kind == BP_LAYER_MULTIHEAD_ATTENTION ||
+        node->kind == BP_LAYER_TRANSFORMER_ENCODER_LAYER)
+      *attention = TRUE;
+  }
+}
+
+/* The data set list: the text corpora for a language model, else Fashion-MNIST. */
+static void
+fill_datasets (BpTrainPage *self)
+{
+  guint selected = adw_combo_row_get_selected (self->dataset_row);
+  const char *was = selected < self->dataset_ids->len ? g_ptr_array_index (self->dataset_ids, selected)
+                                                      : NULL;
+  gboolean was_text = was && !g_str_equal (was, "fashion-mnist");
+  g_ptr_array_set_size (self->dataset_ids, 0);
+  g_autoptr (GPtrArray) titles = g_ptr_array_new ();
+  if (self->is_lm) {
+    for (const char *const *name = bp_text_corpus_names (); *name; name++) {
+      g_ptr_array_add (self->dataset_ids, (gpointer) *name);
+      g_ptr_array_add (titles, (gpointer) corpus_title (*name));
+    }
+  } else {
+    g_ptr_array_add (self->dataset_ids, (gpointer) "fashion-mnist");
+    g_ptr_array_add (titles, (gpointer) _("Fashion-MNIST"));
+  }
+  g_ptr_array_add (titles, NULL);
+  guint n = g_list_model_get_n_items (G_LIST_MODEL (self->dataset_names));
+  gtk_string_list_splice (self->dataset_names, 0, n, (const char *const *) titles->pdata);
+  guint keep = 0;
+  for (guint k = 0; was_text == self->is_lm && was && k < self->dataset_ids->len; k++)
+    if (g_str_equal (g_ptr_array_index (self->dataset_ids, k), was))
+      keep = k;
+  adw_combo_row_set_selected (self->dataset_row, keep);
+}
+
+/* Shows the settings and cards that fit the model chosen. */
+static void
+update_model_kind (BpTrainPage *self)
+{
+  gboolean lm, attention;
+  spec_kind (selected_model_json (self), &lm, &attention);
+  gboolean changed = lm != self->is_lm || self->dataset_ids->len == 0;
+  self->is_lm = lm;
+  self->has_attention = attention;
+  if (changed)
+    fill_datasets (self);
+  gtk_widget_set_visible (self->limit_train_row, !lm);
+  gtk_widget_set_visible (self->limit_test_row, !lm);
+  gtk_widget_set_visible (self->context_row, lm);
+  gtk_widget_set_visible (self->steps_row, lm);
+  gtk_widget_set_visible (self->attention_row, attention);
+}
+
+/* The cards of the run on show: the image cards, the attention card, the Generate panel. */
+static void
+update_cards (BpTrainPage *self, gboolean lm, gboolean attention)
+{
+  gtk_widget_set_visible (self->samples_card, !lm);
+  gtk_widget_set_visible (self->confusion_card, !lm);
+  gtk_widget_set_visible (self->attention_card, attention);
+  gtk_widget_set_visible (self->generate_card, lm);
+}
+
+/* ---- generating text ---- */
+
+/* One generation on a worker thread. The thread appends the pieces to `pending` and schedules
+ * one idle callback at a time, which moves them into the text view on the main loop; the
+ * widgets are never touched off the main thread. References: the page's (while it waits for
+ * the text) and the thread's (dropped by the idle callback that sees `done`, on the main
+ * thread, as is the last reference of the run that owns the model). */
+typedef struct GenJob {
+  gatomicrefcount ref;
+  BpTrainPage *page;       /* main thread; NULL once the page no longer waits */
+  BpTrainRun *run;         /* owns the model */
+  BpModel *model;
+  const BpVocab *vocab;
+  char *prompt;
+  BpGenerateOptions options;
+  GMutex lock;
+  GString *pending;        /* under lock */
+  gboolean stop, done;     /* under lock */
+  guint idle_id;           /* under lock */
+  GError *error;           /* set by the thread before done */
+  gint64 n_pieces;         /* main thread */
+} GenJob;
+
+static GenJob *
+gen_job_ref (GenJob *job)
+{
+  g_atomic_ref_count_inc (&job->ref);
+  return job;
+}
+
+static void
+gen_job_unref (GenJob *job)
+{
+  if (!g_atomic_ref_count_dec (&job->ref))
+    return;
+  g_object_unref (job->run);
+  g_free (job->prompt);
+  g_string_free (job->pending, TRUE);
+  g_clear_error (&job->error);
+  g_mutex_clear (&job->lock);
+  g_free (job);
+}
+
+static gboolean gen_flush_cb (gpointer data);
+
+/* Under lock: makes sure an idle callback will run. */
+static void
+gen_schedule (GenJob *job)
+{
+  if (!job->idle_id)
+    job->idle_id = g_idle_add (gen_flush_cb, job);
+}
+
+static gboolean
+gen_piece_cb (const char *piece, int64_t id, gpointer data)
+{
+  GenJob *job = data;
+  g_mutex_lock (&job->lock);
+  g_string_append (job->pending, piece);
+  gen_schedule (job);
+  gboolean go_on = !job->stop;
+  g_mutex_unlock (&job->lock);
+  return go_on;
+}
+
+static gpointer
+gen_thread (gpointer data)
+{
+  GenJob *job = data;
+  GError *error = NULL;
+  char *text = bp_generate (job->model, job->vocab, job->prompt, &job->options, gen_piece_cb,
+                            job, NULL, &error);
+  g_free (text);
+  g_mutex_lock (&job->lock);
+  job->error = error;
+  job->done = TRUE;
+  gen_schedule (job); /* its callback drops this thread's reference */
+  g_mutex_unlock (&job->lock);
+  return NULL;
+}
+
+static void update_generate_controls (BpTrainPage *self);
+static void update_controls (BpTrainPage *self);
+
+static void
+show_generate_message (BpTrainPage *self, const char *text, gboolean error)
+{
+  self->gen_hint = FALSE;
+  gtk_label_set_text (self->generate_message, text ? text : "");
+  gtk_widget_set_visible (GTK_WIDGET (self->generate_message), text && *text);
+  if (error) {
+    gtk_widget_add_css_class (GTK_WIDGET (self->generate_message), "error");
+    gtk_widget_remove_css_class (GTK_WIDGET (self->generate_message), "dim-label");
+  } else {
+    gtk_widget_remove_css_class (GTK_WIDGET (self->generate_message), "error");
+    gtk_widget_add_css_class (GTK_WIDGET (self->generate_message), "dim-label");
+  }
+}
+
+static gboolean
+gen_flush_cb (gpointer data)
+{
+  GenJob *job = data;
+  g_mutex_lock (&job->lock);
+  job->idle_id = 0;
+  g_autofree char *text = g_string_free (job->pending, FALSE);
+  job->pending = g_string_new (NULL);
+  gboolean done = job->done;
+  g_mutex_unlock (&job->lock);
+
+  BpTrainPage *self = job->page;
+  if (self && *text) {
+    GtkTextBuffer *buffer = gtk_text_view_get_buffer (self->generate_view);
+    GtkTextIter end;
+    gtk_text_buffer_get_end_iter (buffer, &end);
+    gtk_text_buffer_insert (buffer, &end, text, -1);
+    job->n_pieces++;
+  }
+  if (done) {
+    if (self) {
+      if (job->error && !g_error_matches (job->error, BP_TEXT_ERROR, BP_TEXT_ERROR_INVALID)) {
+        /* TRANSLATORS: the engine's reason follows */
+        g_autofree char *message = g_strdup_printf (_("The text cannot be generated: %s"),
+                                                    job->error->message);
+        show_generate_message (self, message, TRUE);
+      } else {
+        show_generate_message (self, job->stop ? _("Stopped.") : NULL, FALSE);
+      }
+      self->gen = NULL;
+      job->page = NULL;
+      gen_job_unref (job); /* the page's */
+      update_generate_controls (self);
+      update_controls (self);
+    }
+    gen_job_unref (job); /* the thread's */
+  }
+  return G_SOURCE_REMOVE;
+}
+
+/* The model to generate with: the last run's, once it has ended. */
+static BpModel *
+generation_model (BpTrainPage *self, const BpVocab **vocab)
+{
+  if (!self->run || bp_train_run_is_active (self->run))
+    return NULL;
+  return bp_train_run_get_language_model (self->run, vocab);
+}
+
+static void
+update_generate_controls (BpTrainPage *self)
+{
+  GtkWidget *widget = GTK_WIDGET (self);
+  BpModel *model = generation_model (self, NULL);
+  gtk_widget_action_set_enabled (widget, "train.generate", model && !self->gen);
+  gtk_widget_action_set_enabled (widget, "train.stop-generating", self->gen != NULL);
+  gboolean shown = gtk_widget_get_visible (GTK_WIDGET (self->generate_message));
+  if (!self->gen && !model && (!shown || self->gen_hint)) {
+    show_generate_message (self, _("Train a language model here to generate text with it."),
+                           FALSE);
+    self->gen_hint = TRUE;
+  } else if (model && self->gen_hint) {
+    show_generate_message (self, NULL, FALSE);
+  }
+}
+
+static void
+generate_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  BpTrainPage *self = BP_TRAIN_PAGE (widget);
+  const BpVocab *vocab = NULL;
+  BpModel *model = generation_model (self, &vocab);
+  if (self->gen || !model)
+    return;
+  const char *prompt = gtk_editable_get_text (GTK_EDITABLE (self->prompt_entry));
+  /* the mistakes a user can make, said before any work */
+  g_autofree char *unknown = bp_vocab_unknown_chars (vocab, prompt);
+  if (*unknown) {
+    GString *list = g_string_new (NULL);
+    for (const char *p = unknown; *p; p = g_utf8_next_char (p)) {
+      gunichar c = g_utf8_get_char (p);
+      if (list->len)
+        g_string_append (list, _(", "));
+      if (c == ' ')
+        g_string_append (list, _("space"));
+      else if (c == '\n')
+        g_string_append (list, _("line break"));
+      else
+        g_string_append_printf (list, "“%.*s”", (int) (g_utf8_next_char (p) - p), p);
+    }
+    /* TRANSLATORS: the prompt's characters that the model never saw, e.g. “Q”, “嗎” */
+    g_autofree char *message = g_strdup_printf (_("The model does not know these characters of "
+                                                  "the prompt: %s. Leave them out."), list->str);
+    g_string_free (list, TRUE);
+    show_generate_message (self, message, TRUE);
+    return;
+  }
+  glong n = g_utf8_strlen (prompt, -1);
+  int64_t context = bp_model_context_length (model);
+  if (n > context) {
+    /* TRANSLATORS: the prompt's length and the model's context, in characters */
+    g_autofree char *message = g_strdup_printf (_("The prompt has %ld characters; the model reads "
+                                                  "at most %ld."), n, (long) context);
+    show_generate_message (self, message, TRUE);
+    return;
+  }
+  show_generate_message (self, NULL, FALSE);
+
+  GenJob *job = g_new0 (GenJob, 1);
+  g_atomic_ref_count_init (&job->ref);
+  g_mutex_init (&job->lock);
+  job->page = self;
+  job->run = g_object_ref (self->run);
+  job->model = model;
+  job->vocab = vocab;
+  job->prompt = g_strdup (prompt);
+  job->pending = g_string_new (NULL);
+  BpGenerateOptions options = BP_GENERATE_OPTIONS_INIT;
+  options.max_new = gtk_spin_button_get_value_as_int (self->length_spin);
+  options.temperature = (float) gtk_spin_button_get_value (self->temperature_spin);
+  options.top_k = gtk_spin_button_get_value_as_int (self->top_k_spin);
+  options.strict = TRUE;
+  job->options = options;
+  self->gen = job;
+
+  /* the prompt in bold, then the text as it comes */
+  GtkTextBuffer *buffer = gtk_text_view_get_buffer (self->generate_view);
+  gtk_text_buffer_set_text (buffer, "", 0);
+  GtkTextIter end;
+  gtk_text_buffer_get_end_iter (buffer, &end);
+  gtk_text_buffer_insert_with_tags_by_name (buffer, &end, prompt, -1, "prompt", NULL);
+  update_generate_controls (self);
+  update_controls (self);
+  GThread *thread = g_thread_new ("bp-generate", gen_thread, gen_job_ref (job));
+  g_thread_unref (thread);
+}
+
+static void
+stop_generating_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  BpTrainPage *self = BP_TRAIN_PAGE (widget);
+  if (!self->gen)
+    return;
+  g_mutex_lock (&self->gen->lock);
+  self->gen->stop = TRUE;
+  g_mutex_unlock (&self->gen->lock);
+}
+
+static void
+prompt_activate_cb (BpTrainPage *self)
+{
+  gtk_widget_activate_action (GTK_WIDGET (self), "train.generate", NULL);
+}
+
+/* The page goes: the thread stops at its next character and cleans up after itself. */
+static void
+abandon_generation (BpTrainPage *self)
+{
+  GenJob *job = g_steal_pointer (&self->gen);
+  if (!job)
+    return;
+  g_mutex_lock (&job->lock);
+  job->stop = TRUE;
+  g_mutex_unlock (&job->lock);
+  job->page = NULL;
+  gen_job_unref (job);
+}
+
 /* ---- state and actions ---- */
 
 static void
@@ -132,7 +527,8 @@ update_controls (BpTrainPage *self)
   gboolean paused = active && state == BP_TRAIN_STATE_PAUSED;
   GtkWidget *widget = GTK_WIDGET (self);
 
-  gtk_widget_action_set_enabled (widget, "train.start", !active);
+  /* generation and training share the engine's random numbers: one at a time */
+  gtk_widget_action_set_enabled (widget, "train.start", !active && !self->gen);
   gtk_widget_action_set_enabled (widget, "train.pause", active && !paused && !self->pause_pending);
   gtk_widget_action_set_enabled (widget, "train.resume", paused);
   gtk_widget_action_set_enabled (widget, "train.stop", active);
@@ -145,7 +541,7 @@ update_controls (BpTrainPage *self)
     GTK_WIDGET (self->dataset_row), GTK_WIDGET (self->model_row), self->limit_train_row,
     self->limit_test_row, GTK_WIDGET (self->optimizer_row), GTK_WIDGET (self->schedule_row),
     self->weight_decay_row, self->batch_size_row, self->epochs_row, self->seed_row,
-    GTK_WIDGET (self->device_row),
+    GTK_WIDGET (self->device_row), self->context_row, self->steps_row, self->attention_row,
   };
   for (guint i = 0; i < G_N_ELEMENTS (rows); i++)
     gtk_widget_set_sensitive (rows[i], !active);
@@ -155,6 +551,7 @@ update_controls (BpTrainPage *self)
   if (self->pause_pending && state == BP_TRAIN_STATE_RUNNING)
     text = _("Pausing…");
   gtk_label_set_text (self->status_label, text);
+  update_generate_controls (self);
 }
 
 static void
@@ -215,9 +612,18 @@ bp_train_page_get_config (BpTrainPage *self)
     c.model = self->custom_name;
     c.model_json = self->custom_json;
   }
-  c.dataset = "fashion-mnist";
-  c.limit_train = gtk_spin_button_get_value_as_int (self->limit_train_spin);
-  c.limit_test = gtk_spin_button_get_value_as_int (self->limit_test_spin);
+  guint dataset = adw_combo_row_get_selected (self->dataset_row);
+  c.dataset = dataset < self->dataset_ids->len ? g_ptr_array_index (self->dataset_ids, dataset)
+                                               : "fashion-mnist";
+  if (self->is_lm) {
+    c.context = gtk_spin_button_get_value_as_int (self->context_spin);
+    c.steps_per_epoch = gtk_spin_button_get_value_as_int (self->steps_spin);
+  } else {
+    c.limit_train = gtk_spin_button_get_value_as_int (self->limit_train_spin);
+    c.limit_test = gtk_spin_button_get_value_as_int (self->limit_test_spin);
+  }
+  c.attention_every = self->has_attention ? gtk_spin_button_get_value_as_int (self->attention_spin)
+                                          : 0;
   static const BpOptimKind kinds[] = {BP_OPTIM_SGD, BP_OPTIM_ADAM, BP_OPTIM_ADAMW};
   guint optim = MIN (adw_combo_row_get_selected (self->optimizer_row), 2);
   c.optim = bp_optim_config_default (kinds[optim]);
@@ -252,6 +658,14 @@ clear_dashboard (BpTrainPage *self)
   bp_plot_reset_zoom (self->lr_plot);
   bp_image_grid_clear (self->sample_grid);
   bp_confusion_matrix_clear (self->confusion);
+  bp_attention_map_clear (self->attention_map);
+  gtk_label_set_text (self->attention_step_label, "");
+  int every = gtk_spin_button_get_value_as_int (self->attention_spin);
+  g_autofree char *placeholder =
+    every > 0 ? g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "Shown every %d step of training",
+                                              "Shown every %d steps of training", every), every)
+              : g_strdup (_("Attention heatmaps are off (see the settings)"));
+  bp_attention_map_set_placeholder (self->attention_map, placeholder);
   gtk_progress_bar_set_fraction (self->progress_bar, 0.0);
   gtk_progress_bar_set_text (self->progress_bar, NULL);
   gtk_label_set_text (self->throughput_label, "–");
@@ -321,6 +735,17 @@ run_samples_cb (BpTrainRun *run, BpTrainSamples *s, BpTrainPage *self)
 }
 
 static void
+run_attention_cb (BpTrainRun *run, BpTrainAttention *a, BpTrainPage *self)
+{
+  bp_attention_map_set_data (self->attention_map, a->n_layers, a->n_heads, a->len,
+                             (const char *const *) a->tokens, (const char *const *) a->layer_ids,
+                             a->weights);
+  /* TRANSLATORS: when the attention heatmap was taken: the training step */
+  g_autofree char *text = g_strdup_printf (_("at step %ld"), (long) a->global_step);
+  gtk_label_set_text (self->attention_step_label, text);
+}
+
+static void
 run_progress_cb (BpTrainRun *run, BpTrainPage *self)
 {
   const BpTrainProgress *p = bp_train_run_get_progress (run);
@@ -339,8 +764,9 @@ run_progress_cb (BpTrainRun *run, BpTrainPage *self)
     gtk_progress_bar_set_text (self->progress_bar, text);
   }
   if (p->images_per_second > 0) {
-    /* TRANSLATORS: training throughput */
-    g_autofree char *text = g_strdup_printf (_("%.0f images/s"), p->images_per_second);
+    /* TRANSLATORS: training throughput (a language model's in characters) */
+    g_autofree char *text = g_strdup_printf (self->run_is_lm ? _("%.0f characters/s") : _("%.0f images/s"),
+                                             p->images_per_second);
     gtk_label_set_text (self->throughput_label, text);
   }
   if (p->state != BP_TRAIN_STATE_LOADING)
@@ -425,11 +851,18 @@ start_run (BpTrainPage *self, const BpTrainConfig *config, const char *device, g
 {
   gtk_label_set_text (self->device_label, "–");
   disconnect_run (self);
+  /* the cards follow the model trained (a continued run's may not be the one chosen) */
+  const BpPreset *preset = config->model_json ? NULL : bp_preset_find (config->model);
+  gboolean attention;
+  spec_kind (config->model_json ? config->model_json : preset ? preset->json : NULL,
+             &self->run_is_lm, &attention);
+  update_cards (self, self->run_is_lm, attention && config->attention_every > 0);
   self->run = bp_train_run_new (config, N_SAMPLES);
   bp_train_run_set_device (self->run, device);
   g_signal_connect (self->run, "steps", G_CALLBACK (run_steps_cb), self);
   g_signal_connect (self->run, "epoch", G_CALLBACK (run_epoch_cb), self);
   g_signal_connect (self->run, "samples", G_CALLBACK (run_samples_cb), self);
+  g_signal_connect (self->run, "attention", G_CALLBACK (run_attention_cb), self);
   g_signal_connect (self->run, "progress", G_CALLBACK (run_progress_cb), self);
   g_signal_connect (self->run, "notify::state", G_CALLBACK (run_state_cb), self);
   g_signal_connect (self->run, "finished", G_CALLBACK (run_finished_cb), self);
@@ -530,6 +963,7 @@ set_lr_action (GtkWidget *widget, const char *action_name, GVariant *param)
 static void
 model_selected_cb (BpTrainPage *self)
 {
+  update_model_kind (self);
   guint k = adw_combo_row_get_selected (self->model_row);
   int n;
   const BpPreset *presets = bp_presets (&n);
@@ -571,6 +1005,7 @@ static void
 bp_train_page_dispose (GObject *object)
 {
   BpTrainPage *self = BP_TRAIN_PAGE (object);
+  abandon_generation (self);
   disconnect_run (self);
   gtk_widget_dispose_template (GTK_WIDGET (self), BP_TYPE_TRAIN_PAGE);
   g_clear_object (&self->train_loss);
@@ -579,6 +1014,8 @@ bp_train_page_dispose (GObject *object)
   g_clear_object (&self->val_accuracy);
   g_clear_object (&self->lr_series);
   g_clear_object (&self->model_names);
+  g_clear_object (&self->dataset_names);
+  g_clear_pointer (&self->dataset_ids, g_ptr_array_unref);
   g_clear_pointer (&self->custom_json, g_free);
   g_clear_pointer (&self->custom_name, g_free);
   g_clear_object (&self->settings);
@@ -600,6 +1037,7 @@ bp_train_page_class_init (BpTrainPageClass *klass)
   g_type_ensure (BP_TYPE_PLOT);
   g_type_ensure (BP_TYPE_IMAGE_GRID);
   g_type_ensure (BP_TYPE_CONFUSION_MATRIX);
+  g_type_ensure (BP_TYPE_ATTENTION_MAP);
   gtk_widget_class_set_template_from_resource (widget_class,
                                                "/org/backproplab/Lab/ui/bp-train-page.ui");
 #define CHILD(name) gtk_widget_class_bind_template_child (widget_class, BpTrainPage, name)
@@ -643,14 +1081,38 @@ bp_train_page_class_init (BpTrainPageClass *klass)
   CHILD (lr_plot);
   CHILD (sample_grid);
   CHILD (confusion);
+  CHILD (context_row);
+  CHILD (steps_row);
+  CHILD (attention_row);
+  CHILD (context_spin);
+  CHILD (steps_spin);
+  CHILD (attention_spin);
+  CHILD (samples_card);
+  CHILD (confusion_card);
+  CHILD (attention_card);
+  CHILD (generate_card);
+  CHILD (attention_map);
+  CHILD (attention_step_label);
+  CHILD (generate_message);
+  CHILD (prompt_entry);
+  CHILD (temperature_spin);
+  CHILD (top_k_spin);
+  CHILD (length_spin);
+  CHILD (generate_view);
+  CHILD (generate_button);
+  CHILD (stop_generate_button);
 #undef CHILD
   gtk_widget_class_bind_template_callback (widget_class, dismiss_error_cb);
+  gtk_widget_class_bind_template_callback (widget_class, prompt_activate_cb);
 
   gtk_widget_class_install_action (widget_class, "train.start", NULL, start_action);
   gtk_widget_class_install_action (widget_class, "train.pause", NULL, pause_action);
   gtk_widget_class_install_action (widget_class, "train.resume", NULL, resume_action);
   gtk_widget_class_install_action (widget_class, "train.stop", NULL, stop_action);
   gtk_widget_class_install_action (widget_class, "train.set-lr", NULL, set_lr_action);
+  gtk_widget_class_install_action (widget_class, "train.generate", NULL, generate_action);
+  gtk_widget_class_install_action (widget_class, "train.stop-generating", NULL,
+                                   stop_generating_action);
 
   gtk_widget_class_add_binding_action (widget_class, GDK_KEY_Return, GDK_CONTROL_MASK,
                                        "train.start", NULL);
@@ -670,6 +1132,13 @@ bp_train_page_init (BpTrainPage *self)
 {
   gtk_widget_init_template (GTK_WIDGET (self));
 
+  /* data sets: filled by the model choice (corpora for language models) */
+  self->dataset_names = gtk_string_list_new (NULL);
+  self->dataset_ids = g_ptr_array_new ();
+  adw_combo_row_set_model (self->dataset_row, G_LIST_MODEL (self->dataset_names));
+  gtk_text_buffer_create_tag (gtk_text_view_get_buffer (self->generate_view), "prompt",
+                              "weight", PANGO_WEIGHT_BOLD, NULL);
+
   /* models: the engine's presets, simple-cnn first choice */
   self->model_names = gtk_string_list_new (NULL);
   int n;
@@ -685,6 +1154,7 @@ bp_train_page_init (BpTrainPage *self)
                             self);
   adw_combo_row_set_selected (self->model_row, simple_cnn);
   model_selected_cb (self);
+  update_cards (self, self->is_lm, self->has_attention);
 
   /* the default device from the preferences */
   self->settings = g_settings_new ("org.backproplab.Lab");

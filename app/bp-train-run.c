@@ -5,6 +5,8 @@
 #include "bp-train-run.h"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 #ifdef __linux__
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -15,6 +17,7 @@
 
 #include "bp-backend.h"
 #include "bp-dataset.h"
+#include "bp-spec.h"
 #include "bp-tensor.h"
 #include "cuda/bp-cuda.h"
 
@@ -55,9 +58,14 @@ struct _BpTrainRun {
   GArray *new_points;      /* BpTrainPoint */
   GPtrArray *new_epochs;   /* BpTrainEpoch */
   BpTrainSamples *new_samples;
+  BpTrainAttention *new_attention;
   gboolean done;
   BpTrainState final_state;
   GError *final_error;
+
+  /* the trained language model, written by the thread before it ends */
+  BpModel *lm_model;
+  BpVocab *lm_vocab;
 
   /* training thread only */
   BpTrainer *trainer;
@@ -70,7 +78,7 @@ G_DEFINE_FINAL_TYPE (BpTrainRun, bp_train_run, G_TYPE_OBJECT)
 enum { PROP_0, PROP_STATE, N_PROPS };
 static GParamSpec *properties[N_PROPS];
 
-enum { STEPS, EPOCH, SAMPLES, PROGRESS, FINISHED, N_SIGNALS };
+enum { STEPS, EPOCH, SAMPLES, ATTENTION, PROGRESS, FINISHED, N_SIGNALS };
 static guint signals[N_SIGNALS];
 
 static void
@@ -92,6 +100,32 @@ samples_free (BpTrainSamples *s)
   g_free (s->truth);
   g_strfreev (s->class_names);
   g_free (s);
+}
+
+static void
+attention_free (BpTrainAttention *a)
+{
+  if (!a)
+    return;
+  g_strfreev (a->tokens);
+  g_strfreev (a->layer_ids);
+  g_free (a->weights);
+  g_free (a);
+}
+
+static BpTrainAttention *
+attention_copy (const BpTrainEvent *ev)
+{
+  BpTrainAttention *a = g_new0 (BpTrainAttention, 1);
+  a->n_layers = ev->attn_layers;
+  a->n_heads = ev->attn_heads;
+  a->len = (int) ev->attn_len;
+  a->global_step = ev->global_step;
+  a->tokens = g_strdupv ((char **) ev->attn_tokens);
+  a->layer_ids = g_strdupv ((char **) ev->attn_layer_ids);
+  a->weights = g_memdup2 (ev->attn_weights, sizeof (float) * (gsize) a->n_layers * a->n_heads *
+                                              (gsize) a->len * a->len);
+  return a;
 }
 
 static void
@@ -253,6 +287,12 @@ train_callback (const BpTrainEvent *ev, gpointer data)
     p->test_loss = ev->test_loss;
     p->test_accuracy = ev->test_accuracy;
     break;
+  case BP_TRAIN_EVENT_ATTENTION:
+    if (ev->attn_layers > 0 && ev->attn_heads > 0 && ev->attn_len > 0 && ev->attn_weights) {
+      attention_free (self->new_attention);
+      self->new_attention = attention_copy (ev);
+    }
+    break;
   }
   if (samples) {
     samples_free (self->new_samples);
@@ -281,6 +321,43 @@ train_callback (const BpTrainEvent *ev, gpointer data)
   go_on = go_on && !self->stop_requested;
   g_mutex_unlock (&self->lock);
   return go_on;
+}
+
+/* A CPU copy of the trained language model (eval mode) and of the corpus's vocabulary, for
+ * generating text after the thread has ended. */
+static void
+keep_language_model (BpTrainRun *self)
+{
+  const BpTextCorpus *corpus = bp_trainer_get_corpus (self->trainer);
+  if (!corpus)
+    return;
+  g_autoptr (GError) error = NULL;
+  BpModel *src = bp_trainer_get_model (self->trainer);
+  BpModel *m = bp_spec_build (bp_trainer_get_spec_json (self->trainer), &error);
+  if (!m)
+    return;
+  BpNamedTensor *from, *to;
+  int n_from = bp_model_state (src, &from), n_to = bp_model_state (m, &to);
+  gboolean ok = n_from == n_to;
+  for (int k = 0; ok && k < n_to; k++) {
+    BpTensor *s = from[k].tensor, *d = to[k].tensor;
+    BpTensor *host = s->device == BP_DEVICE_CPU ? bp_tensor_ref (s) : bp_tensor_to (s, BP_DEVICE_CPU);
+    ok = host && host->numel == d->numel;
+    if (ok)
+      memcpy (d->data, host->data, sizeof (float) * (gsize) d->numel);
+    bp_tensor_unref (host);
+  }
+  free (from);
+  free (to);
+  g_autofree char *chars = bp_vocab_to_chars (corpus->vocab);
+  BpVocab *vocab = ok ? bp_vocab_from_chars (chars, NULL) : NULL;
+  if (!vocab) {
+    bp_model_free (m);
+    return;
+  }
+  bp_model_set_training (m, false);
+  self->lm_model = m;
+  self->lm_vocab = vocab;
 }
 
 /* Resolves the device choice ("auto", "cpu", "cuda") into config.device; FALSE when CUDA was
@@ -347,6 +424,8 @@ train_thread (gpointer data)
                        : self->stop_requested ? BP_TRAIN_STATE_STOPPED
                                               : BP_TRAIN_STATE_FINISHED;
   g_mutex_unlock (&self->lock);
+  if (ok)
+    keep_language_model (self); /* read by the main thread only after the thread is joined */
   if (self->hooks.finished)
     self->hooks.finished (state, error, self->hooks_data);
   if (self->samples_set)
@@ -390,6 +469,7 @@ poll_cb (gpointer data)
   GPtrArray *epochs = self->new_epochs;
   self->new_epochs = g_ptr_array_new_with_free_func (epoch_free);
   BpTrainSamples *samples = g_steal_pointer (&self->new_samples);
+  BpTrainAttention *attention = g_steal_pointer (&self->new_attention);
   BpTrainProgress progress = self->shared;
   gboolean done = self->done;
   GError *error = g_steal_pointer (&self->final_error);
@@ -406,6 +486,8 @@ poll_cb (gpointer data)
     g_signal_emit (self, signals[EPOCH], 0, g_ptr_array_index (epochs, i));
   if (samples)
     g_signal_emit (self, signals[SAMPLES], 0, samples);
+  if (attention)
+    g_signal_emit (self, signals[ATTENTION], 0, attention);
   if (error)
     self->error = error;
   set_state (self, state);
@@ -421,6 +503,7 @@ poll_cb (gpointer data)
   g_array_unref (points);
   g_ptr_array_unref (epochs);
   samples_free (samples);
+  attention_free (attention);
   g_object_unref (self);
   return done ? G_SOURCE_REMOVE : G_SOURCE_CONTINUE;
 }
@@ -455,6 +538,11 @@ bp_train_run_finalize (GObject *object)
   g_array_unref (self->new_points);
   g_ptr_array_unref (self->new_epochs);
   samples_free (self->new_samples);
+  attention_free (self->new_attention);
+  if (self->lm_model)
+    bp_model_free (self->lm_model);
+  if (self->lm_vocab)
+    bp_vocab_free (self->lm_vocab);
   g_mutex_clear (&self->lock);
   g_cond_clear (&self->cond);
   G_OBJECT_CLASS (bp_train_run_parent_class)->finalize (object);
@@ -493,6 +581,9 @@ bp_train_run_class_init (BpTrainRunClass *klass)
   /* New predictions on the sample images (BpTrainSamples, valid during the emission). */
   signals[SAMPLES] = g_signal_new ("samples", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                                    NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_POINTER);
+  /* New attention weights on the probe (BpTrainAttention, valid during the emission). */
+  signals[ATTENTION] = g_signal_new ("attention", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                                     0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_POINTER);
   /* bp_train_run_get_progress () changed. */
   signals[PROGRESS] = g_signal_new ("progress", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                                     NULL, NULL, NULL, G_TYPE_NONE, 0);
@@ -652,6 +743,15 @@ bp_train_run_get_error (BpTrainRun *self)
 {
   g_return_val_if_fail (BP_IS_TRAIN_RUN (self), NULL);
   return self->error;
+}
+
+BpModel *
+bp_train_run_get_language_model (BpTrainRun *self, const BpVocab **vocab)
+{
+  g_return_val_if_fail (BP_IS_TRAIN_RUN (self), NULL);
+  if (vocab)
+    *vocab = self->finished ? self->lm_vocab : NULL;
+  return self->finished ? self->lm_model : NULL;
 }
 
 void

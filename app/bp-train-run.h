@@ -3,6 +3,7 @@
 
 #include <glib-object.h>
 
+#include "bp-text.h"
 #include "bp-trainer.h"
 
 G_BEGIN_DECLS
@@ -63,6 +64,16 @@ typedef struct {
   char **class_names;
 } BpTrainEpoch;
 
+/* Attention weights on the trainer's fixed probe (config.attention_every): n_layers x n_heads x
+ * len x len, row-major, query rows and key columns (BpTrainEvent's attn_* fields). */
+typedef struct {
+  int n_layers, n_heads, len;
+  gint64 global_step;
+  char **tokens;    /* len, NULL-terminated */
+  char **layer_ids; /* n_layers, NULL-terminated */
+  float *weights;
+} BpTrainAttention;
+
 /* Hooks called ON THE TRAINING THREAD (for the experiment store: one connection per thread).
  * Any may be NULL. `started` runs once the trainer is built (returning FALSE with an error
  * fails the run before it trains: a checkpoint that cannot be resumed); `event` sees every
@@ -93,7 +104,8 @@ void bp_train_run_set_num_threads (BpTrainRun *self, int n_threads);
 
 /* Starts the training thread, which holds a reference to the run until ::finished. Signals are emitted on the thread-default main context of the
  * caller, at most every 16 ms: ::steps (GArray of BpTrainPoint), ::epoch (BpTrainEpoch),
- * ::samples (BpTrainSamples), ::progress, notify::state, then ::finished once. */
+ * ::samples (BpTrainSamples), ::attention (BpTrainAttention, the latest only), ::progress,
+ * notify::state, then ::finished once. */
 void bp_train_run_start (BpTrainRun *self);
 /* Pause blocks the training thread after its current step; resume and stop wake it. */
 void bp_train_run_pause (BpTrainRun *self);
@@ -108,6 +120,10 @@ gboolean bp_train_run_is_active (BpTrainRun *self);
 const BpTrainProgress *bp_train_run_get_progress (BpTrainRun *self);
 /* The failure (state FAILED), or NULL. */
 const GError *bp_train_run_get_error (BpTrainRun *self);
+/* After ::finished (FINISHED or STOPPED) of a run on a text corpus: a copy of the trained model
+ * (on the CPU, in eval mode) and the corpus's vocabulary, owned by the run; NULL for other
+ * runs. Use it from one thread at a time (text generation runs it on a worker thread). */
+BpModel *bp_train_run_get_language_model (BpTrainRun *self, const BpVocab **vocab);
 /* Iterates the main context until the training thread has ended. */
 void bp_train_run_wait (BpTrainRun *self);
 

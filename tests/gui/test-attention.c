@@ -1,7 +1,8 @@
 /* test-attention.c: the attention heatmap: bp-heatmap-draw (colours, token labels, layout,
  * PNG), the BpAttentionMap widget (layers, heads and their mean, drop-downs, hover cells,
- * Chinese tokens, 64 tokens, export) and the reversal task learned by one attention layer,
- * whose weights the map shows as the anti-diagonal. */
+ * Chinese tokens, 64 tokens, export), the reversal task learned by one attention layer, whose
+ * weights the map shows as the anti-diagonal, and the Train page with a language model: the
+ * corpora, the live heatmap, text generated on a worker thread, its refusals and Stop. */
 #include "config.h"
 
 #include <glib/gstdio.h>
@@ -10,6 +11,8 @@
 
 #include "bp-attention-map.h"
 #include "bp-backend.h"
+#include <adwaita.h>
+
 #include "bp-gui-test.h"
 #include "bp-heatmap-draw.h"
 #include "bp-ops-eltwise.h"
@@ -18,6 +21,7 @@
 #include "bp-rng.h"
 #include "bp-spec.h"
 #include "bp-text.h"
+#include "bp-train-page.h"
 
 static gboolean
 is_mapped (gpointer data)
@@ -480,6 +484,227 @@ test_reversal (void)
   bp_seq_task_free (task);
 }
 
+/* ---- the Train page with a language model ---- */
+
+static GtkWidget *
+page_child (BpTrainPage *page, const char *name)
+{
+  GObject *object = gtk_widget_get_template_child (GTK_WIDGET (page), BP_TYPE_TRAIN_PAGE, name);
+  g_assert_nonnull (object);
+  return GTK_WIDGET (object);
+}
+
+static void
+select_item (AdwComboRow *row, const char *text)
+{
+  GListModel *model = adw_combo_row_get_model (row);
+  for (guint k = 0; k < g_list_model_get_n_items (model); k++) {
+    g_autoptr (GtkStringObject) item = g_list_model_get_item (model, k);
+    if (g_str_equal (gtk_string_object_get_string (item), text)) {
+      adw_combo_row_set_selected (row, k);
+      return;
+    }
+  }
+  g_error ("no item \"%s\"", text);
+}
+
+static gboolean
+two_heatmaps (gpointer data)
+{
+  return bp_attention_map_get_n_updates (data) >= 2;
+}
+
+static gboolean
+run_ended (gpointer data)
+{
+  BpTrainRun *run = bp_train_page_get_run (data);
+  return run && !bp_train_run_is_active (run);
+}
+
+/* The Generate button follows the action train.generate. */
+static gboolean
+can_generate (gpointer data)
+{
+  return gtk_widget_is_sensitive (page_child (data, "generate_button"));
+}
+
+static int
+buffer_chars (BpTrainPage *page)
+{
+  return gtk_text_buffer_get_char_count (
+    gtk_text_view_get_buffer (GTK_TEXT_VIEW (page_child (page, "generate_view"))));
+}
+
+typedef struct {
+  BpTrainPage *page;
+  int chars;
+} Waiting;
+
+static gboolean
+has_chars (gpointer data)
+{
+  Waiting *w = data;
+  return buffer_chars (w->page) >= w->chars;
+}
+
+static void
+test_train_page (void)
+{
+  g_autofree char *tang = g_build_filename (bp_text_fortunes_dir (), "tang300", NULL);
+  if (!g_file_test (tang, G_FILE_TEST_EXISTS)) {
+    g_test_skip ("fortunes-zh is not installed: no Chinese corpus to train on");
+    return;
+  }
+  GtkWidget *widget = bp_train_page_new ();
+  BpTrainPage *page = BP_TRAIN_PAGE (widget);
+  GtkWidget *window = show_in_window (widget, 1500, 1000);
+  GtkWidget *gen_card = page_child (page, "generate_card");
+  GtkWidget *attn_card = page_child (page, "attention_card");
+  g_assert_false (gtk_widget_get_visible (gen_card));
+  g_assert_true (gtk_widget_get_visible (page_child (page, "limit_train_row")));
+  g_assert_false (gtk_widget_get_visible (page_child (page, "context_row")));
+
+  /* a language model: the corpora, its own settings; a few steps of char-gpt-tiny */
+  select_item (ADW_COMBO_ROW (page_child (page, "model_row")), "char-gpt-tiny");
+  AdwComboRow *dataset_row = ADW_COMBO_ROW (page_child (page, "dataset_row"));
+  GListModel *datasets = adw_combo_row_get_model (dataset_row);
+  g_assert_cmpuint (g_list_model_get_n_items (datasets), ==, 5);
+  select_item (dataset_row, "Tang poems (tang300)");
+  g_assert_false (gtk_widget_get_visible (page_child (page, "limit_train_row")));
+  g_assert_true (gtk_widget_get_visible (page_child (page, "context_row")));
+  g_assert_true (gtk_widget_get_visible (page_child (page, "steps_row")));
+  g_assert_true (gtk_widget_get_visible (page_child (page, "attention_row")));
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (page_child (page, "context_spin")), 32);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (page_child (page, "steps_spin")), 12);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (page_child (page, "attention_spin")), 4);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (page_child (page, "batch_size_spin")), 8);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (page_child (page, "epochs_spin")), 1);
+  adw_combo_row_set_selected (ADW_COMBO_ROW (page_child (page, "device_row")), 1); /* CPU */
+  BpTrainConfig config = bp_train_page_get_config (page);
+  g_assert_cmpstr (config.dataset, ==, "tang300");
+  g_assert_cmpint (config.context, ==, 32);
+  g_assert_cmpint (config.steps_per_epoch, ==, 12);
+  g_assert_cmpint (config.attention_every, ==, 4);
+  g_assert_cmpint (config.limit_train, ==, 0);
+  g_assert_false (can_generate (widget));
+
+  g_assert_true (gtk_widget_activate_action (widget, "train.start", NULL));
+  g_assert_true (gtk_widget_get_visible (gen_card));
+  g_assert_true (gtk_widget_get_visible (attn_card));
+  g_assert_false (gtk_widget_get_visible (page_child (page, "samples_card")));
+  g_assert_false (gtk_widget_get_visible (page_child (page, "confusion_card")));
+
+  /* the heatmap follows the run: the probe's 32 characters, 2 blocks of 2 heads, causal */
+  BpAttentionMap *map = BP_ATTENTION_MAP (page_child (page, "attention_map"));
+  g_assert_true (bp_gui_wait (two_heatmaps, map, 90000));
+  g_assert_cmpint (bp_attention_map_get_length (map), ==, 32);
+  g_assert_cmpint (bp_attention_map_get_n_layers (map), ==, 2);
+  g_assert_cmpint (bp_attention_map_get_n_heads (map), ==, 2);
+  const float *m = bp_attention_map_get_matrix (map);
+  for (int i = 0; i < 32; i++) {
+    double sum = 0;
+    for (int j = 0; j < 32; j++) {
+      sum += m[i * 32 + j];
+      if (j > i)
+        g_assert_cmpfloat (m[i * 32 + j], ==, 0.0f);
+    }
+    g_assert_cmpfloat_with_epsilon (sum, 1.0, 1e-4);
+  }
+  const char *step = gtk_label_get_text (GTK_LABEL (page_child (page, "attention_step_label")));
+  g_assert_true (g_str_has_prefix (step, "at step "));
+  g_assert_true (bp_gui_wait (run_ended, page, 90000));
+  g_assert_cmpint (bp_train_run_get_state (bp_train_page_get_run (page)), ==,
+                   BP_TRAIN_STATE_FINISHED);
+  g_assert_cmpuint (bp_attention_map_get_n_updates (map), >=, 3); /* steps 4, 8, 12, the end */
+
+  /* generating: refusals first, said in the panel */
+  g_assert_true (can_generate (widget));
+  GtkLabel *message = GTK_LABEL (page_child (page, "generate_message"));
+  GtkEditable *prompt = GTK_EDITABLE (page_child (page, "prompt_entry"));
+  gtk_editable_set_text (prompt, "床前QZ");
+  g_assert_true (gtk_widget_activate_action (widget, "train.generate", NULL));
+  g_assert_true (gtk_widget_get_visible (GTK_WIDGET (message)));
+  g_assert_nonnull (strstr (gtk_label_get_text (message), "“Q”, “Z”"));
+  g_assert_true (gtk_widget_has_css_class (GTK_WIDGET (message), "error"));
+  g_autoptr (GString) longer = g_string_new (NULL);
+  for (int k = 0; k < 33; k++)
+    g_string_append (longer, "床");
+  gtk_editable_set_text (prompt, longer->str);
+  g_assert_true (gtk_widget_activate_action (widget, "train.generate", NULL));
+  g_assert_nonnull (strstr (gtk_label_get_text (message), "33 characters"));
+  g_assert_true (can_generate (widget));
+
+  /* text streams in from the worker thread; Start waits while it does */
+  gtk_editable_set_text (prompt, "床前明月光");
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (page_child (page, "length_spin")), 40);
+  g_assert_true (gtk_widget_activate_action (widget, "train.generate", NULL));
+  g_assert_false (gtk_widget_get_visible (GTK_WIDGET (message)));
+  g_assert_false (can_generate (widget));
+  Waiting w = {page, 5 + 40};
+  g_assert_true (bp_gui_wait (has_chars, &w, 30000));
+  g_assert_true (bp_gui_wait (can_generate, widget, 30000));
+  g_assert_cmpint (buffer_chars (page), ==, 5 + 40);
+  GtkTextBuffer *buffer = gtk_text_view_get_buffer (GTK_TEXT_VIEW (page_child (page, "generate_view")));
+  GtkTextIter a, b;
+  gtk_text_buffer_get_bounds (buffer, &a, &b);
+  g_autofree char *text = gtk_text_buffer_get_text (buffer, &a, &b, FALSE);
+  g_assert_true (g_str_has_prefix (text, "床前明月光"));
+  g_test_message ("generated: %s", text);
+  g_free (bp_gui_screenshot (window, "train-page-language-model"));
+
+  /* Stop: a long text ends early, and says so */
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (page_child (page, "length_spin")), 10000);
+  g_assert_true (gtk_widget_activate_action (widget, "train.generate", NULL));
+  g_assert_false (gtk_widget_is_sensitive (page_child (page, "start_button")));
+  w.chars = 5 + 3;
+  g_assert_true (bp_gui_wait (has_chars, &w, 30000));
+  g_assert_true (gtk_widget_activate_action (widget, "train.stop-generating", NULL));
+  g_assert_true (bp_gui_wait (can_generate, widget, 30000));
+  g_assert_cmpint (buffer_chars (page), <, 5 + 10000);
+  g_assert_cmpstr (gtk_label_get_text (message), ==, "Stopped.");
+  g_assert_true (gtk_widget_is_sensitive (page_child (page, "start_button")));
+
+  /* a page that goes while the text comes: the thread stops and cleans up */
+  g_assert_true (gtk_widget_activate_action (widget, "train.generate", NULL));
+  close_window (window, widget);
+  bp_gui_spin (300);
+}
+
+/* In Traditional Chinese (LANGUAGE=zh_TW): the map's header, its hover text and the corpora. */
+static void
+test_zh_tw (void)
+{
+  if (g_strcmp0 (g_getenv ("LANGUAGE"), "zh_TW") != 0) {
+    g_test_skip ("runs with LANGUAGE=zh_TW (meson test gui-attention-zh_TW)");
+    return;
+  }
+  GtkWidget *widget = bp_attention_map_new ();
+  BpAttentionMap *map = BP_ATTENTION_MAP (widget);
+  GtkWidget *window = show_in_window (widget, 480, 420);
+  const char *tokens[] = {"床", "前", "明", "月"};
+  float w[2 * 16] = {0};
+  for (int i = 0; i < 4; i++)
+    for (int j = 0; j <= i; j++)
+      w[i * 4 + j] = w[16 + i * 4 + j] = 1.0f / (i + 1);
+  bp_attention_map_set_data (map, 1, 2, 4, tokens, NULL, w);
+  GtkWidget *head_drop = find_child_of_type (widget, GTK_TYPE_DROP_DOWN, 1);
+  GListModel *heads = gtk_drop_down_get_model (GTK_DROP_DOWN (head_drop));
+  g_assert_cmpstr (gtk_string_list_get_string (GTK_STRING_LIST (heads), 0), ==, "各頭平均");
+  g_assert_cmpstr (gtk_string_list_get_string (GTK_STRING_LIST (heads), 2), ==, "第 2 個頭");
+  g_autofree char *text = bp_attention_map_describe_cell (map, 1, 0);
+  g_assert_cmpstr (text, ==, "查詢 2「前」→ 鍵 1「床」：0.500");
+  g_free (bp_gui_screenshot (window, "attention-map-zh_TW"));
+  close_window (window, widget);
+
+  GtkWidget *page_widget = bp_train_page_new ();
+  BpTrainPage *page = BP_TRAIN_PAGE (page_widget);
+  window = show_in_window (page_widget, 1400, 900);
+  select_item (ADW_COMBO_ROW (page_child (page, "model_row")), "char-gpt-tiny");
+  select_item (ADW_COMBO_ROW (page_child (page, "dataset_row")), "唐詩三百首 (tang300)");
+  g_assert_cmpstr (bp_train_page_get_config (page).dataset, ==, "tang300");
+  close_window (window, page_widget);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -489,5 +714,7 @@ main (int argc, char **argv)
   g_test_add_func ("/attention/heatmap-draw", test_heatmap_draw);
   g_test_add_func ("/attention/map", test_attention_map);
   g_test_add_func ("/attention/reversal", test_reversal);
+  g_test_add_func ("/attention/train-page", test_train_page);
+  g_test_add_func ("/attention/zh_TW", test_zh_tw);
   return g_test_run ();
 }
