@@ -198,8 +198,8 @@ static void
 fill_datasets (BpTrainPage *self)
 {
   guint selected = adw_combo_row_get_selected (self->dataset_row);
-  const char *was = selected < self->dataset_ids->len ? g_ptr_array_index (self->dataset_ids, selected)
-                                                      : NULL;
+  const char *was =
+    selected < self->dataset_ids->len ? g_ptr_array_index (self->dataset_ids, selected) : NULL;
   gboolean was_text = was && !g_str_equal (was, "fashion-mnist");
   g_ptr_array_set_size (self->dataset_ids, 0);
   g_autoptr (GPtrArray) titles = g_ptr_array_new ();

@@ -201,12 +201,16 @@ check_png (JsonObject *o, int n)
 {
   JsonObject *p = json_object_get_object_member (o, "png");
   JsonArray *rows = json_object_get_array_member (o, "weights");
-  cairo_surface_t *s = cairo_image_surface_create_from_png (json_object_get_string_member (p, "path"));
+  const char *path = json_object_get_string_member (p, "path");
+  cairo_surface_t *s = cairo_image_surface_create_from_png (path);
   g_assert_cmpint (cairo_surface_status (s), ==, CAIRO_STATUS_SUCCESS);
   g_assert_cmpint (cairo_image_surface_get_width (s), ==, json_object_get_int_member (p, "width"));
-  g_assert_cmpint (cairo_image_surface_get_height (s), ==, json_object_get_int_member (p, "height"));
-  double left = json_object_get_double_member (p, "left"), top = json_object_get_double_member (p, "top");
-  double cell = json_object_get_double_member (p, "cell"), vmax = json_object_get_double_member (p, "scale_max");
+  g_assert_cmpint (cairo_image_surface_get_height (s), ==,
+                   json_object_get_int_member (p, "height"));
+  double left = json_object_get_double_member (p, "left");
+  double top = json_object_get_double_member (p, "top");
+  double cell = json_object_get_double_member (p, "cell");
+  double vmax = json_object_get_double_member (p, "scale_max");
   g_assert_cmpfloat (cell, ==, CLAMP (floor (640.0 / n), 12, 36));
   const guint32 *px = (const guint32 *) cairo_image_surface_get_data (s);
   int stride = cairo_image_surface_get_stride (s) / 4;

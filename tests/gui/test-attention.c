@@ -644,7 +644,8 @@ test_train_page (void)
   g_assert_true (bp_gui_wait (has_chars, &w, 30000));
   g_assert_true (bp_gui_wait (can_generate, widget, 30000));
   g_assert_cmpint (buffer_chars (page), ==, 5 + 40);
-  GtkTextBuffer *buffer = gtk_text_view_get_buffer (GTK_TEXT_VIEW (page_child (page, "generate_view")));
+  GtkTextBuffer *buffer =
+    gtk_text_view_get_buffer (GTK_TEXT_VIEW (page_child (page, "generate_view")));
   GtkTextIter a, b;
   gtk_text_buffer_get_bounds (buffer, &a, &b);
   g_autofree char *text = gtk_text_buffer_get_text (buffer, &a, &b, FALSE);
