@@ -732,6 +732,19 @@ test_cli (void)
   assert_error (&r, 1, "no run 999");
   result_clear (&r);
 
+  /* a model whose attention looks ahead cannot generate */
+  g_autofree char *enc_spec = g_build_filename (dir, "tiny-encoder.json", NULL);
+  g_assert_true (g_file_set_contents (enc_spec, tiny_encoder, -1, NULL));
+  r = RUN ("train", "--spec", enc_spec, "--dataset", ds, "--context", "16", "--batch-size", "4",
+           "--steps-per-epoch", "1", "--eval-batches", "1", "--epochs", "1", "--device", "cpu",
+           "--threads", "1", "--db", db, "--name", "encoder");
+  assert_ok (&r, "train a non-causal model");
+  result_clear (&r);
+  r = RUN ("generate", "encoder", "--db", db, "--prompt", "春");
+  assert_error (&r, 1, "cannot generate");
+  g_assert_cmpstr (r.out, ==, "");
+  result_clear (&r);
+
   /* a run that is not a language model */
   if (g_file_test ("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz",
                    G_FILE_TEST_EXISTS)) {

@@ -2662,6 +2662,13 @@ cmd_generate (int argc, char **argv)
     rc = fail (cmd, error->message);
     goto done;
   }
+  /* a model that cannot decode one character at a time (attention looking ahead) */
+  BpModelCache *probe = bp_model_cache_new (model, 1);
+  if (!probe) {
+    rc = fail_printf (cmd, "run %" G_GINT64_FORMAT " cannot generate: %s", id, bp_last_error ());
+    goto done;
+  }
+  bp_model_cache_free (probe);
   const char *text = prompt ? prompt : "";
   unknown = bp_vocab_unknown_chars (vocab, text);
   if (*unknown) {
