@@ -408,6 +408,16 @@ typedef struct {
   GError *record_error;
 } RunOutput;
 
+/* The share of class c's validation examples predicted right (NaN without any). */
+static double
+class_accuracy (const BpTrainEvent *ev, int c)
+{
+  int64_t all = 0;
+  for (int j = 0; j < ev->n_classes; j++)
+    all += ev->confusion[(gsize) c * ev->n_classes + j];
+  return all ? (double) ev->confusion[(gsize) c * ev->n_classes + c] / (double) all : NAN;
+}
+
 static gboolean
 run_event (const BpTrainEvent *ev, gpointer user_data)
 {
@@ -447,6 +457,14 @@ run_event (const BpTrainEvent *ev, gpointer user_data)
       put_number (s, "baseline_loss", ev->baseline_loss);
       g_string_append_c (s, ',');
       put_number (s, "seconds", ev->seconds);
+      if (ev->confusion && ev->class_names) {
+        g_string_append (s, ",\"class_accuracy\":{");
+        for (int c = 0; c < ev->n_classes; c++) {
+          g_string_append (s, c ? "," : "");
+          put_number (s, ev->class_names[c], class_accuracy (ev, c));
+        }
+        g_string_append_c (s, '}');
+      }
       g_string_append_c (s, '}');
       printf ("%s\n", s->str);
     } else {
@@ -456,6 +474,14 @@ run_event (const BpTrainEvent *ev, gpointer user_data)
       if (isfinite (ev->baseline_loss))
         printf (" (unigram baseline %.4f)", ev->baseline_loss);
       printf (" %.1f s\n", ev->seconds);
+      /* after the last epoch: which classes the model gets right (the confusion matrix's
+       * diagonal over its rows) */
+      if (ev->epoch == ev->epochs && ev->confusion && ev->class_names) {
+        printf ("val accuracy by class:");
+        for (int c = 0; c < ev->n_classes; c++)
+          printf ("%s %s %.3f", c ? "," : "", ev->class_names[c], class_accuracy (ev, c));
+        printf ("\n");
+      }
     }
     break;
   case BP_TRAIN_EVENT_DONE:

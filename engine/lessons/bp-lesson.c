@@ -187,12 +187,13 @@ bp_lesson_goal_describe (const BpLessonGoal *g)
   if (g->class_name)
     g_string_append_printf (s, "[%s]", g->class_name);
   if (g->kind == BP_LESSON_GOAL_COMPARE) {
-    g_autofree char *margin = format_number (g->margin);
+    /* the threshold is b + margin for >= and >, b - margin for <= and < */
+    double offset = g->op == BP_LESSON_OP_GE || g->op == BP_LESSON_OP_GT ? g->margin : -g->margin;
+    g_autofree char *margin = format_number (fabs (offset));
     g_string_append_printf (s, " of run %s %s run %s's", g->a, bp_lesson_op_to_string (g->op),
                             g->b);
-    if (g->margin != 0)
-      g_string_append_printf (s, " %s %s", g->op == BP_LESSON_OP_GE || g->op == BP_LESSON_OP_GT
-                                             ? "+" : "-", margin);
+    if (offset != 0)
+      g_string_append_printf (s, " %s %s", offset > 0 ? "+" : "-", margin);
     return g_string_free (s, FALSE);
   }
   g_autofree char *value = format_number (fabs (g->value));
@@ -522,7 +523,7 @@ bp_lesson_make_config (const BpLesson *lesson, const char *variant, gboolean qui
     return FALSE;
   }
   BpTrainConfig c = bp_train_config_default ();
-  c.model = v->model ? v->model : "spec";
+  c.model = v->model; /* NULL with a spec: the trainer builds model_json */
   c.model_json = v->spec_json;
   c.dataset = lesson->experiment->dataset;
   gboolean t_max_set = FALSE;
@@ -627,8 +628,6 @@ read_goals (Reader *r, JsonObject *root, const char *key, const BpLessonExperime
              has_variant (x, g->a) ? g->b : g->a, has_variant (x, g->a) ? g->a : g->b);
       else if (strcmp (g->a, g->b) == 0)
         bad (r, "%s compares run \"%s\" with itself", where, g->a);
-      else if (g->margin < 0)
-        bad (r, "\"margin\" in %s must not be negative", where);
       continue;
     }
     JsonNode *value = get_member (r, o, where, "value", TRUE);

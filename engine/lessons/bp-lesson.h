@@ -56,7 +56,8 @@ typedef struct {
   int within_epochs;   /* met at an epoch <= this (0: any epoch of the run) */
   /* COMPARE */
   char *a, *b;         /* variant ids */
-  double margin;       /* >= and >: a op b + margin; <= and <: a op b - margin */
+  double margin;       /* >= and >: a op b + margin; <= and <: a op b - margin (negative:
+                        * a may fall short of b by that much) */
 } BpLessonGoal;
 
 /* The goal in English, e.g. "val_accuracy >= 0.87 within 3 epochs (run right)" (free it). */
