@@ -431,8 +431,9 @@ run_event (const BpTrainEvent *ev, gpointer user_data)
   switch (ev->kind) {
   case BP_TRAIN_EVENT_START:
     if (!out->json)
-      printf ("training on %" G_GINT64_FORMAT " examples (%" G_GINT64_FORMAT " for validation), %"
-              G_GINT64_FORMAT " parameters\n", ev->n_train, ev->n_val, ev->n_params);
+      printf ("training on %" G_GINT64_FORMAT " %s (%" G_GINT64_FORMAT " for validation), %"
+              G_GINT64_FORMAT " parameters\n", ev->n_train,
+              isfinite (ev->baseline_loss) ? "characters" : "examples", ev->n_val, ev->n_params);
     break;
   case BP_TRAIN_EVENT_STEP:
     if (!out->json && out->tty && ev->step % 20 == 0) {
@@ -497,8 +498,10 @@ run_event (const BpTrainEvent *ev, gpointer user_data)
       g_string_append_c (s, '}');
       printf ("%s\n", s->str);
     } else if (isfinite (ev->test_accuracy)) {
-      printf ("%stest loss %.4f, test accuracy %.4f, %.1f s in all\n", out->tty ? "\r\033[K" : "",
-              ev->test_loss, ev->test_accuracy, ev->seconds);
+      /* a language model has no test split: its final figures are the validation ones */
+      printf ("%s%s loss %.4f, %s accuracy %.4f, %.1f s in all\n", out->tty ? "\r\033[K" : "",
+              isfinite (ev->baseline_loss) ? "val" : "test", ev->test_loss,
+              isfinite (ev->baseline_loss) ? "val" : "test", ev->test_accuracy, ev->seconds);
     }
     break;
   default:
