@@ -2909,7 +2909,7 @@ print_help (FILE *f)
   fprintf (f, "Usage: %s COMMAND [OPTIONS]\n\nBackprop Lab %s: deep learning on the command line.\n\n"
               "Commands:\n", prog, PACKAGE_VERSION);
   for (gsize k = 0; k < G_N_ELEMENTS (commands); k++)
-    fprintf (f, "  %-8s %s\n", commands[k].name, commands[k].help);
+    fprintf (f, "  %-9s %s\n", commands[k].name, commands[k].help);
   fprintf (f, "\nRun `%s COMMAND --help` for a command's options.\n", prog);
 }
 
