@@ -3,6 +3,7 @@
 
 #include <glib/gstdio.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -234,4 +235,58 @@ bp_test_read_bytes (const char *path)
   gsize len = 0;
   g_assert_true (g_file_get_contents (path, &data, &len, NULL));
   return g_bytes_new_take (data, len);
+}
+
+/* ---- the backprop command ---- */
+
+BpTestCli
+bp_test_cli_run (const char *const *env, GSpawnChildSetupFunc setup, const char *const *args)
+{
+  const char *cli = g_getenv ("BP_CLI");
+  g_assert_nonnull (cli);
+  GPtrArray *argv = g_ptr_array_new ();
+  g_ptr_array_add (argv, (gpointer) cli);
+  for (int k = 0; args[k]; k++)
+    g_ptr_array_add (argv, (gpointer) args[k]);
+  g_ptr_array_add (argv, NULL);
+  char **envp = g_get_environ ();
+  for (int k = 0; env && env[k]; k += 2)
+    envp = g_environ_setenv (envp, env[k], env[k + 1], TRUE);
+  BpTestCli r = {0};
+  g_autoptr (GError) error = NULL;
+  g_assert_true (g_spawn_sync (NULL, (char **) argv->pdata, envp, G_SPAWN_DEFAULT, setup, NULL,
+                               &r.out, &r.err, &r.status, &error));
+  g_assert_no_error (error);
+  r.status = WIFEXITED (r.status) ? WEXITSTATUS (r.status) : 128 + WTERMSIG (r.status);
+  g_strfreev (envp);
+  g_ptr_array_unref (argv);
+  return r;
+}
+
+void
+bp_test_cli_clear (BpTestCli *r)
+{
+  g_free (r->out);
+  g_free (r->err);
+  memset (r, 0, sizeof *r);
+}
+
+void
+bp_test_cli_assert_ok (const BpTestCli *r, const char *what)
+{
+  if (r->status != 0)
+    g_error ("%s: exit %d, stderr:\n%s\nstdout:\n%s", what, r->status, r->err, r->out);
+}
+
+void
+bp_test_cli_assert_error (const BpTestCli *r, int status, const char *prefix, const char *needle)
+{
+  int lines = 0;
+  for (const char *p = r->err; *p; p++)
+    lines += *p == '\n';
+  if (r->status != status || lines != 1 || !strstr (r->err, needle) ||
+      !g_str_has_prefix (r->err, prefix))
+    g_error ("expected exit %d and one line \"%s...\" with \"%s\", got exit %d and stderr:\n%s",
+             status, prefix, needle, r->status, r->err);
+  g_test_message ("%s", r->err);
 }

@@ -45,3 +45,22 @@ char *bp_test_temp_dir (const char *parent);
 void bp_test_remove_tree (const char *path);
 /* A file's whole contents (the test fails when it cannot be read). */
 GBytes *bp_test_read_bytes (const char *path);
+
+/* ---- the backprop command ---- */
+
+typedef struct {
+  int status; /* the exit status, 128 + the signal when killed */
+  char *out, *err;
+} BpTestCli;
+
+/* Runs the built backprop ($BP_CLI) with args (NULL-terminated), extra environment (NULL-terminated
+ * name/value pairs, or NULL) and setup run in the child before exec (or NULL). */
+BpTestCli bp_test_cli_run (const char *const *env, GSpawnChildSetupFunc setup,
+                           const char *const *args);
+void bp_test_cli_clear (BpTestCli *r);
+/* Fails the test, showing both outputs, unless the command exited 0. */
+void bp_test_cli_assert_ok (const BpTestCli *r, const char *what);
+/* Asserts the exit status and exactly one line on stderr that starts with prefix and holds
+ * needle (and logs it). */
+void bp_test_cli_assert_error (const BpTestCli *r, int status, const char *prefix,
+                               const char *needle);

@@ -12,42 +12,24 @@
 
 static char *data_home; /* $XDG_DATA_HOME of the runs: the default database goes there */
 
-typedef struct {
-  int status;
-  char *out, *err;
-} Result;
+typedef BpTestCli Result;
 
-static void
-result_clear (Result *r)
-{
-  g_free (r->out);
-  g_free (r->err);
-}
+#define result_clear bp_test_cli_clear
 
 /* Runs backprop with the arguments (NULL-terminated) and optional extra environment. */
 static Result
 run_cli (const char *const *env_extra, ...)
 {
-  GPtrArray *argv = g_ptr_array_new ();
-  g_ptr_array_add (argv, (gpointer) g_getenv ("BP_CLI"));
+  GPtrArray *args = g_ptr_array_new ();
   va_list ap;
   va_start (ap, env_extra);
   const char *a;
   while ((a = va_arg (ap, const char *)))
-    g_ptr_array_add (argv, (gpointer) a);
+    g_ptr_array_add (args, (gpointer) a);
   va_end (ap);
-  g_ptr_array_add (argv, NULL);
-  char **envp = g_get_environ ();
-  for (int k = 0; env_extra && env_extra[k]; k += 2)
-    envp = g_environ_setenv (envp, env_extra[k], env_extra[k + 1], TRUE);
-  Result r = {0};
-  g_autoptr (GError) error = NULL;
-  g_assert_true (g_spawn_sync (NULL, (char **) argv->pdata, envp, G_SPAWN_DEFAULT, NULL, NULL,
-                               &r.out, &r.err, &r.status, &error));
-  g_assert_no_error (error);
-  r.status = WIFEXITED (r.status) ? WEXITSTATUS (r.status) : 128 + WTERMSIG (r.status);
-  g_strfreev (envp);
-  g_ptr_array_unref (argv);
+  g_ptr_array_add (args, NULL);
+  Result r = bp_test_cli_run (env_extra, NULL, (const char *const *) args->pdata);
+  g_ptr_array_unref (args);
   return r;
 }
 
@@ -301,26 +283,6 @@ test_no_store (void)
   g_assert_true (g_rmdir (dir) == 0); /* nothing was written there */
 }
 
-/* Removes the folder tree of the default database. */
-static void
-remove_tree (const char *path)
-{
-  GStatBuf sb;
-  if (g_lstat (path, &sb) != 0)
-    return;
-  if (S_ISDIR (sb.st_mode)) {
-    g_autoptr (GDir) d = g_dir_open (path, 0, NULL);
-    const char *name;
-    while (d && (name = g_dir_read_name (d))) {
-      g_autofree char *child = g_build_filename (path, name, NULL);
-      remove_tree (child);
-    }
-    g_rmdir (path);
-  } else {
-    g_unlink (path);
-  }
-}
-
 int
 main (int argc, char **argv)
 {
@@ -337,7 +299,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/nan-loss", test_nan_loss);
   g_test_add_func ("/cli/no-store", test_no_store);
   int rc = g_test_run ();
-  remove_tree (data_home);
+  bp_test_remove_tree (data_home);
   g_free (data_home);
   return rc;
 }

@@ -521,59 +521,16 @@ test_joined (void)
 
 /* ---- the command line ---- */
 
-typedef struct {
-  int status;
-  char *out, *err;
-} Result;
+typedef BpTestCli Result;
 
-static void
-result_clear (Result *r)
-{
-  g_free (r->out);
-  g_free (r->err);
-  memset (r, 0, sizeof *r);
-}
+#define result_clear bp_test_cli_clear
 
-static Result
-run_argv (const char *const *args)
-{
-  GPtrArray *argv = g_ptr_array_new ();
-  g_ptr_array_add (argv, (gpointer) g_getenv ("BP_CLI"));
-  for (int k = 0; args[k]; k++)
-    g_ptr_array_add (argv, (gpointer) args[k]);
-  g_ptr_array_add (argv, NULL);
-  Result r = {0};
-  g_autoptr (GError) error = NULL;
-  g_assert_true (g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL,
-                               &r.out, &r.err, &r.status, &error));
-  g_assert_no_error (error);
-  r.status = WIFEXITED (r.status) ? WEXITSTATUS (r.status) : 128 + WTERMSIG (r.status);
-  g_ptr_array_unref (argv);
-  return r;
-}
+#define RUN(...) bp_test_cli_run (NULL, NULL, (const char *const[]){__VA_ARGS__, NULL})
 
-#define RUN(...) run_argv ((const char *const[]){__VA_ARGS__, NULL})
-
-static void
-assert_ok (const Result *r, const char *what)
-{
-  if (r->status != 0)
-    g_error ("%s: exit %d, stderr:\n%s\nstdout:\n%s", what, r->status, r->err, r->out);
-}
+#define assert_ok bp_test_cli_assert_ok
 
 /* One line on stderr, starting with "backprop", holding needle. */
-static void
-assert_error (const Result *r, int status, const char *needle)
-{
-  int lines = 0;
-  for (const char *p = r->err; *p; p++)
-    lines += *p == '\n';
-  if (r->status != status || lines != 1 || !strstr (r->err, needle) ||
-      !g_str_has_prefix (r->err, "backprop"))
-    g_error ("expected exit %d and one line with \"%s\", got exit %d and stderr:\n%s", status,
-             needle, r->status, r->err);
-  g_test_message ("%s", r->err);
-}
+#define assert_error(r, status, needle) bp_test_cli_assert_error (r, status, "backprop", needle)
 
 /* The JSON objects of --json output with "event": kind, in order. */
 static GPtrArray *

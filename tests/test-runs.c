@@ -46,45 +46,6 @@ static const char tiny_spec[] =
 
 /* ---- helpers ---- */
 
-static char *
-temp_dir (void)
-{
-  g_autofree char *tmpl = g_build_filename (test_root, "XXXXXX", NULL);
-  char *dir = g_mkdtemp (tmpl);
-  g_assert_nonnull (dir);
-  g_chmod (dir, 0755);
-  return g_strdup (dir);
-}
-
-static void
-remove_tree (const char *path)
-{
-  GStatBuf sb;
-  if (g_lstat (path, &sb) != 0)
-    return;
-  if (S_ISDIR (sb.st_mode)) {
-    g_chmod (path, 0700);
-    g_autoptr (GDir) d = g_dir_open (path, 0, NULL);
-    const char *name;
-    while (d && (name = g_dir_read_name (d))) {
-      g_autofree char *child = g_build_filename (path, name, NULL);
-      remove_tree (child);
-    }
-    g_rmdir (path);
-  } else {
-    g_unlink (path);
-  }
-}
-
-static GBytes *
-read_bytes (const char *path)
-{
-  char *data = NULL;
-  gsize len = 0;
-  g_assert_true (g_file_get_contents (path, &data, &len, NULL));
-  return g_bytes_new_take (data, len);
-}
-
 static gboolean
 have_fashion_mnist (void)
 {
@@ -95,18 +56,9 @@ have_fashion_mnist (void)
   return FALSE;
 }
 
-typedef struct {
-  int status;
-  char *out, *err;
-} Result;
+typedef BpTestCli Result;
 
-static void
-result_clear (Result *r)
-{
-  g_free (r->out);
-  g_free (r->err);
-  memset (r, 0, sizeof *r);
-}
+#define result_clear bp_test_cli_clear
 
 static void
 drop_to_nobody (gpointer user_data)
@@ -120,36 +72,14 @@ drop_to_nobody (gpointer user_data)
 static Result
 run_argv (const char *const *env, gboolean as_nobody, const char *const *args)
 {
-  GPtrArray *argv = g_ptr_array_new ();
-  g_ptr_array_add (argv, (gpointer) g_getenv ("BP_CLI"));
-  for (int k = 0; args[k]; k++)
-    g_ptr_array_add (argv, (gpointer) args[k]);
-  g_ptr_array_add (argv, NULL);
-  char **envp = g_get_environ ();
-  for (int k = 0; env && env[k]; k += 2)
-    envp = g_environ_setenv (envp, env[k], env[k + 1], TRUE);
-  Result r = {0};
-  g_autoptr (GError) error = NULL;
-  g_assert_true (g_spawn_sync (NULL, (char **) argv->pdata, envp, G_SPAWN_DEFAULT,
-                               as_nobody ? drop_to_nobody : NULL, NULL, &r.out, &r.err, &r.status,
-                               &error));
-  g_assert_no_error (error);
-  r.status = WIFEXITED (r.status) ? WEXITSTATUS (r.status) : 128 + WTERMSIG (r.status);
-  g_strfreev (envp);
-  g_ptr_array_unref (argv);
-  return r;
+  return bp_test_cli_run (env, as_nobody ? drop_to_nobody : NULL, args);
 }
 
 #define RUN(...) run_argv (NULL, FALSE, (const char *const[]){__VA_ARGS__, NULL})
 #define RUN_ENV(env, ...) run_argv (env, FALSE, (const char *const[]){__VA_ARGS__, NULL})
 #define RUN_NOBODY(...) run_argv (NULL, TRUE, (const char *const[]){__VA_ARGS__, NULL})
 
-static void
-assert_ok (const Result *r, const char *what)
-{
-  if (r->status != 0)
-    g_error ("%s: exit %d, stderr:\n%s\nstdout:\n%s", what, r->status, r->err, r->out);
-}
+#define assert_ok bp_test_cli_assert_ok
 
 static int
 count_lines (const char *s)
@@ -160,15 +90,8 @@ count_lines (const char *s)
   return n;
 }
 
-static void
-assert_one_line_error (const Result *r, int status, const char *needle)
-{
-  if (r->status != status || count_lines (r->err) != 1 || !strstr (r->err, needle) ||
-      !g_str_has_prefix (r->err, "backprop"))
-    g_error ("expected exit %d and one line with \"%s\", got exit %d and stderr:\n%s", status,
-             needle, r->status, r->err);
-  g_test_message ("%s", r->err);
-}
+#define assert_one_line_error(r, status, needle) \
+  bp_test_cli_assert_error (r, status, "backprop", needle)
 
 static JsonNode *
 parse_json (const char *text)
@@ -267,7 +190,7 @@ test_list_compare (void)
 {
   if (!have_fashion_mnist ())
     return;
-  g_autofree char *dir = temp_dir ();
+  g_autofree char *dir = bp_test_temp_dir (test_root);
   g_autofree char *db = g_build_filename (dir, "exp.db", NULL);
   Result r = RUN ("train", "--model", "mlp", QUICK, "--epochs", "3", "--lr", "0.001", "--db", db);
   assert_ok (&r, "train lr 0.001");
@@ -378,7 +301,7 @@ test_list_compare (void)
     if (r.status == 1 && strstr (r.err, "without Cairo"))
       g_error ("this backprop was built without Cairo: link it with cairo (engine/cli/meson.build)");
     assert_ok (&r, "compare --plot");
-    g_autoptr (GBytes) bytes = read_bytes (png);
+    g_autoptr (GBytes) bytes = bp_test_read_bytes (png);
     gsize len;
     const guint8 *data = g_bytes_get_data (bytes, &len);
     static const guint8 signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
@@ -433,7 +356,7 @@ test_list_compare (void)
   r = RUN ("show", "2", "--db", db);
   assert_one_line_error (&r, 1, "no run 2");
   result_clear (&r);
-  remove_tree (dir);
+  bp_test_remove_tree (dir);
 }
 
 /* ---- export --csv ---- */
@@ -443,7 +366,7 @@ test_export_csv (void)
 {
   if (!have_fashion_mnist ())
     return;
-  g_autofree char *dir = temp_dir ();
+  g_autofree char *dir = bp_test_temp_dir (test_root);
   g_autofree char *db = g_build_filename (dir, "exp.db", NULL);
   g_autofree char *csv = g_build_filename (dir, "points.csv", NULL);
   Result r = RUN ("train", "--model", "mlp", QUICK, "--epochs", "2", "--db", db, "--name", "a,\"quoted\" name");
@@ -477,7 +400,7 @@ test_export_csv (void)
     g_assert_true (g_ascii_strtod (f[5], NULL) == p->value); /* exact */
     g_assert_cmpint (g_ascii_strtoll (f[6], NULL, 10), ==, p->wall_us);
   }
-  remove_tree (dir);
+  bp_test_remove_tree (dir);
 }
 
 /* ---- export --pytorch ---- */
@@ -542,7 +465,7 @@ check_pytorch_export (const char *dir, const char *db, const char *const *model_
   g_assert_no_error (error);
   if (!g_spawn_check_wait_status (status, NULL))
     g_error ("%s failed:\n%s", script, perr);
-  g_autoptr (GBytes) got = read_bytes (out_path);
+  g_autoptr (GBytes) got = bp_test_read_bytes (out_path);
   g_assert_cmpuint (g_bytes_get_size (got), ==, sizeof (float) * 60);
   double err = bp_test_max_rel_err (g_bytes_get_data (got, NULL), logits->data, 60);
   g_test_message ("%s: max relative error of the exported model's logits %.3g", model_args[1], err);
@@ -564,7 +487,7 @@ check_pytorch_export (const char *dir, const char *db, const char *const *model_
   bp_tensor_unref (x);
   bp_model_free (m);
   bp_tape_clear ();
-  remove_tree (out_dir);
+  bp_test_remove_tree (out_dir);
 }
 
 static void
@@ -576,7 +499,7 @@ test_export_pytorch (void)
     g_test_skip ("Debian's python3-torch is not installed");
     return;
   }
-  g_autofree char *dir = temp_dir ();
+  g_autofree char *dir = bp_test_temp_dir (test_root);
   g_autofree char *db = g_build_filename (dir, "exp.db", NULL);
   g_autofree char *spec = write_spec (dir);
   const char *mlp[] = {"--model", "mlp", NULL};
@@ -585,7 +508,7 @@ test_export_pytorch (void)
   check_pytorch_export (dir, db, mlp, TRUE);
   check_pytorch_export (dir, db, cnn, FALSE);
   check_pytorch_export (dir, db, tiny, FALSE);
-  remove_tree (dir);
+  bp_test_remove_tree (dir);
 }
 
 /* ---- resume ---- */
@@ -595,7 +518,7 @@ test_resume_exact (void)
 {
   if (!have_fashion_mnist ())
     return;
-  g_autofree char *dir = temp_dir ();
+  g_autofree char *dir = bp_test_temp_dir (test_root);
   g_autofree char *db = g_build_filename (dir, "exp.db", NULL);
   g_autofree char *spec = write_spec (dir);
 #define TINY "--spec", spec, QUICK, "--batch-size", "50", "--db", db, "--json"
@@ -687,7 +610,7 @@ test_resume_exact (void)
   for (gsize k = 0; k < G_N_ELEMENTS (series_names); k++)
     assert_same_series (db, 3, 4, series_names[k][0], series_names[k][1]);
 #undef TINY
-  remove_tree (dir);
+  bp_test_remove_tree (dir);
 }
 
 /* ---- SIGKILL at random moments ---- */
@@ -743,7 +666,7 @@ test_kill (void)
   int kills = g_getenv ("BP_TEST_QUICK") ? 6 : 20;
   if (g_getenv ("BP_TEST_KILLS"))
     kills = atoi (g_getenv ("BP_TEST_KILLS"));
-  g_autofree char *dir = temp_dir ();
+  g_autofree char *dir = bp_test_temp_dir (test_root);
   g_autofree char *db = g_build_filename (dir, "exp.db", NULL);
   g_autofree char *spec = write_spec (dir);
   g_autofree char *cli = g_strdup (g_getenv ("BP_CLI"));
@@ -846,7 +769,7 @@ test_kill (void)
   assert_integrity (db);
   g_test_message ("%d kills (%d while resuming) in %.1f s; %" G_GINT64_FORMAT " epochs trained",
                   kills, resumed, (double) (g_get_monotonic_time () - t0) / 1e6, epochs + 1);
-  remove_tree (dir);
+  bp_test_remove_tree (dir);
 }
 
 /* ---- bad input ---- */
@@ -874,27 +797,27 @@ test_bad_databases (void)
 {
   if (!have_fashion_mnist ())
     return;
-  g_autofree char *dir = temp_dir ();
+  g_autofree char *dir = bp_test_temp_dir (test_root);
   g_autofree char *db = g_build_filename (dir, "exp.db", NULL);
   Result r = RUN ("train", "--model", "mlp", "--epochs", "1", "--limit-train", "256",
                   "--limit-test", "100", "--device", "cpu", "--db", db);
   assert_ok (&r, "train");
   result_clear (&r);
-  g_autoptr (GBytes) good = read_bytes (db);
+  g_autoptr (GBytes) good = bp_test_read_bytes (db);
   gsize len;
   const guint8 *src = g_bytes_get_data (good, &len);
 
   /* not SQLite at all */
   g_autofree char *text = g_build_filename (dir, "notes.db", NULL);
   g_assert_true (g_file_set_contents (text, "these are my notes, not a database\n", -1, NULL));
-  g_autoptr (GBytes) text_bytes = read_bytes (text);
+  g_autoptr (GBytes) text_bytes = bp_test_read_bytes (text);
   r = RUN ("train", "--model", "mlp", "--db", text, "--device", "cpu");
   assert_one_line_error (&r, 1, "is not an SQLite database");
   result_clear (&r);
   r = RUN ("runs", "--db", text);
   assert_one_line_error (&r, 1, "is not an SQLite database");
   result_clear (&r);
-  g_autoptr (GBytes) text_after = read_bytes (text);
+  g_autoptr (GBytes) text_after = bp_test_read_bytes (text);
   g_assert_true (g_bytes_equal (text_bytes, text_after));
 
   /* the schema page damaged */
@@ -902,14 +825,14 @@ test_bad_databases (void)
   g_autofree guint8 *buf = g_memdup2 (src, len);
   memset (buf + 100, 0xaa, 4096 - 100);
   g_assert_true (g_file_set_contents (broken, (char *) buf, (gssize) len, NULL));
-  g_autoptr (GBytes) broken_bytes = read_bytes (broken);
+  g_autoptr (GBytes) broken_bytes = bp_test_read_bytes (broken);
   r = RUN ("train", "--model", "mlp", "--db", broken, "--device", "cpu");
   assert_one_line_error (&r, 1, "damaged");
   result_clear (&r);
   r = RUN ("show", "1", "--db", broken);
   assert_one_line_error (&r, 1, "damaged");
   result_clear (&r);
-  g_autoptr (GBytes) broken_after = read_bytes (broken);
+  g_autoptr (GBytes) broken_after = bp_test_read_bytes (broken);
   g_assert_true (g_bytes_equal (broken_bytes, broken_after));
 
   /* a newer schema */
@@ -919,14 +842,14 @@ test_bad_databases (void)
   g_assert_cmpint (sqlite3_open (newer, &conn), ==, SQLITE_OK);
   g_assert_cmpint (sqlite3_exec (conn, "PRAGMA user_version = 99", NULL, NULL, NULL), ==, SQLITE_OK);
   sqlite3_close (conn);
-  g_autoptr (GBytes) newer_bytes = read_bytes (newer);
+  g_autoptr (GBytes) newer_bytes = bp_test_read_bytes (newer);
   r = RUN ("train", "--model", "mlp", "--db", newer, "--device", "cpu");
   assert_one_line_error (&r, 1, "schema version 99, newer than");
   result_clear (&r);
   r = RUN ("tag", "1", "x", "--db", newer);
   assert_one_line_error (&r, 1, "newer than");
   result_clear (&r);
-  g_autoptr (GBytes) newer_after = read_bytes (newer);
+  g_autoptr (GBytes) newer_after = bp_test_read_bytes (newer);
   g_assert_true (g_bytes_equal (newer_bytes, newer_after));
 
   /* locked by another writer: writers give up after the busy timeout, readers go on */
@@ -962,7 +885,7 @@ test_bad_databases (void)
     g_chmod (ro, 0555);
     g_chmod (dir, 0755);
     g_chmod (test_root, 0755);
-    g_autoptr (GBytes) ro_bytes = read_bytes (ro_db);
+    g_autoptr (GBytes) ro_bytes = bp_test_read_bytes (ro_db);
     r = RUN_NOBODY ("train", "--model", "mlp", "--db", ro_db, "--device", "cpu");
     if (r.status == 99) {
       g_test_message ("cannot become user nobody: read-only checks skipped");
@@ -984,13 +907,13 @@ test_bad_databases (void)
       g_assert_nonnull (find_run (n, 1));
     }
     result_clear (&r);
-    g_autoptr (GBytes) ro_after = read_bytes (ro_db);
+    g_autoptr (GBytes) ro_after = bp_test_read_bytes (ro_db);
     g_assert_true (g_bytes_equal (ro_bytes, ro_after));
     g_chmod (ro, 0755);
   } else {
     g_test_message ("not root: the read-only checks run in test-store only");
   }
-  remove_tree (dir);
+  bp_test_remove_tree (dir);
 }
 
 /* A file that is not a checkpoint in place of the newest one: resume refuses, one line,
@@ -1000,7 +923,7 @@ test_bad_checkpoints (void)
 {
   if (!have_fashion_mnist ())
     return;
-  g_autofree char *dir = temp_dir ();
+  g_autofree char *dir = bp_test_temp_dir (test_root);
   g_autofree char *db = g_build_filename (dir, "exp.db", NULL);
   Result r = RUN ("train", "--model", "mlp", "--epochs", "2", "--limit-train", "256",
                   "--limit-test", "100", "--device", "cpu", "--db", db);
@@ -1008,7 +931,7 @@ test_bad_checkpoints (void)
   result_clear (&r);
   g_autofree char *cp = g_build_filename (dir, "checkpoints", "1",
                                           "epoch-0002-step-000000008.safetensors", NULL);
-  g_autoptr (GBytes) good = read_bytes (cp);
+  g_autoptr (GBytes) good = bp_test_read_bytes (cp);
   gsize len;
   const char *src = g_bytes_get_data (good, &len);
   g_autofree char *before = snapshot (db, 1);
@@ -1053,7 +976,7 @@ test_bad_checkpoints (void)
     g_autoptr (GError) error = NULL;
     g_assert_true (bp_safetensors_save (plain, 1, names, &t, NULL, &error));
     bp_tensor_unref (t);
-    cases[4].bytes = read_bytes (plain);
+    cases[4].bytes = bp_test_read_bytes (plain);
   }
   for (gsize k = 0; k < G_N_ELEMENTS (cases); k++) {
     gsize n;
@@ -1067,7 +990,7 @@ test_bad_checkpoints (void)
     result_clear (&r);
     g_autofree char *after = snapshot (db, 1);
     g_assert_cmpstr (before, ==, after);
-    g_autoptr (GBytes) still = read_bytes (cp);
+    g_autoptr (GBytes) still = bp_test_read_bytes (cp);
     g_assert_true (g_bytes_equal (still, cases[k].bytes));
     g_bytes_unref (cases[k].bytes);
   }
@@ -1075,14 +998,14 @@ test_bad_checkpoints (void)
   r = RUN ("train", "--resume", "1", "--epochs", "3", "--db", db, "--json");
   assert_ok (&r, "resume with the checkpoint back");
   result_clear (&r);
-  remove_tree (dir);
+  bp_test_remove_tree (dir);
 }
 
 /* One-line usage errors (exit 2) and lookups that fail (exit 1). */
 static void
 test_bad_flags (void)
 {
-  g_autofree char *dir = temp_dir ();
+  g_autofree char *dir = bp_test_temp_dir (test_root);
   g_autofree char *db = g_build_filename (dir, "exp.db", NULL);
   static const struct {
     const char *args[7];
@@ -1153,7 +1076,7 @@ test_bad_flags (void)
         g_error ("%s --help does not describe %s", helps[k][0], helps[k][j]);
     result_clear (&r);
   }
-  remove_tree (dir);
+  bp_test_remove_tree (dir);
 }
 
 int
@@ -1175,7 +1098,7 @@ main (int argc, char **argv)
   g_test_add_func ("/runs/bad-databases", test_bad_databases);
   g_test_add_func ("/runs/bad-checkpoints", test_bad_checkpoints);
   int rc = g_test_run ();
-  remove_tree (test_root);
+  bp_test_remove_tree (test_root);
   g_free (test_root);
   return rc;
 }
