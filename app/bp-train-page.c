@@ -37,6 +37,9 @@ struct _BpTrainPage {
   GtkWidget *epochs_row, *seed_row;
   GtkSpinButton *limit_train_spin, *limit_test_spin, *lr_spin, *weight_decay_spin;
   GtkSpinButton *batch_size_spin, *epochs_spin, *seed_spin;
+  GtkWidget *dropout_row;
+  GtkSpinButton *dropout_spin;
+  char *dropout_json; /* the chosen spec with the Dropout row's p (bp_train_page_get_config) */
   GtkWidget *apply_lr_button, *start_button, *pause_button, *resume_button, *stop_button;
   GtkRevealer *error_revealer;
   GtkLabel *error_label, *status_label;
@@ -176,15 +179,18 @@ selected_model_json (BpTrainPage *self)
   return self->custom_json;
 }
 
-/* Whether a spec reads characters (an Input of token ids along one axis) and whether it has
- * attention layers to show. */
+/* Whether a spec reads characters (an Input of token ids along one axis), whether it has
+ * attention layers to show, and the p of its first Dropout layer (-1: none). */
 static void
-spec_kind (const char *json, gboolean *lm, gboolean *attention)
+spec_kind (const char *json, gboolean *lm, gboolean *attention, double *dropout)
 {
   *lm = *attention = FALSE;
+  *dropout = -1;
   g_autoptr (BpSpec) spec = json ? bp_spec_parse (json, NULL) : NULL;
   for (int k = 0; spec && k < spec->n_nodes; k++) {
     const BpLayerSpec *node = &spec->nodes[k];
+    if (node->kind == BP_LAYER_DROPOUT && *dropout < 0)
+      *dropout = node->p;
     if (node->kind == BP_LAYER_INPUT && node->vocab_size > 0 && node->shape.ndim == 1)
       *lm = TRUE;
     if (node->kind == BP_LAYER_MULTIHEAD_ATTENTION ||
@@ -227,7 +233,12 @@ static void
 update_model_kind (BpTrainPage *self)
 {
   gboolean lm, attention;
-  spec_kind (selected_model_json (self), &lm, &attention);
+  double dropout;
+  spec_kind (selected_model_json (self), &lm, &attention, &dropout);
+  /* the row shows the model's own p; a change applies to all its Dropout layers */
+  gtk_widget_set_visible (self->dropout_row, dropout >= 0);
+  if (dropout >= 0)
+    gtk_spin_button_set_value (self->dropout_spin, dropout);
   gboolean changed = lm != self->is_lm || self->dataset_ids->len == 0;
   self->is_lm = lm;
   self->has_attention = attention;
@@ -624,6 +635,22 @@ bp_train_page_get_config (BpTrainPage *self)
   }
   c.attention_every = self->has_attention ? gtk_spin_button_get_value_as_int (self->attention_spin)
                                           : 0;
+  if (gtk_widget_get_visible (self->dropout_row)) {
+    /* the spec with the row's dropout probability in every Dropout layer */
+    g_autoptr (BpSpec) spec = bp_spec_parse (selected_model_json (self), NULL);
+    float p = (float) gtk_spin_button_get_value (self->dropout_spin);
+    gboolean changed = FALSE;
+    for (int k = 0; spec && k < spec->n_nodes; k++)
+      if (spec->nodes[k].kind == BP_LAYER_DROPOUT && spec->nodes[k].p != p) {
+        spec->nodes[k].p = p;
+        changed = TRUE;
+      }
+    if (changed) {
+      g_free (self->dropout_json);
+      self->dropout_json = bp_spec_to_json (spec);
+      c.model_json = self->dropout_json;
+    }
+  }
   static const BpOptimKind kinds[] = {BP_OPTIM_SGD, BP_OPTIM_ADAM, BP_OPTIM_ADAMW};
   guint optim = MIN (adw_combo_row_get_selected (self->optimizer_row), 2);
   c.optim = bp_optim_config_default (kinds[optim]);
@@ -854,8 +881,9 @@ start_run (BpTrainPage *self, const BpTrainConfig *config, const char *device, g
   /* the cards follow the model trained (a continued run's may not be the one chosen) */
   const BpPreset *preset = config->model_json ? NULL : bp_preset_find (config->model);
   gboolean attention;
+  double dropout;
   spec_kind (config->model_json ? config->model_json : preset ? preset->json : NULL,
-             &self->run_is_lm, &attention);
+             &self->run_is_lm, &attention, &dropout);
   update_cards (self, self->run_is_lm, attention && config->attention_every > 0);
   self->run = bp_train_run_new (config, N_SAMPLES);
   bp_train_run_set_device (self->run, device);
@@ -1018,6 +1046,7 @@ bp_train_page_dispose (GObject *object)
   g_clear_pointer (&self->dataset_ids, g_ptr_array_unref);
   g_clear_pointer (&self->custom_json, g_free);
   g_clear_pointer (&self->custom_name, g_free);
+  g_clear_pointer (&self->dropout_json, g_free);
   g_clear_object (&self->settings);
   G_OBJECT_CLASS (bp_train_page_parent_class)->dispose (object);
 }
@@ -1058,6 +1087,8 @@ bp_train_page_class_init (BpTrainPageClass *klass)
   CHILD (limit_test_spin);
   CHILD (lr_spin);
   CHILD (weight_decay_spin);
+  CHILD (dropout_row);
+  CHILD (dropout_spin);
   CHILD (batch_size_spin);
   CHILD (epochs_spin);
   CHILD (seed_spin);

@@ -15,6 +15,7 @@
 #include "bp-lab.h"
 #include "bp-plot.h"
 #include "bp-preferences-window.h"
+#include "bp-spec.h"
 #include "bp-train-page.h"
 #include "bp-window.h"
 #include "cuda/bp-cuda.h"
@@ -224,7 +225,28 @@ test_train_run (void)
 {
   Fixture f;
   fixture_open (&f);
+  /* the Dropout row shows the model's own p and sets every Dropout layer of the spec trained */
+  configure (&f, "simple-cnn", 1024, 1, 32);
+  g_assert_true (gtk_widget_get_visible (child (f.page, "dropout_row")));
+  GtkSpinButton *dropout = GTK_SPIN_BUTTON (child (f.page, "dropout_spin"));
+  g_assert_cmpfloat_with_epsilon (gtk_spin_button_get_value (dropout), 0.5, 1e-6);
+  g_assert_null (bp_train_page_get_config (f.page).model_json); /* the preset as it is */
+  gtk_spin_button_set_value (dropout, 0.25);
+  BpTrainConfig with_dropout = bp_train_page_get_config (f.page);
+  g_assert_cmpstr (with_dropout.model, ==, "simple-cnn");
+  g_autoptr (BpSpec) spec = bp_spec_parse (with_dropout.model_json, NULL);
+  g_assert_nonnull (spec);
+  int n_dropout = 0;
+  for (int k = 0; k < spec->n_nodes; k++)
+    if (spec->nodes[k].kind == BP_LAYER_DROPOUT) {
+      g_assert_cmpfloat_with_epsilon (spec->nodes[k].p, 0.25, 1e-6);
+      n_dropout++;
+    }
+  g_assert_cmpint (n_dropout, >=, 1);
   configure (&f, "mlp", 1024, 200, 32);
+  g_assert_false (gtk_widget_get_visible (child (f.page, "dropout_row")));
+  g_assert_null (bp_train_page_get_config (f.page).model_json);
+
   g_assert_cmpstr (gtk_label_get_text (GTK_LABEL (child (f.page, "status_label"))), ==, "Ready");
   click (&f, "start_button");
   if (!bp_train_page_get_run (f.page))
