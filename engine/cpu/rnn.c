@@ -6,6 +6,7 @@
 #include "cpu-kernels.h"
 #include "../bp-ops-rnn.h"
 #include "../bp-rng.h"
+#include "../bp-rnn-reserve.h"
 
 #include <math.h>
 #include <omp.h>
@@ -18,79 +19,11 @@ sigmoidf (float x)
   return 1.0f / (1.0f + expf (-x));
 }
 
-/* The parts of the reserve, all time-major ((T,B,.) rows):
- *   x0           (T,B,I)       the input (a copy, time-major)
- *   y[l]         (T,B,D*H)     every layer's output (0 past a sequence's length)
- *   drop[l]      (T,B,D*H)     the dropped output that layer l+1 reads (with dropout only)
- *   per layer and direction k:
- *     gates[k]   (T,B,G*H)     the activated gates (RNN: the new state)
- *     hs[k]      (T,B,H)       the state carried after every step
- *     cs[k]      (T,B,H)       LSTM: the cell carried after every step
- *     hn[k]      (T,B,H)       GRU: W_hn h + b_hn of every step */
-typedef struct {
-  int64_t t, b, i, h, g, d, l;
-  bool drop;
-  int64_t off_x0, off_y, off_drop, off_k;
-  int64_t per_k; /* floats per layer-direction */
-} Layout;
-
-static bool
-dropout_on (const BpRnnDesc *d)
-{
-  return d->training && d->dropout > 0.0f && d->num_layers > 1;
-}
-
-static Layout
-layout (const BpRnnDesc *d)
-{
-  Layout s;
-  s.t = d->seq_len;
-  s.b = d->batch;
-  s.i = d->input_size;
-  s.h = d->hidden_size;
-  s.g = bp_rnn_gates (d->mode);
-  s.d = d->num_directions;
-  s.l = d->num_layers;
-  s.drop = dropout_on (d);
-  int64_t tb = s.t * s.b;
-  s.off_x0 = 0;
-  s.off_y = tb * s.i;
-  s.off_drop = s.off_y + s.l * tb * s.d * s.h;
-  s.off_k = s.off_drop + (s.drop ? (s.l - 1) * tb * s.d * s.h : 0);
-  s.per_k = tb * (s.g * s.h + s.h);
-  if (d->mode == BP_RNN_LSTM || d->mode == BP_RNN_GRU)
-    s.per_k += tb * s.h;
-  return s;
-}
-
+/* The reserve's layout: engine/bp-rnn-reserve.h. */
 static int64_t
 cpu_reserve_size (const BpRnnDesc *d)
 {
-  Layout s = layout (d);
-  return s.off_k + s.l * s.d * s.per_k;
-}
-
-static float *
-res_y (float *r, const Layout *s, int64_t l)
-{
-  return r + s->off_y + l * s->t * s->b * s->d * s->h;
-}
-
-/* The input of layer l (T,B,I_l): x0, the previous output, or its dropped copy. */
-static float *
-res_in (float *r, const Layout *s, int64_t l)
-{
-  if (l == 0)
-    return r + s->off_x0;
-  if (s->drop)
-    return r + s->off_drop + (l - 1) * s->t * s->b * s->d * s->h;
-  return res_y (r, s, l - 1);
-}
-
-static float *
-res_k (float *r, const Layout *s, int64_t k)
-{
-  return r + s->off_k + k * s->per_k;
+  return bp_rnn_reserve_floats (d);
 }
 
 /* (B,T,C) <-> (T,B,C); accumulate adds into dst. */
@@ -154,7 +87,7 @@ row_blocks (int64_t b, int64_t dirs)
 
 typedef struct {
   const BpRnnDesc *d;
-  const Layout *s;
+  const BpRnnLayout *s;
   const float *lengths;
 } StepCtx;
 
@@ -165,7 +98,7 @@ forward_rows (const StepCtx *sc, int64_t dir, int64_t b0, int64_t b1, float *gat
               float *cs, float *y, const float *w_hh, const float *b_hh, const float *h0k,
               const float *c0k, float *h_n_k, float *c_n_k)
 {
-  const Layout *s = sc->s;
+  const BpRnnLayout *s = sc->s;
   BpRnnMode mode = sc->d->mode;
   int64_t T = s->t, B = s->b, H = s->h, GH = s->g * H, DH = s->d * H, nb = b1 - b0;
   float *hh = malloc (sizeof (float) * (size_t) (nb * GH + nb * H));
@@ -233,7 +166,7 @@ cpu_rnn_forward (float *out, float *h_n, float *c_n, float *reserve, const float
                  const float *h0, const float *c0, const float *const *w, const float *lengths,
                  const BpRnnDesc *d)
 {
-  Layout s = layout (d);
+  BpRnnLayout s = bp_rnn_layout (d);
   int64_t T = s.t, B = s.b, H = s.h, G = s.g, D = s.d, GH = G * H, DH = D * H;
   int P = d->bias ? 4 : 2;
   BpRnnMode mode = d->mode;
@@ -246,15 +179,15 @@ cpu_rnn_forward (float *out, float *h_n, float *c_n, float *reserve, const float
     memcpy (reserve + s.off_x0, x, sizeof (float) * (size_t) (T * B * s.i));
 
   for (int64_t l = 0; l < s.l; l++) {
-    const float *in = res_in (reserve, &s, l);
+    const float *in = bp_rnn_res_in (reserve, &s, l);
     int64_t in_size = l == 0 ? s.i : DH;
-    float *y = res_y (reserve, &s, l);
+    float *y = bp_rnn_res_y (reserve, &s, l);
     /* the input projections of every step: gates (T*B, GH) = in @ w_ih^T + b_ih (+ b_hh but
      * for GRU's n gate, which keeps b_hn inside r * (W_hn h + b_hn)) */
     for (int64_t dir = 0; dir < D; dir++) {
       int64_t k = l * D + dir;
       const float *b_ih = d->bias ? w[k * P + 2] : NULL, *b_hh = d->bias ? w[k * P + 3] : NULL;
-      float *gates = res_k (reserve, &s, k);
+      float *gates = bp_rnn_res_k (reserve, &s, k);
       if (d->bias) {
 #pragma omp parallel for schedule(static) if (T * B * GH > 65536)
         for (int64_t r = 0; r < T * B; r++)
@@ -270,7 +203,7 @@ cpu_rnn_forward (float *out, float *h_n, float *c_n, float *reserve, const float
       int64_t dir = item / nblk, blk = item % nblk;
       int64_t b0 = B * blk / nblk, b1 = B * (blk + 1) / nblk;
       int64_t k = l * D + dir;
-      float *gates = res_k (reserve, &s, k);
+      float *gates = bp_rnn_res_k (reserve, &s, k);
       float *hs = gates + T * B * GH;
       float *cs = hs + T * B * H; /* LSTM: the cells; GRU: hn */
       BpStatus st = forward_rows (&sc, dir, b0, b1, gates, hs, cs, y, w[k * P + 1],
@@ -284,7 +217,7 @@ cpu_rnn_forward (float *out, float *h_n, float *c_n, float *reserve, const float
       return BP_ERR_NOMEM;
     }
     if (s.drop && l < s.l - 1) {
-      float *dst = res_in (reserve, &s, l + 1);
+      float *dst = bp_rnn_res_in (reserve, &s, l + 1);
       uint64_t key = bp_rng_hash (d->dropout_key, (uint64_t) l);
       float p = d->dropout, scale = 1.0f / (1.0f - p);
       int64_t n = T * B * DH;
@@ -293,7 +226,7 @@ cpu_rnn_forward (float *out, float *h_n, float *c_n, float *reserve, const float
         dst[i] = bp_rng_hash_uniform (key, (uint64_t) i) >= p ? y[i] * scale : 0.0f;
     }
   }
-  const float *top = res_y (reserve, &s, s.l - 1);
+  const float *top = bp_rnn_res_y (reserve, &s, s.l - 1);
   if (d->batch_first)
     transpose_bt (out, top, B, T, DH, false, false);
   else
@@ -314,7 +247,7 @@ backward_rows (const StepCtx *sc, int64_t dir, int64_t b0, int64_t b1, const Dir
                const float *gates, const float *hs, const float *cs, const float *dy,
                const float *w_hh, const float *h_init, const float *c_init)
 {
-  const Layout *s = sc->s;
+  const BpRnnLayout *s = sc->s;
   BpRnnMode mode = sc->d->mode;
   bool gru = mode == BP_RNN_GRU, lstm = mode == BP_RNN_LSTM;
   int64_t T = s->t, B = s->b, H = s->h, GH = s->g * H, DH = s->d * H, nb = b1 - b0;
@@ -394,7 +327,7 @@ cpu_rnn_backward (float *dx, float *dh0, float *dc0, float *const *dw, const flo
                   const BpRnnDesc *d)
 {
   float *reserve = (float *) reserve_c; /* read only: res_* helpers take it unqualified */
-  Layout s = layout (d);
+  BpRnnLayout s = bp_rnn_layout (d);
   int64_t T = s.t, B = s.b, H = s.h, G = s.g, D = s.d, GH = G * H, DH = D * H, TB = T * B;
   int P = d->bias ? 4 : 2;
   bool gru = d->mode == BP_RNN_GRU, lstm = d->mode == BP_RNN_LSTM;
@@ -429,7 +362,7 @@ cpu_rnn_backward (float *dx, float *dh0, float *dc0, float *const *dw, const flo
     memcpy (dy, dout, sizeof (float) * (size_t) (TB * DH));
 
   for (int64_t l = s.l - 1; l >= 0; l--) {
-    const float *in = res_in (reserve, &s, l);
+    const float *in = bp_rnn_res_in (reserve, &s, l);
     int64_t in_size = l == 0 ? s.i : DH;
     bool need_dx = l > 0 || dx;
     for (int64_t dir = 0; dir < D; dir++) {
@@ -448,7 +381,7 @@ cpu_rnn_backward (float *dx, float *dh0, float *dc0, float *const *dw, const flo
       int64_t dir = item / nblk, blk = item % nblk;
       int64_t b0 = B * blk / nblk, b1 = B * (blk + 1) / nblk;
       int64_t k = l * D + dir;
-      const float *gates = res_k (reserve, &s, k);
+      const float *gates = bp_rnn_res_k (reserve, &s, k);
       const float *hs = gates + TB * GH, *cs = hs + TB * H;
       backward_rows (&sc, dir, b0, b1, &g[dir], gates, hs, cs, dy, w[k * P + 1],
                      h0 ? h0 + k * B * H : NULL, c0 ? c0 + k * B * H : NULL);

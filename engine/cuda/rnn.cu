@@ -5,79 +5,13 @@
  * math, the directions one after the other on the backend's stream. The formulas, the order of
  * the work and the reserve's layout are those of engine/cpu/rnn.c. */
 #include "cuda-device.cuh"
+#include "../bp-rnn-reserve.h"
 
-/* The parts of the reserve, all time-major ((T,B,.) rows), as on the CPU:
- *   x0           (T,B,I)       the input (a copy, time-major)
- *   y[l]         (T,B,D*H)     every layer's output (0 past a sequence's length)
- *   drop[l]      (T,B,D*H)     the dropped output that layer l+1 reads (with dropout only)
- *   per layer and direction k:
- *     gates[k]   (T,B,G*H)     the activated gates (RNN: the new state)
- *     hs[k]      (T,B,H)       the state carried after every step
- *     cs[k]      (T,B,H)       LSTM: the cell carried after every step; GRU: W_hn h + b_hn */
-typedef struct {
-  int64_t t, b, i, h, g, d, l;
-  bool drop;
-  int64_t off_x0, off_y, off_drop, off_k;
-  int64_t per_k; /* floats per layer-direction */
-} Layout;
-
-static bool
-dropout_on (const BpRnnDesc *d)
-{
-  return d->training && d->dropout > 0.0f && d->num_layers > 1;
-}
-
-static Layout
-layout (const BpRnnDesc *d)
-{
-  Layout s;
-  s.t = d->seq_len;
-  s.b = d->batch;
-  s.i = d->input_size;
-  s.h = d->hidden_size;
-  s.g = bp_rnn_gates (d->mode);
-  s.d = d->num_directions;
-  s.l = d->num_layers;
-  s.drop = dropout_on (d);
-  int64_t tb = s.t * s.b;
-  s.off_x0 = 0;
-  s.off_y = tb * s.i;
-  s.off_drop = s.off_y + s.l * tb * s.d * s.h;
-  s.off_k = s.off_drop + (s.drop ? (s.l - 1) * tb * s.d * s.h : 0);
-  s.per_k = tb * (s.g * s.h + s.h);
-  if (d->mode == BP_RNN_LSTM || d->mode == BP_RNN_GRU)
-    s.per_k += tb * s.h;
-  return s;
-}
-
+/* The reserve's layout: engine/bp-rnn-reserve.h. */
 static int64_t
 cuda_reserve_size (const BpRnnDesc *d)
 {
-  Layout s = layout (d);
-  return s.off_k + s.l * s.d * s.per_k;
-}
-
-static float *
-res_y (float *r, const Layout *s, int64_t l)
-{
-  return r + s->off_y + l * s->t * s->b * s->d * s->h;
-}
-
-/* The input of layer l (T,B,I_l): x0, the previous output, or its dropped copy. */
-static float *
-res_in (float *r, const Layout *s, int64_t l)
-{
-  if (l == 0)
-    return r + s->off_x0;
-  if (s->drop)
-    return r + s->off_drop + (l - 1) * s->t * s->b * s->d * s->h;
-  return res_y (r, s, l - 1);
-}
-
-static float *
-res_k (float *r, const Layout *s, int64_t k)
-{
-  return r + s->off_k + k * s->per_k;
+  return bp_rnn_reserve_floats (d);
 }
 
 /* ---- kernels ---- */
@@ -319,7 +253,7 @@ rnn_forward (float *out, float *h_n, float *c_n, float *reserve, const float *x,
              const BpRnnDesc *d, float *hh)
 {
   cudaStream_t st = bp_cuda_ctx.stream;
-  Layout s = layout (d);
+  BpRnnLayout s = bp_rnn_layout (d);
   int64_t T = s.t, B = s.b, H = s.h, D = s.d, GH = s.g * H, DH = D * H, TB = T * B;
   int P = d->bias ? 4 : 2;
   BpRnnMode mode = d->mode;
@@ -336,14 +270,14 @@ rnn_forward (float *out, float *h_n, float *c_n, float *reserve, const float *x,
   }
 
   for (int64_t l = 0; l < s.l; l++) {
-    const float *in = res_in (reserve, &s, l);
+    const float *in = bp_rnn_res_in (reserve, &s, l);
     int64_t in_size = l == 0 ? s.i : DH;
-    float *y = res_y (reserve, &s, l);
+    float *y = bp_rnn_res_y (reserve, &s, l);
     for (int64_t dir = 0; dir < D; dir++) {
       int64_t k = l * D + dir;
       const float *w_ih = w[k * P], *w_hh = w[k * P + 1];
       const float *b_ih = d->bias ? w[k * P + 2] : NULL, *b_hh = d->bias ? w[k * P + 3] : NULL;
-      float *gates = res_k (reserve, &s, k);
+      float *gates = bp_rnn_res_k (reserve, &s, k);
       float *hs = gates + TB * GH, *cs = hs + TB * H;
       /* the input projections of every step: gates (T*B, GH) = in @ w_ih^T + biases */
       if (d->bias) {
@@ -382,12 +316,12 @@ rnn_forward (float *out, float *h_n, float *c_n, float *reserve, const float *x,
     if (s.drop && l < s.l - 1) {
       uint64_t key = bp_rng_hash (d->dropout_key, (uint64_t) l);
       float p = d->dropout, scale = 1.0f / (1.0f - p);
-      dropout_kernel<<<GRID (TB * DH)>>> (res_in (reserve, &s, l + 1), y, TB * DH, p, scale,
+      dropout_kernel<<<GRID (TB * DH)>>> (bp_rnn_res_in (reserve, &s, l + 1), y, TB * DH, p, scale,
                                           key);
       BP_CUDA_CHECK_LAUNCH ("rnn dropout");
     }
   }
-  const float *top = res_y (reserve, &s, s.l - 1);
+  const float *top = bp_rnn_res_y (reserve, &s, s.l - 1);
   if (d->batch_first) {
     transpose_bt_kernel<<<GRID (TB * DH)>>> (out, top, B, T, DH, false, false);
     BP_CUDA_CHECK_LAUNCH ("rnn output transpose");
@@ -427,7 +361,7 @@ typedef struct {
 static int64_t
 scratch_floats (const BpRnnDesc *d)
 {
-  Layout s = layout (d);
+  BpRnnLayout s = bp_rnn_layout (d);
   int64_t TB = s.t * s.b, GH = s.g * s.h, DH = s.d * s.h, in_max = s.i > DH ? s.i : DH;
   return TB * DH + TB * in_max + TB * GH * (d->mode == BP_RNN_GRU ? 2 : 1) + TB * s.h
          + 2 * s.b * s.h;
@@ -463,7 +397,7 @@ rnn_backward (float *dx, float *dh0, float *dc0, float *const *dw, const float *
               const Scratch *g)
 {
   cudaStream_t st = bp_cuda_ctx.stream;
-  Layout s = layout (d);
+  BpRnnLayout s = bp_rnn_layout (d);
   int64_t T = s.t, B = s.b, H = s.h, D = s.d, GH = s.g * H, DH = D * H, TB = T * B, BH = B * H;
   int P = d->bias ? 4 : 2;
   BpRnnMode mode = d->mode;
@@ -480,13 +414,13 @@ rnn_backward (float *dx, float *dh0, float *dc0, float *const *dw, const float *
   }
 
   for (int64_t l = s.l - 1; l >= 0; l--) {
-    const float *in = res_in (reserve, &s, l);
+    const float *in = bp_rnn_res_in (reserve, &s, l);
     int64_t in_size = l == 0 ? s.i : DH;
     bool need_dx = l > 0 || dx;
     for (int64_t dir = 0; dir < D; dir++) {
       int64_t k = l * D + dir;
       const float *w_ih = w[k * P], *w_hh = w[k * P + 1];
-      const float *gates = res_k (reserve, &s, k);
+      const float *gates = bp_rnn_res_k (reserve, &s, k);
       const float *hs = gates + TB * GH, *cs = hs + TB * H;
       const float *h0k = h0 ? h0 + k * BH : NULL, *c0k = c0 ? c0 + k * BH : NULL;
       if (dh_n)
@@ -580,7 +514,7 @@ cuda_rnn_backward (float *dx, float *dh0, float *dc0, float *const *dw, const fl
   (void) x; /* the reserve holds its time-major copy */
   if (!bp_cuda_begin ())
     return BP_ERR_DEVICE;
-  Layout s = layout (d);
+  BpRnnLayout s = bp_rnn_layout (d);
   int64_t TB = s.t * s.b, GH = s.g * s.h, DH = s.d * s.h, in_max = s.i > DH ? s.i : DH;
   size_t bytes = sizeof (float) * (size_t) scratch_floats (d);
   float *base = (float *) bp_cuda_alloc (bytes);
