@@ -3,6 +3,8 @@
  * are skipped with a warning naming them while the others load; the goal evaluator on made-up
  * events; every runnable lesson's quick experiment (its test budget) reaches its test goals;
  * `backprop lessons` and `backprop lesson run|show` end to end ($BP_CLI). */
+#include "config.h"
+
 #include "bp-test.h"
 
 #include <glib/gstdio.h>
@@ -14,6 +16,7 @@
 #include "bp-backend.h"
 #include "bp-lesson.h"
 #include "bp-spec.h"
+#include "bp-text.h"
 #include "bp-trainer.h"
 
 static char *lessons_dir; /* the source tree's lessons/ */
@@ -466,6 +469,23 @@ test_goal_text (void)
 
 /* ---- every runnable lesson's quick experiment ---- */
 
+/* The data the lessons train on: Fashion-MNIST (dataset-fashion-mnist) and the corpora of
+ * fortunes-zh (with OpenCC), which ./lab installs. */
+static gboolean
+have_fashion_mnist (void)
+{
+  g_autofree char *path = g_build_filename (BP_DATASETS_DIR, "fashion-mnist",
+                                            "train-images-idx3-ubyte.gz", NULL);
+  return g_file_test (path, G_FILE_TEST_EXISTS);
+}
+
+static gboolean
+have_corpus (const char *name)
+{
+  g_autofree char *path = g_build_filename (bp_text_fortunes_dir (), name, NULL);
+  return g_file_test (path, G_FILE_TEST_EXISTS) && bp_text_have_opencc ();
+}
+
 typedef struct {
   BpLessonEval *eval;
   const char *variant;
@@ -482,6 +502,10 @@ quick_event (const BpTrainEvent *ev, gpointer user_data)
 static void
 test_quick_runs (void)
 {
+  if (!have_fashion_mnist ()) {
+    g_test_skip ("Fashion-MNIST (dataset-fashion-mnist) is not installed");
+    return;
+  }
   g_autoptr (BpLessonSet) set = load_source_lessons ();
   g_autoptr (GPtrArray) all = bp_lesson_set_list (set);
   /* one thread: the quick runs are small, and on a loaded machine OpenMP workers waiting for
@@ -492,6 +516,12 @@ test_quick_runs (void)
     const BpLesson *l = all->pdata[k];
     if (!l->experiment || (only && strcmp (only, l->id) && strcmp (only, l->number)))
       continue;
+    const char *dataset = l->experiment->dataset;
+    if (bp_train_dataset_is_text (dataset) && !have_corpus (dataset)) {
+      g_test_message ("%s %s: skipped, the corpus %s (fortunes-zh, OpenCC) is missing", l->number,
+                      l->id, dataset);
+      continue;
+    }
     gint64 t0 = g_get_monotonic_time ();
     g_autoptr (BpLessonEval) eval = bp_lesson_eval_new (l, TRUE);
     GPtrArray *vs = l->experiment->variants;
@@ -653,6 +683,10 @@ test_cli_run (void)
 {
   if (!g_getenv ("BP_CLI")) {
     g_test_skip ("BP_CLI is not set");
+    return;
+  }
+  if (!have_fashion_mnist ()) {
+    g_test_skip ("Fashion-MNIST (dataset-fashion-mnist) is not installed");
     return;
   }
   Result r = run_cli (lessons_dir, "lesson", "run", "1.1", "--quick", "--no-store", "--json",
