@@ -12,6 +12,7 @@ typedef struct {
   BpStore *store;       /* the training thread's connection */
   BpRecorder *recorder;
   gint64 resume_id;     /* > 0: continue this stored run */
+  char **tags;          /* the new run's tags (NULL: none) */
 } Recording;
 
 char *
@@ -39,6 +40,7 @@ started_hook (BpTrainer *trainer, const BpTrainConfig *config, gpointer user_dat
   r->store = bp_store_open (r->path, &local);
   if (r->store) {
     BpRecorderOptions options = BP_RECORDER_OPTIONS_INIT;
+    options.tags = (const char *const *) r->tags;
     r->recorder = r->resume_id > 0
                     ? bp_recorder_resume (r->store, trainer, r->resume_id, &options, &local)
                     : bp_recorder_new (r->store, trainer, &options, &local);
@@ -89,6 +91,7 @@ recording_free (gpointer data)
   Recording *r = data;
   recording_stop (r);
   g_free (r->path);
+  g_strfreev (r->tags);
   g_free (r);
 }
 
@@ -100,6 +103,7 @@ attach (BpTrainRun *run, gint64 resume_id)
   r->path = bp_lab_store_path ();
   r->resume_id = resume_id;
   bp_train_run_set_hooks (run, &hooks, r, recording_free);
+  g_object_set_data (G_OBJECT (run), "bp-run-recording", r);
 }
 
 void
@@ -113,4 +117,14 @@ bp_run_recording_attach_resume (BpTrainRun *run, gint64 run_id)
 {
   g_return_if_fail (run_id > 0);
   attach (run, run_id);
+}
+
+void
+bp_run_recording_set_tags (BpTrainRun *run, const char *const *tags)
+{
+  Recording *r = g_object_get_data (G_OBJECT (run), "bp-run-recording");
+  g_return_if_fail (r != NULL);
+  g_return_if_fail (bp_train_run_get_state (run) == BP_TRAIN_STATE_IDLE);
+  g_strfreev (r->tags);
+  r->tags = g_strdupv ((char **) tags);
 }

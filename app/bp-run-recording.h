@@ -18,5 +18,7 @@ void bp_run_recording_attach (BpTrainRun *run);
  * config must come from bp_recorder_run_config): the checkpoint is loaded on the training
  * thread, and when it or the store cannot be read the run fails with the reason. */
 void bp_run_recording_attach_resume (BpTrainRun *run, gint64 run_id);
+/* Tags the stored run of a run that has recording attached and is not started yet. */
+void bp_run_recording_set_tags (BpTrainRun *run, const char *const *tags);
 
 G_END_DECLS

@@ -1247,3 +1247,32 @@ bp_train_page_set_custom_model (BpTrainPage *self, const char *json, const char 
   else
     adw_combo_row_set_selected (self->model_row, (guint) n);
 }
+
+static void
+tag_run_created_cb (BpTrainPage *self, BpTrainRun *run, gpointer tags)
+{
+  bp_run_recording_set_tags (run, tags);
+}
+
+gboolean
+bp_train_page_start_config (BpTrainPage *self, const BpTrainConfig *config,
+                            const char *const *tags, GError **error)
+{
+  g_return_val_if_fail (BP_IS_TRAIN_PAGE (self), FALSE);
+  if (self->run && bp_train_run_is_active (self->run)) {
+    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_INVALID,
+                 _("A run is training: stop it before starting another."));
+    return FALSE;
+  }
+  if (!bp_train_config_check (config, error))
+    return FALSE;
+  clear_dashboard (self);
+  gtk_spin_button_set_value (self->epochs_spin, config->epochs);
+  gulong id = tags ? g_signal_connect (self, "run-created", G_CALLBACK (tag_run_created_cb),
+                                       (gpointer) tags)
+                   : 0;
+  start_run (self, config, device_choice (self), 0);
+  if (id)
+    g_signal_handler_disconnect (self, id);
+  return TRUE;
+}

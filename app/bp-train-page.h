@@ -24,5 +24,9 @@ gboolean bp_train_page_continue_run (BpTrainPage *self, gint64 run_id, int epoch
                                      GError **error);
 /* The configuration the page's settings describe now. */
 BpTrainConfig bp_train_page_get_config (BpTrainPage *self);
+/* Starts a run of config (a lesson's) on the dashboard, its stored run tagged with tags (may be
+ * NULL); FALSE with a message when a run is training or the config is refused. */
+gboolean bp_train_page_start_config (BpTrainPage *self, const BpTrainConfig *config,
+                                     const char *const *tags, GError **error);
 
 G_END_DECLS

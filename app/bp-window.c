@@ -8,6 +8,7 @@
 
 #include "bp-build-page.h"
 #include "bp-experiments-page.h"
+#include "bp-lessons-page.h"
 #include "bp-train-page.h"
 
 /* The places of the window, in sidebar order: adding a place is one line here. */
@@ -19,6 +20,7 @@ typedef struct {
 } BpPlace;
 
 static const BpPlace places[] = {
+  {"lessons", N_("Lessons"), "accessories-dictionary-symbolic", bp_lessons_page_get_type},
   {"build", N_("Build"), "network-workgroup-symbolic", bp_build_page_get_type},
   {"train", N_("Train"), "media-playback-start-symbolic", bp_train_page_get_type},
   {"experiments", N_("Experiments"), "view-list-symbolic", bp_experiments_page_get_type},

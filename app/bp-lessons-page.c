@@ -1,0 +1,851 @@
+/* bp-lessons-page.c: BpLessonsPage lists the guided lessons by module with their progress, shows
+ * one (its Markdown text rendered with cmark into text tags, its steps' buttons, its goals) and
+ * runs its experiment on the Train page, ticking the goals off as the run's epochs arrive. */
+#include "config.h"
+
+#include "bp-lessons-page.h"
+
+#include <cmark.h>
+#include <glib/gi18n.h>
+#include <math.h>
+#include <string.h>
+
+#include "bp-build-page.h"
+#include "bp-spec.h"
+#include "bp-train-page.h"
+#include "bp-window.h"
+
+struct _BpLessonsPage {
+  GtkWidget parent_instance;
+
+  GtkWidget *paned;
+  GtkListBox *list;
+  GtkLabel *title_label, *note_label, *status_label;
+  GtkTextView *text_view;
+  GtkBox *steps_box, *goals_box;
+  GtkWidget *steps_heading, *goals_heading;
+
+  BpLessonSet *set;
+  GPtrArray *lessons; /* BpLesson, course order (owned by set) */
+  const BpLesson *shown;
+  char *lang;
+  GSettings *settings;
+  GHashTable *progress; /* id -> "started" or "done" */
+
+  /* the lesson whose run is (or was last) training, and its goals */
+  const BpLesson *active;
+  BpLessonEval *eval;
+  BpTrainRun *run;
+  char *run_variant;
+  char *next_variant; /* chosen by a set action for the next start */
+};
+
+G_DEFINE_FINAL_TYPE (BpLessonsPage, bp_lessons_page, GTK_TYPE_WIDGET)
+
+static gboolean
+quick (void)
+{
+  return g_strcmp0 (g_getenv ("BP_LESSON_QUICK"), "1") == 0;
+}
+
+/* ---- progress ---- */
+
+static void
+load_progress (BpLessonsPage *self)
+{
+  g_auto (GStrv) items = g_settings_get_strv (self->settings, "lesson-progress");
+  for (guint i = 0; items[i]; i++) {
+    char *colon = strrchr (items[i], ':');
+    if (colon && (g_str_equal (colon + 1, "started") || g_str_equal (colon + 1, "done")))
+      g_hash_table_insert (self->progress, g_strndup (items[i], colon - items[i]),
+                           g_strdup (colon + 1));
+  }
+}
+
+static void update_list (BpLessonsPage *self);
+
+static void
+set_progress (BpLessonsPage *self, const BpLesson *lesson, const char *state)
+{
+  const char *now = g_hash_table_lookup (self->progress, lesson->id);
+  if (g_strcmp0 (now, state) == 0 || (g_strcmp0 (now, "done") == 0))
+    return;
+  g_hash_table_insert (self->progress, g_strdup (lesson->id), g_strdup (state));
+  g_autoptr (GStrvBuilder) builder = g_strv_builder_new ();
+  GHashTableIter iter;
+  gpointer key, value;
+  g_hash_table_iter_init (&iter, self->progress);
+  while (g_hash_table_iter_next (&iter, &key, &value)) {
+    g_autofree char *item = g_strdup_printf ("%s:%s", (char *) key, (char *) value);
+    g_strv_builder_add (builder, item);
+  }
+  g_auto (GStrv) items = g_strv_builder_end (builder);
+  g_settings_set_strv (self->settings, "lesson-progress", (const char *const *) items);
+  update_list (self);
+}
+
+const char *
+bp_lessons_page_get_progress (BpLessonsPage *self, const char *id)
+{
+  g_return_val_if_fail (BP_IS_LESSONS_PAGE (self), NULL);
+  const char *state = g_hash_table_lookup (self->progress, id);
+  return state ? state : "not-started";
+}
+
+/* ---- Markdown ---- */
+
+typedef struct {
+  GtkTextBuffer *buffer;
+  GPtrArray *tags; /* GtkTextTag stack */
+  gboolean table;
+} Render;
+
+static void
+insert (Render *r, const char *text, GtkTextTag *extra)
+{
+  GtkTextIter end;
+  gtk_text_buffer_get_end_iter (r->buffer, &end);
+  int start = gtk_text_iter_get_offset (&end);
+  gtk_text_buffer_insert (r->buffer, &end, text, -1);
+  GtkTextIter from;
+  gtk_text_buffer_get_iter_at_offset (r->buffer, &from, start);
+  gtk_text_buffer_get_end_iter (r->buffer, &end);
+  for (guint i = 0; i < r->tags->len; i++)
+    gtk_text_buffer_apply_tag (r->buffer, r->tags->pdata[i], &from, &end);
+  if (extra)
+    gtk_text_buffer_apply_tag (r->buffer, extra, &from, &end);
+}
+
+/* Ends the text with at least n newlines (none at the start). */
+static void
+ensure_newlines (Render *r, int n)
+{
+  GtkTextIter end;
+  gtk_text_buffer_get_end_iter (r->buffer, &end);
+  if (gtk_text_iter_is_start (&end))
+    return;
+  int have = 0;
+  GtkTextIter it = end;
+  while (have < n && gtk_text_iter_backward_char (&it) && gtk_text_iter_get_char (&it) == '\n')
+    have++;
+  for (; have < n; have++)
+    insert (r, "\n", NULL);
+}
+
+static GtkTextTag *
+tag (Render *r, const char *name)
+{
+  return gtk_text_tag_table_lookup (gtk_text_buffer_get_tag_table (r->buffer), name);
+}
+
+static gboolean
+looks_like_table (cmark_node *paragraph)
+{
+  cmark_node *first = cmark_node_first_child (paragraph);
+  const char *text = first && cmark_node_get_type (first) == CMARK_NODE_TEXT
+                       ? cmark_node_get_literal (first)
+                       : NULL;
+  return text && text[0] == '|';
+}
+
+static void
+render_markdown (GtkTextBuffer *buffer, const char *markdown)
+{
+  gtk_text_buffer_set_text (buffer, "", 0);
+  cmark_node *doc = cmark_parse_document (markdown, strlen (markdown), CMARK_OPT_DEFAULT);
+  cmark_iter *iter = cmark_iter_new (doc);
+  Render r = {buffer, g_ptr_array_new (), FALSE};
+  cmark_event_type ev;
+  while ((ev = cmark_iter_next (iter)) != CMARK_EVENT_DONE) {
+    cmark_node *node = cmark_iter_get_node (iter);
+    gboolean enter = ev == CMARK_EVENT_ENTER;
+    cmark_node *parent = cmark_node_parent (node);
+    switch (cmark_node_get_type (node)) {
+    case CMARK_NODE_HEADING:
+      if (enter) {
+        ensure_newlines (&r, 2);
+        int level = CLAMP (cmark_node_get_heading_level (node), 1, 3);
+        g_autofree char *name = g_strdup_printf ("h%d", level);
+        g_ptr_array_add (r.tags, tag (&r, name));
+      } else {
+        g_ptr_array_remove_index (r.tags, r.tags->len - 1);
+      }
+      break;
+    case CMARK_NODE_PARAGRAPH:
+      if (enter) {
+        if (!parent || cmark_node_get_type (parent) != CMARK_NODE_ITEM)
+          ensure_newlines (&r, 2);
+        r.table = looks_like_table (node);
+        if (r.table)
+          g_ptr_array_add (r.tags, tag (&r, "table"));
+      } else if (r.table) {
+        g_ptr_array_remove_index (r.tags, r.tags->len - 1);
+        r.table = FALSE;
+      }
+      break;
+    case CMARK_NODE_BLOCK_QUOTE:
+    case CMARK_NODE_EMPH:
+    case CMARK_NODE_STRONG:
+    case CMARK_NODE_LINK: {
+      cmark_node_type type = cmark_node_get_type (node);
+      const char *name = type == CMARK_NODE_BLOCK_QUOTE ? "quote"
+                         : type == CMARK_NODE_EMPH      ? "emph"
+                         : type == CMARK_NODE_STRONG    ? "strong"
+                                                        : "link";
+      if (enter)
+        g_ptr_array_add (r.tags, tag (&r, name));
+      else
+        g_ptr_array_remove_index (r.tags, r.tags->len - 1);
+      break;
+    }
+    case CMARK_NODE_LIST:
+      if (enter)
+        ensure_newlines (&r, parent && cmark_node_get_type (parent) == CMARK_NODE_ITEM ? 1 : 2);
+      break;
+    case CMARK_NODE_ITEM:
+      if (enter) {
+        ensure_newlines (&r, 1);
+        int depth = 0;
+        for (cmark_node *p = parent; p; p = cmark_node_parent (p))
+          depth += cmark_node_get_type (p) == CMARK_NODE_LIST;
+        GString *bullet = g_string_new (NULL);
+        for (int d = 1; d < depth; d++)
+          g_string_append (bullet, "    ");
+        if (cmark_node_get_list_type (parent) == CMARK_ORDERED_LIST) {
+          int k = cmark_node_get_list_start (parent);
+          for (cmark_node *s = cmark_node_previous (node); s; s = cmark_node_previous (s))
+            k++;
+          g_string_append_printf (bullet, "%d. ", k);
+        } else {
+          g_string_append (bullet, "•  ");
+        }
+        insert (&r, bullet->str, NULL);
+        g_string_free (bullet, TRUE);
+      }
+      break;
+    case CMARK_NODE_CODE_BLOCK: {
+      ensure_newlines (&r, 2);
+      g_autofree char *code = g_strdup (cmark_node_get_literal (node));
+      g_strchomp (code);
+      insert (&r, code, tag (&r, "codeblock"));
+      break;
+    }
+    case CMARK_NODE_THEMATIC_BREAK:
+      ensure_newlines (&r, 2);
+      insert (&r, "————", NULL);
+      break;
+    case CMARK_NODE_TEXT:
+      insert (&r, cmark_node_get_literal (node), NULL);
+      break;
+    case CMARK_NODE_CODE:
+      insert (&r, cmark_node_get_literal (node), tag (&r, "code"));
+      break;
+    case CMARK_NODE_SOFTBREAK:
+      insert (&r, r.table ? "\n" : " ", NULL);
+      break;
+    case CMARK_NODE_LINEBREAK:
+      insert (&r, "\n", NULL);
+      break;
+    case CMARK_NODE_HTML_INLINE:
+    case CMARK_NODE_HTML_BLOCK:
+      insert (&r, cmark_node_get_literal (node), tag (&r, "code"));
+      break;
+    default:
+      break;
+    }
+  }
+  g_ptr_array_free (r.tags, TRUE);
+  cmark_iter_free (iter);
+  cmark_node_free (doc);
+}
+
+static void
+create_tags (GtkTextBuffer *buffer)
+{
+  gtk_text_buffer_create_tag (buffer, "h1", "weight", PANGO_WEIGHT_BOLD, "scale", 1.6,
+                              "pixels-below-lines", 6, NULL);
+  gtk_text_buffer_create_tag (buffer, "h2", "weight", PANGO_WEIGHT_BOLD, "scale", 1.3,
+                              "pixels-below-lines", 4, NULL);
+  gtk_text_buffer_create_tag (buffer, "h3", "weight", PANGO_WEIGHT_BOLD, "scale", 1.1, NULL);
+  gtk_text_buffer_create_tag (buffer, "emph", "style", PANGO_STYLE_ITALIC, NULL);
+  gtk_text_buffer_create_tag (buffer, "strong", "weight", PANGO_WEIGHT_BOLD, NULL);
+  gtk_text_buffer_create_tag (buffer, "code", "family", "monospace", NULL);
+  gtk_text_buffer_create_tag (buffer, "codeblock", "family", "monospace", "left-margin", 24,
+                              NULL);
+  gtk_text_buffer_create_tag (buffer, "table", "family", "monospace", NULL);
+  gtk_text_buffer_create_tag (buffer, "quote", "style", PANGO_STYLE_ITALIC, "left-margin", 24,
+                              NULL);
+  gtk_text_buffer_create_tag (buffer, "link", "underline", PANGO_UNDERLINE_SINGLE, NULL);
+}
+
+/* ---- the list ---- */
+
+static const char *
+progress_text (const char *state)
+{
+  if (g_strcmp0 (state, "done") == 0)
+    return _("Goals met");
+  if (g_strcmp0 (state, "started") == 0)
+    return _("Started");
+  return "";
+}
+
+static GtkWidget *
+lesson_row (BpLessonsPage *self, const BpLesson *lesson)
+{
+  GtkWidget *box = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 8);
+  g_autofree char *text = g_strdup_printf ("%s  %s", lesson->number,
+                                           bp_lesson_text_get (&lesson->title, self->lang));
+  GtkWidget *label = gtk_label_new (text);
+  gtk_label_set_xalign (GTK_LABEL (label), 0.0);
+  gtk_label_set_ellipsize (GTK_LABEL (label), PANGO_ELLIPSIZE_END);
+  gtk_widget_set_hexpand (label, TRUE);
+  gtk_box_append (GTK_BOX (box), label);
+  GtkWidget *mark = gtk_label_new (progress_text (g_hash_table_lookup (self->progress,
+                                                                       lesson->id)));
+  gtk_widget_add_css_class (mark, "dim-label");
+  gtk_widget_add_css_class (mark, "caption");
+  gtk_box_append (GTK_BOX (box), mark);
+  GtkWidget *row = gtk_list_box_row_new ();
+  gtk_widget_set_margin_start (box, 12);
+  gtk_widget_set_margin_end (box, 8);
+  gtk_widget_set_margin_top (box, 6);
+  gtk_widget_set_margin_bottom (box, 6);
+  gtk_list_box_row_set_child (GTK_LIST_BOX_ROW (row), box);
+  g_object_set_data (G_OBJECT (row), "bp-lesson", (gpointer) lesson);
+  g_object_set_data (G_OBJECT (row), "bp-mark", mark);
+  return row;
+}
+
+static void
+fill_list (BpLessonsPage *self)
+{
+  for (guint m = 0; self->set && m < self->set->modules->len; m++) {
+    BpLessonModule *module = self->set->modules->pdata[m];
+    if (module->lessons->len == 0)
+      continue;
+    g_autofree char *text = g_strdup_printf ("%d  %s", module->number,
+                                             bp_lesson_text_get (&module->title, self->lang));
+    GtkWidget *heading = gtk_label_new (text);
+    gtk_label_set_xalign (GTK_LABEL (heading), 0.0);
+    gtk_widget_add_css_class (heading, "heading");
+    gtk_widget_set_margin_start (heading, 8);
+    gtk_widget_set_margin_top (heading, 12);
+    gtk_widget_set_margin_bottom (heading, 4);
+    GtkWidget *row = gtk_list_box_row_new ();
+    gtk_list_box_row_set_child (GTK_LIST_BOX_ROW (row), heading);
+    gtk_list_box_row_set_activatable (GTK_LIST_BOX_ROW (row), FALSE);
+    gtk_list_box_row_set_selectable (GTK_LIST_BOX_ROW (row), FALSE);
+    gtk_list_box_append (self->list, row);
+    for (guint l = 0; l < module->lessons->len; l++)
+      gtk_list_box_append (self->list, lesson_row (self, module->lessons->pdata[l]));
+  }
+}
+
+static void
+update_list (BpLessonsPage *self)
+{
+  for (GtkWidget *row = gtk_widget_get_first_child (GTK_WIDGET (self->list)); row;
+       row = gtk_widget_get_next_sibling (row)) {
+    const BpLesson *lesson = g_object_get_data (G_OBJECT (row), "bp-lesson");
+    if (lesson)
+      gtk_label_set_text (g_object_get_data (G_OBJECT (row), "bp-mark"),
+                          progress_text (g_hash_table_lookup (self->progress, lesson->id)));
+  }
+}
+
+/* ---- the lesson ---- */
+
+static void
+clear_box (GtkBox *box)
+{
+  GtkWidget *child;
+  while ((child = gtk_widget_get_first_child (GTK_WIDGET (box))))
+    gtk_box_remove (box, child);
+}
+
+static BpLessonEval *
+shown_eval (BpLessonsPage *self)
+{
+  return self->shown && self->shown == self->active ? self->eval : NULL;
+}
+
+static void
+update_goals (BpLessonsPage *self)
+{
+  clear_box (self->goals_box);
+  const BpLesson *lesson = self->shown;
+  if (!lesson)
+    return;
+  GPtrArray *goals = quick () ? lesson->test_goals : lesson->goals;
+  BpLessonEval *eval = shown_eval (self);
+  gtk_widget_set_visible (self->goals_heading, goals->len > 0);
+  for (guint k = 0; k < goals->len; k++) {
+    const BpLessonGoalResult *res = eval ? bp_lesson_eval_get_result (eval, k) : NULL;
+    BpLessonGoalState state = res ? res->state : BP_LESSON_GOAL_PENDING;
+    GtkWidget *box = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 8);
+    GtkWidget *icon = gtk_image_new_from_icon_name (state == BP_LESSON_GOAL_MET
+                                                      ? "emblem-ok-symbolic"
+                                                    : state == BP_LESSON_GOAL_MISSED
+                                                      ? "window-close-symbolic"
+                                                      : "content-loading-symbolic");
+    gtk_box_append (GTK_BOX (box), icon);
+    g_autofree char *describe = bp_lesson_goal_describe (goals->pdata[k]);
+    GtkWidget *label = gtk_label_new (describe);
+    gtk_label_set_xalign (GTK_LABEL (label), 0.0);
+    gtk_label_set_wrap (GTK_LABEL (label), TRUE);
+    gtk_widget_set_hexpand (label, TRUE);
+    gtk_box_append (GTK_BOX (box), label);
+    const char *state_text = state == BP_LESSON_GOAL_MET      ? _("Met")
+                             : state == BP_LESSON_GOAL_MISSED ? _("Not met")
+                                                              : _("Not yet");
+    g_autofree char *text = res && isfinite (res->value)
+                              ? g_strdup_printf ("%s (%.4g)", state_text, res->value)
+                              : g_strdup (state_text);
+    GtkWidget *state_label = gtk_label_new (text);
+    gtk_widget_add_css_class (state_label, state == BP_LESSON_GOAL_MET      ? "success"
+                                           : state == BP_LESSON_GOAL_MISSED ? "error"
+                                                                            : "dim-label");
+    gtk_box_append (GTK_BOX (box), state_label);
+    gtk_box_append (self->goals_box, box);
+  }
+  if (eval && bp_lesson_eval_all_met (eval))
+    set_progress (self, lesson, "done");
+}
+
+static void
+step_clicked_cb (GtkButton *button, BpLessonsPage *self)
+{
+  guint k = GPOINTER_TO_UINT (g_object_get_data (G_OBJECT (button), "bp-step"));
+  g_autoptr (GError) error = NULL;
+  if (!bp_lessons_page_activate_step (self, k, &error))
+    gtk_label_set_text (self->status_label, error->message);
+}
+
+static const char *
+action_label (BpLessonActionKind kind)
+{
+  switch (kind) {
+  case BP_LESSON_ACTION_LOAD_MODEL:
+    return _("Load the model");
+  case BP_LESSON_ACTION_SET_CONFIG:
+    return _("Use these settings");
+  case BP_LESSON_ACTION_START_TRAINING:
+    return _("Start training");
+  case BP_LESSON_ACTION_OPEN_VIEW:
+    return _("Show");
+  case BP_LESSON_ACTION_COMPARE_RUNS:
+    return _("Compare the runs");
+  default:
+    return NULL;
+  }
+}
+
+static void
+show_lesson (BpLessonsPage *self, const BpLesson *lesson)
+{
+  self->shown = lesson;
+  /* the text's own heading names the lesson */
+  g_autofree char *title = g_strdup_printf (_("Lesson %s"), lesson->number);
+  gtk_label_set_text (self->title_label, title);
+  gtk_label_set_text (self->status_label, "");
+  g_autoptr (GError) error = NULL;
+  g_autofree char *markdown = bp_lesson_read_text (lesson, self->lang, &error);
+  GtkTextBuffer *buffer = gtk_text_view_get_buffer (self->text_view);
+  if (markdown)
+    render_markdown (buffer, markdown);
+  else
+    gtk_text_buffer_set_text (buffer, error->message, -1);
+
+  if (!lesson->experiment) {
+    g_autofree char *note = g_strdup_printf (_("Not runnable yet: %s"),
+                                             bp_lesson_text_get (&lesson->not_runnable,
+                                                                 self->lang));
+    gtk_label_set_text (self->note_label, note);
+  } else if (lesson->experiment->variants->len > 1) {
+    gtk_label_set_text (self->note_label,
+                        _("This lesson compares several runs: start them one after another with "
+                          "their buttons; the goals are ticked as each run reports."));
+  } else {
+    gtk_label_set_text (self->note_label, "");
+  }
+  gtk_widget_set_visible (GTK_WIDGET (self->note_label),
+                          *gtk_label_get_text (self->note_label) != '\0');
+
+  clear_box (self->steps_box);
+  gtk_widget_set_visible (self->steps_heading, lesson->steps->len > 0);
+  for (guint k = 0; k < lesson->steps->len; k++) {
+    const BpLessonStep *step = lesson->steps->pdata[k];
+    GtkWidget *box = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 12);
+    g_autofree char *text = g_strdup_printf ("%u. %s", k + 1,
+                                             bp_lesson_text_get (&step->text, self->lang));
+    GtkWidget *label = gtk_label_new (text);
+    gtk_label_set_xalign (GTK_LABEL (label), 0.0);
+    gtk_label_set_wrap (GTK_LABEL (label), TRUE);
+    gtk_widget_set_hexpand (label, TRUE);
+    gtk_box_append (GTK_BOX (box), label);
+    const char *button_text = action_label (step->action.kind);
+    gboolean needs_run = step->action.kind == BP_LESSON_ACTION_LOAD_MODEL ||
+                         step->action.kind == BP_LESSON_ACTION_SET_CONFIG ||
+                         step->action.kind == BP_LESSON_ACTION_START_TRAINING ||
+                         step->action.kind == BP_LESSON_ACTION_COMPARE_RUNS;
+    if (button_text && (lesson->experiment || !needs_run)) {
+      GtkWidget *button = gtk_button_new_with_label (button_text);
+      gtk_widget_set_valign (button, GTK_ALIGN_CENTER);
+      if (step->action.kind == BP_LESSON_ACTION_START_TRAINING)
+        gtk_widget_add_css_class (button, "suggested-action");
+      g_object_set_data (G_OBJECT (button), "bp-step", GUINT_TO_POINTER (k));
+      g_signal_connect (button, "clicked", G_CALLBACK (step_clicked_cb), self);
+      gtk_box_append (GTK_BOX (box), button);
+    }
+    gtk_box_append (self->steps_box, box);
+  }
+  update_goals (self);
+}
+
+static void
+row_selected_cb (BpLessonsPage *self, GtkListBoxRow *row)
+{
+  const BpLesson *lesson = row ? g_object_get_data (G_OBJECT (row), "bp-lesson") : NULL;
+  if (lesson && lesson != self->shown)
+    show_lesson (self, lesson);
+}
+
+/* ---- actions ---- */
+
+static BpWindow *
+window (BpLessonsPage *self)
+{
+  GtkWidget *w = gtk_widget_get_ancestor (GTK_WIDGET (self), BP_TYPE_WINDOW);
+  return w ? BP_WINDOW (w) : NULL;
+}
+
+static void
+disconnect_run (BpLessonsPage *self)
+{
+  if (!self->run)
+    return;
+  g_signal_handlers_disconnect_by_data (self->run, self);
+  g_clear_object (&self->run);
+}
+
+static void
+run_epoch_cb (BpTrainRun *run, BpTrainEpoch *e, BpLessonsPage *self)
+{
+  BpTrainEvent event = {0};
+  event.kind = BP_TRAIN_EVENT_EPOCH;
+  event.epoch = e->epoch;
+  event.train_loss = e->train_loss;
+  event.train_accuracy = e->train_accuracy;
+  event.val_loss = e->val_loss;
+  event.val_accuracy = e->val_accuracy;
+  event.test_loss = event.test_accuracy = NAN;
+  event.lr = e->lr;
+  event.baseline_loss = NAN;
+  event.n_classes = e->n_classes;
+  event.confusion = (const int64_t *) e->confusion;
+  event.class_names = (const char *const *) e->class_names;
+  if (self->eval && bp_lesson_eval_event (self->eval, self->run_variant, &event))
+    update_goals (self);
+}
+
+static void
+run_finished_cb (BpTrainRun *run, BpLessonsPage *self)
+{
+  const BpTrainProgress *p = bp_train_run_get_progress (run);
+  if (self->eval && bp_train_run_get_state (run) == BP_TRAIN_STATE_FINISHED) {
+    BpTrainEvent event = {0};
+    event.kind = BP_TRAIN_EVENT_DONE;
+    event.epoch = event.epochs = p->epochs;
+    event.train_loss = event.train_accuracy = event.val_loss = event.val_accuracy = NAN;
+    event.test_loss = p->test_loss;
+    event.test_accuracy = p->test_accuracy;
+    event.baseline_loss = NAN;
+    bp_lesson_eval_event (self->eval, self->run_variant, &event);
+  }
+  if (self->eval)
+    bp_lesson_eval_run_ended (self->eval, self->run_variant);
+  update_goals (self);
+  disconnect_run (self);
+}
+
+static gboolean
+start_training (BpLessonsPage *self, const BpLesson *lesson, const char *variant, GError **error)
+{
+  BpWindow *win = window (self);
+  BpTrainPage *train = win ? BP_TRAIN_PAGE (bp_window_get_page (win, "train")) : NULL;
+  if (!train) {
+    g_set_error (error, BP_LESSON_ERROR, BP_LESSON_ERROR_NOT_FOUND, _("There is no Train page."));
+    return FALSE;
+  }
+  BpTrainConfig config;
+  if (!bp_lesson_make_config (lesson, variant, quick (), &config, error))
+    return FALSE;
+  g_autofree char *tag = bp_lesson_run_tag (lesson);
+  const char *tags[] = {tag, quick () ? "quick" : NULL, NULL};
+  if (!bp_train_page_start_config (train, &config, tags, error))
+    return FALSE;
+  if (self->active != lesson) {
+    g_clear_pointer (&self->eval, bp_lesson_eval_free);
+    self->eval = bp_lesson_eval_new (lesson, quick ());
+    self->active = lesson;
+  }
+  disconnect_run (self);
+  self->run = g_object_ref (bp_train_page_get_run (train));
+  g_free (self->run_variant);
+  const BpLessonVariant *v = bp_lesson_find_variant (lesson, variant);
+  self->run_variant = g_strdup (v ? v->id : NULL);
+  g_signal_connect (self->run, "epoch", G_CALLBACK (run_epoch_cb), self);
+  g_signal_connect (self->run, "finished", G_CALLBACK (run_finished_cb), self);
+  bp_window_set_place (win, "train");
+  update_goals (self);
+  return TRUE;
+}
+
+gboolean
+bp_lessons_page_activate_step (BpLessonsPage *self, guint k, GError **error)
+{
+  g_return_val_if_fail (BP_IS_LESSONS_PAGE (self), FALSE);
+  const BpLesson *lesson = self->shown;
+  g_return_val_if_fail (lesson && k < lesson->steps->len, FALSE);
+  const BpLessonAction *action = &((BpLessonStep *) lesson->steps->pdata[k])->action;
+  BpWindow *win = window (self);
+  g_return_val_if_fail (win != NULL, FALSE);
+  switch (action->kind) {
+  case BP_LESSON_ACTION_LOAD_MODEL: {
+    const BpLessonVariant *v = bp_lesson_find_variant (lesson, action->variant);
+    const BpPreset *preset = v && v->model ? bp_preset_find (v->model) : NULL;
+    const char *json = v ? (v->spec_json ? v->spec_json : preset ? preset->json : NULL) : NULL;
+    if (!json) {
+      g_set_error (error, BP_LESSON_ERROR, BP_LESSON_ERROR_NOT_RUNNABLE,
+                   _("This lesson has no model to load."));
+      return FALSE;
+    }
+    BpBuildPage *build = BP_BUILD_PAGE (bp_window_get_page (win, "build"));
+    if (!bp_build_page_set_json (build, json, error))
+      return FALSE;
+    bp_window_set_place (win, "build");
+    break;
+  }
+  case BP_LESSON_ACTION_SET_CONFIG:
+    if (!lesson->experiment) {
+      g_set_error (error, BP_LESSON_ERROR, BP_LESSON_ERROR_NOT_RUNNABLE,
+                   _("This lesson has no run to set up."));
+      return FALSE;
+    }
+    g_free (self->next_variant);
+    self->next_variant = g_strdup (action->variant);
+    gtk_label_set_text (self->status_label,
+                        _("The lesson's settings are used when you start its run from here."));
+    break;
+  case BP_LESSON_ACTION_START_TRAINING:
+    if (!start_training (self, lesson, action->variant ? action->variant : self->next_variant,
+                         error))
+      return FALSE;
+    break;
+  case BP_LESSON_ACTION_OPEN_VIEW:
+    bp_window_set_place (win, g_strcmp0 (action->view, "builder") == 0       ? "build"
+                              : g_strcmp0 (action->view, "experiments") == 0 ? "experiments"
+                                                                             : "train");
+    break;
+  case BP_LESSON_ACTION_COMPARE_RUNS:
+    bp_window_set_place (win, "experiments");
+    break;
+  default:
+    return TRUE;
+  }
+  set_progress (self, lesson, "started");
+  return TRUE;
+}
+
+/* ---- the widget ---- */
+
+static GtkWidget *
+heading (const char *text)
+{
+  GtkWidget *label = gtk_label_new (text);
+  gtk_label_set_xalign (GTK_LABEL (label), 0.0);
+  gtk_widget_add_css_class (label, "title-4");
+  gtk_widget_set_margin_top (label, 12);
+  return label;
+}
+
+static void
+bp_lessons_page_dispose (GObject *object)
+{
+  BpLessonsPage *self = BP_LESSONS_PAGE (object);
+  disconnect_run (self);
+  g_clear_pointer (&self->paned, gtk_widget_unparent);
+  g_clear_pointer (&self->eval, bp_lesson_eval_free);
+  g_clear_pointer (&self->lessons, g_ptr_array_unref);
+  g_clear_pointer (&self->set, bp_lesson_set_free);
+  g_clear_pointer (&self->progress, g_hash_table_unref);
+  g_clear_object (&self->settings);
+  g_clear_pointer (&self->lang, g_free);
+  g_clear_pointer (&self->run_variant, g_free);
+  g_clear_pointer (&self->next_variant, g_free);
+  self->shown = self->active = NULL;
+  G_OBJECT_CLASS (bp_lessons_page_parent_class)->dispose (object);
+}
+
+static void
+bp_lessons_page_class_init (BpLessonsPageClass *klass)
+{
+  G_OBJECT_CLASS (klass)->dispose = bp_lessons_page_dispose;
+  gtk_widget_class_set_layout_manager_type (GTK_WIDGET_CLASS (klass), GTK_TYPE_BIN_LAYOUT);
+}
+
+static void
+bp_lessons_page_init (BpLessonsPage *self)
+{
+  self->settings = g_settings_new ("org.backproplab.Lab");
+  self->progress = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  load_progress (self);
+  /* the interface's language: its translation of this string names it */
+  self->lang = g_strdup (C_("language of the lessons (en or zh_TW)", "en"));
+  g_autoptr (GError) error = NULL;
+  self->set = bp_lesson_set_load (NULL, &error);
+  for (guint i = 0; self->set && i < self->set->warnings->len; i++)
+    g_message ("%s", (char *) self->set->warnings->pdata[i]);
+  self->lessons = self->set ? bp_lesson_set_list (self->set) : g_ptr_array_new ();
+
+  self->paned = gtk_paned_new (GTK_ORIENTATION_HORIZONTAL);
+  gtk_widget_set_parent (self->paned, GTK_WIDGET (self));
+  gtk_paned_set_position (GTK_PANED (self->paned), 300);
+  gtk_paned_set_shrink_start_child (GTK_PANED (self->paned), FALSE);
+
+  self->list = GTK_LIST_BOX (gtk_list_box_new ());
+  gtk_widget_add_css_class (GTK_WIDGET (self->list), "navigation-sidebar");
+  g_signal_connect_swapped (self->list, "row-selected", G_CALLBACK (row_selected_cb), self);
+  GtkWidget *list_scroll = gtk_scrolled_window_new ();
+  gtk_scrolled_window_set_policy (GTK_SCROLLED_WINDOW (list_scroll), GTK_POLICY_NEVER,
+                                  GTK_POLICY_AUTOMATIC);
+  gtk_scrolled_window_set_child (GTK_SCROLLED_WINDOW (list_scroll), GTK_WIDGET (self->list));
+  gtk_widget_set_size_request (list_scroll, 240, -1);
+  gtk_paned_set_start_child (GTK_PANED (self->paned), list_scroll);
+
+  GtkWidget *box = gtk_box_new (GTK_ORIENTATION_VERTICAL, 8);
+  gtk_widget_set_margin_start (box, 24);
+  gtk_widget_set_margin_end (box, 24);
+  gtk_widget_set_margin_top (box, 18);
+  gtk_widget_set_margin_bottom (box, 24);
+  self->title_label = GTK_LABEL (gtk_label_new (self->set ? _("Choose a lesson")
+                                                          : error->message));
+  gtk_label_set_xalign (self->title_label, 0.0);
+  gtk_label_set_wrap (self->title_label, TRUE);
+  gtk_widget_add_css_class (GTK_WIDGET (self->title_label), "dim-label");
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->title_label));
+  self->note_label = GTK_LABEL (gtk_label_new (""));
+  gtk_label_set_xalign (self->note_label, 0.0);
+  gtk_label_set_wrap (self->note_label, TRUE);
+  gtk_widget_add_css_class (GTK_WIDGET (self->note_label), "warning");
+  gtk_widget_set_visible (GTK_WIDGET (self->note_label), FALSE);
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->note_label));
+
+
+  self->steps_heading = heading (_("Steps"));
+  gtk_widget_set_visible (self->steps_heading, FALSE);
+  gtk_box_append (GTK_BOX (box), self->steps_heading);
+  self->steps_box = GTK_BOX (gtk_box_new (GTK_ORIENTATION_VERTICAL, 6));
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->steps_box));
+  self->goals_heading = heading (_("Goals"));
+  gtk_widget_set_visible (self->goals_heading, FALSE);
+  gtk_box_append (GTK_BOX (box), self->goals_heading);
+  self->goals_box = GTK_BOX (gtk_box_new (GTK_ORIENTATION_VERTICAL, 6));
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->goals_box));
+  self->status_label = GTK_LABEL (gtk_label_new (""));
+  gtk_label_set_xalign (self->status_label, 0.0);
+  gtk_label_set_wrap (self->status_label, TRUE);
+  gtk_widget_add_css_class (GTK_WIDGET (self->status_label), "dim-label");
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->status_label));
+
+  /* the steps and goals first, at hand; then the lesson's text */
+  self->text_view = GTK_TEXT_VIEW (gtk_text_view_new ());
+  gtk_text_view_set_editable (self->text_view, FALSE);
+  gtk_text_view_set_cursor_visible (self->text_view, FALSE);
+  gtk_text_view_set_wrap_mode (self->text_view, GTK_WRAP_WORD_CHAR);
+  gtk_text_view_set_pixels_below_lines (self->text_view, 2);
+  gtk_widget_set_margin_top (GTK_WIDGET (self->text_view), 12);
+  gtk_widget_add_css_class (GTK_WIDGET (self->text_view), "inline");
+  create_tags (gtk_text_view_get_buffer (self->text_view));
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->text_view));
+
+  GtkWidget *clamp = adw_clamp_new ();
+  adw_clamp_set_maximum_size (ADW_CLAMP (clamp), 860);
+  adw_clamp_set_child (ADW_CLAMP (clamp), box);
+  GtkWidget *scroll = gtk_scrolled_window_new ();
+  gtk_scrolled_window_set_policy (GTK_SCROLLED_WINDOW (scroll), GTK_POLICY_NEVER,
+                                  GTK_POLICY_AUTOMATIC);
+  gtk_scrolled_window_set_child (GTK_SCROLLED_WINDOW (scroll), clamp);
+  gtk_widget_set_hexpand (scroll, TRUE);
+  gtk_paned_set_end_child (GTK_PANED (self->paned), scroll);
+
+  fill_list (self);
+}
+
+GtkWidget *
+bp_lessons_page_new (void)
+{
+  return g_object_new (BP_TYPE_LESSONS_PAGE, NULL);
+}
+
+const BpLessonSet *
+bp_lessons_page_get_set (BpLessonsPage *self)
+{
+  g_return_val_if_fail (BP_IS_LESSONS_PAGE (self), NULL);
+  return self->set;
+}
+
+const char *
+bp_lessons_page_get_language (BpLessonsPage *self)
+{
+  g_return_val_if_fail (BP_IS_LESSONS_PAGE (self), NULL);
+  return self->lang;
+}
+
+gboolean
+bp_lessons_page_open (BpLessonsPage *self, const char *id)
+{
+  g_return_val_if_fail (BP_IS_LESSONS_PAGE (self), FALSE);
+  const BpLesson *lesson = self->set ? bp_lesson_set_find (self->set, id) : NULL;
+  if (!lesson)
+    return FALSE;
+  for (GtkWidget *row = gtk_widget_get_first_child (GTK_WIDGET (self->list)); row;
+       row = gtk_widget_get_next_sibling (row))
+    if (g_object_get_data (G_OBJECT (row), "bp-lesson") == lesson)
+      gtk_list_box_select_row (self->list, GTK_LIST_BOX_ROW (row));
+  if (self->shown != lesson)
+    show_lesson (self, lesson);
+  return TRUE;
+}
+
+const BpLesson *
+bp_lessons_page_get_shown (BpLessonsPage *self)
+{
+  g_return_val_if_fail (BP_IS_LESSONS_PAGE (self), NULL);
+  return self->shown;
+}
+
+GtkTextView *
+bp_lessons_page_get_text_view (BpLessonsPage *self)
+{
+  g_return_val_if_fail (BP_IS_LESSONS_PAGE (self), NULL);
+  return self->text_view;
+}
+
+BpLessonGoalState
+bp_lessons_page_get_goal_state (BpLessonsPage *self, guint k)
+{
+  g_return_val_if_fail (BP_IS_LESSONS_PAGE (self), BP_LESSON_GOAL_PENDING);
+  BpLessonEval *eval = shown_eval (self);
+  if (!eval || k >= bp_lesson_eval_get_n_goals (eval))
+    return BP_LESSON_GOAL_PENDING;
+  return bp_lesson_eval_get_result (eval, k)->state;
+}
+
+BpTrainRun *
+bp_lessons_page_get_run (BpLessonsPage *self)
+{
+  g_return_val_if_fail (BP_IS_LESSONS_PAGE (self), NULL);
+  return self->run;
+}

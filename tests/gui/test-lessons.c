@@ -1,0 +1,254 @@
+/* test-lessons.c: drives the Lessons place under Xvfb: lesson 1.1 shown with its Markdown
+ * rendered, its model loaded into the builder, its quick run started and its goal ticked, the
+ * run tagged in the store, progress remembered; a broken lesson folder still lists the others;
+ * screenshots in English and zh_TW. */
+#include "config.h"
+
+#include <adwaita.h>
+#include <string.h>
+
+#include "bp-application.h"
+#include "bp-build-page.h"
+#include "bp-gui-test.h"
+#include "bp-lessons-page.h"
+#include "bp-run-recording.h"
+#include "bp-spec.h"
+#include "bp-store.h"
+#include "bp-train-page.h"
+#include "bp-window.h"
+
+static GtkApplication *app;
+static char *tmp_dir;
+
+static gboolean
+is_mapped (gpointer data)
+{
+  return gtk_widget_get_mapped (GTK_WIDGET (data));
+}
+
+static gboolean
+is_ended (gpointer data)
+{
+  BpTrainRun *run = bp_train_page_get_run (data);
+  return run && !bp_train_run_is_active (run);
+}
+
+static BpWindow *
+open_window (BpLessonsPage **page)
+{
+  BpWindow *window = bp_window_new (app);
+  gtk_window_present (GTK_WINDOW (window));
+  g_assert_true (bp_gui_wait (is_mapped, window, 5000));
+  g_assert_true (bp_window_set_place (window, "lessons"));
+  *page = BP_LESSONS_PAGE (bp_window_get_page (window, "lessons"));
+  g_assert_true (BP_IS_LESSONS_PAGE (*page));
+  g_assert_true (bp_gui_wait (is_mapped, *page, 2000));
+  return window;
+}
+
+static gboolean
+has_tag_at_start (GtkTextBuffer *buffer, const char *name)
+{
+  GtkTextIter start;
+  gtk_text_buffer_get_start_iter (buffer, &start);
+  GtkTextTag *tag = gtk_text_tag_table_lookup (gtk_text_buffer_get_tag_table (buffer), name);
+  return tag && gtk_text_iter_has_tag (&start, tag);
+}
+
+/* Whether some text of the buffer carries the tag. */
+static gboolean
+has_tag (GtkTextBuffer *buffer, const char *name)
+{
+  GtkTextIter it;
+  gtk_text_buffer_get_start_iter (buffer, &it);
+  GtkTextTag *tag = gtk_text_tag_table_lookup (gtk_text_buffer_get_tag_table (buffer), name);
+  return tag && (gtk_text_iter_has_tag (&it, tag) || gtk_text_iter_forward_to_tag_toggle (&it, tag));
+}
+
+static void
+run_lesson_1_1 (const char *lang, const char *title, const char *screenshot)
+{
+  BpLessonsPage *page;
+  BpWindow *window = open_window (&page);
+  g_assert_cmpstr (bp_lessons_page_get_language (page), ==, lang);
+  g_autoptr (GSettings) settings = g_settings_new ("org.backproplab.Lab");
+  g_settings_reset (settings, "lesson-progress");
+  g_assert_cmpstr (bp_lessons_page_get_progress (page, "tensors-and-shapes"), ==, "not-started");
+
+  g_assert_false (bp_lessons_page_open (page, "no-such-lesson"));
+  g_assert_true (bp_lessons_page_open (page, "1.1"));
+  const BpLesson *lesson = bp_lessons_page_get_shown (page);
+  g_assert_cmpstr (lesson->id, ==, "tensors-and-shapes");
+
+  /* the Markdown is rendered: a heading first, code and table text in monospace */
+  GtkTextBuffer *buffer = gtk_text_view_get_buffer (bp_lessons_page_get_text_view (page));
+  GtkTextIter start, end;
+  gtk_text_buffer_get_bounds (buffer, &start, &end);
+  g_autofree char *text = gtk_text_buffer_get_text (buffer, &start, &end, FALSE);
+  g_assert_true (g_str_has_prefix (text, title));
+  g_assert_null (strstr (text, "# ")); /* no Markdown syntax left */
+  g_assert_true (has_tag_at_start (buffer, "h1"));
+  g_assert_true (has_tag (buffer, "h2"));
+  g_assert_true (has_tag (buffer, "code"));
+  g_assert_true (has_tag (buffer, "table"));
+  bp_gui_spin (300);
+
+  /* step 1: the MLP goes to the builder */
+  g_autoptr (GError) error = NULL;
+  g_assert_true (bp_lessons_page_activate_step (page, 0, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (bp_window_get_place (window), ==, "build");
+  const BpSpec *spec = bp_build_page_get_spec (BP_BUILD_PAGE (bp_window_get_page (window,
+                                                                                 "build")));
+  g_autoptr (BpSpec) mlp = bp_spec_parse (bp_preset_find ("mlp")->json, NULL);
+  g_assert_cmpint (spec->n_nodes, ==, mlp->n_nodes);
+  g_assert_cmpstr (bp_lessons_page_get_progress (page, "tensors-and-shapes"), ==, "started");
+
+  /* step 3: its quick run on the Train page; the goal is ticked when the epoch reports */
+  BpTrainPage *train = BP_TRAIN_PAGE (bp_window_get_page (window, "train"));
+  g_assert_cmpint (bp_lessons_page_get_goal_state (page, 0), ==, BP_LESSON_GOAL_PENDING);
+  g_assert_true (bp_lessons_page_activate_step (page, 2, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (bp_window_get_place (window), ==, "train");
+  /* a second start while it trains is refused with a message */
+  g_assert_false (bp_lessons_page_activate_step (page, 2, &error));
+  g_assert_nonnull (error);
+  g_clear_error (&error);
+  g_assert_true (bp_gui_wait (is_ended, train, 60000));
+  BpTrainRun *run = bp_train_page_get_run (train);
+  g_assert_cmpint (bp_train_run_get_state (run), ==, BP_TRAIN_STATE_FINISHED);
+  g_assert_cmpint (bp_train_run_get_config (run)->limit_train, ==, 2000);
+  g_assert_cmpstr (bp_train_run_get_config (run)->model, ==, "mlp");
+  bp_gui_spin (200);
+  g_assert_cmpint (bp_lessons_page_get_goal_state (page, 0), ==, BP_LESSON_GOAL_MET);
+  g_assert_cmpstr (bp_lessons_page_get_progress (page, "tensors-and-shapes"), ==, "done");
+  g_auto (GStrv) progress = g_settings_get_strv (settings, "lesson-progress");
+  g_assert_true (g_strv_contains ((const char *const *) progress, "tensors-and-shapes:done"));
+
+  /* the run is stored, tagged with the lesson */
+  g_autofree char *db = bp_lab_store_path ();
+  g_autoptr (BpStore) store = bp_store_open (db, &error);
+  g_assert_no_error (error);
+  g_autoptr (GPtrArray) runs = bp_store_list_runs (store, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (runs->len, >=, 1);
+  BpRun *newest = runs->pdata[0];
+  g_assert_true (g_strv_contains ((const char *const *) newest->tags, "lesson:tensors-and-shapes"));
+  g_assert_true (g_strv_contains ((const char *const *) newest->tags, "quick"));
+
+  /* the step's open-view shows the curves on the Train page */
+  g_assert_true (bp_window_set_place (window, "lessons"));
+  g_assert_true (bp_lessons_page_activate_step (page, 3, &error));
+  g_assert_cmpstr (bp_window_get_place (window), ==, "train");
+  g_assert_true (bp_window_set_place (window, "lessons"));
+  bp_gui_spin (300);
+  g_free (bp_gui_screenshot (GTK_WIDGET (window), screenshot));
+  bp_gui_destroy_window (GTK_WIDGET (window));
+
+  /* a new window remembers the progress (the settings) */
+  window = open_window (&page);
+  g_assert_cmpstr (bp_lessons_page_get_progress (page, "tensors-and-shapes"), ==, "done");
+  g_assert_cmpstr (bp_lessons_page_get_progress (page, "autograd"), ==, "not-started");
+  bp_gui_destroy_window (GTK_WIDGET (window));
+  g_settings_reset (settings, "lesson-progress");
+}
+
+static void
+test_run (void)
+{
+  run_lesson_1_1 ("en", "Tensors and shapes", "lessons-en");
+}
+
+static void
+test_zh_tw (void)
+{
+  run_lesson_1_1 ("zh_TW", "張量與形狀", "lessons-zh_TW");
+}
+
+/* A lesson that is not runnable yet says why and has no Start. */
+static void
+test_not_runnable (void)
+{
+  BpLessonsPage *page;
+  BpWindow *window = open_window (&page);
+  const BpLesson *lesson = NULL;
+  GPtrArray *all = bp_lesson_set_list (bp_lessons_page_get_set (page));
+  for (guint i = 0; i < all->len && !lesson; i++)
+    if (!((BpLesson *) all->pdata[i])->experiment)
+      lesson = all->pdata[i];
+  g_ptr_array_unref (all);
+  g_assert_nonnull (lesson);
+  g_assert_true (bp_lessons_page_open (page, lesson->id));
+  for (guint k = 0; k < lesson->steps->len; k++) {
+    BpLessonActionKind kind = ((BpLessonStep *) lesson->steps->pdata[k])->action.kind;
+    if (kind == BP_LESSON_ACTION_START_TRAINING || kind == BP_LESSON_ACTION_SET_CONFIG) {
+      g_autoptr (GError) error = NULL;
+      g_assert_false (bp_lessons_page_activate_step (page, k, &error));
+      g_assert_nonnull (error);
+    }
+  }
+  bp_gui_destroy_window (GTK_WIDGET (window));
+}
+
+static void
+test_broken_folder (void)
+{
+  g_autofree char *dir = g_build_filename (tmp_dir, "lessons", NULL);
+  g_autofree char *cp = g_strdup_printf ("cp -r '%s' '%s'", bp_lessons_default_dir (), dir);
+  int status = -1;
+  g_assert_true (g_spawn_command_line_sync (cp, NULL, NULL, &status, NULL));
+  g_assert_cmpint (status, ==, 0);
+  g_autofree char *json = g_build_filename (dir, "01-foundations", "02-autograd", "lesson.json",
+                                            NULL);
+  g_assert_true (g_file_set_contents (json, "{\"format\": 1, \"id\": ", -1, NULL));
+  g_setenv ("BP_LESSONS_DIR", dir, TRUE);
+
+  BpLessonsPage *page;
+  BpWindow *window = open_window (&page);
+  const BpLessonSet *set = bp_lessons_page_get_set (page);
+  g_assert_nonnull (set);
+  g_assert_cmpuint (set->warnings->len, >=, 1);
+  g_assert_false (bp_lessons_page_open (page, "autograd"));
+  g_assert_true (bp_lessons_page_open (page, "tensors-and-shapes"));
+  g_assert_true (bp_lessons_page_open (page, "learning-rate"));
+  GPtrArray *all = bp_lesson_set_list (set);
+  g_assert_cmpuint (all->len, >=, 10);
+  g_ptr_array_unref (all);
+  bp_gui_destroy_window (GTK_WIDGET (window));
+
+  /* a folder that cannot be read: the page says so and lists nothing */
+  g_autofree char *missing = g_build_filename (tmp_dir, "no-lessons", NULL);
+  g_setenv ("BP_LESSONS_DIR", missing, TRUE);
+  window = open_window (&page);
+  g_assert_null (bp_lessons_page_get_set (page));
+  g_assert_false (bp_lessons_page_open (page, "tensors-and-shapes"));
+  bp_gui_destroy_window (GTK_WIDGET (window));
+  g_unsetenv ("BP_LESSONS_DIR");
+}
+
+int
+main (int argc, char **argv)
+{
+  tmp_dir = g_dir_make_tmp ("bp-lessons-XXXXXX", NULL);
+  g_assert_nonnull (tmp_dir);
+  g_autofree char *db = g_build_filename (tmp_dir, "experiments.db", NULL);
+  g_setenv ("BP_DB", db, TRUE);
+  g_setenv ("BP_LESSON_QUICK", "1", TRUE);
+  if (!bp_gui_test_init (&argc, &argv))
+    return 0;
+  app = GTK_APPLICATION (bp_application_new ());
+  g_autoptr (GError) error = NULL;
+  g_assert_true (g_application_register (G_APPLICATION (app), NULL, &error));
+  g_assert_no_error (error);
+
+  g_test_add_func ("/lessons/run", test_run);
+  g_test_add_func ("/lessons/not-runnable", test_not_runnable);
+  g_test_add_func ("/lessons/broken-folder", test_broken_folder);
+  g_test_add_func ("/lessons/zh_TW", test_zh_tw);
+  int status = g_test_run ();
+  g_object_unref (app);
+  g_autofree char *rm = g_strdup_printf ("rm -rf '%s'", tmp_dir);
+  g_spawn_command_line_sync (rm, NULL, NULL, NULL, NULL);
+  g_free (tmp_dir);
+  return status;
+}
