@@ -240,9 +240,15 @@ render_markdown (GtkTextBuffer *buffer, const char *markdown)
     case CMARK_NODE_CODE:
       insert (&r, cmark_node_get_literal (node), tag (&r, "code"));
       break;
-    case CMARK_NODE_SOFTBREAK:
-      insert (&r, r.table ? "\n" : " ", NULL);
+    case CMARK_NODE_SOFTBREAK: {
+      /* a line break inside a Chinese sentence joins its lines without a space */
+      GtkTextIter last;
+      gtk_text_buffer_get_end_iter (buffer, &last);
+      gboolean wide = gtk_text_iter_backward_char (&last) &&
+                      g_unichar_iswide (gtk_text_iter_get_char (&last));
+      insert (&r, r.table ? "\n" : wide ? "" : " ", NULL);
       break;
+    }
     case CMARK_NODE_LINEBREAK:
       insert (&r, "\n", NULL);
       break;
@@ -781,6 +787,14 @@ bp_lessons_page_init (BpLessonsPage *self)
   gtk_paned_set_end_child (GTK_PANED (self->paned), scroll);
 
   fill_list (self);
+  /* the first lesson whose goals are not met yet */
+  for (guint i = 0; i < self->lessons->len; i++) {
+    const BpLesson *lesson = self->lessons->pdata[i];
+    if (g_strcmp0 (g_hash_table_lookup (self->progress, lesson->id), "done") != 0) {
+      bp_lessons_page_open (self, lesson->id);
+      break;
+    }
+  }
 }
 
 GtkWidget *

@@ -91,6 +91,14 @@ run_lesson_1_1 (const char *lang, const char *title, const char *screenshot)
   g_assert_true (has_tag (buffer, "h2"));
   g_assert_true (has_tag (buffer, "code"));
   g_assert_true (has_tag (buffer, "table"));
+  /* lines of a Chinese paragraph join without a space */
+  for (const char *p = text; *p; p = g_utf8_next_char (p)) {
+    const char *q = g_utf8_next_char (p);
+    if (g_unichar_iswide (g_utf8_get_char (p)) && *q == ' ')
+      g_assert_false (g_unichar_iswide (g_utf8_get_char (q + 1)));
+  }
+  if (g_str_equal (lang, "zh_TW"))
+    g_assert_nonnull (strstr (text, "張量"));
   bp_gui_spin (300);
 
   /* step 1: the MLP goes to the builder */
