@@ -11,7 +11,9 @@
 #include <string.h>
 
 #include "bp-build-page.h"
+#include "bp-experiments-page.h"
 #include "bp-spec.h"
+#include "bp-text.h"
 #include "bp-train-page.h"
 #include "bp-window.h"
 
@@ -38,6 +40,7 @@ struct _BpLessonsPage {
   BpTrainRun *run;
   char *run_variant;
   char *next_variant; /* chosen by a set action for the next start */
+  double baseline;    /* the run's corpus's unigram loss (NaN: image data or unknown) */
 };
 
 G_DEFINE_FINAL_TYPE (BpLessonsPage, bp_lessons_page, GTK_TYPE_WIDGET)
@@ -376,6 +379,66 @@ shown_eval (BpLessonsPage *self)
   return self->shown && self->shown == self->active ? self->eval : NULL;
 }
 
+static const struct {
+  const char *name, *title;
+} metric_titles[] = {
+  {"train_loss", N_("training loss")},
+  {"train_accuracy", N_("training accuracy")},
+  {"val_loss", N_("validation loss")},
+  {"val_accuracy", N_("validation accuracy")},
+  {"test_loss", N_("test loss")},
+  {"test_accuracy", N_("test accuracy")},
+  {"val_class_accuracy", N_("validation accuracy")},
+};
+
+static const char *
+variant_title (BpLessonsPage *self, const BpLesson *lesson, const char *id)
+{
+  const BpLessonVariant *v = bp_lesson_find_variant (lesson, id);
+  const char *title = v ? bp_lesson_text_get (&v->title, self->lang) : NULL;
+  return title && *title ? title : id;
+}
+
+/* A goal in the interface's language, e.g. "validation accuracy ≥ 0.87 within 3 epochs". */
+static char *
+describe_goal (BpLessonsPage *self, const BpLesson *lesson, const BpLessonGoal *g)
+{
+  const char *metric = g->metric;
+  for (guint i = 0; i < G_N_ELEMENTS (metric_titles); i++)
+    if (g_strcmp0 (g->metric, metric_titles[i].name) == 0)
+      metric = _(metric_titles[i].title);
+  GString *s = g_string_new (NULL);
+  if (g->class_name)
+    g_string_printf (s, _("%s of class %s"), metric, g->class_name);
+  else
+    g_string_assign (s, metric);
+  const char *op = bp_lesson_op_to_string (g->op);
+  if (g->kind == BP_LESSON_GOAL_COMPARE) {
+    g_string_append_printf (s, ": %s %s %s", variant_title (self, lesson, g->a), op,
+                            variant_title (self, lesson, g->b));
+    if (g->margin != 0)
+      g_string_append_printf (s, " %s %g", g->margin > 0 ? "±" : "∓", fabs (g->margin));
+    return g_string_free (s, FALSE);
+  }
+  if (g->baseline && g->value != 0)
+    g_string_append_printf (s, " %s %s %+g", op, _("the unigram baseline"), g->value);
+  else if (g->baseline)
+    g_string_append_printf (s, " %s %s", op, _("the unigram baseline"));
+  else
+    g_string_append_printf (s, " %s %g", op, g->value);
+  if (g->within_epochs > 0) {
+    g_string_append_c (s, ' ');
+    g_string_append_printf (s, g_dngettext (NULL, "within %d epoch", "within %d epochs",
+                                            g->within_epochs),
+                            g->within_epochs);
+  }
+  if (g->variant) {
+    g_string_append_c (s, ' ');
+    g_string_append_printf (s, _("(run %s)"), variant_title (self, lesson, g->variant));
+  }
+  return g_string_free (s, FALSE);
+}
+
 static void
 update_goals (BpLessonsPage *self)
 {
@@ -396,7 +459,7 @@ update_goals (BpLessonsPage *self)
                                                       ? "window-close-symbolic"
                                                       : "content-loading-symbolic");
     gtk_box_append (GTK_BOX (box), icon);
-    g_autofree char *describe = bp_lesson_goal_describe (goals->pdata[k]);
+    g_autofree char *describe = describe_goal (self, lesson, goals->pdata[k]);
     GtkWidget *label = gtk_label_new (describe);
     gtk_label_set_xalign (GTK_LABEL (label), 0.0);
     gtk_label_set_wrap (GTK_LABEL (label), TRUE);
@@ -547,7 +610,7 @@ run_epoch_cb (BpTrainRun *run, BpTrainEpoch *e, BpLessonsPage *self)
   event.val_accuracy = e->val_accuracy;
   event.test_loss = event.test_accuracy = NAN;
   event.lr = e->lr;
-  event.baseline_loss = NAN;
+  event.baseline_loss = self->baseline;
   event.n_classes = e->n_classes;
   event.confusion = (const int64_t *) e->confusion;
   event.class_names = (const char *const *) e->class_names;
@@ -566,7 +629,7 @@ run_finished_cb (BpTrainRun *run, BpLessonsPage *self)
     event.train_loss = event.train_accuracy = event.val_loss = event.val_accuracy = NAN;
     event.test_loss = p->test_loss;
     event.test_accuracy = p->test_accuracy;
-    event.baseline_loss = NAN;
+    event.baseline_loss = self->baseline;
     bp_lesson_eval_event (self->eval, self->run_variant, &event);
   }
   if (self->eval)
@@ -587,6 +650,23 @@ start_training (BpLessonsPage *self, const BpLesson *lesson, const char *variant
   BpTrainConfig config;
   if (!bp_lesson_make_config (lesson, variant, quick (), &config, error))
     return FALSE;
+  /* goals against the unigram baseline need the corpus's, as the trainer splits it */
+  self->baseline = NAN;
+  gboolean needs_baseline = FALSE;
+  GPtrArray *goals = quick () ? lesson->test_goals : lesson->goals;
+  for (guint k = 0; k < goals->len; k++)
+    needs_baseline |= ((BpLessonGoal *) goals->pdata[k])->baseline;
+  if (needs_baseline && config.dataset && !strchr (config.dataset, '+') &&
+      !g_str_has_prefix (config.dataset, "file:")) {
+    BpTextOptions o = BP_TEXT_OPTIONS_INIT;
+    o.val_fraction = config.val_fraction;
+    o.seed = config.seed;
+    BpTextCorpus *corpus = bp_text_corpus_load (config.dataset, &o, error);
+    if (!corpus)
+      return FALSE;
+    self->baseline = corpus->unigram_loss;
+    bp_text_corpus_free (corpus);
+  }
   g_autofree char *tag = bp_lesson_run_tag (lesson);
   const char *tags[] = {tag, quick () ? "quick" : NULL, NULL};
   if (!bp_train_page_start_config (train, &config, tags, error))
@@ -654,9 +734,15 @@ bp_lessons_page_activate_step (BpLessonsPage *self, guint k, GError **error)
                               : g_strcmp0 (action->view, "experiments") == 0 ? "experiments"
                                                                              : "train");
     break;
-  case BP_LESSON_ACTION_COMPARE_RUNS:
+  case BP_LESSON_ACTION_COMPARE_RUNS: {
+    /* the Experiments list, searched for the lesson's runs */
+    g_autofree char *tag = bp_lesson_run_tag (lesson);
+    bp_experiments_page_set_search (BP_EXPERIMENTS_PAGE (bp_window_get_page (win,
+                                                                             "experiments")),
+                                    tag);
     bp_window_set_place (win, "experiments");
     break;
+  }
   default:
     return TRUE;
   }
@@ -705,6 +791,7 @@ static void
 bp_lessons_page_init (BpLessonsPage *self)
 {
   self->settings = g_settings_new ("org.backproplab.Lab");
+  self->baseline = NAN;
   self->progress = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   load_progress (self);
   /* the interface's language: its translation of this string names it */
