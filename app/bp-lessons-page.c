@@ -416,8 +416,11 @@ describe_goal (BpLessonsPage *self, const BpLesson *lesson, const BpLessonGoal *
   if (g->kind == BP_LESSON_GOAL_COMPARE) {
     g_string_append_printf (s, ": %s %s %s", variant_title (self, lesson, g->a), op,
                             variant_title (self, lesson, g->b));
-    if (g->margin != 0)
-      g_string_append_printf (s, " %s %g", g->margin > 0 ? "±" : "∓", fabs (g->margin));
+    /* >= and >: a op b + margin; <= and <: a op b - margin */
+    double offset = g->op == BP_LESSON_OP_GE || g->op == BP_LESSON_OP_GT ? g->margin
+                                                                          : -g->margin;
+    if (offset != 0)
+      g_string_append_printf (s, " %s %g", offset > 0 ? "+" : "−", fabs (offset));
     return g_string_free (s, FALSE);
   }
   if (g->baseline && g->value != 0)
@@ -468,9 +471,13 @@ update_goals (BpLessonsPage *self)
     const char *state_text = state == BP_LESSON_GOAL_MET      ? _("Met")
                              : state == BP_LESSON_GOAL_MISSED ? _("Not met")
                                                               : _("Not yet");
-    g_autofree char *text = res && isfinite (res->value)
-                              ? g_strdup_printf ("%s (%.4g)", state_text, res->value)
-                              : g_strdup (state_text);
+    const BpLessonGoal *goal = goals->pdata[k];
+    g_autofree char *text =
+      res && goal->kind == BP_LESSON_GOAL_COMPARE && isfinite (res->value) &&
+          isfinite (res->other)
+        ? g_strdup_printf ("%s (%.4g, %.4g)", state_text, res->value, res->other)
+      : res && isfinite (res->value) ? g_strdup_printf ("%s (%.4g)", state_text, res->value)
+                                     : g_strdup (state_text);
     GtkWidget *state_label = gtk_label_new (text);
     gtk_widget_add_css_class (state_label, state == BP_LESSON_GOAL_MET      ? "success"
                                            : state == BP_LESSON_GOAL_MISSED ? "error"
@@ -669,6 +676,9 @@ start_training (BpLessonsPage *self, const BpLesson *lesson, const char *variant
   }
   g_autofree char *tag = bp_lesson_run_tag (lesson);
   const char *tags[] = {tag, quick () ? "quick" : NULL, NULL};
+  /* a run that has ended without its ::finished handled yet is counted first */
+  if (self->run && !bp_train_run_is_active (self->run))
+    run_finished_cb (self->run, self);
   if (!bp_train_page_start_config (train, &config, tags, error))
     return FALSE;
   if (self->active != lesson) {

@@ -9,6 +9,7 @@
 
 #include "bp-application.h"
 #include "bp-build-page.h"
+#include "bp-experiments-page.h"
 #include "bp-gui-test.h"
 #include "bp-lessons-page.h"
 #include "bp-run-recording.h"
@@ -173,6 +174,46 @@ test_zh_tw (void)
   run_lesson_1_1 ("zh_TW", "張量與形狀", "lessons-zh_TW");
 }
 
+/* Lesson 1.3 runs three variants one after another; its compare goals are decided once the
+ * runs they compare have ended, and Compare the runs lists them in Experiments. */
+static void
+test_variants (void)
+{
+  BpLessonsPage *page;
+  BpWindow *window = open_window (&page);
+  BpTrainPage *train = BP_TRAIN_PAGE (bp_window_get_page (window, "train"));
+  g_assert_true (bp_lessons_page_open (page, "learning-rate"));
+  const BpLesson *lesson = bp_lessons_page_get_shown (page);
+  g_assert_cmpuint (lesson->test_goals->len, ==, 2);
+  g_autoptr (GError) error = NULL;
+  for (guint k = 0; k < 3; k++) {
+    g_assert_true (bp_lessons_page_activate_step (page, k, &error));
+    g_assert_no_error (error);
+    g_assert_true (bp_gui_wait (is_ended, train, 60000));
+    g_assert_cmpint (bp_train_run_get_state (bp_train_page_get_run (train)), ==,
+                     BP_TRAIN_STATE_FINISHED);
+    bp_gui_spin (100);
+    /* right >= too-small is decided once both have run, right >= too-large after the third */
+    g_assert_cmpint (bp_lessons_page_get_goal_state (page, 0), ==,
+                     k == 0 ? BP_LESSON_GOAL_PENDING : BP_LESSON_GOAL_MET);
+    g_assert_cmpint (bp_lessons_page_get_goal_state (page, 1), ==,
+                     k < 2 ? BP_LESSON_GOAL_PENDING : BP_LESSON_GOAL_MET);
+  }
+  g_assert_cmpfloat (bp_train_run_get_config (bp_train_page_get_run (train))->optim.lr, ==, 0.1f);
+  g_assert_cmpstr (bp_lessons_page_get_progress (page, "learning-rate"), ==, "done");
+  g_assert_true (bp_window_set_place (window, "lessons"));
+  bp_gui_spin (300);
+  g_free (bp_gui_screenshot (GTK_WIDGET (window), "lessons-variants-en"));
+  g_assert_true (bp_lessons_page_activate_step (page, 3, &error));
+  g_assert_cmpstr (bp_window_get_place (window), ==, "experiments");
+  BpExperimentsPage *experiments = BP_EXPERIMENTS_PAGE (bp_window_get_page (window,
+                                                                           "experiments"));
+  g_assert_true (bp_gui_wait (is_mapped, experiments, 2000));
+  g_assert_true (bp_experiments_page_refresh (experiments));
+  g_assert_cmpuint (bp_experiments_page_get_shown_runs (experiments)->len, ==, 3);
+  bp_gui_destroy_window (GTK_WIDGET (window));
+}
+
 /* A lesson that is not runnable yet says why and has no Start. */
 static void
 test_not_runnable (void)
@@ -250,6 +291,7 @@ main (int argc, char **argv)
   g_assert_no_error (error);
 
   g_test_add_func ("/lessons/run", test_run);
+  g_test_add_func ("/lessons/variants", test_variants);
   g_test_add_func ("/lessons/not-runnable", test_not_runnable);
   g_test_add_func ("/lessons/broken-folder", test_broken_folder);
   g_test_add_func ("/lessons/zh_TW", test_zh_tw);
