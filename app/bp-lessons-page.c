@@ -944,6 +944,13 @@ bp_lessons_page_get_text_view (BpLessonsPage *self)
   return self->text_view;
 }
 
+const char *
+bp_lessons_page_get_note (BpLessonsPage *self)
+{
+  g_return_val_if_fail (BP_IS_LESSONS_PAGE (self), NULL);
+  return gtk_label_get_text (self->note_label);
+}
+
 BpLessonGoalState
 bp_lessons_page_get_goal_state (BpLessonsPage *self, guint k)
 {

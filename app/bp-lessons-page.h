@@ -22,6 +22,8 @@ const char *bp_lessons_page_get_language (BpLessonsPage *self);
 gboolean bp_lessons_page_open (BpLessonsPage *self, const char *id);
 const BpLesson *bp_lessons_page_get_shown (BpLessonsPage *self);
 GtkTextView *bp_lessons_page_get_text_view (BpLessonsPage *self);
+/* The note above the steps: why the lesson cannot run yet, or how its runs go ("" for none). */
+const char *bp_lessons_page_get_note (BpLessonsPage *self);
 /* Does what step k of the shown lesson's button does; FALSE with a message when it cannot. */
 gboolean bp_lessons_page_activate_step (BpLessonsPage *self, guint k, GError **error);
 /* The state of goal k of the shown lesson in its latest run (PENDING before any). */

@@ -80,6 +80,7 @@ run_lesson_1_1 (const char *lang, const char *title, const char *screenshot)
   g_assert_true (bp_lessons_page_open (page, "1.1"));
   const BpLesson *lesson = bp_lessons_page_get_shown (page);
   g_assert_cmpstr (lesson->id, ==, "tensors-and-shapes");
+  g_assert_cmpstr (bp_lessons_page_get_note (page), ==, ""); /* runnable, one run */
 
   /* the Markdown is rendered: a heading first, code and table text in monospace */
   GtkTextBuffer *buffer = gtk_text_view_get_buffer (bp_lessons_page_get_text_view (page));
@@ -228,6 +229,9 @@ test_not_runnable (void)
   g_ptr_array_unref (all);
   g_assert_nonnull (lesson);
   g_assert_true (bp_lessons_page_open (page, lesson->id));
+  const char *why = bp_lesson_text_get (&lesson->not_runnable, "en");
+  g_assert_cmpuint (strlen (why), >, 0);
+  g_assert_nonnull (strstr (bp_lessons_page_get_note (page), why));
   for (guint k = 0; k < lesson->steps->len; k++) {
     BpLessonActionKind kind = ((BpLessonStep *) lesson->steps->pdata[k])->action.kind;
     if (kind == BP_LESSON_ACTION_START_TRAINING || kind == BP_LESSON_ACTION_SET_CONFIG) {
