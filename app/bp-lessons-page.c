@@ -869,6 +869,10 @@ bp_lessons_page_init (BpLessonsPage *self)
   gtk_text_view_set_wrap_mode (self->text_view, GTK_WRAP_WORD_CHAR);
   gtk_text_view_set_pixels_below_lines (self->text_view, 2);
   gtk_widget_set_margin_top (GTK_WIDGET (self->text_view), 12);
+  gtk_text_view_set_left_margin (self->text_view, 18);
+  gtk_text_view_set_right_margin (self->text_view, 18);
+  gtk_text_view_set_top_margin (self->text_view, 12);
+  gtk_text_view_set_bottom_margin (self->text_view, 18);
   gtk_widget_add_css_class (GTK_WIDGET (self->text_view), "inline");
   create_tags (gtk_text_view_get_buffer (self->text_view));
   gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->text_view));
