@@ -27,6 +27,7 @@
 #endif
 
 #include "bp-backend.h"
+#include "bp-cli.h"
 #include "bp-cmd-attention.h"
 #include "bp-cmd-lessons.h"
 #include "cuda/bp-cuda.h"
@@ -109,38 +110,6 @@ parse_int (const char *s, gint64 *out)
 
 /* ---- device choice ---- */
 
-/* Resolves "cpu", "cuda" or "auto"; prints the fallback line for auto. */
-static gboolean
-choose_device (const char *name, BpDevice *device, gboolean quiet, GError **error)
-{
-  if (g_strcmp0 (name, "cpu") == 0) {
-    *device = BP_DEVICE_CPU;
-    return TRUE;
-  }
-  if (g_strcmp0 (name, "cuda") != 0 && g_strcmp0 (name, "auto") != 0) {
-    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                 "--device must be cpu, cuda or auto, not \"%s\"", name);
-    return FALSE;
-  }
-  char why[256] = "";
-  if (bp_cuda_init (why, sizeof why) == BP_OK) {
-    const BpBackend *be = bp_backend (BP_DEVICE_CUDA);
-    if (be && be->eltwise && be->conv && be->norm && be->loss && be->optim) {
-      *device = BP_DEVICE_CUDA;
-      return TRUE;
-    }
-    g_strlcpy (why, "the CUDA backend has no training kernels yet", sizeof why);
-  }
-  if (g_strcmp0 (name, "cuda") == 0) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "--device cuda: %s", why);
-    return FALSE;
-  }
-  if (!quiet)
-    fprintf (stderr, "%s: no usable GPU (%s): training on the CPU\n", prog, why);
-  *device = BP_DEVICE_CPU;
-  return TRUE;
-}
-
 /* ---- the experiment store ---- */
 
 /* The busy timeout for the store: $BP_BUSY_TIMEOUT_MS, else the store's default (5 s). */
@@ -187,17 +156,6 @@ open_store (const char *cmd, const char *db, StoreMode mode, BpStore **out)
   return 0;
 }
 
-static gboolean
-all_digits (const char *s)
-{
-  if (!*s)
-    return FALSE;
-  for (; *s; s++)
-    if (!g_ascii_isdigit (*s))
-      return FALSE;
-  return TRUE;
-}
-
 /* RUN is a run id or a run name (which must name exactly one run). */
 static int
 resolve_run (const char *cmd, BpStore *store, const char *db, const char *spec, gint64 *id)
@@ -207,7 +165,7 @@ resolve_run (const char *cmd, BpStore *store, const char *db, const char *spec, 
   if (!store)
     return fail_printf (cmd, "no run \"%s\": there is no database at %s", spec, shown);
   g_autoptr (GError) error = NULL;
-  if (all_digits (spec)) {
+  if (bp_cli_all_digits (spec)) {
     gint64 v;
     if (!parse_int (spec, &v))
       return fail_printf (cmd, "no run %s in %s", spec, shown);
@@ -453,32 +411,6 @@ json_add_run_summary (Jw *b, const BpRun *r)
 
 /* ---- train ---- */
 
-/* SIGINT and SIGTERM stop training after the current step (a second one ends the program at
- * once: the handler is reset after the first). */
-static volatile sig_atomic_t stop_signal = 0;
-
-static void
-on_stop_signal (int sig)
-{
-  stop_signal = sig;
-  static const char msg[] = "\nstopping after this step (again to quit at once)\n";
-  if (write (STDERR_FILENO, msg, sizeof msg - 1) < 0) {
-    /* nothing to do */
-  }
-}
-
-static void
-catch_stop_signals (void)
-{
-  struct sigaction sa;
-  memset (&sa, 0, sizeof sa);
-  sa.sa_handler = on_stop_signal;
-  sa.sa_flags = SA_RESETHAND | SA_RESTART;
-  sigemptyset (&sa.sa_mask);
-  sigaction (SIGINT, &sa, NULL);
-  sigaction (SIGTERM, &sa, NULL);
-}
-
 typedef struct {
   gboolean json;
   gboolean tty;
@@ -703,7 +635,7 @@ train_event (const BpTrainEvent *ev, gpointer user_data)
     fflush (stdout);
     break;
   }
-  return !stop_signal && !out->record_error;
+  return !bp_cli_stop_signal () && !out->record_error;
 }
 
 static gboolean
@@ -1045,12 +977,12 @@ cmd_train (int argc, char **argv)
     c.eval_batches = eval_batches;
     c.attention_every = attn;
   }
-  if (!choose_device (device ? device : "auto", &c.device, json, &error)) {
+  if (!bp_cli_choose_device (device ? device : "auto", &c.device, json, &error)) {
     rc = usage_error (cmd, "%s", error->message);
     goto done;
   }
   bp_set_num_threads ((int) threads);
-  catch_stop_signals ();
+  bp_cli_catch_stop_signals ();
 
   /* the store first: a database that cannot be written is found before the data is loaded */
   if (!no_store && !store && (rc = open_store (cmd, db, STORE_CREATE, &store)))
@@ -1120,10 +1052,10 @@ cmd_train (int argc, char **argv)
   BpRunStatus status = !ok ? BP_RUN_FAILED
                        : bp_trainer_get_epochs_done (trainer) >= c.epochs ? BP_RUN_FINISHED
                                                                          : BP_RUN_STOPPED;
-  reason = !ok ? g_strdup (error->message)
-                            : stop_signal ? g_strdup_printf ("stopped by %s",
-                                                             stop_signal == SIGINT ? "SIGINT (Ctrl-C)" : "SIGTERM")
-                                          : NULL;
+  int sig = bp_cli_stop_signal ();
+  reason = !ok  ? g_strdup (error->message)
+           : sig ? g_strdup_printf ("stopped by %s", sig == SIGINT ? "SIGINT (Ctrl-C)" : "SIGTERM")
+                 : NULL;
   if (recorder) {
     g_autoptr (GError) store_error = NULL;
     if (!bp_recorder_finish (recorder, status, reason, &store_error)) {
@@ -1147,8 +1079,8 @@ cmd_train (int argc, char **argv)
   }
   if (!ok)
     rc = fail (cmd, error->message);
-  else if (stop_signal)
-    rc = 128 + stop_signal;
+  else if (bp_cli_stop_signal ())
+    rc = 128 + bp_cli_stop_signal ();
 
 done:
   fflush (stdout);

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include "bp-cmd-attention.h"
+#include "bp-cli.h"
 
 #include <json-glib/json-glib.h>
 #include <stdarg.h>
@@ -49,17 +50,6 @@ fail (const char *fmt, ...)
   return 1;
 }
 
-static gboolean
-all_digits (const char *s)
-{
-  if (!*s)
-    return FALSE;
-  for (; *s; s++)
-    if (!g_ascii_isdigit (*s))
-      return FALSE;
-  return TRUE;
-}
-
 /* ---- the run and its checkpoint ---- */
 
 /* Opens the store read-only (the command changes nothing) and finds RUN (an id, or a name
@@ -78,7 +68,7 @@ open_run (const char *db, const char *spec, BpStore **store_out, BpRun **run_out
   if (!store)
     return fail ("%s", error->message);
   gint64 id = -1;
-  if (all_digits (spec)) {
+  if (bp_cli_all_digits (spec)) {
     id = g_ascii_strtoll (spec, NULL, 10);
   } else {
     g_autoptr (GPtrArray) runs = bp_store_list_runs (store, &error);
@@ -138,7 +128,7 @@ choose_layer (BpModel *m, const char *choice, GPtrArray *attn, BpLayer **out)
   if (l)
     return usage ("--layer %s: node \"%s\" is a %s, not an attention layer (the model's are: %s)",
                   choice, choice, bp_layer_kind_name (l->spec.kind), ids->str);
-  if (all_digits (choice)) {
+  if (bp_cli_all_digits (choice)) {
     gint64 k = g_ascii_strtoll (choice, NULL, 10);
     if (k >= 1 && k <= (gint64) attn->len) {
       *out = attn->pdata[k - 1];
@@ -158,7 +148,7 @@ choose_head (const char *choice, int heads, int *out)
     *out = -1;
     return 0;
   }
-  gint64 k = all_digits (choice) ? g_ascii_strtoll (choice, NULL, 10) : 0;
+  gint64 k = bp_cli_all_digits (choice) ? g_ascii_strtoll (choice, NULL, 10) : 0;
   if (k < 1 || k > heads)
     return usage ("--head %s: give mean or a head from 1 to %d", choice, heads);
   *out = (int) k - 1;

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include "bp-cmd-lessons.h"
+#include "bp-cli.h"
 
 #include <errno.h>
 #include <json-glib/json-glib.h>
@@ -357,49 +358,6 @@ lesson_show (const char *cmd, int argc, char **argv)
 
 /* ---- lesson run ---- */
 
-static volatile sig_atomic_t stop_signal = 0;
-
-static void
-on_stop_signal (int sig)
-{
-  stop_signal = sig;
-  static const char msg[] = "\nstopping after this step (again to quit at once)\n";
-  if (write (STDERR_FILENO, msg, sizeof msg - 1) < 0) {
-    /* nothing to do */
-  }
-}
-
-static gboolean
-choose_device (const char *name, BpDevice *device, gboolean quiet, GError **error)
-{
-  if (!strcmp (name, "cpu")) {
-    *device = BP_DEVICE_CPU;
-    return TRUE;
-  }
-  if (strcmp (name, "cuda") && strcmp (name, "auto")) {
-    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                 "--device must be cpu, cuda or auto, not \"%s\"", name);
-    return FALSE;
-  }
-  char why[256] = "";
-  if (bp_cuda_init (why, sizeof why) == BP_OK) {
-    const BpBackend *be = bp_backend (BP_DEVICE_CUDA);
-    if (be && be->eltwise && be->conv && be->norm && be->loss && be->optim) {
-      *device = BP_DEVICE_CUDA;
-      return TRUE;
-    }
-    g_strlcpy (why, "the CUDA backend has no training kernels yet", sizeof why);
-  }
-  if (!strcmp (name, "cuda")) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "--device cuda: %s", why);
-    return FALSE;
-  }
-  if (!quiet)
-    fprintf (stderr, "backprop: no usable GPU (%s): training on the CPU\n", why);
-  *device = BP_DEVICE_CPU;
-  return TRUE;
-}
-
 typedef struct {
   gboolean json, tty;
   const char *variant;
@@ -508,7 +466,7 @@ run_event (const BpTrainEvent *ev, gpointer user_data)
     break;
   }
   fflush (stdout);
-  return !stop_signal && !out->record_error;
+  return !bp_cli_stop_signal () && !out->record_error;
 }
 
 static const char *
@@ -619,7 +577,7 @@ run_variant (const BpLesson *l, const BpLessonVariant *v, guint index, gboolean 
                                                                            : BP_RUN_STOPPED;
     if (out->recorder) {
       g_autofree char *reason = !ok ? g_strdup (train_error->message)
-                                : stop_signal ? g_strdup ("stopped by a signal") : NULL;
+                                : bp_cli_stop_signal () ? g_strdup ("stopped by a signal") : NULL;
       if (!bp_recorder_finish (out->recorder, status, reason, error))
         result = FALSE;
       else if (!out->json) {
@@ -702,7 +660,7 @@ lesson_run (const char *cmd, int argc, char **argv)
     return fail (cmd, msg);
   }
   BpDevice dev;
-  if (!choose_device (device ? device : "auto", &dev, json, &error))
+  if (!bp_cli_choose_device (device ? device : "auto", &dev, json, &error))
     return usage (cmd, "%s", error->message);
   bp_set_num_threads ((int) threads);
 
@@ -712,13 +670,7 @@ lesson_run (const char *cmd, int argc, char **argv)
     if (!store)
       return fail (cmd, error->message);
   }
-  struct sigaction sa;
-  memset (&sa, 0, sizeof sa);
-  sa.sa_handler = on_stop_signal;
-  sa.sa_flags = SA_RESETHAND | SA_RESTART;
-  sigemptyset (&sa.sa_mask);
-  sigaction (SIGINT, &sa, NULL);
-  sigaction (SIGTERM, &sa, NULL);
+  bp_cli_catch_stop_signals ();
 
   g_autoptr (BpLessonEval) eval = bp_lesson_eval_new (l, quick);
   RunOutput out = {json, !json && isatty (STDOUT_FILENO), NULL, eval, NULL, NULL};
@@ -738,7 +690,7 @@ lesson_run (const char *cmd, int argc, char **argv)
   }
   int rc = 0;
   GPtrArray *vs = l->experiment->variants;
-  for (guint k = 0; k < vs->len && !stop_signal; k++)
+  for (guint k = 0; k < vs->len && !bp_cli_stop_signal (); k++)
     if (!run_variant (l, vs->pdata[k], k, quick, dev, store, &out, &error)) {
       rc = fail (cmd, error->message);
       break;
@@ -746,8 +698,8 @@ lesson_run (const char *cmd, int argc, char **argv)
   bp_store_close (store);
   if (rc)
     return rc;
-  if (stop_signal)
-    return 128 + stop_signal;
+  if (bp_cli_stop_signal ())
+    return 128 + bp_cli_stop_signal ();
   report_goals (eval, json);
   guint met = bp_lesson_eval_count (eval, BP_LESSON_GOAL_MET);
   guint n = bp_lesson_eval_get_n_goals (eval);
