@@ -100,7 +100,6 @@ bp_lessons_page_get_progress (BpLessonsPage *self, const char *id)
 typedef struct {
   GtkTextBuffer *buffer;
   GPtrArray *tags; /* GtkTextTag stack */
-  gboolean table;
 } Render;
 
 static void
@@ -151,13 +150,107 @@ looks_like_table (cmark_node *paragraph)
   return text && text[0] == '|';
 }
 
+/* The paragraph's text as written (cells keep their words, not their emphasis). */
+static void
+plain_text (cmark_node *node, GString *out)
+{
+  for (cmark_node *c = cmark_node_first_child (node); c; c = cmark_node_next (c)) {
+    switch (cmark_node_get_type (c)) {
+    case CMARK_NODE_TEXT:
+    case CMARK_NODE_CODE:
+    case CMARK_NODE_HTML_INLINE:
+      g_string_append (out, cmark_node_get_literal (c));
+      break;
+    case CMARK_NODE_SOFTBREAK:
+    case CMARK_NODE_LINEBREAK:
+      g_string_append_c (out, '\n');
+      break;
+    default:
+      plain_text (c, out);
+      break;
+    }
+  }
+}
+
+/* Columns a string takes in a monospace font (East Asian wide characters take two). */
+static int
+text_columns (const char *s)
+{
+  int n = 0;
+  for (; *s; s = g_utf8_next_char (s))
+    n += g_unichar_iswide (g_utf8_get_char (s)) ? 2 : 1;
+  return n;
+}
+
+static gboolean
+is_rule_cell (const char *cell)
+{
+  if (!*cell)
+    return FALSE;
+  for (; *cell; cell++)
+    if (*cell != '-' && *cell != ':')
+      return FALSE;
+  return TRUE;
+}
+
+/* A GitHub-style table (| a | b | lines, a |---| rule under the header) drawn as aligned
+ * monospace columns, the header in bold; cmark itself knows no tables. */
+static void
+render_table (Render *r, cmark_node *paragraph)
+{
+  g_autoptr (GString) text = g_string_new (NULL);
+  plain_text (paragraph, text);
+  g_auto (GStrv) lines = g_strsplit (text->str, "\n", -1);
+  g_autoptr (GPtrArray) rows = g_ptr_array_new_with_free_func ((GDestroyNotify) g_strfreev);
+  int widths[32] = {0}, n_cols = 0;
+  gboolean header = FALSE;
+  for (int i = 0; lines[i]; i++) {
+    char *line = g_strstrip (lines[i]);
+    if (!*line)
+      continue;
+    if (*line == '|')
+      line++;
+    gsize len = strlen (line);
+    if (len && line[len - 1] == '|')
+      line[len - 1] = '\0';
+    char **cells = g_strsplit (line, "|", 32);
+    gboolean rule = TRUE;
+    for (int c = 0; cells[c]; c++)
+      rule = is_rule_cell (g_strstrip (cells[c])) && rule;
+    if (rule) {
+      header = rows->len == 1;
+      g_strfreev (cells);
+      continue;
+    }
+    for (int c = 0; cells[c] && c < 32; c++) {
+      widths[c] = MAX (widths[c], text_columns (cells[c]));
+      n_cols = MAX (n_cols, c + 1);
+    }
+    g_ptr_array_add (rows, cells);
+  }
+  for (guint i = 0; i < rows->len; i++) {
+    char **cells = rows->pdata[i];
+    g_autoptr (GString) line = g_string_new (NULL);
+    for (int c = 0; c < n_cols; c++) {
+      const char *cell = c < (int) g_strv_length (cells) ? cells[c] : "";
+      g_string_append (line, cell);
+      if (c + 1 < n_cols)
+        for (int pad = text_columns (cell); pad < widths[c] + 3; pad++)
+          g_string_append_c (line, ' ');
+    }
+    if (i > 0)
+      insert (r, "\n", NULL);
+    insert (r, line->str, header && i == 0 ? tag (r, "strong") : NULL);
+  }
+}
+
 static void
 render_markdown (GtkTextBuffer *buffer, const char *markdown)
 {
   gtk_text_buffer_set_text (buffer, "", 0);
   cmark_node *doc = cmark_parse_document (markdown, strlen (markdown), CMARK_OPT_DEFAULT);
   cmark_iter *iter = cmark_iter_new (doc);
-  Render r = {buffer, g_ptr_array_new (), FALSE};
+  Render r = {buffer, g_ptr_array_new ()};
   cmark_event_type ev;
   while ((ev = cmark_iter_next (iter)) != CMARK_EVENT_DONE) {
     cmark_node *node = cmark_iter_get_node (iter);
@@ -178,12 +271,12 @@ render_markdown (GtkTextBuffer *buffer, const char *markdown)
       if (enter) {
         if (!parent || cmark_node_get_type (parent) != CMARK_NODE_ITEM)
           ensure_newlines (&r, 2);
-        r.table = looks_like_table (node);
-        if (r.table)
+        if (looks_like_table (node)) {
           g_ptr_array_add (r.tags, tag (&r, "table"));
-      } else if (r.table) {
-        g_ptr_array_remove_index (r.tags, r.tags->len - 1);
-        r.table = FALSE;
+          render_table (&r, node);
+          g_ptr_array_remove_index (r.tags, r.tags->len - 1);
+          cmark_iter_reset (iter, node, CMARK_EVENT_EXIT); /* its text is drawn */
+        }
       }
       break;
     case CMARK_NODE_BLOCK_QUOTE:
@@ -249,7 +342,7 @@ render_markdown (GtkTextBuffer *buffer, const char *markdown)
       gtk_text_buffer_get_end_iter (buffer, &last);
       gboolean wide = gtk_text_iter_backward_char (&last) &&
                       g_unichar_iswide (gtk_text_iter_get_char (&last));
-      insert (&r, r.table ? "\n" : wide ? "" : " ", NULL);
+      insert (&r, wide ? "" : " ", NULL);
       break;
     }
     case CMARK_NODE_LINEBREAK:

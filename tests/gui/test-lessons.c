@@ -93,6 +93,10 @@ run_lesson_1_1 (const char *lang, const char *title, const char *screenshot)
   g_assert_true (has_tag (buffer, "h2"));
   g_assert_true (has_tag (buffer, "code"));
   g_assert_true (has_tag (buffer, "table"));
+  /* the table is drawn as columns: no pipes, no rule line, the cells kept */
+  g_assert_null (strstr (text, "|"));
+  g_assert_null (strstr (text, "---"));
+  g_assert_nonnull (strstr (text, "784 × 256 + 256 = 200,960"));
   /* lines of a Chinese paragraph join without a space */
   for (const char *p = text; *p; p = g_utf8_next_char (p)) {
     const char *q = g_utf8_next_char (p);
