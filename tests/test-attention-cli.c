@@ -29,7 +29,16 @@ typedef BpTestCli Result;
 
 #define result_clear bp_test_cli_clear
 
-#define RUN(...) bp_test_cli_run (NULL, NULL, (const char *const[]){__VA_ARGS__, NULL})
+/* Runs backprop with the font libraries' leaks suppressed (see main). */
+static Result
+run_argv (const char *const *args)
+{
+  g_autofree char *lsan = g_strdup_printf ("suppressions=%s:print_suppressions=0", supp);
+  const char *env[] = {"LSAN_OPTIONS", lsan, NULL};
+  return bp_test_cli_run (env, NULL, args);
+}
+
+#define RUN(...) run_argv ((const char *const[]){__VA_ARGS__, NULL})
 
 #define assert_ok bp_test_cli_assert_ok
 
