@@ -13,7 +13,6 @@
 #include "bp-build-page.h"
 #include "bp-experiments-page.h"
 #include "bp-spec.h"
-#include "bp-text.h"
 #include "bp-train-page.h"
 #include "bp-window.h"
 
@@ -710,6 +709,8 @@ run_epoch_cb (BpTrainRun *run, BpTrainEpoch *e, BpLessonsPage *self)
   event.val_accuracy = e->val_accuracy;
   event.test_loss = event.test_accuracy = NAN;
   event.lr = e->lr;
+  if (isfinite (e->baseline_loss))
+    self->baseline = e->baseline_loss;
   event.baseline_loss = self->baseline;
   event.n_classes = e->n_classes;
   event.confusion = (const int64_t *) e->confusion;
@@ -750,23 +751,8 @@ start_training (BpLessonsPage *self, const BpLesson *lesson, const char *variant
   BpTrainConfig config;
   if (!bp_lesson_make_config (lesson, variant, quick (), &config, error))
     return FALSE;
-  /* goals against the unigram baseline need the corpus's, as the trainer splits it */
+  /* goals against the unigram baseline get it from the run's epochs (the trainer's corpus) */
   self->baseline = NAN;
-  gboolean needs_baseline = FALSE;
-  GPtrArray *goals = quick () ? lesson->test_goals : lesson->goals;
-  for (guint k = 0; k < goals->len; k++)
-    needs_baseline |= ((BpLessonGoal *) goals->pdata[k])->baseline;
-  if (needs_baseline && config.dataset && !strchr (config.dataset, '+') &&
-      !g_str_has_prefix (config.dataset, "file:")) {
-    BpTextOptions o = BP_TEXT_OPTIONS_INIT;
-    o.val_fraction = config.val_fraction;
-    o.seed = config.seed;
-    BpTextCorpus *corpus = bp_text_corpus_load (config.dataset, &o, error);
-    if (!corpus)
-      return FALSE;
-    self->baseline = corpus->unigram_loss;
-    bp_text_corpus_free (corpus);
-  }
   g_autofree char *tag = bp_lesson_run_tag (lesson);
   const char *tags[] = {tag, quick () ? "quick" : NULL, NULL};
   /* a run that has ended without its ::finished handled yet is counted first */

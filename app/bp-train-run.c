@@ -270,6 +270,7 @@ train_callback (const BpTrainEvent *ev, gpointer data)
     e->train_accuracy = ev->train_accuracy;
     e->val_loss = ev->val_loss;
     e->val_accuracy = ev->val_accuracy;
+    e->baseline_loss = ev->baseline_loss;
     e->lr = ev->lr;
     e->seconds = ev->seconds;
     e->images_per_second = ev->images_per_second;

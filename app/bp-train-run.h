@@ -57,6 +57,7 @@ typedef struct {
   double x;                  /* = epoch */
   double train_loss, train_accuracy;
   double val_loss, val_accuracy;
+  double baseline_loss;      /* language models: the corpus's unigram loss; else NaN */
   double lr;
   double seconds, images_per_second;
   int n_classes;

@@ -15,6 +15,7 @@
 #include "bp-run-recording.h"
 #include "bp-spec.h"
 #include "bp-store.h"
+#include "bp-text.h"
 #include "bp-train-page.h"
 #include "bp-window.h"
 
@@ -219,6 +220,31 @@ test_variants (void)
   bp_gui_destroy_window (GTK_WIDGET (window));
 }
 
+/* A language model's goal against the unigram baseline, decided from the run's own epochs. */
+static void
+test_baseline (void)
+{
+  g_autofree char *tang = g_build_filename (bp_text_fortunes_dir (), "tang300", NULL);
+  if (!g_file_test (tang, G_FILE_TEST_EXISTS) || !bp_text_have_opencc ()) {
+    g_test_skip ("the Tang poems (fortunes-zh) or OpenCC are not installed");
+    return;
+  }
+  BpLessonsPage *page;
+  BpWindow *window = open_window (&page);
+  BpTrainPage *train = BP_TRAIN_PAGE (bp_window_get_page (window, "train"));
+  g_assert_true (bp_lessons_page_open (page, "char-gpt-tang"));
+  g_autoptr (GError) error = NULL;
+  g_assert_true (bp_lessons_page_activate_step (page, 1, &error)); /* start training */
+  g_assert_no_error (error);
+  g_assert_cmpint (bp_lessons_page_get_goal_state (page, 0), ==, BP_LESSON_GOAL_PENDING);
+  g_assert_true (bp_gui_wait (is_ended, train, 60000));
+  g_assert_cmpint (bp_train_run_get_state (bp_train_page_get_run (train)), ==,
+                   BP_TRAIN_STATE_FINISHED);
+  bp_gui_spin (100);
+  g_assert_cmpint (bp_lessons_page_get_goal_state (page, 0), ==, BP_LESSON_GOAL_MET);
+  bp_gui_destroy_window (GTK_WIDGET (window));
+}
+
 /* A lesson that is not runnable yet says why and has no Start. */
 static void
 test_not_runnable (void)
@@ -300,6 +326,7 @@ main (int argc, char **argv)
 
   g_test_add_func ("/lessons/run", test_run);
   g_test_add_func ("/lessons/variants", test_variants);
+  g_test_add_func ("/lessons/baseline", test_baseline);
   g_test_add_func ("/lessons/not-runnable", test_not_runnable);
   g_test_add_func ("/lessons/broken-folder", test_broken_folder);
   g_test_add_func ("/lessons/zh_TW", test_zh_tw);
