@@ -41,43 +41,7 @@
 #include "bp-store.h"
 #include "bp-trainer.h"
 
-#define EXIT_USAGE 2
-
 static const char *prog = "backprop";
-
-static int
-usage_error (const char *cmd, const char *fmt, ...) G_GNUC_PRINTF (2, 3);
-
-static int
-usage_error (const char *cmd, const char *fmt, ...)
-{
-  va_list ap;
-  va_start (ap, fmt);
-  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
-  va_end (ap);
-  fprintf (stderr, "%s %s: %s\n", prog, cmd, msg);
-  return EXIT_USAGE;
-}
-
-static int
-fail (const char *cmd, const char *msg)
-{
-  fprintf (stderr, "%s %s: %s\n", prog, cmd, msg);
-  return 1;
-}
-
-static int
-fail_printf (const char *cmd, const char *fmt, ...) G_GNUC_PRINTF (2, 3);
-
-static int
-fail_printf (const char *cmd, const char *fmt, ...)
-{
-  va_list ap;
-  va_start (ap, fmt);
-  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
-  va_end (ap);
-  return fail (cmd, msg);
-}
 
 /* Strict number parsing: the whole string must be a finite number. */
 static gboolean
@@ -151,7 +115,7 @@ open_store (const char *cmd, const char *db, StoreMode mode, BpStore **out)
     store = bp_store_open_full (path, BP_STORE_OPEN_READ_ONLY, busy_timeout_ms (), &error);
   }
   if (!store)
-    return fail (cmd, error->message);
+    return bp_cli_fail (cmd, error->message);
   *out = store;
   return 0;
 }
@@ -163,24 +127,24 @@ resolve_run (const char *cmd, BpStore *store, const char *db, const char *spec, 
   g_autofree char *path = db_path_or_default (db);
   g_autofree char *shown = g_filename_display_name (path);
   if (!store)
-    return fail_printf (cmd, "no run \"%s\": there is no database at %s", spec, shown);
+    return bp_cli_failf (cmd, "no run \"%s\": there is no database at %s", spec, shown);
   g_autoptr (GError) error = NULL;
   if (bp_cli_all_digits (spec)) {
     gint64 v;
     if (!parse_int (spec, &v))
-      return fail_printf (cmd, "no run %s in %s", spec, shown);
+      return bp_cli_failf (cmd, "no run %s in %s", spec, shown);
     g_autoptr (BpRun) run = bp_store_get_run (store, v, &error);
     if (!run) {
       if (g_error_matches (error, BP_STORE_ERROR, BP_STORE_ERROR_NOT_FOUND))
-        return fail_printf (cmd, "no run %s in %s (see `backprop runs`)", spec, shown);
-      return fail (cmd, error->message);
+        return bp_cli_failf (cmd, "no run %s in %s (see `backprop runs`)", spec, shown);
+      return bp_cli_fail (cmd, error->message);
     }
     *id = v;
     return 0;
   }
   g_autoptr (GPtrArray) runs = bp_store_list_runs (store, &error);
   if (!runs)
-    return fail (cmd, error->message);
+    return bp_cli_fail (cmd, error->message);
   g_autoptr (GString) ids = g_string_new (NULL);
   int n = 0;
   for (guint k = 0; k < runs->len; k++) {
@@ -192,9 +156,9 @@ resolve_run (const char *cmd, BpStore *store, const char *db, const char *spec, 
     n++;
   }
   if (n == 0)
-    return fail_printf (cmd, "no run called \"%s\" in %s (see `backprop runs`)", spec, shown);
+    return bp_cli_failf (cmd, "no run called \"%s\" in %s (see `backprop runs`)", spec, shown);
   if (n > 1)
-    return fail_printf (cmd, "%d runs are called \"%s\" (ids %s): give the id", n, spec, ids->str);
+    return bp_cli_failf (cmd, "%d runs are called \"%s\" (ids %s): give the id", n, spec, ids->str);
   return 0;
 }
 
@@ -687,19 +651,19 @@ apply_number_flags (const char *cmd, NumberFlag *flags, gsize n)
     if (flags[k].kind == NUM_INT) {
       gint64 v;
       if (!parse_int (s, &v))
-        return usage_error (cmd, "%s needs a whole number, not \"%s\"", flags[k].flag, s);
+        return bp_cli_usage_error (cmd, "%s needs a whole number, not \"%s\"", flags[k].flag, s);
       if ((flags[k].min_open ? v <= flags[k].min : v < flags[k].min) || v > flags[k].max)
-        return usage_error (cmd, "%s must be between %.0f and %.0f, not %s", flags[k].flag,
-                            flags[k].min, flags[k].max, s);
+        return bp_cli_usage_error (cmd, "%s must be between %.0f and %.0f, not %s", flags[k].flag,
+                                   flags[k].min, flags[k].max, s);
       *(gint64 *) flags[k].dst = v;
     } else {
       double v;
       if (!parse_double (s, &v))
-        return usage_error (cmd, "%s needs a number, not \"%s\"", flags[k].flag, s);
+        return bp_cli_usage_error (cmd, "%s needs a number, not \"%s\"", flags[k].flag, s);
       if ((flags[k].min_open ? v <= flags[k].min : v < flags[k].min) || v > flags[k].max)
-        return usage_error (cmd, "%s must be %s %g and at most %g, not %s", flags[k].flag,
-                            flags[k].min_open ? "greater than" : "at least", flags[k].min,
-                            flags[k].max, s);
+        return bp_cli_usage_error (cmd, "%s must be %s %g and at most %g, not %s", flags[k].flag,
+                                   flags[k].min_open ? "greater than" : "at least", flags[k].min,
+                                   flags[k].max, s);
       *(double *) flags[k].dst = v;
     }
   }
@@ -787,11 +751,11 @@ cmd_train (int argc, char **argv)
   char *reason = NULL;
   TrainOutput out = {0};
   if (!g_option_context_parse (ctx, &argc, &argv, &error)) {
-    rc = usage_error (cmd, "%s", error->message);
+    rc = bp_cli_usage_error (cmd, "%s", error->message);
     goto done;
   }
   if (argc > 1) {
-    rc = usage_error (cmd, "unexpected argument \"%s\"", argv[1]);
+    rc = bp_cli_usage_error (cmd, "unexpected argument \"%s\"", argv[1]);
     goto done;
   }
 
@@ -826,17 +790,17 @@ cmd_train (int argc, char **argv)
   if (rc)
     goto done;
   if (no_store && (db || name || tags || s_every || s_keep || resume)) {
-    rc = usage_error (cmd, "--no-store cannot be used with --db, --name, --tag, --resume or "
-                           "the checkpoint options");
+    rc = bp_cli_usage_error (cmd, "--no-store cannot be used with --db, --name, --tag, --resume or "
+                                  "the checkpoint options");
     goto done;
   }
   for (int k = 0; tags && tags[k]; k++)
     if (!*tags[k] || strlen (tags[k]) > 64 || !g_utf8_validate (tags[k], -1, NULL)) {
-      rc = usage_error (cmd, "--tag needs a tag of 1 to 64 bytes, not \"%s\"", tags[k]);
+      rc = bp_cli_usage_error (cmd, "--tag needs a tag of 1 to 64 bytes, not \"%s\"", tags[k]);
       goto done;
     }
   if (name && (!*name || !g_utf8_validate (name, -1, NULL))) {
-    rc = usage_error (cmd, "--name needs a non-empty name");
+    rc = bp_cli_usage_error (cmd, "--name needs a non-empty name");
     goto done;
   }
 
@@ -850,9 +814,11 @@ cmd_train (int argc, char **argv)
                            name ? "--name" : NULL, tags ? "--tag" : NULL};
     for (gsize k = 0; k < G_N_ELEMENTS (fixed); k++)
       if (fixed[k]) {
-        rc = usage_error (cmd, "%s cannot be given with --resume: the run keeps its settings "
-                               "(only --epochs, --device, --threads and the checkpoint options "
-                               "may change)", fixed[k]);
+        rc = bp_cli_usage_error (cmd,
+                                 "%s cannot be given with --resume: the run keeps its settings "
+                                 "(only --epochs, --device, --threads and the checkpoint options "
+                                 "may change)",
+                                 fixed[k]);
         goto done;
       }
     for (gsize k = 0; k < G_N_ELEMENTS (flags); k++) {
@@ -860,9 +826,11 @@ cmd_train (int argc, char **argv)
       if (*flags[k].text && strcmp (f, "--epochs") && strcmp (f, "--threads") &&
           strcmp (f, "--checkpoint-every") && strcmp (f, "--keep-checkpoints") &&
           strcmp (f, "--attention-every")) {
-        rc = usage_error (cmd, "%s cannot be given with --resume: the run keeps its settings "
-                               "(only --epochs, --device, --threads, --attention-every and the "
-                               "checkpoint options may change)", f);
+        rc = bp_cli_usage_error (cmd,
+                                 "%s cannot be given with --resume: the run keeps its settings "
+                                 "(only --epochs, --device, --threads, --attention-every and the "
+                                 "checkpoint options may change)",
+                                 f);
         goto done;
       }
     }
@@ -870,7 +838,7 @@ cmd_train (int argc, char **argv)
         (rc = resolve_run (cmd, store, db, resume, &resume_id)))
       goto done;
     if (!bp_recorder_run_config (store, resume_id, &c, &error)) {
-      rc = fail (cmd, error->message);
+      rc = bp_cli_fail (cmd, error->message);
       goto done;
     }
     if (s_epochs && (int) epochs != c.epochs) {
@@ -890,33 +858,34 @@ cmd_train (int argc, char **argv)
       c.attention_every = attn;
   } else {
     if (model && spec_file) {
-      rc = usage_error (cmd, "give either --model or --spec, not both");
+      rc = bp_cli_usage_error (cmd, "give either --model or --spec, not both");
       goto done;
     }
     BpOptimKind okind = BP_OPTIM_ADAM;
     if (optimizer && !parse_optimizer (optimizer, &okind)) {
-      rc = usage_error (cmd, "--optimizer must be sgd, adam or adamw, not \"%s\"", optimizer);
+      rc =
+          bp_cli_usage_error (cmd, "--optimizer must be sgd, adam or adamw, not \"%s\"", optimizer);
       goto done;
     }
     BpSchedKind skind = BP_SCHED_CONSTANT;
     if (scheduler && !parse_scheduler (scheduler, &skind)) {
-      rc = usage_error (cmd, "--scheduler must be none, step, cosine or plateau, not \"%s\"",
-                        scheduler);
+      rc = bp_cli_usage_error (cmd, "--scheduler must be none, step, cosine or plateau, not \"%s\"",
+                               scheduler);
       goto done;
     }
     if (model && !bp_preset_find (model)) {
-      rc = usage_error (cmd, "unknown model \"%s\" (see `backprop models`)", model);
+      rc = bp_cli_usage_error (cmd, "unknown model \"%s\" (see `backprop models`)", model);
       goto done;
     }
     if (spec_file) {
       if (!g_file_get_contents (spec_file, &spec_text, NULL, &error)) {
-        rc = usage_error (cmd, "--spec: %s", error->message);
+        rc = bp_cli_usage_error (cmd, "--spec: %s", error->message);
         goto done;
       }
       g_autoptr (BpSpecInfo) info = NULL;
       if (!bp_spec_analyze (spec_text, &info, &error)) {
         g_autofree char *shown = g_filename_display_name (spec_file);
-        rc = usage_error (cmd, "--spec %s: %s", shown, error->message);
+        rc = bp_cli_usage_error (cmd, "--spec %s: %s", shown, error->message);
         goto done;
       }
     }
@@ -924,7 +893,7 @@ cmd_train (int argc, char **argv)
     if (g_str_has_prefix (c.dataset, "file:")) {
       /* stored as an absolute path: a resume from another folder finds the file */
       if (!c.dataset[5]) {
-        rc = usage_error (cmd, "--dataset file:PATH needs the path of a UTF-8 text file");
+        rc = bp_cli_usage_error (cmd, "--dataset file:PATH needs the path of a UTF-8 text file");
         goto done;
       }
       g_autofree char *abs = g_canonicalize_filename (c.dataset + 5, NULL);
@@ -933,14 +902,17 @@ cmd_train (int argc, char **argv)
     }
     gboolean text = bp_train_dataset_is_text (c.dataset);
     if (!text && (s_context || s_steps || s_eval)) {
-      rc = usage_error (cmd, "--context, --steps-per-epoch and --eval-batches are for text "
-                             "corpora (tang300, song100, chinese, fortunes-zh, fortunes or "
-                             "file:PATH), not %s", c.dataset);
+      rc = bp_cli_usage_error (cmd,
+                               "--context, --steps-per-epoch and --eval-batches are for text "
+                               "corpora (tang300, song100, chinese, fortunes-zh, fortunes or "
+                               "file:PATH), not %s",
+                               c.dataset);
       goto done;
     }
     if (text && (s_limit || s_limit_test)) {
-      rc = usage_error (cmd, "--limit-train and --limit-test are for image data sets: a text "
-                             "corpus run is sized by --steps-per-epoch");
+      rc =
+          bp_cli_usage_error (cmd, "--limit-train and --limit-test are for image data sets: a text "
+                                   "corpus run is sized by --steps-per-epoch");
       goto done;
     }
     /* a corpus without a model: the small character-level GPT */
@@ -953,7 +925,7 @@ cmd_train (int argc, char **argv)
     if (s_wd)
       c.optim.weight_decay = (float) wd;
     if (nesterov && (okind != BP_OPTIM_SGD || momentum <= 0)) {
-      rc = usage_error (cmd, "--nesterov needs --optimizer sgd and a --momentum above 0");
+      rc = bp_cli_usage_error (cmd, "--nesterov needs --optimizer sgd and a --momentum above 0");
       goto done;
     }
     c.epochs = (int) epochs;
@@ -978,7 +950,7 @@ cmd_train (int argc, char **argv)
     c.attention_every = attn;
   }
   if (!bp_cli_choose_device (device ? device : "auto", &c.device, json, &error)) {
-    rc = usage_error (cmd, "%s", error->message);
+    rc = bp_cli_usage_error (cmd, "%s", error->message);
     goto done;
   }
   bp_set_num_threads ((int) threads);
@@ -991,7 +963,7 @@ cmd_train (int argc, char **argv)
 
   trainer = bp_trainer_new (&c, &error);
   if (!trainer) {
-    rc = fail (cmd, error->message);
+    rc = bp_cli_fail (cmd, error->message);
     goto done;
   }
   BpRecorderOptions ro = BP_RECORDER_OPTIONS_INIT;
@@ -1003,8 +975,9 @@ cmd_train (int argc, char **argv)
   if (resume) {
     recorder = bp_recorder_resume (store, trainer, resume_id, &ro, &error);
     if (!recorder) {
-      rc = g_error_matches (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_DONE) ? usage_error (cmd, "%s", error->message)
-                                                                        : fail (cmd, error->message);
+      rc = g_error_matches (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_DONE)
+               ? bp_cli_usage_error (cmd, "%s", error->message)
+               : bp_cli_fail (cmd, error->message);
       goto done;
     }
     if (json) {
@@ -1028,7 +1001,7 @@ cmd_train (int argc, char **argv)
   } else if (store) {
     recorder = bp_recorder_new (store, trainer, &ro, &error);
     if (!recorder) {
-      rc = fail (cmd, error->message);
+      rc = bp_cli_fail (cmd, error->message);
       goto done;
     }
   }
@@ -1045,7 +1018,7 @@ cmd_train (int argc, char **argv)
     /* the store failed: try to leave the run marked, then report the store's error */
     if (recorder)
       bp_recorder_finish (recorder, BP_RUN_FAILED, out.record_error->message, NULL);
-    rc = fail (cmd, out.record_error->message);
+    rc = bp_cli_fail (cmd, out.record_error->message);
     g_clear_error (&out.record_error);
     goto done;
   }
@@ -1059,7 +1032,7 @@ cmd_train (int argc, char **argv)
   if (recorder) {
     g_autoptr (GError) store_error = NULL;
     if (!bp_recorder_finish (recorder, status, reason, &store_error)) {
-      rc = fail (cmd, store_error->message);
+      rc = bp_cli_fail (cmd, store_error->message);
       goto done;
     }
     g_autofree char *shown = g_filename_display_name (db_path);
@@ -1078,7 +1051,7 @@ cmd_train (int argc, char **argv)
     printf ("}\n");
   }
   if (!ok)
-    rc = fail (cmd, error->message);
+    rc = bp_cli_fail (cmd, error->message);
   else if (bp_cli_stop_signal ())
     rc = 128 + bp_cli_stop_signal ();
 
@@ -1212,13 +1185,15 @@ cmd_runs (int argc, char **argv)
                                      "model, data set, status, best validation accuracy and date.");
   g_autoptr (GError) error = NULL;
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
-    return usage_error (cmd, "%s", error->message);
+    return bp_cli_usage_error (cmd, "%s", error->message);
   if (argc > 1)
-    return usage_error (cmd, "unexpected argument \"%s\"", argv[1]);
+    return bp_cli_usage_error (cmd, "unexpected argument \"%s\"", argv[1]);
   BpRunStatus want;
   if (status && !bp_run_status_from_string (status, &want))
-    return usage_error (cmd, "--status must be running, finished, stopped, failed or "
-                             "interrupted, not \"%s\"", status);
+    return bp_cli_usage_error (cmd,
+                               "--status must be running, finished, stopped, failed or "
+                               "interrupted, not \"%s\"",
+                               status);
   g_autoptr (BpStore) store = NULL;
   int rc = open_store (cmd, db, STORE_READ, &store);
   if (rc)
@@ -1226,7 +1201,7 @@ cmd_runs (int argc, char **argv)
   g_autoptr (GPtrArray) runs = store ? bp_store_list_runs (store, &error)
                                      : g_ptr_array_new_with_free_func ((GDestroyNotify) bp_run_free);
   if (!runs)
-    return fail (cmd, error->message);
+    return bp_cli_fail (cmd, error->message);
   for (guint k = runs->len; k-- > 0;) {
     BpRun *r = g_ptr_array_index (runs, k);
     if ((tag && !has_tag (r, tag)) || (status && r->status != want))
@@ -1475,10 +1450,11 @@ cmd_show (int argc, char **argv)
                                      "epochs, its checkpoints, tags and note.");
   g_autoptr (GError) error = NULL;
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
-    return usage_error (cmd, "%s", error->message);
+    return bp_cli_usage_error (cmd, "%s", error->message);
   if (argc != 2)
-    return usage_error (cmd, argc < 2 ? "which run? (give its id or name)" : "unexpected argument \"%s\"",
-                        argv[argc < 2 ? 0 : 2]);
+    return bp_cli_usage_error (
+        cmd, argc < 2 ? "which run? (give its id or name)" : "unexpected argument \"%s\"",
+        argv[argc < 2 ? 0 : 2]);
   g_autoptr (BpStore) store = NULL;
   gint64 id;
   int rc = open_store (cmd, db, STORE_READ, &store);
@@ -1488,7 +1464,7 @@ cmd_show (int argc, char **argv)
   EpochTable et;
   g_autoptr (GPtrArray) cps = run ? bp_store_list_checkpoints (store, id, &error) : NULL;
   if (!run || !cps || !epoch_table_read (store, id, &et, &error))
-    return fail (cmd, error->message);
+    return bp_cli_fail (cmd, error->message);
   FinalMetric fm[FM_COUNT];
   final_metrics (store, run, fm);
   g_autoptr (GPtrArray) keys = g_ptr_array_new_with_free_func (g_free);
@@ -1889,9 +1865,9 @@ cmd_compare (int argc, char **argv)
                                      "final metrics side by side; --plot draws their curves in one picture.");
   g_autoptr (GError) error = NULL;
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
-    return usage_error (cmd, "%s", error->message);
+    return bp_cli_usage_error (cmd, "%s", error->message);
   if (argc < 3)
-    return usage_error (cmd, "give two or more runs (ids or names) to compare");
+    return bp_cli_usage_error (cmd, "give two or more runs (ids or names) to compare");
   const PlotMetric *pm = &plot_metrics[0];
   if (metric) {
     pm = NULL;
@@ -1899,13 +1875,17 @@ cmd_compare (int argc, char **argv)
       if (strcmp (metric, plot_metrics[k].name) == 0)
         pm = &plot_metrics[k];
     if (!pm)
-      return usage_error (cmd, "--metric must be val_accuracy, val_loss, train_loss or "
-                               "train_accuracy, not \"%s\"", metric);
+      return bp_cli_usage_error (cmd,
+                                 "--metric must be val_accuracy, val_loss, train_loss or "
+                                 "train_accuracy, not \"%s\"",
+                                 metric);
     if (!plot)
-      return usage_error (cmd, "--metric chooses the curve of --plot: give --plot FILE.png too");
+      return bp_cli_usage_error (cmd,
+                                 "--metric chooses the curve of --plot: give --plot FILE.png too");
   }
   if (plot && !g_str_has_suffix (plot, ".png") && !g_str_has_suffix (plot, ".PNG"))
-    return usage_error (cmd, "--plot writes a PNG file: give a name ending in .png, not \"%s\"", plot);
+    return bp_cli_usage_error (
+        cmd, "--plot writes a PNG file: give a name ending in .png, not \"%s\"", plot);
   g_autoptr (BpStore) store = NULL;
   int rc = open_store (cmd, db, STORE_READ, &store);
   if (rc)
@@ -1918,7 +1898,7 @@ cmd_compare (int argc, char **argv)
       return rc;
     BpRun *run = bp_store_get_run (store, id, &error);
     if (!run)
-      return fail (cmd, error->message);
+      return bp_cli_fail (cmd, error->message);
     g_ptr_array_add (runs, run);
   }
   g_autoptr (GPtrArray) keys = g_ptr_array_new_with_free_func (g_free);
@@ -1950,7 +1930,7 @@ cmd_compare (int argc, char **argv)
       curve_clear (&curves[k]);
     g_free (curves);
     if (!ok)
-      rc = fail (cmd, error->message);
+      rc = bp_cli_fail (cmd, error->message);
   }
 
   if (rc == 0 && json) {
@@ -2293,14 +2273,16 @@ cmd_export (int argc, char **argv)
                                      "PyTorch script with its trained weights.");
   g_autoptr (GError) error = NULL;
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
-    return usage_error (cmd, "%s", error->message);
+    return bp_cli_usage_error (cmd, "%s", error->message);
   if (argc != 2)
-    return usage_error (cmd, argc < 2 ? "which run? (give its id or name)" : "unexpected argument \"%s\"",
-                        argv[argc < 2 ? 0 : 2]);
+    return bp_cli_usage_error (
+        cmd, argc < 2 ? "which run? (give its id or name)" : "unexpected argument \"%s\"",
+        argv[argc < 2 ? 0 : 2]);
   if (!csv && !pytorch)
-    return usage_error (cmd, "say what to export: --csv FILE and/or --pytorch DIR");
+    return bp_cli_usage_error (cmd, "say what to export: --csv FILE and/or --pytorch DIR");
   if (best && !pytorch)
-    return usage_error (cmd, "--best chooses the checkpoint of --pytorch: give --pytorch DIR too");
+    return bp_cli_usage_error (
+        cmd, "--best chooses the checkpoint of --pytorch: give --pytorch DIR too");
   g_autoptr (BpStore) store = NULL;
   gint64 id;
   int rc = open_store (cmd, db, STORE_READ, &store);
@@ -2308,19 +2290,19 @@ cmd_export (int argc, char **argv)
     return rc;
   g_autoptr (BpRun) run = bp_store_get_run (store, id, &error);
   if (!run)
-    return fail (cmd, error->message);
+    return bp_cli_fail (cmd, error->message);
   g_autoptr (GString) said = g_string_new (NULL);
   if (csv) {
     gsize n = 0;
     if (!export_csv (store, id, csv, &n, &error))
-      return fail (cmd, error->message);
+      return bp_cli_fail (cmd, error->message);
     if (strcmp (csv, "-") != 0) {
       g_autofree char *shown = g_filename_display_name (csv);
       g_string_append_printf (said, "wrote %" G_GSIZE_FORMAT " metric points to %s\n", n, shown);
     }
   }
   if (pytorch && !export_pytorch (store, run, best, pytorch, said, &error))
-    return fail (cmd, error->message);
+    return bp_cli_fail (cmd, error->message);
   fputs (said->str, strcmp (csv ? csv : "", "-") == 0 ? stderr : stdout);
   return 0;
 }
@@ -2344,9 +2326,9 @@ cmd_rm (int argc, char **argv)
                                      "artifacts. This cannot be undone.");
   g_autoptr (GError) error = NULL;
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
-    return usage_error (cmd, "%s", error->message);
+    return bp_cli_usage_error (cmd, "%s", error->message);
   if (argc < 2)
-    return usage_error (cmd, "which runs? (give ids or names)");
+    return bp_cli_usage_error (cmd, "which runs? (give ids or names)");
   g_autoptr (BpStore) store = NULL;
   int rc = open_store (cmd, db, STORE_WRITE, &store);
   if (rc)
@@ -2357,17 +2339,18 @@ cmd_rm (int argc, char **argv)
       return rc;
     g_autoptr (BpRun) run = bp_store_get_run (store, ids[k], &error);
     if (!run)
-      return fail (cmd, error->message);
+      return bp_cli_fail (cmd, error->message);
     if (run->status == BP_RUN_RUNNING && !force)
-      return fail_printf (cmd, "run %" G_GINT64_FORMAT " is running (process %" G_GINT64_FORMAT
-                               " on %s): stop it first, or give --force", run->id, run->pid,
-                          run->host ? run->host : "?");
+      return bp_cli_failf (cmd,
+                           "run %" G_GINT64_FORMAT " is running (process %" G_GINT64_FORMAT
+                           " on %s): stop it first, or give --force",
+                           run->id, run->pid, run->host ? run->host : "?");
   }
   for (int k = 1; k < argc; k++) {
     if (!bp_store_delete_run (store, ids[k], &error)) {
       if (g_error_matches (error, BP_STORE_ERROR, BP_STORE_ERROR_NOT_FOUND))
         continue; /* named twice */
-      return fail (cmd, error->message);
+      return bp_cli_fail (cmd, error->message);
     }
     printf ("removed run %" G_GINT64_FORMAT "\n", ids[k]);
   }
@@ -2392,12 +2375,12 @@ cmd_tag (int argc, char **argv)
                                      "prints its tags. Without tags it only prints them.");
   g_autoptr (GError) error = NULL;
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
-    return usage_error (cmd, "%s", error->message);
+    return bp_cli_usage_error (cmd, "%s", error->message);
   if (argc < 2)
-    return usage_error (cmd, "which run? (give its id or name, then the tags)");
+    return bp_cli_usage_error (cmd, "which run? (give its id or name, then the tags)");
   for (int k = 2; k < argc; k++)
     if (!*argv[k] || strlen (argv[k]) > 64 || !g_utf8_validate (argv[k], -1, NULL))
-      return usage_error (cmd, "a tag has 1 to 64 bytes of text, not \"%s\"", argv[k]);
+      return bp_cli_usage_error (cmd, "a tag has 1 to 64 bytes of text, not \"%s\"", argv[k]);
   g_autoptr (BpStore) store = NULL;
   gint64 id;
   int rc = open_store (cmd, db, argc > 2 ? STORE_WRITE : STORE_READ, &store);
@@ -2408,12 +2391,12 @@ cmd_tag (int argc, char **argv)
                          : bp_store_add_tag (store, id, argv[k], &error);
     if (!ok)
       return g_error_matches (error, BP_STORE_ERROR, BP_STORE_ERROR_INVALID)
-               ? usage_error (cmd, "%s", error->message)
-               : fail (cmd, error->message);
+                 ? bp_cli_usage_error (cmd, "%s", error->message)
+                 : bp_cli_fail (cmd, error->message);
   }
   g_auto (GStrv) tags = bp_store_list_tags (store, id, &error);
   if (!tags)
-    return fail (cmd, error->message);
+    return bp_cli_fail (cmd, error->message);
   if (json) {
     Jw *b = jw_new ();
     jw_begin (b, '[');
@@ -2443,12 +2426,12 @@ cmd_note (int argc, char **argv)
                                      "joined by spaces; \"\" clears it). Without TEXT it prints the note.");
   g_autoptr (GError) error = NULL;
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
-    return usage_error (cmd, "%s", error->message);
+    return bp_cli_usage_error (cmd, "%s", error->message);
   if (argc < 2)
-    return usage_error (cmd, "which run? (give its id or name, then the text)");
+    return bp_cli_usage_error (cmd, "which run? (give its id or name, then the text)");
   g_autofree char *text = argc > 2 ? g_strjoinv (" ", argv + 2) : NULL;
   if (text && !g_utf8_validate (text, -1, NULL))
-    return usage_error (cmd, "the note is not valid UTF-8 text");
+    return bp_cli_usage_error (cmd, "the note is not valid UTF-8 text");
   g_autoptr (BpStore) store = NULL;
   gint64 id;
   int rc = open_store (cmd, db, text ? STORE_WRITE : STORE_READ, &store);
@@ -2456,12 +2439,12 @@ cmd_note (int argc, char **argv)
     return rc;
   if (text) {
     if (!bp_store_set_note (store, id, text, &error))
-      return fail (cmd, error->message);
+      return bp_cli_fail (cmd, error->message);
     return 0;
   }
   g_autofree char *note = bp_store_get_note (store, id, &error);
   if (!note)
-    return fail (cmd, error->message);
+    return bp_cli_fail (cmd, error->message);
   if (*note)
     printf ("%s\n", note);
   return 0;
@@ -2543,18 +2526,19 @@ cmd_generate (int argc, char **argv)
     {"--threads", &s_threads, NUM_INT, 1, 1024, FALSE, &threads},
   };
   if (!g_option_context_parse (ctx, &argc, &argv, &error)) {
-    rc = usage_error (cmd, "%s", error->message);
+    rc = bp_cli_usage_error (cmd, "%s", error->message);
     goto done;
   }
   if (argc != 2) {
-    rc = usage_error (cmd, argc < 2 ? "which run? (give its id or name)" : "unexpected argument \"%s\"",
-                      argv[argc < 2 ? 0 : 2]);
+    rc = bp_cli_usage_error (
+        cmd, argc < 2 ? "which run? (give its id or name)" : "unexpected argument \"%s\"",
+        argv[argc < 2 ? 0 : 2]);
     goto done;
   }
   if ((rc = apply_number_flags (cmd, flags, G_N_ELEMENTS (flags))))
     goto done;
   if (prompt && !g_utf8_validate (prompt, -1, NULL)) {
-    rc = usage_error (cmd, "--prompt is not UTF-8 text");
+    rc = bp_cli_usage_error (cmd, "--prompt is not UTF-8 text");
     goto done;
   }
   if (!s_seed) {
@@ -2570,14 +2554,16 @@ cmd_generate (int argc, char **argv)
   run = bp_store_get_run (store, id, &error);
   cps = run ? bp_store_list_checkpoints (store, id, &error) : NULL;
   if (!cps) {
-    rc = fail (cmd, error->message);
+    rc = bp_cli_fail (cmd, error->message);
     goto done;
   }
   if (!bp_train_dataset_is_text (run->dataset)) {
-    rc = fail_printf (cmd, "run %" G_GINT64_FORMAT " (%s on %s) is not a language model: generate "
-                           "needs a run trained on a text corpus (e.g. backprop train --model "
-                           "char-gpt-tiny --dataset tang300)",
-                      id, run->model_name ? run->model_name : "-", run->dataset ? run->dataset : "-");
+    rc = bp_cli_failf (cmd,
+                       "run %" G_GINT64_FORMAT " (%s on %s) is not a language model: generate "
+                       "needs a run trained on a text corpus (e.g. backprop train --model "
+                       "char-gpt-tiny --dataset tang300)",
+                       id, run->model_name ? run->model_name : "-",
+                       run->dataset ? run->dataset : "-");
     goto done;
   }
   BpCheckpoint *cp = cps->len ? g_ptr_array_index (cps, cps->len - 1) : NULL;
@@ -2585,19 +2571,21 @@ cmd_generate (int argc, char **argv)
     if (((BpCheckpoint *) g_ptr_array_index (cps, k))->is_best)
       cp = g_ptr_array_index (cps, k);
   if (!cp) {
-    rc = fail_printf (cmd, "run %" G_GINT64_FORMAT " has no checkpoint to generate from (it "
-                           "stopped before its first was saved)", id);
+    rc = bp_cli_failf (cmd,
+                       "run %" G_GINT64_FORMAT " has no checkpoint to generate from (it "
+                       "stopped before its first was saved)",
+                       id);
     goto done;
   }
   model = bp_checkpoint_load_language_model (cp->path, &vocab, NULL, &error);
   if (!model) {
-    rc = fail (cmd, error->message);
+    rc = bp_cli_fail (cmd, error->message);
     goto done;
   }
   /* a model that cannot decode one character at a time (attention looking ahead) */
   BpModelCache *probe = bp_model_cache_new (model, 1);
   if (!probe) {
-    rc = fail_printf (cmd, "run %" G_GINT64_FORMAT " cannot generate: %s", id, bp_last_error ());
+    rc = bp_cli_failf (cmd, "run %" G_GINT64_FORMAT " cannot generate: %s", id, bp_last_error ());
     goto done;
   }
   bp_model_cache_free (probe);
@@ -2606,10 +2594,11 @@ cmd_generate (int argc, char **argv)
   if (*unknown) {
     g_autofree char *shown = describe_chars (unknown);
     if (!allow_unknown) {
-      rc = fail_printf (cmd, "the prompt has characters outside the vocabulary of run %"
-                             G_GINT64_FORMAT " (%s): %s; leave them out, or give "
-                             "--allow-unknown to read them as <unk>",
-                        id, run->dataset, shown);
+      rc = bp_cli_failf (cmd,
+                         "the prompt has characters outside the vocabulary of run %" G_GINT64_FORMAT
+                         " (%s): %s; leave them out, or give "
+                         "--allow-unknown to read them as <unk>",
+                         id, run->dataset, shown);
       goto done;
     }
     fprintf (stderr, "%s %s: reading %s as <unk> (not in the vocabulary)\n", prog, cmd, shown);
@@ -2617,8 +2606,11 @@ cmd_generate (int argc, char **argv)
   glong n_prompt = g_utf8_strlen (text, -1);
   int64_t context = bp_model_context_length (model);
   if (n_prompt > context) {
-    rc = fail_printf (cmd, "the prompt has %ld characters, more than the model's context of %"
-                           G_GINT64_FORMAT ": shorten it", n_prompt, context);
+    rc = bp_cli_failf (
+        cmd,
+        "the prompt has %ld characters, more than the model's context of %" G_GINT64_FORMAT
+        ": shorten it",
+        n_prompt, context);
     goto done;
   }
   BpGenerateOptions go = BP_GENERATE_OPTIONS_INIT;
@@ -2634,7 +2626,7 @@ cmd_generate (int argc, char **argv)
   printf ("\n");
   fflush (stdout);
   if (!generated)
-    rc = fail (cmd, error->message);
+    rc = bp_cli_fail (cmd, error->message);
 
 done:
   for (gsize k = 0; k < G_N_ELEMENTS (flags); k++)
@@ -2664,7 +2656,7 @@ cmd_models (int argc, char **argv)
   g_option_context_add_main_entries (ctx, entries, NULL);
   g_autoptr (GError) error = NULL;
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
-    return usage_error ("models", "%s", error->message);
+    return bp_cli_usage_error ("models", "%s", error->message);
   int n;
   const BpPreset *presets = bp_presets (&n);
   if (json)
@@ -2672,7 +2664,7 @@ cmd_models (int argc, char **argv)
   for (int k = 0; k < n; k++) {
     BpModel *m = bp_spec_build (presets[k].json, &error);
     if (!m)
-      return fail ("models", error->message);
+      return bp_cli_fail ("models", error->message);
     if (json)
       printf ("%s{\"name\":\"%s\",\"parameters\":%" G_GINT64_FORMAT ",\"description\":\"%s\"}",
               k ? "," : "", presets[k].name, bp_model_num_parameters (m), presets[k].description);
@@ -2711,7 +2703,7 @@ cmd_bench (int argc, char **argv)
                                      "bench/run compares it with PyTorch on the same batches.");
   g_autoptr (GError) error = NULL;
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
-    return usage_error (cmd, "%s", error->message);
+    return bp_cli_usage_error (cmd, "%s", error->message);
   gint64 batch = 64, steps = 50, warmup = 5, threads = 0;
   NumberFlag flags[] = {
     {"--batch-size", &s_batch, NUM_INT, 1, 1 << 16, FALSE, &batch},
@@ -2726,7 +2718,7 @@ cmd_bench (int argc, char **argv)
     return rc;
   const BpPreset *preset = bp_preset_find (model);
   if (!preset)
-    return usage_error (cmd, "unknown model \"%s\" (see `backprop models`)", model);
+    return bp_cli_usage_error (cmd, "unknown model \"%s\" (see `backprop models`)", model);
   bp_set_num_threads ((int) threads);
   bp_rng_seed (1);
 
@@ -2734,11 +2726,11 @@ cmd_bench (int argc, char **argv)
   dopts.limit = MIN (60000, batch * (steps + warmup));
   BpDataset *ds = bp_dataset_load_full ("fashion-mnist", "train", &dopts, &error);
   if (!ds)
-    return fail (cmd, error->message);
+    return bp_cli_fail (cmd, error->message);
   BpModel *m = bp_spec_build (preset->json, &error);
   if (!m) {
     bp_dataset_unref (ds);
-    return fail (cmd, error->message);
+    return bp_cli_fail (cmd, error->message);
   }
   BpTensor **params;
   int n_params = bp_model_parameters (m, &params);
@@ -2762,7 +2754,7 @@ cmd_bench (int argc, char **argv)
     BpTensor *logits = bp_model_forward (m, x);
     BpTensor *loss = logits ? bp_cross_entropy (logits, y, 0.0f) : NULL;
     if (!loss || bp_backward (loss) != BP_OK || bp_optimizer_step (opt) != BP_OK)
-      return fail (cmd, bp_last_error ());
+      return bp_cli_fail (cmd, bp_last_error ());
     last_loss = loss->data[0];
     bp_tensor_unref (loss);
     bp_tensor_unref (logits);
@@ -2802,7 +2794,7 @@ cmd_devices (int argc, char **argv)
                                      "cuDNN and cuBLAS versions) or says why none can be used.");
   g_autoptr (GError) error = NULL;
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
-    return usage_error ("devices", "%s", error->message);
+    return bp_cli_usage_error ("devices", "%s", error->message);
   BpCudaInfo info;
   bp_cuda_query (&info);
   bp_cuda_info_print (&info, print_line, NULL);
@@ -2850,7 +2842,7 @@ main (int argc, char **argv)
 {
   if (argc < 2) {
     print_help (stderr);
-    return EXIT_USAGE;
+    return BP_CLI_EXIT_USAGE;
   }
   if (!strcmp (argv[1], "--help") || !strcmp (argv[1], "-h") || !strcmp (argv[1], "help")) {
     print_help (stdout);
@@ -2867,5 +2859,5 @@ main (int argc, char **argv)
     }
   }
   fprintf (stderr, "%s: unknown command \"%s\" (see `%s --help`)\n", prog, argv[1], prog);
-  return EXIT_USAGE;
+  return BP_CLI_EXIT_USAGE;
 }

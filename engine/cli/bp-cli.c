@@ -5,12 +5,41 @@
 
 #include <gio/gio.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "bp-backend.h"
 #include "cuda/bp-cuda.h"
+
+int
+bp_cli_usage_error (const char *cmd, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  fprintf (stderr, "backprop %s: %s\n", cmd, msg);
+  return BP_CLI_EXIT_USAGE;
+}
+
+int
+bp_cli_fail (const char *cmd, const char *message)
+{
+  fprintf (stderr, "backprop %s: %s\n", cmd, message);
+  return 1;
+}
+
+int
+bp_cli_failf (const char *cmd, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  return bp_cli_fail (cmd, msg);
+}
 
 gboolean
 bp_cli_choose_device (const char *name, BpDevice *device, gboolean quiet, GError **error)

@@ -7,6 +7,14 @@
 
 G_BEGIN_DECLS
 
+#define BP_CLI_EXIT_USAGE 2
+
+/* One line on stderr, "backprop CMD: message". The usage form returns BP_CLI_EXIT_USAGE (a bad
+ * flag or argument), the others 1 (the command could not do its work). */
+int bp_cli_usage_error (const char *cmd, const char *fmt, ...) G_GNUC_PRINTF (2, 3);
+int bp_cli_fail (const char *cmd, const char *message);
+int bp_cli_failf (const char *cmd, const char *fmt, ...) G_GNUC_PRINTF (2, 3);
+
 /* Resolves "cpu", "cuda" or "auto" (the GPU when its backend starts and has the training
  * kernels); auto without a usable GPU prints one line saying why (unless quiet) and gives the
  * CPU. A bad name or cuda without a GPU is an error naming --device. */

@@ -20,35 +20,6 @@
 #include "bp-trainer.h"
 
 #define CMD "attention"
-#define EXIT_USAGE 2
-
-static int
-usage (const char *fmt, ...) G_GNUC_PRINTF (1, 2);
-
-static int
-usage (const char *fmt, ...)
-{
-  va_list ap;
-  va_start (ap, fmt);
-  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
-  va_end (ap);
-  fprintf (stderr, "backprop " CMD ": %s\n", msg);
-  return EXIT_USAGE;
-}
-
-static int
-fail (const char *fmt, ...) G_GNUC_PRINTF (1, 2);
-
-static int
-fail (const char *fmt, ...)
-{
-  va_list ap;
-  va_start (ap, fmt);
-  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
-  va_end (ap);
-  fprintf (stderr, "backprop " CMD ": %s\n", msg);
-  return 1;
-}
 
 /* ---- the run and its checkpoint ---- */
 
@@ -60,20 +31,20 @@ open_run (const char *db, const char *spec, BpStore **store_out, BpRun **run_out
   g_autofree char *path = db ? g_strdup (db) : bp_store_default_path ();
   g_autofree char *shown = g_filename_display_name (path);
   if (!g_file_test (path, G_FILE_TEST_EXISTS))
-    return fail ("no run \"%s\": there is no database at %s", spec, shown);
+    return bp_cli_failf (CMD, "no run \"%s\": there is no database at %s", spec, shown);
   g_autoptr (GError) error = NULL;
   const char *busy = g_getenv ("BP_BUSY_TIMEOUT_MS");
   int timeout = busy ? atoi (busy) : 0;
   g_autoptr (BpStore) store = bp_store_open_full (path, BP_STORE_OPEN_READ_ONLY, timeout, &error);
   if (!store)
-    return fail ("%s", error->message);
+    return bp_cli_failf (CMD, "%s", error->message);
   gint64 id = -1;
   if (bp_cli_all_digits (spec)) {
     id = g_ascii_strtoll (spec, NULL, 10);
   } else {
     g_autoptr (GPtrArray) runs = bp_store_list_runs (store, &error);
     if (!runs)
-      return fail ("%s", error->message);
+      return bp_cli_failf (CMD, "%s", error->message);
     g_autoptr (GString) ids = g_string_new (NULL);
     int n = 0;
     for (guint k = 0; k < runs->len; k++) {
@@ -85,15 +56,16 @@ open_run (const char *db, const char *spec, BpStore **store_out, BpRun **run_out
       n++;
     }
     if (n == 0)
-      return fail ("no run called \"%s\" in %s (see `backprop runs`)", spec, shown);
+      return bp_cli_failf (CMD, "no run called \"%s\" in %s (see `backprop runs`)", spec, shown);
     if (n > 1)
-      return fail ("%d runs are called \"%s\" (ids %s): give the id", n, spec, ids->str);
+      return bp_cli_failf (CMD, "%d runs are called \"%s\" (ids %s): give the id", n, spec,
+                           ids->str);
   }
   BpRun *run = bp_store_get_run (store, id, &error);
   if (!run) {
     if (g_error_matches (error, BP_STORE_ERROR, BP_STORE_ERROR_NOT_FOUND))
-      return fail ("no run %s in %s (see `backprop runs`)", spec, shown);
-    return fail ("%s", error->message);
+      return bp_cli_failf (CMD, "no run %s in %s (see `backprop runs`)", spec, shown);
+    return bp_cli_failf (CMD, "%s", error->message);
   }
   *store_out = g_steal_pointer (&store);
   *run_out = run;
@@ -126,18 +98,21 @@ choose_layer (BpModel *m, const char *choice, GPtrArray *attn, BpLayer **out)
     return 0;
   }
   if (l)
-    return usage ("--layer %s: node \"%s\" is a %s, not an attention layer (the model's are: %s)",
-                  choice, choice, bp_layer_kind_name (l->spec.kind), ids->str);
+    return bp_cli_usage_error (
+        CMD, "--layer %s: node \"%s\" is a %s, not an attention layer (the model's are: %s)",
+        choice, choice, bp_layer_kind_name (l->spec.kind), ids->str);
   if (bp_cli_all_digits (choice)) {
     gint64 k = g_ascii_strtoll (choice, NULL, 10);
     if (k >= 1 && k <= (gint64) attn->len) {
       *out = attn->pdata[k - 1];
       return 0;
     }
-    return usage ("--layer %s: the model has %u attention layer%s (%s); give 1 to %u or an id",
-                  choice, attn->len, attn->len == 1 ? "" : "s", ids->str, attn->len);
+    return bp_cli_usage_error (
+        CMD, "--layer %s: the model has %u attention layer%s (%s); give 1 to %u or an id", choice,
+        attn->len, attn->len == 1 ? "" : "s", ids->str, attn->len);
   }
-  return usage ("--layer %s: no such attention layer (the model's are: %s)", choice, ids->str);
+  return bp_cli_usage_error (CMD, "--layer %s: no such attention layer (the model's are: %s)",
+                             choice, ids->str);
 }
 
 /* --head: "mean" (-1) or a head's number from 1. */
@@ -150,7 +125,7 @@ choose_head (const char *choice, int heads, int *out)
   }
   gint64 k = bp_cli_all_digits (choice) ? g_ascii_strtoll (choice, NULL, 10) : 0;
   if (k < 1 || k > heads)
-    return usage ("--head %s: give mean or a head from 1 to %d", choice, heads);
+    return bp_cli_usage_error (CMD, "--head %s: give mean or a head from 1 to %d", choice, heads);
   *out = (int) k - 1;
   return 0;
 }
@@ -261,9 +236,9 @@ run_attention (const char *run_spec, const char *text, const char *layer_choice,
                const char *head_choice, const char *png, gboolean json, const char *db)
 {
   if (!g_utf8_validate (text, -1, NULL))
-    return usage ("--text is not UTF-8 text");
+    return bp_cli_usage_error (CMD, "--text is not UTF-8 text");
   if (!*text)
-    return usage ("--text is empty: give the text to look at");
+    return bp_cli_usage_error (CMD, "--text is empty: give the text to look at");
 
   g_autoptr (BpStore) store = NULL;
   g_autoptr (BpRun) run = NULL;
@@ -273,32 +248,35 @@ run_attention (const char *run_spec, const char *text, const char *layer_choice,
   g_autoptr (GError) error = NULL;
   g_autoptr (GPtrArray) cps = bp_store_list_checkpoints (store, run->id, &error);
   if (!cps)
-    return fail ("%s", error->message);
+    return bp_cli_failf (CMD, "%s", error->message);
   if (cps->len == 0)
-    return fail ("run %" G_GINT64_FORMAT " \"%s\" has no checkpoint yet", run->id, run->name);
+    return bp_cli_failf (CMD, "run %" G_GINT64_FORMAT " \"%s\" has no checkpoint yet", run->id,
+                         run->name);
   BpCheckpoint *cp = g_ptr_array_index (cps, cps->len - 1); /* ordered by step */
 
   /* the vocabulary first: a run of image data has none */
   g_autoptr (BpSafetensors) st = bp_safetensors_load (cp->path, &error);
   if (!st)
-    return fail ("%s", error->message);
+    return bp_cli_failf (CMD, "%s", error->message);
   const char *chars = g_hash_table_lookup (st->metadata, "vocab");
   g_autofree char *corpus = g_strdup (g_hash_table_lookup (st->metadata, "corpus"));
   if (!chars)
-    return fail ("run %" G_GINT64_FORMAT " \"%s\" (data set %s) is not a language model: its "
-                 "checkpoint has no vocabulary (train a model on a text corpus, e.g. "
-                 "`backprop train --model char-gpt-tiny --dataset tang300`)",
-                 run->id, run->name, run->dataset ? run->dataset : "-");
+    return bp_cli_failf (CMD,
+                         "run %" G_GINT64_FORMAT
+                         " \"%s\" (data set %s) is not a language model: its "
+                         "checkpoint has no vocabulary (train a model on a text corpus, e.g. "
+                         "`backprop train --model char-gpt-tiny --dataset tang300`)",
+                         run->id, run->name, run->dataset ? run->dataset : "-");
   g_autoptr (GError) verror = NULL;
   BpVocab *vocab = bp_vocab_from_chars (chars, &verror);
   if (!vocab)
-    return fail ("%s: the vocabulary does not load: %s", cp->path, verror->message);
+    return bp_cli_failf (CMD, "%s: the vocabulary does not load: %s", cp->path, verror->message);
   g_clear_pointer (&st, bp_safetensors_free);
 
   BpModel *m = bp_checkpoint_load_model (cp->path, NULL, &error);
   if (!m) {
     bp_vocab_free (vocab);
-    return fail ("%s", error->message);
+    return bp_cli_failf (CMD, "%s", error->message);
   }
   g_autoptr (GPtrArray) attn = g_ptr_array_new ();
   for (int k = 0; k < m->n_layers; k++)
@@ -313,19 +291,26 @@ run_attention (const char *run_spec, const char *text, const char *layer_choice,
   BpTensor *x = NULL;
   rc = 0;
   if (attn->len == 0) {
-    rc = fail ("run %" G_GINT64_FORMAT " \"%s\": the model %s has no attention layers "
-               "(MultiheadAttention or TransformerEncoderLayer) to show",
-               run->id, run->name, m->name);
+    rc = bp_cli_failf (CMD,
+                       "run %" G_GINT64_FORMAT " \"%s\": the model %s has no attention layers "
+                       "(MultiheadAttention or TransformerEncoderLayer) to show",
+                       run->id, run->name, m->name);
   } else if (bp_model_vocab_size (m) != bp_vocab_size (vocab) || m->in_ndim != 1) {
-    rc = fail ("%s: the model does not read the checkpoint's vocabulary of %" G_GINT64_FORMAT
-               " characters", cp->path, bp_vocab_size (vocab));
+    rc =
+        bp_cli_failf (CMD,
+                      "%s: the model does not read the checkpoint's vocabulary of %" G_GINT64_FORMAT
+                      " characters",
+                      cp->path, bp_vocab_size (vocab));
   } else if (*unknown) {
     g_autofree char *list = quote_chars (unknown);
-    rc = usage ("--text has characters outside the vocabulary of run %" G_GINT64_FORMAT
-                " (corpus %s): %s", run->id, corpus ? corpus : "-", list);
+    rc = bp_cli_usage_error (CMD,
+                             "--text has characters outside the vocabulary of run %" G_GINT64_FORMAT
+                             " (corpus %s): %s",
+                             run->id, corpus ? corpus : "-", list);
   } else if (n > context) {
-    rc = usage ("--text has %d characters, more than the model's context of %" G_GINT64_FORMAT,
-                n, context);
+    rc = bp_cli_usage_error (
+        CMD, "--text has %d characters, more than the model's context of %" G_GINT64_FORMAT, n,
+        context);
   } else if ((rc = choose_layer (m, layer_choice, attn, &layer)) == 0 &&
              (rc = choose_head (head_choice, (int) layer->spec.num_heads, &head)) == 0 &&
              n < context) {
@@ -333,8 +318,11 @@ run_attention (const char *run_spec, const char *text, const char *layer_choice,
      * layer looks back, never ahead (the test of incremental decoding) */
     BpModelCache *cache = bp_model_cache_new (m, 1);
     if (!cache)
-      rc = usage ("this model sees the whole window at once (%s): give --text of exactly %"
-                  G_GINT64_FORMAT " characters", bp_last_error (), context);
+      rc = bp_cli_usage_error (
+          CMD,
+          "this model sees the whole window at once (%s): give --text of exactly %" G_GINT64_FORMAT
+          " characters",
+          bp_last_error (), context);
     bp_model_cache_free (cache);
   }
 
@@ -353,7 +341,7 @@ run_attention (const char *run_spec, const char *text, const char *layer_choice,
     bp_set_grad_enabled (was);
     w = bp_model_attention (m);
     if (!logits || !w)
-      rc = fail ("the model failed on the text: %s", bp_last_error ());
+      rc = bp_cli_failf (CMD, "the model failed on the text: %s", bp_last_error ());
   }
   if (rc == 0) {
     /* (1, H, L, L) -> the n x n corner of the head or of the mean of the heads */
@@ -388,7 +376,7 @@ run_attention (const char *run_spec, const char *text, const char *layer_choice,
     int width = 0, height = 0;
     BpHeatmapGeometry geo = {0};
     if (png && !bp_heatmap_write_png (&h, png, 0, 0, &width, &height, &geo, &error)) {
-      rc = fail ("%s", error->message);
+      rc = bp_cli_failf (CMD, "%s", error->message);
     } else if (json) {
       print_json (run, cp, layer, index, head, heads, n, tokens, matrix, png, width, height, &geo);
     } else {
@@ -429,14 +417,16 @@ bp_cmd_attention (int argc, char **argv)
                                      "character, with a colour scale.");
   g_autoptr (GError) error = NULL;
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
-    return usage ("%s", error->message);
+    return bp_cli_usage_error (CMD, "%s", error->message);
   if (argc != 2)
-    return usage (argc < 2 ? "which run? (give its id or name)" : "unexpected argument \"%s\"",
-                  argv[argc < 2 ? 0 : 2]);
+    return bp_cli_usage_error (
+        CMD, argc < 2 ? "which run? (give its id or name)" : "unexpected argument \"%s\"",
+        argv[argc < 2 ? 0 : 2]);
   if (!text)
-    return usage ("give the text with --text TEXT");
+    return bp_cli_usage_error (CMD, "give the text with --text TEXT");
   if (!png && !json)
-    return usage ("give the output file with --png FILE (or --json for the weights)");
+    return bp_cli_usage_error (CMD,
+                               "give the output file with --png FILE (or --json for the weights)");
   int rc = run_attention (argv[1], text, layer, head, png, json, db);
   /* Pango's font map, for the leak checker (Cairo's caches stay: fonts Pango used may still
    * be referenced there, and cairo_debug_reset_static_data would then abort) */

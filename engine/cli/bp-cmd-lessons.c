@@ -21,29 +21,6 @@
 #include "bp-trainer.h"
 #include "cuda/bp-cuda.h"
 
-#define EXIT_USAGE 2
-
-static int
-usage (const char *cmd, const char *fmt, ...) G_GNUC_PRINTF (2, 3);
-
-static int
-usage (const char *cmd, const char *fmt, ...)
-{
-  va_list ap;
-  va_start (ap, fmt);
-  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
-  va_end (ap);
-  fprintf (stderr, "backprop %s: %s\n", cmd, msg);
-  return EXIT_USAGE;
-}
-
-static int
-fail (const char *cmd, const char *msg)
-{
-  fprintf (stderr, "backprop %s: %s\n", cmd, msg);
-  return 1;
-}
-
 /* ---- JSON output, written by hand (json-glib 1.6 can write doubles as invalid JSON) ---- */
 
 static void
@@ -132,7 +109,7 @@ load_lessons (const char *cmd, gboolean quiet)
   g_autoptr (GError) error = NULL;
   BpLessonSet *set = bp_lesson_set_load (NULL, &error);
   if (!set) {
-    fail (cmd, error->message);
+    bp_cli_fail (cmd, error->message);
     return NULL;
   }
   for (guint k = 0; !quiet && k < set->warnings->len; k++)
@@ -274,11 +251,11 @@ bp_cmd_lessons (int argc, char **argv)
                                      "A malformed lesson is skipped with a warning.");
   g_autoptr (GError) error = NULL;
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
-    return usage (cmd, "%s", error->message);
+    return bp_cli_usage_error (cmd, "%s", error->message);
   if (argc > 1)
-    return usage (cmd, "unexpected argument \"%s\"", argv[1]);
+    return bp_cli_usage_error (cmd, "unexpected argument \"%s\"", argv[1]);
   if (!check_lang (lang))
-    return usage (cmd, "--lang must be en or zh_TW, not \"%s\"", lang);
+    return bp_cli_usage_error (cmd, "--lang must be en or zh_TW, not \"%s\"", lang);
   g_autoptr (BpLessonSet) set = load_lessons (cmd, json);
   if (!set)
     return 1;
@@ -319,22 +296,22 @@ lesson_show (const char *cmd, int argc, char **argv)
   g_option_context_set_summary (ctx, "Prints a lesson (id or number, e.g. 1.3): its text, steps and goals.");
   g_autoptr (GError) error = NULL;
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
-    return usage (cmd, "%s", error->message);
+    return bp_cli_usage_error (cmd, "%s", error->message);
   if (argc < 2)
-    return usage (cmd, "which lesson? (see `backprop lessons`)");
+    return bp_cli_usage_error (cmd, "which lesson? (see `backprop lessons`)");
   if (argc > 2)
-    return usage (cmd, "unexpected argument \"%s\"", argv[2]);
+    return bp_cli_usage_error (cmd, "unexpected argument \"%s\"", argv[2]);
   if (!check_lang (lang))
-    return usage (cmd, "--lang must be en or zh_TW, not \"%s\"", lang);
+    return bp_cli_usage_error (cmd, "--lang must be en or zh_TW, not \"%s\"", lang);
   g_autoptr (BpLessonSet) set = load_lessons (cmd, TRUE);
   if (!set)
     return 1;
   const BpLesson *l = bp_lesson_set_find (set, argv[1]);
   if (!l)
-    return usage (cmd, "no lesson \"%s\" (see `backprop lessons`)", argv[1]);
+    return bp_cli_usage_error (cmd, "no lesson \"%s\" (see `backprop lessons`)", argv[1]);
   g_autofree char *text = bp_lesson_read_text (l, lang, &error);
   if (!text)
-    return fail (cmd, error->message);
+    return bp_cli_fail (cmd, error->message);
   printf ("%s %s: %s\n\n%s", l->number, l->id, bp_lesson_text_get (&l->title, lang), text);
   if (!g_str_has_suffix (text, "\n"))
     printf ("\n");
@@ -633,42 +610,43 @@ lesson_run (const char *cmd, int argc, char **argv)
                                      "Exit status 0 when every goal is met, 1 otherwise.");
   g_autoptr (GError) error = NULL;
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
-    return usage (cmd, "%s", error->message);
+    return bp_cli_usage_error (cmd, "%s", error->message);
   if (argc < 2)
-    return usage (cmd, "which lesson? (see `backprop lessons`)");
+    return bp_cli_usage_error (cmd, "which lesson? (see `backprop lessons`)");
   if (argc > 2)
-    return usage (cmd, "unexpected argument \"%s\"", argv[2]);
+    return bp_cli_usage_error (cmd, "unexpected argument \"%s\"", argv[2]);
   if (no_store && db)
-    return usage (cmd, "--no-store cannot be used with --db");
+    return bp_cli_usage_error (cmd, "--no-store cannot be used with --db");
   gint64 threads = 0;
   if (s_threads) {
     char *end = NULL;
     errno = 0;
     threads = g_ascii_strtoll (s_threads, &end, 10);
     if (errno || !*s_threads || *end || threads < 1 || threads > 1024)
-      return usage (cmd, "--threads needs a whole number between 1 and 1024, not \"%s\"", s_threads);
+      return bp_cli_usage_error (
+          cmd, "--threads needs a whole number between 1 and 1024, not \"%s\"", s_threads);
   }
   g_autoptr (BpLessonSet) set = load_lessons (cmd, FALSE);
   if (!set)
     return 1;
   const BpLesson *l = bp_lesson_set_find (set, argv[1]);
   if (!l)
-    return usage (cmd, "no lesson \"%s\" (see `backprop lessons`)", argv[1]);
+    return bp_cli_usage_error (cmd, "no lesson \"%s\" (see `backprop lessons`)", argv[1]);
   if (!l->experiment) {
     g_autofree char *msg = g_strdup_printf ("lesson %s has no experiment the trainer can run yet: %s",
                                             l->id, l->not_runnable.en);
-    return fail (cmd, msg);
+    return bp_cli_fail (cmd, msg);
   }
   BpDevice dev;
   if (!bp_cli_choose_device (device ? device : "auto", &dev, json, &error))
-    return usage (cmd, "%s", error->message);
+    return bp_cli_usage_error (cmd, "%s", error->message);
   bp_set_num_threads ((int) threads);
 
   BpStore *store = NULL;
   if (!no_store) {
     store = bp_store_open (db, &error);
     if (!store)
-      return fail (cmd, error->message);
+      return bp_cli_fail (cmd, error->message);
   }
   bp_cli_catch_stop_signals ();
 
@@ -692,7 +670,7 @@ lesson_run (const char *cmd, int argc, char **argv)
   GPtrArray *vs = l->experiment->variants;
   for (guint k = 0; k < vs->len && !bp_cli_stop_signal (); k++)
     if (!run_variant (l, vs->pdata[k], k, quick, dev, store, &out, &error)) {
-      rc = fail (cmd, error->message);
+      rc = bp_cli_fail (cmd, error->message);
       break;
     }
   bp_store_close (store);
@@ -722,12 +700,12 @@ bp_cmd_lesson (int argc, char **argv)
                 "show prints a lesson's text, steps and goals; run trains its experiment headless\n"
                 "and reports each goal as met or not (exit status 0 when all are met).\n"
                 "ID is a lesson's id or number (see `backprop lessons`).\n");
-    return argc < 2 ? EXIT_USAGE : 0;
+    return argc < 2 ? BP_CLI_EXIT_USAGE : 0;
   }
   g_autofree char *sub = g_strdup_printf ("lesson %s", argv[1]);
   if (!strcmp (argv[1], "show"))
     return lesson_show (sub, argc - 1, argv + 1);
   if (!strcmp (argv[1], "run"))
     return lesson_run (sub, argc - 1, argv + 1);
-  return usage (cmd, "unknown sub-command \"%s\" (show or run)", argv[1]);
+  return bp_cli_usage_error (cmd, "unknown sub-command \"%s\" (show or run)", argv[1]);
 }
