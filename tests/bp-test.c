@@ -7,9 +7,14 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "bp-ops-eltwise.h"
+#include "bp-ops-loss.h"
+#include "bp-optim.h"
 #include "bp-rng.h"
+#include "bp-spec.h"
 
 BpTensor *
 bp_test_rand (int ndim, const int64_t *shape, float lo, float hi, bool requires_grad)
@@ -289,4 +294,56 @@ bp_test_cli_assert_error (const BpTestCli *r, int status, const char *prefix, co
     g_error ("expected exit %d and one line \"%s...\" with \"%s\", got exit %d and stderr:\n%s",
              status, prefix, needle, r->status, r->err);
   g_test_message ("%s", r->err);
+}
+
+/* ---- the reversal task ---- */
+
+BpModel *
+bp_test_train_reverser (int steps, BpSeqTask **task_out, double *last_loss)
+{
+  g_autoptr (GError) error = NULL;
+  const int64_t t = 8, v = 10, batch = 64;
+  BpSeqTask *task = bp_seq_task_copy (4096, t, v, TRUE, 11, &error);
+  g_assert_no_error (error);
+  const char *json =
+    "{\"format\": \"backprop-lab-model\", \"version\": 2, \"name\": \"reverser\", \"nodes\": ["
+    "{\"id\": \"x\", \"type\": \"Input\", \"shape\": [8], \"vocab_size\": 10},"
+    "{\"id\": \"emb\", \"type\": \"Embedding\", \"inputs\": [\"x\"], \"embedding_dim\": 32},"
+    "{\"id\": \"pos\", \"type\": \"PositionalEncoding\", \"inputs\": [\"emb\"], \"encoding\": \"learned\", \"max_len\": 8},"
+    "{\"id\": \"attn\", \"type\": \"MultiheadAttention\", \"inputs\": [\"pos\"], \"num_heads\": 1},"
+    "{\"id\": \"head\", \"type\": \"Linear\", \"inputs\": [\"attn\"], \"out_features\": 10},"
+    "{\"id\": \"output\", \"type\": \"Output\", \"inputs\": [\"head\"]}]}";
+  bp_rng_seed (3);
+  BpModel *m = bp_spec_build (json, &error);
+  g_assert_no_error (error);
+  /* learned positions start at N(0, 0.02): larger ones let the alignment form sooner */
+  bp_tensor_normal (bp_model_find (m, "pos")->weight, 0.0f, 1.0f);
+  BpTensor **params;
+  int n_params = bp_model_parameters (m, &params);
+  BpOptimConfig oc = bp_optim_config_default (BP_OPTIM_ADAM);
+  oc.lr = 1e-2f;
+  BpOptimizer *opt = bp_optimizer_new (&oc, n_params, params);
+  int64_t idx[64];
+  for (int step = 0; step < steps; step++) {
+    for (int64_t i = 0; i < batch; i++)
+      idx[i] = (int64_t) bp_rng_below (4000);
+    BpTensor *x, *y;
+    g_assert_true (bp_seq_task_batch (task, idx, batch, &x, &y, &error));
+    BpTensor *logits = bp_model_forward (m, x);
+    BpTensor *flat = bp_reshape (logits, 2, (int64_t[]){-1, v});
+    BpTensor *targets = bp_reshape (y, 1, (int64_t[]){-1});
+    BpTensor *loss = bp_cross_entropy (flat, targets, 0.0f);
+    g_assert_cmpint (bp_backward (loss), ==, BP_OK);
+    g_assert_cmpint (bp_optimizer_step (opt), ==, BP_OK);
+    bp_optimizer_zero_grad (opt);
+    bp_tape_clear ();
+    *last_loss = loss->data[0];
+    BpTensor *tmp[] = {x, y, logits, flat, targets, loss};
+    for (int k = 0; k < 6; k++)
+      bp_tensor_unref (tmp[k]);
+  }
+  bp_optimizer_free (opt);
+  free (params);
+  *task_out = task;
+  return m;
 }

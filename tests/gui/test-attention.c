@@ -14,12 +14,9 @@
 #include <adwaita.h>
 
 #include "bp-gui-test.h"
+#include "bp-test.h"
 #include "bp-heatmap-draw.h"
 #include "bp-ops-eltwise.h"
-#include "bp-ops-loss.h"
-#include "bp-optim.h"
-#include "bp-rng.h"
-#include "bp-spec.h"
 #include "bp-text.h"
 #include "bp-train-page.h"
 
@@ -390,46 +387,11 @@ static void
 test_reversal (void)
 {
   g_autoptr (GError) error = NULL;
-  const int64_t t = 8, v = 10, batch = 64;
-  BpSeqTask *task = bp_seq_task_copy (4096, t, v, TRUE, 11, &error);
-  g_assert_no_error (error);
-  const char *json =
-    "{\"format\": \"backprop-lab-model\", \"version\": 2, \"name\": \"reverser\", \"nodes\": ["
-    "{\"id\": \"x\", \"type\": \"Input\", \"shape\": [8], \"vocab_size\": 10},"
-    "{\"id\": \"emb\", \"type\": \"Embedding\", \"inputs\": [\"x\"], \"embedding_dim\": 32},"
-    "{\"id\": \"pos\", \"type\": \"PositionalEncoding\", \"inputs\": [\"emb\"], \"encoding\": \"learned\", \"max_len\": 8},"
-    "{\"id\": \"attn\", \"type\": \"MultiheadAttention\", \"inputs\": [\"pos\"], \"num_heads\": 1},"
-    "{\"id\": \"head\", \"type\": \"Linear\", \"inputs\": [\"attn\"], \"out_features\": 10},"
-    "{\"id\": \"output\", \"type\": \"Output\", \"inputs\": [\"head\"]}]}";
-  bp_rng_seed (3);
-  BpModel *m = bp_spec_build (json, &error);
-  g_assert_no_error (error);
-  bp_tensor_normal (bp_model_find (m, "pos")->weight, 0.0f, 1.0f);
-  BpTensor **params;
-  int n_params = bp_model_parameters (m, &params);
-  BpOptimConfig oc = bp_optim_config_default (BP_OPTIM_ADAM);
-  oc.lr = 1e-2f;
-  BpOptimizer *opt = bp_optimizer_new (&oc, n_params, params);
-  int64_t idx[64];
+  const int64_t t = 8;
+  BpSeqTask *task;
   double loss_value = 0;
-  for (int step = 0; step < 200; step++) {
-    for (int64_t i = 0; i < batch; i++)
-      idx[i] = (int64_t) bp_rng_below (4000);
-    BpTensor *x, *y;
-    g_assert_true (bp_seq_task_batch (task, idx, batch, &x, &y, &error));
-    BpTensor *logits = bp_model_forward (m, x);
-    BpTensor *flat = bp_reshape (logits, 2, (int64_t[]){-1, v});
-    BpTensor *targets = bp_reshape (y, 1, (int64_t[]){-1});
-    BpTensor *loss = bp_cross_entropy (flat, targets, 0.0f);
-    g_assert_cmpint (bp_backward (loss), ==, BP_OK);
-    g_assert_cmpint (bp_optimizer_step (opt), ==, BP_OK);
-    bp_optimizer_zero_grad (opt);
-    bp_tape_clear ();
-    loss_value = loss->data[0];
-    BpTensor *tmp[] = {x, y, logits, flat, targets, loss};
-    for (int k = 0; k < 6; k++)
-      bp_tensor_unref (tmp[k]);
-  }
+  BpModel *m = bp_test_train_reverser (200, &task, &loss_value);
+  int64_t idx[1];
 
   /* one held-out sequence through the model, its weights per head (1, H, T, T) */
   bp_model_set_training (m, false);
@@ -478,8 +440,6 @@ test_reversal (void)
   bp_tensor_unref (x);
   bp_tensor_unref (y);
   bp_tensor_unref (logits);
-  bp_optimizer_free (opt);
-  free (params);
   bp_model_free (m);
   bp_seq_task_free (task);
 }
