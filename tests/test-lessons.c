@@ -146,6 +146,20 @@ test_source_lessons (void)
       const BpLessonVariant *var = vs->pdata[v];
       if (vs->len > 1)
         check_text_pair (var->id, &var->title);
+      if (l->experiment->function) {
+        /* gradient descent on a function: no model, no training config */
+        BpDescentConfig d;
+        g_assert_true (bp_lesson_make_descent_config (l, var->id, &d, &error));
+        g_assert_no_error (error);
+        g_assert_nonnull (bp_descent_function_find (d.function));
+        g_assert_null (var->model);
+        g_assert_null (var->spec_json);
+        BpTrainConfig c;
+        g_assert_false (bp_lesson_make_config (l, var->id, TRUE, &c, &error));
+        g_assert_error (error, BP_LESSON_ERROR, BP_LESSON_ERROR_INVALID);
+        g_clear_error (&error);
+        continue;
+      }
       /* a preset or a spec that builds */
       if (var->model) {
         g_assert_nonnull (bp_preset_find (var->model));
@@ -499,6 +513,39 @@ quick_event (const BpTrainEvent *ev, gpointer user_data)
   return TRUE;
 }
 
+static gboolean
+descent_point (const BpDescentPoint *p, gpointer data)
+{
+  QuickRun *q = data;
+  bp_lesson_eval_descent (q->eval, q->variant, p);
+  return TRUE;
+}
+
+/* A function experiment's runs (fast: no test budget) against its goals. */
+static void
+run_descent_lesson (const BpLesson *l)
+{
+  g_autoptr (BpLessonEval) eval = bp_lesson_eval_new (l, TRUE);
+  GPtrArray *vs = l->experiment->variants;
+  for (guint v = 0; v < vs->len; v++) {
+    const BpLessonVariant *var = vs->pdata[v];
+    BpDescentConfig c;
+    g_autoptr (GError) error = NULL;
+    g_assert_true (bp_lesson_make_descent_config (l, var->id, &c, &error));
+    QuickRun q = {eval, var->id};
+    g_assert_true (bp_descent_run (&c, descent_point, &q, &error));
+    g_assert_no_error (error);
+    bp_lesson_eval_run_ended (eval, var->id);
+  }
+  for (guint g = 0; g < bp_lesson_eval_get_n_goals (eval); g++) {
+    const BpLessonGoalResult *r = bp_lesson_eval_get_result (eval, g);
+    g_autofree char *what = bp_lesson_goal_describe (bp_lesson_eval_get_goal (eval, g));
+    if (r->state != BP_LESSON_GOAL_MET)
+      g_error ("lesson %s %s: misses \"%s\": %g (target %g)", l->number, l->id, what, r->value,
+               r->target);
+  }
+}
+
 static void
 test_quick_runs (void)
 {
@@ -517,6 +564,10 @@ test_quick_runs (void)
     if (!l->experiment || (only && strcmp (only, l->id) && strcmp (only, l->number)))
       continue;
     const char *dataset = l->experiment->dataset;
+    if (l->experiment->function) {
+      run_descent_lesson (l);
+      continue;
+    }
     if (bp_train_dataset_is_text (dataset) && !have_corpus (dataset)) {
       g_test_message ("%s %s: skipped, the corpus %s (fortunes-zh, OpenCC) is missing", l->number,
                       l->id, dataset);
@@ -621,19 +672,30 @@ test_cli_list (void)
   JsonObject *m1 = json_array_get_object_element (modules, 0);
   g_assert_cmpstr (json_object_get_string_member (m1, "id"), ==, "foundations");
   JsonArray *ls = json_object_get_array_member (m1, "lessons");
-  gboolean saw_runnable = FALSE, saw_not = FALSE;
+  gboolean saw_model = FALSE, saw_function = FALSE;
   for (guint k = 0; k < json_array_get_length (ls); k++) {
     JsonObject *l = json_array_get_object_element (ls, k);
     if (json_object_get_boolean_member (l, "runnable")) {
-      saw_runnable = TRUE;
       g_assert_cmpuint (json_array_get_length (json_object_get_array_member (l, "goals")), >, 0);
-      g_assert_cmpuint (json_array_get_length (json_object_get_array_member (l, "runs")), >, 0);
+      JsonArray *runs = json_object_get_array_member (l, "runs");
+      g_assert_cmpuint (json_array_get_length (runs), >, 0);
+      if (json_object_has_member (l, "function")) {
+        /* the autograd lesson: gradient descent on the bowl, runs differing in lr */
+        saw_function = TRUE;
+        g_assert_cmpstr (json_object_get_string_member (l, "function"), ==, "bowl");
+        g_assert_false (json_object_has_member (l, "dataset"));
+        JsonObject *run = json_array_get_object_element (runs, 0);
+        g_assert_cmpstr (json_object_get_string_member (run, "optimizer"), ==, "sgd");
+        g_assert_cmpfloat (json_object_get_double_member (run, "lr"), >, 0);
+      } else {
+        saw_model = TRUE;
+        g_assert_nonnull (json_object_get_string_member (l, "dataset"));
+      }
     } else {
-      saw_not = TRUE;
       g_assert_cmpstr (json_object_get_string_member (l, "not_runnable"), !=, "");
     }
   }
-  g_assert_true (saw_runnable && saw_not);
+  g_assert_true (saw_model && saw_function);
   result_clear (&r);
 
   /* zh_TW titles; text listing */
@@ -657,10 +719,6 @@ test_cli_list (void)
   r = run_cli (lessons_dir, "lesson", "run", "no-such-lesson", "--no-store", NULL);
   g_assert_cmpint (r.status, ==, 2);
   g_assert_nonnull (strstr (r.err, "no lesson \"no-such-lesson\""));
-  result_clear (&r);
-  r = run_cli (lessons_dir, "lesson", "run", "autograd", "--no-store", NULL);
-  g_assert_cmpint (r.status, ==, 1);
-  g_assert_nonnull (strstr (r.err, "no experiment"));
   result_clear (&r);
 
   /* malformed lessons: listed as warnings (stderr, or in the JSON), the others still listed */
@@ -744,6 +802,149 @@ test_cli_run (void)
   bp_test_remove_tree (dir);
 }
 
+/* ---- function experiments (gradient descent, the autograd lesson) ---- */
+
+static const char function_lesson[] =
+  "{\"format\": 1, \"id\": \"%s\", \"title\": {\"en\": \"A\", \"zh_TW\": \"甲\"},\n"
+  " \"experiment\": {\"function\": {\"name\": \"%s\", \"start\": [-4, 2], \"steps\": 50}%s,\n"
+  "  \"variants\": [{\"id\": \"slow\", \"title\": {\"en\": \"s\", \"zh_TW\": \"慢\"}},\n"
+  "   {\"id\": \"fast\", \"title\": {\"en\": \"f\", \"zh_TW\": \"快\"}, \"config\": {\"optimizer\": {\"lr\": 0.09}}}]},\n"
+  " \"steps\": [{\"text\": {\"en\": \"Go.\", \"zh_TW\": \"開始。\"}, \"action\": {\"type\": \"%s\"}}],\n"
+  " \"goals\": [{\"metric\": \"%s\", \"op\": \"<=\", \"value\": 0.01, \"within_steps\": 30, \"variant\": \"fast\"},\n"
+  "  {\"type\": \"compare\", \"metric\": \"value\", \"a\": \"fast\", \"op\": \"<\", \"b\": \"slow\"}]}\n";
+
+static char *
+function_tree (void)
+{
+  char *root = bp_test_temp_dir (test_root);
+  g_autofree char *m = g_build_filename (root, "01-basics", NULL);
+  g_mkdir_with_parents (m, 0755);
+  write_file (m, "module.json",
+              "{\"format\": 1, \"id\": \"basics\", \"title\": {\"en\": \"Basics\", \"zh_TW\": \"基礎\"}}");
+  const char *sgd = ", \"config\": {\"optimizer\": {\"name\": \"sgd\", \"lr\": 0.02}}";
+  g_autofree char *good = g_strdup_printf (function_lesson, "descent", "bowl", sgd,
+                                           "start-training", "value");
+  g_autofree char *fn = g_strdup_printf (function_lesson, "bad-function", "sphere", sgd,
+                                         "start-training", "value");
+  g_autofree char *metric = g_strdup_printf (function_lesson, "bad-metric", "bowl", sgd,
+                                             "start-training", "val_accuracy");
+  g_autofree char *epochs = g_strdup_printf (function_lesson, "bad-config", "bowl",
+                                             ", \"config\": {\"epochs\": 3}", "start-training",
+                                             "value");
+  g_autofree char *model = g_strdup_printf (function_lesson, "bad-model", "bowl",
+                                            ", \"model\": \"mlp\"", "start-training", "value");
+  g_autofree char *load = g_strdup_printf (function_lesson, "bad-action", "bowl", sgd,
+                                           "load-model", "value");
+  g_autofree char *lr = g_strdup_printf (function_lesson, "bad-lr", "bowl",
+                                         ", \"config\": {\"optimizer\": {\"lr\": -2}}",
+                                         "start-training", "value");
+  g_autofree char *mixed = g_strdup_printf (good_lesson, "model-distance", "", "start-training",
+                                            "distance");
+  make_lesson (m, "01-descent", good, TRUE, TRUE);
+  make_lesson (m, "02-bad-function", fn, TRUE, TRUE);
+  make_lesson (m, "03-bad-metric", metric, TRUE, TRUE);
+  make_lesson (m, "04-bad-config", epochs, TRUE, TRUE);
+  make_lesson (m, "05-bad-model", model, TRUE, TRUE);
+  make_lesson (m, "06-bad-action", load, TRUE, TRUE);
+  make_lesson (m, "07-bad-lr", lr, TRUE, TRUE);
+  make_lesson (m, "08-model-distance", mixed, TRUE, TRUE);
+  make_lesson (m, "09-not-yet",
+               "{\"format\": 1, \"id\": \"not-yet\", \"title\": {\"en\": \"A\", \"zh_TW\": \"甲\"},"
+               " \"experiment\": null, \"not_runnable\": {\"en\": \"no data yet\", \"zh_TW\": \"還沒有資料\"}}",
+               TRUE, TRUE);
+  return root;
+}
+
+static gboolean
+feed_descent (const BpDescentPoint *p, gpointer data)
+{
+  QuickRun *q = data;
+  bp_lesson_eval_descent (q->eval, q->variant, p);
+  return TRUE;
+}
+
+static void
+test_function_lessons (void)
+{
+  g_autofree char *root = function_tree ();
+  g_autoptr (GError) error = NULL;
+  g_autoptr (BpLessonSet) set = bp_lesson_set_load (root, &error);
+  g_assert_no_error (error);
+  assert_warning (set, "02-bad-function/lesson.json",
+                  "unknown function \"sphere\" (bowl, rosenbrock, himmelblau)");
+  assert_warning (set, "03-bad-metric/lesson.json",
+                  "unknown metric \"val_accuracy\" in goals[0] (a function experiment's");
+  assert_warning (set, "04-bad-config/lesson.json", "unknown field \"epochs\"");
+  assert_warning (set, "05-bad-model/lesson.json",
+                  "an experiment with a \"function\" has no \"model\"");
+  assert_warning (set, "06-bad-action/lesson.json",
+                  "action load-model needs a model's experiment");
+  assert_warning (set, "07-bad-lr/lesson.json", "lr");
+  assert_warning (set, "08-model-distance/lesson.json", "it is a function experiment's");
+  g_assert_cmpuint (set->warnings->len, ==, 7);
+
+  const BpLesson *l = bp_lesson_set_find (set, "descent");
+  g_assert_nonnull (l);
+  g_assert_cmpstr (l->experiment->function, ==, "bowl");
+  g_assert_null (l->experiment->dataset);
+  BpDescentConfig c;
+  g_assert_true (bp_lesson_make_descent_config (l, "fast", &c, &error));
+  g_assert_cmpfloat (c.optim.lr, ==, 0.09f);
+  g_assert_cmpint (c.optim.kind, ==, BP_OPTIM_SGD);
+  g_assert_cmpint (c.steps, ==, 50);
+  g_assert_cmpfloat (c.start[0], ==, -4.0);
+  g_autofree char *what = bp_lesson_goal_describe (l->goals->pdata[0]);
+  g_assert_cmpstr (what, ==, "value <= 0.01 within 30 steps (run fast)");
+
+  /* the evaluator on real paths: fast reaches f <= 0.01 at step 21, and ends below slow */
+  g_autoptr (BpLessonEval) eval = bp_lesson_eval_new (l, FALSE);
+  const char *runs[] = {"slow", "fast"};
+  for (int k = 0; k < 2; k++) {
+    g_assert_true (bp_lesson_make_descent_config (l, runs[k], &c, &error));
+    QuickRun q = {eval, runs[k]};
+    g_assert_true (bp_descent_run (&c, feed_descent, &q, &error));
+    bp_lesson_eval_run_ended (eval, runs[k]);
+  }
+  const BpLessonGoalResult *r0 = bp_lesson_eval_get_result (eval, 0);
+  g_assert_cmpint (r0->state, ==, BP_LESSON_GOAL_MET);
+  g_assert_cmpint (r0->epoch, ==, 21);
+  const BpLessonGoalResult *r1 = bp_lesson_eval_get_result (eval, 1);
+  g_assert_cmpint (r1->state, ==, BP_LESSON_GOAL_MET);
+  g_assert_cmpfloat (r1->value, <, r1->other);
+
+  /* a run that never gets there within the steps misses */
+  g_autoptr (BpLessonEval) late = bp_lesson_eval_new (l, FALSE);
+  g_assert_true (bp_lesson_make_descent_config (l, "slow", &c, &error));
+  QuickRun q = {late, "fast"}; /* slow's path, fed as run fast */
+  g_assert_true (bp_descent_run (&c, feed_descent, &q, &error));
+  g_assert_cmpint (bp_lesson_eval_get_result (late, 0)->state, ==, BP_LESSON_GOAL_MISSED);
+
+  if (g_getenv ("BP_CLI")) {
+    Result r = run_cli (root, "lesson", "run", "descent", "--no-store", NULL);
+    g_assert_cmpint (r.status, ==, 0);
+    g_assert_nonnull (strstr (r.out, "f(x, y) = x² + 10y², sgd lr 0.09, 50 steps"));
+    g_assert_nonnull (strstr (r.out, "step    0  x         -4  y          2  f         56"));
+    g_assert_nonnull (strstr (r.out, "2 of 2 goals met"));
+    g_assert_null (strstr (r.err, "GPU"));
+    result_clear (&r);
+    r = run_cli (root, "lesson", "run", "descent", "--no-store", "--json", NULL);
+    g_assert_cmpint (r.status, ==, 0);
+    /* one point per step and run, the start included */
+    guint points = 0;
+    for (const char *p = r.out; (p = strstr (p, "\"event\":\"point\"")); p++)
+      points++;
+    g_assert_cmpuint (points, ==, 2 * 51);
+    g_assert_nonnull (strstr (r.out, "\"within_steps\":30"));
+    result_clear (&r);
+    r = run_cli (root, "lesson", "run", "not-yet", "--no-store", NULL);
+    g_assert_cmpint (r.status, ==, 1);
+    g_assert_nonnull (strstr (r.err, "no experiment"));
+    g_assert_nonnull (strstr (r.err, "no data yet"));
+    result_clear (&r);
+  }
+  bp_test_remove_tree (root);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -759,6 +960,7 @@ main (int argc, char **argv)
   g_test_add_func ("/lessons/quick-runs", test_quick_runs);
   g_test_add_func ("/lessons/cli-list", test_cli_list);
   g_test_add_func ("/lessons/cli-run", test_cli_run);
+  g_test_add_func ("/lessons/function", test_function_lessons);
   int rc = g_test_run ();
   bp_test_remove_tree (test_root);
   g_free (test_root);

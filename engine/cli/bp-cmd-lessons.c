@@ -81,7 +81,10 @@ put_goal (GString *s, const BpLessonGoal *g)
     } else {
       put_number (s, "value", g->value);
     }
-    g_string_append_printf (s, ",\"within_epochs\":%d,", g->within_epochs);
+    g_string_append_printf (s, ",\"%s\":%d,",
+                            bp_lesson_metric_is_descent (g->metric) ? "within_steps"
+                                                                    : "within_epochs",
+                            g->within_epochs);
     put_string (s, "variant", g->variant);
   }
   g_string_append_c (s, ',');
@@ -158,7 +161,27 @@ list_json (const BpLessonSet *set, const char *lang)
       put_text (s, "title", &l->title, lang);
       g_string_append_printf (s, ",\"runnable\":%s,", l->experiment ? "true" : "false");
       put_string (s, "not_runnable", l->experiment ? NULL : bp_lesson_text_get (&l->not_runnable, lang));
-      if (l->experiment) {
+      if (l->experiment && l->experiment->function) {
+        g_string_append_c (s, ',');
+        put_string (s, "function", l->experiment->function);
+        g_string_append_printf (s, ",\"steps\":%d,\"runs\":[", l->experiment->steps);
+        for (guint v = 0; v < l->experiment->variants->len; v++) {
+          BpLessonVariant *var = l->experiment->variants->pdata[v];
+          BpDescentConfig d;
+          g_string_append_printf (s, "%s{", v ? "," : "");
+          put_string (s, "id", var->id);
+          g_string_append_c (s, ',');
+          put_text (s, "title", &var->title, lang);
+          if (bp_lesson_make_descent_config (l, var->id, &d, NULL)) {
+            g_string_append_c (s, ',');
+            put_string (s, "optimizer", bp_optim_kind_name (d.optim.kind));
+            g_string_append_c (s, ',');
+            put_number (s, "lr", d.optim.lr);
+          }
+          g_string_append_c (s, '}');
+        }
+        g_string_append_c (s, ']');
+      } else if (l->experiment) {
         g_string_append_c (s, ',');
         put_string (s, "dataset", l->experiment->dataset);
         g_string_append (s, ",\"runs\":[");
@@ -214,11 +237,16 @@ list_text (const BpLessonSet *set, const char *lang)
       }
       GPtrArray *vs = l->experiment->variants;
       BpTrainConfig c;
-      if (!bp_lesson_make_config (l, NULL, FALSE, &c, NULL))
+      if (l->experiment->function) {
+        printf ("        gradient descent on %s, %d step%s", l->experiment->function,
+                l->experiment->steps, l->experiment->steps == 1 ? "" : "s");
+      } else if (bp_lesson_make_config (l, NULL, FALSE, &c, NULL)) {
+        g_autofree char *model = variant_model (vs->pdata[0]);
+        printf ("        %s on %s, %d epoch%s", model, l->experiment->dataset, c.epochs,
+                c.epochs == 1 ? "" : "s");
+      } else {
         continue;
-      g_autofree char *model = variant_model (vs->pdata[0]);
-      printf ("        %s on %s, %d epoch%s", model, l->experiment->dataset, c.epochs,
-              c.epochs == 1 ? "" : "s");
+      }
       if (vs->len > 1) {
         printf ("; runs");
         for (guint v = 0; v < vs->len; v++)
@@ -474,7 +502,9 @@ report_goals (BpLessonEval *eval, gboolean json)
         g_string_append_c (s, ',');
         put_number (s, "other", r->other);
       } else if (r->state == BP_LESSON_GOAL_MET) {
-        g_string_append_printf (s, ",\"epoch\":%d", r->epoch);
+        g_string_append_printf (s, ",\"%s\":%d",
+                                bp_lesson_metric_is_descent (g->metric) ? "step" : "epoch",
+                                r->epoch);
       }
       g_string_append (s, ",\"goal\":");
       put_goal (s, g);
@@ -486,7 +516,8 @@ report_goals (BpLessonEval *eval, gboolean json)
     if (g->kind == BP_LESSON_GOAL_COMPARE)
       printf ("%s %.4f, %s %.4f", g->a, r->value, g->b, r->other);
     else if (r->state == BP_LESSON_GOAL_MET)
-      printf ("%.4f at epoch %d", r->value, r->epoch);
+      printf ("%.4g at %s %d", r->value,
+              bp_lesson_metric_is_descent (g->metric) ? "step" : "epoch", r->epoch);
     else if (isnan (r->value))
       printf ("no figure");
     else
@@ -589,6 +620,80 @@ run_variant (const BpLesson *l, const BpLessonVariant *v, guint index, gboolean 
   return result;
 }
 
+/* A function experiment's run: prints its path (JSON: every point; text: about ten of them
+ * and the last) and feeds the goals. */
+static gboolean
+descent_point (const BpDescentPoint *p, gpointer user_data)
+{
+  RunOutput *out = user_data;
+  bp_lesson_eval_descent (out->eval, out->variant, p);
+  int every = MAX (1, p->steps / 10);
+  if (out->json) {
+    g_autoptr (GString) s = g_string_new ("{\"event\":\"point\",");
+    put_string (s, "run", out->variant);
+    g_string_append_printf (s, ",\"step\":%d,", p->step);
+    put_number (s, "x", p->x);
+    g_string_append_c (s, ',');
+    put_number (s, "y", p->y);
+    g_string_append_c (s, ',');
+    put_number (s, "value", p->value);
+    g_string_append_c (s, ',');
+    put_number (s, "grad_x", p->grad_x);
+    g_string_append_c (s, ',');
+    put_number (s, "grad_y", p->grad_y);
+    g_string_append_c (s, ',');
+    put_number (s, "distance", p->distance);
+    g_string_append_c (s, ',');
+    put_number (s, "grad_error", p->grad_error);
+    g_string_append_printf (s, ",\"diverged\":%s}", p->diverged ? "true" : "false");
+    printf ("%s\n", s->str);
+  } else if (p->diverged) {
+    printf ("the path left the finite numbers after step %d: stopped there\n", p->step);
+  } else if (p->step % every == 0 || p->step == p->steps) {
+    printf ("step %4d  x %10.4g  y %10.4g  f %10.4g  gradient (%.4g, %.4g)\n", p->step, p->x,
+            p->y, p->value, p->grad_x, p->grad_y);
+    if (p->step == p->steps)
+      printf ("distance to the minimum %.4g; autograd vs the formula: largest difference %.2g\n",
+              p->distance, p->grad_error);
+  }
+  fflush (stdout);
+  return !bp_cli_stop_signal ();
+}
+
+static gboolean
+run_descent (const BpLesson *l, const BpLessonVariant *v, guint index, RunOutput *out,
+             GError **error)
+{
+  BpDescentConfig c;
+  if (!bp_lesson_make_descent_config (l, v->id, &c, error))
+    return FALSE;
+  const BpDescentFunction *f = bp_descent_function_find (c.function);
+  guint n = l->experiment->variants->len;
+  if (out->json) {
+    g_autoptr (GString) s = g_string_new ("{\"event\":\"run\",");
+    put_string (s, "run", v->id);
+    g_string_append_printf (s, ",\"index\":%u,\"runs\":%u,", index + 1, n);
+    put_string (s, "function", c.function);
+    g_string_append_c (s, ',');
+    put_string (s, "optimizer", bp_optim_kind_name (c.optim.kind));
+    g_string_append_c (s, ',');
+    put_number (s, "lr", c.optim.lr);
+    g_string_append_printf (s, ",\"steps\":%d}", c.steps);
+    printf ("%s\n", s->str);
+  } else {
+    if (v->id)
+      printf ("\nrun %u of %u, %s: %s\n", index + 1, n, v->id, v->title.en);
+    else
+      printf ("\n");
+    printf ("%s, %s lr %g, %d steps\n", f->formula, bp_optim_kind_name (c.optim.kind),
+            (double) c.optim.lr, c.steps);
+  }
+  out->variant = v->id;
+  gboolean ok = bp_descent_run (&c, descent_point, out, error);
+  bp_lesson_eval_run_ended (out->eval, v->id);
+  return ok;
+}
+
 static int
 lesson_run (const char *cmd, int argc, char **argv)
 {
@@ -637,8 +742,10 @@ lesson_run (const char *cmd, int argc, char **argv)
                                             l->id, l->not_runnable.en);
     return bp_cli_fail (cmd, msg);
   }
-  BpDevice dev;
-  if (!bp_cli_choose_device (device ? device : "auto", &dev, json, &error))
+  BpDevice dev = BP_DEVICE_CPU;
+  /* a function experiment runs on the CPU, as the formula is worked out */
+  if (!l->experiment->function &&
+      !bp_cli_choose_device (device ? device : "auto", &dev, json, &error))
     return bp_cli_usage_error (cmd, "%s", error->message);
   bp_set_num_threads ((int) threads);
 
@@ -669,7 +776,9 @@ lesson_run (const char *cmd, int argc, char **argv)
   int rc = 0;
   GPtrArray *vs = l->experiment->variants;
   for (guint k = 0; k < vs->len && !bp_cli_stop_signal (); k++)
-    if (!run_variant (l, vs->pdata[k], k, quick, dev, store, &out, &error)) {
+    if (l->experiment->function ? !run_descent (l, vs->pdata[k], k, &out, &error)
+                                : !run_variant (l, vs->pdata[k], k, quick, dev, store, &out,
+                                                &error)) {
       rc = bp_cli_fail (cmd, error->message);
       break;
     }

@@ -61,6 +61,7 @@ bp_lesson_view_names (void)
 static const char *const metric_names[] = {"train_loss", "train_accuracy", "val_loss",
                                            "val_accuracy", "test_loss", "test_accuracy",
                                            "val_class_accuracy", NULL};
+static const char *const descent_metric_names[] = {"value", "distance", "grad_error", NULL};
 
 static gboolean
 str_in (const char *s, const char *const *list)
@@ -69,6 +70,12 @@ str_in (const char *s, const char *const *list)
     if (g_strcmp0 (s, list[k]) == 0)
       return TRUE;
   return FALSE;
+}
+
+gboolean
+bp_lesson_metric_is_descent (const char *metric)
+{
+  return str_in (metric, descent_metric_names);
 }
 
 static gboolean
@@ -114,6 +121,7 @@ experiment_free (BpLessonExperiment *x)
   if (!x)
     return;
   g_free (x->dataset);
+  g_free (x->function);
   g_free (x->config_json);
   g_free (x->test_budget_json);
   g_ptr_array_unref (x->variants);
@@ -207,7 +215,8 @@ bp_lesson_goal_describe (const BpLessonGoal *g)
     g_string_append (s, v);
   }
   if (g->within_epochs > 0)
-    g_string_append_printf (s, " within %d epoch%s", g->within_epochs,
+    g_string_append_printf (s, " within %d %s%s", g->within_epochs,
+                            bp_lesson_metric_is_descent (g->metric) ? "step" : "epoch",
                             g->within_epochs == 1 ? "" : "s");
   if (g->variant)
     g_string_append_printf (s, " (run %s)", g->variant);
@@ -516,6 +525,12 @@ bp_lesson_make_config (const BpLesson *lesson, const char *variant, gboolean qui
                  lesson->not_runnable.en);
     return FALSE;
   }
+  if (lesson->experiment->function) {
+    g_set_error (error, BP_LESSON_ERROR, BP_LESSON_ERROR_INVALID,
+                 "lesson %s's experiment is gradient descent on a function, not a training run",
+                 lesson->id);
+    return FALSE;
+  }
   const BpLessonVariant *v = bp_lesson_find_variant (lesson, variant);
   if (!v) {
     g_set_error (error, BP_LESSON_ERROR, BP_LESSON_ERROR_NOT_FOUND,
@@ -544,6 +559,51 @@ bp_lesson_make_config (const BpLesson *lesson, const char *variant, gboolean qui
                  v->id ? "run " : "", v->id ? v->id : "the run", local->message);
     return FALSE;
   }
+  *config = c;
+  return TRUE;
+}
+
+gboolean
+bp_lesson_make_descent_config (const BpLesson *lesson, const char *variant,
+                               BpDescentConfig *config, GError **error)
+{
+  g_return_val_if_fail (lesson != NULL && config != NULL, FALSE);
+  const BpLessonExperiment *x = lesson->experiment;
+  if (!x || !x->function) {
+    g_set_error (error, BP_LESSON_ERROR, BP_LESSON_ERROR_INVALID,
+                 "lesson %s has no function experiment", lesson->id);
+    return FALSE;
+  }
+  const BpLessonVariant *v = bp_lesson_find_variant (lesson, variant);
+  if (!v) {
+    g_set_error (error, BP_LESSON_ERROR, BP_LESSON_ERROR_NOT_FOUND,
+                 "lesson %s has no run \"%s\"", lesson->id, variant);
+    return FALSE;
+  }
+  /* the optimizer as a training config reads it: SGD lr 0.01 unless the layers say */
+  BpTrainConfig t = bp_train_config_default ();
+  t.optim = bp_optim_config_default (BP_OPTIM_SGD);
+  gboolean t_max_set = FALSE;
+  const char *layers[] = {x->config_json, v->config_json};
+  for (gsize k = 0; k < G_N_ELEMENTS (layers); k++) {
+    g_autoptr (GError) local = NULL;
+    if (!apply_config (layers[k], &t, &t_max_set, &local)) {
+      g_set_error (error, BP_LESSON_ERROR, BP_LESSON_ERROR_INVALID, "%s", local->message);
+      return FALSE;
+    }
+  }
+  g_autoptr (GError) local = NULL;
+  if (!bp_train_config_check (&t, &local)) {
+    g_set_error (error, BP_LESSON_ERROR, BP_LESSON_ERROR_INVALID, "%s%s: %s",
+                 v->id ? "run " : "", v->id ? v->id : "the run", local->message);
+    return FALSE;
+  }
+  BpDescentConfig c = bp_descent_config_default ();
+  c.function = x->function;
+  c.start[0] = x->start[0];
+  c.start[1] = x->start[1];
+  c.steps = x->steps;
+  c.optim = t.optim;
   *config = c;
   return TRUE;
 }
@@ -577,12 +637,15 @@ read_goals (Reader *r, JsonObject *root, const char *key, const BpLessonExperime
 {
   static const char *const metric_keys[] = {"type", "metric", "class", "op", "value", "offset",
                                             "within_epochs", "variant", NULL};
+  static const char *const descent_keys[] = {"type", "metric", "op", "value", "within_steps",
+                                             "variant", NULL};
   static const char *const compare_keys[] = {"type", "metric", "class", "op", "a", "b",
                                              "margin", NULL};
   JsonArray *a = get_array (r, root, "", key);
   if (!a)
     return;
   gboolean text = x && bp_train_dataset_is_text (x->dataset);
+  gboolean descent = x && x->function;
   gboolean several = x && x->variants->len > 1;
   for (guint k = 0; k < json_array_get_length (a) && !r->problem; k++) {
     g_autofree char *where = g_strdup_printf ("%s[%u]", key, k);
@@ -600,10 +663,16 @@ read_goals (Reader *r, JsonObject *root, const char *key, const BpLessonExperime
       g->kind = BP_LESSON_GOAL_COMPARE;
     else if (type && strcmp (type, "metric") != 0)
       bad (r, "unknown goal type \"%s\" in %s (metric or compare)", type, where);
-    check_keys (r, o, where, g->kind == BP_LESSON_GOAL_COMPARE ? compare_keys : metric_keys);
+    check_keys (r, o, where, g->kind == BP_LESSON_GOAL_COMPARE ? compare_keys
+                             : descent                         ? descent_keys
+                                                               : metric_keys);
     g->metric = g_strdup (get_string (r, o, where, "metric", TRUE));
-    if (g->metric && !str_in (g->metric, metric_names))
-      bad (r, "unknown metric \"%s\" in %s", g->metric, where);
+    if (g->metric && descent && !str_in (g->metric, descent_metric_names))
+      bad (r, "unknown metric \"%s\" in %s (a function experiment's: value, distance, "
+              "grad_error)", g->metric, where);
+    else if (g->metric && !descent && !str_in (g->metric, metric_names))
+      bad (r, "unknown metric \"%s\" in %s%s", g->metric, where,
+           str_in (g->metric, descent_metric_names) ? " (it is a function experiment's)" : "");
     g->class_name = g_strdup (get_string (r, o, where, "class",
                                           g_strcmp0 (g->metric, "val_class_accuracy") == 0));
     if (g->class_name && g_strcmp0 (g->metric, "val_class_accuracy") != 0)
@@ -645,9 +714,10 @@ read_goals (Reader *r, JsonObject *root, const char *key, const BpLessonExperime
       if (json_object_has_member (o, "offset"))
         bad (r, "\"offset\" in %s goes with \"value\": \"unigram_baseline\"", where);
     }
-    double within = get_number (r, o, where, "within_epochs", FALSE, 0);
+    const char *within_key = descent ? "within_steps" : "within_epochs";
+    double within = get_number (r, o, where, within_key, FALSE, 0);
     if (within != 0 && (within < 1 || within > 100000 || within != floor (within)))
-      bad (r, "\"within_epochs\" in %s must be a whole number of at least 1", where);
+      bad (r, "\"%s\" in %s must be a whole number of at least 1", within_key, where);
     g->within_epochs = (int) within;
     g->variant = g_strdup (get_string (r, o, where, "variant", FALSE));
     if (g->variant && !has_variant (x, g->variant))
@@ -693,28 +763,90 @@ read_variant (Reader *r, JsonObject *o, const char *where, const char *dir, BpLe
   v->config_json = get_config (r, o, where, "config");
 }
 
+/* A config object of a function experiment names an optimizer and nothing else. */
+static void
+check_descent_config (Reader *r, const char *json, const char *where)
+{
+  static const char *const keys[] = {"optimizer", NULL};
+  if (!json || r->problem)
+    return;
+  g_autoptr (JsonNode) n = json_from_string (json, NULL);
+  if (n && JSON_NODE_HOLDS_OBJECT (n))
+    check_keys (r, json_node_get_object (n), where, keys);
+}
+
+/* "function": {"name", "start": [x, y], "steps"} of a function experiment. */
+static void
+read_function (Reader *r, JsonObject *o, BpLessonExperiment *x)
+{
+  static const char *const keys[] = {"name", "start", "steps", NULL};
+  static const char *const others[] = {"model", "spec", "dataset", "test_budget", NULL};
+  const char *where = "\"function\"";
+  JsonObject *f = get_object (r, o, "\"experiment\"", "function", TRUE);
+  if (!f)
+    return;
+  for (int k = 0; others[k] && !r->problem; k++)
+    if (json_object_has_member (o, others[k]))
+      bad (r, "an experiment with a \"function\" has no \"%s\"", others[k]);
+  check_keys (r, f, where, keys);
+  const char *name = get_string (r, f, where, "name", TRUE);
+  if (name && !bp_descent_function_find (name)) {
+    g_autofree char *names = g_strjoinv (", ", (char **) bp_descent_function_names ());
+    bad (r, "unknown function \"%s\" (%s)", name, names);
+  }
+  x->function = g_strdup (name);
+  double steps = get_number (r, f, where, "steps", TRUE, 0);
+  if (!r->problem && (steps < 1 || steps > 100000 || steps != floor (steps)))
+    bad (r, "\"steps\" in %s must be a whole number between 1 and 100000", where);
+  x->steps = (int) steps;
+  x->start[0] = x->start[1] = NAN;
+  JsonArray *start = get_array (r, f, where, "start");
+  if (start) {
+    JsonNode *a = json_array_get_length (start) == 2 ? json_array_get_element (start, 0) : NULL;
+    JsonNode *b = a ? json_array_get_element (start, 1) : NULL;
+    if (!a || !b || !JSON_NODE_HOLDS_VALUE (a) || !JSON_NODE_HOLDS_VALUE (b) ||
+        json_node_get_value_type (a) == G_TYPE_STRING ||
+        json_node_get_value_type (b) == G_TYPE_STRING ||
+        json_node_get_value_type (a) == G_TYPE_BOOLEAN ||
+        json_node_get_value_type (b) == G_TYPE_BOOLEAN)
+      bad (r, "\"start\" in %s must be two numbers [x, y]", where);
+    else {
+      x->start[0] = json_node_get_double (a);
+      x->start[1] = json_node_get_double (b);
+      if (fabs (x->start[0]) > 1e6 || fabs (x->start[1]) > 1e6)
+        bad (r, "\"start\" in %s must be within 1e6 of the origin", where);
+    }
+  }
+  check_descent_config (r, x->config_json, "\"config\" of a function experiment");
+}
+
 static BpLessonExperiment *
 read_experiment (Reader *r, JsonObject *o, const char *dir)
 {
-  static const char *const keys[] = {"model", "spec", "dataset", "config", "test_budget",
-                                     "variants", NULL};
+  static const char *const keys[] = {"model", "spec", "dataset", "function", "config",
+                                     "test_budget", "variants", NULL};
   static const char *const variant_keys[] = {"id", "title", "model", "spec", "config", NULL};
+  static const char *const function_variant_keys[] = {"id", "title", "config", NULL};
   BpLessonExperiment *x = g_new0 (BpLessonExperiment, 1);
   x->variants = g_ptr_array_new_with_free_func (variant_free);
   check_keys (r, o, "\"experiment\"", keys);
+  gboolean function = json_object_has_member (o, "function");
   const char *dataset = get_string (r, o, "\"experiment\"", "dataset", FALSE);
-  x->dataset = g_strdup (dataset ? dataset : "fashion-mnist");
-  if (!r->problem && strcmp (x->dataset, "fashion-mnist") != 0 &&
+  x->dataset = function ? NULL : g_strdup (dataset ? dataset : "fashion-mnist");
+  if (!r->problem && x->dataset && strcmp (x->dataset, "fashion-mnist") != 0 &&
       !str_in (x->dataset, bp_text_corpus_names ())) {
     g_autofree char *names = g_strjoinv (", ", (char **) bp_text_corpus_names ());
     bad (r, "unknown dataset \"%s\" (fashion-mnist or a text corpus: %s)", x->dataset, names);
   }
   x->config_json = get_config (r, o, "\"experiment\"", "config");
   x->test_budget_json = get_config (r, o, "\"experiment\"", "test_budget");
+  if (function)
+    read_function (r, o, x);
 
   /* the experiment's own model, the default of its variants */
   BpLessonVariant base = {0};
-  read_variant (r, o, "", dir, &base);
+  if (!function)
+    read_variant (r, o, "", dir, &base);
   g_clear_pointer (&base.config_json, g_free); /* "config" is the experiment's (above) */
   JsonArray *vs = get_array (r, o, "\"experiment\"", "variants");
   guint n = vs ? json_array_get_length (vs) : 0;
@@ -730,7 +862,7 @@ read_experiment (Reader *r, JsonObject *o, const char *dir)
     JsonObject *vo = json_node_get_object (vn);
     BpLessonVariant *v = g_new0 (BpLessonVariant, 1);
     g_ptr_array_add (x->variants, v);
-    check_keys (r, vo, where, variant_keys);
+    check_keys (r, vo, where, function ? function_variant_keys : variant_keys);
     v->id = g_strdup (get_string (r, vo, where, "id", TRUE));
     if (v->id && !valid_id (v->id))
       bad (r, "%s: id \"%s\" must be lower-case letters, digits and '-'", where, v->id);
@@ -738,6 +870,12 @@ read_experiment (Reader *r, JsonObject *o, const char *dir)
       if (g_strcmp0 (((BpLessonVariant *) x->variants->pdata[j])->id, v->id) == 0)
         bad (r, "%s: two runs are called \"%s\"", where, v->id);
     get_text (r, vo, where, "title", &v->title);
+    if (function) {
+      v->config_json = get_config (r, vo, where, "config");
+      g_autofree char *cw = g_strdup_printf ("\"config\" of %s", where);
+      check_descent_config (r, v->config_json, cw);
+      continue;
+    }
     read_variant (r, vo, where, dir, v);
     if (!v->model && !v->spec_json && !r->problem) {
       v->model = g_strdup (base.model);
@@ -757,7 +895,7 @@ read_experiment (Reader *r, JsonObject *o, const char *dir)
     g_free (base.spec_file);
     g_free (base.spec_json);
   }
-  for (guint k = 0; k < x->variants->len && !r->problem; k++) {
+  for (guint k = 0; !function && k < x->variants->len && !r->problem; k++) {
     BpLessonVariant *v = x->variants->pdata[k];
     if (!v->model && !v->spec_json)
       bad (r, "the experiment%s%s needs a \"model\" (a preset) or a \"spec\" (a file)",
@@ -810,6 +948,13 @@ read_steps (Reader *r, JsonObject *root, BpLesson *l)
                         act->kind == BP_LESSON_ACTION_COMPARE_RUNS;
     if (uses_run && !l->experiment)
       bad (r, "%s: action %s needs the lesson's experiment, and it has none", where, type);
+    else if (l->experiment && l->experiment->function &&
+             (act->kind == BP_LESSON_ACTION_LOAD_MODEL ||
+              act->kind == BP_LESSON_ACTION_COMPARE_RUNS))
+      bad (r, "%s: action %s needs a model's experiment; this lesson's is a function", where,
+           type);
+    else if (l->experiment && l->experiment->function && act->config_json)
+      bad (r, "%s: set-config of a function experiment takes a \"variant\"", where);
     else if (act->variant && !uses_run)
       bad (r, "%s: action %s takes no \"variant\"", where, type);
     else if (act->variant && act->kind == BP_LESSON_ACTION_COMPARE_RUNS)
@@ -935,8 +1080,10 @@ load_lesson (const char *dir, const BpLessonModule *m, int number, char **proble
       for (int quick = 0; quick < 2 && !r.problem; quick++) {
         BpLessonVariant *v = l->experiment->variants->pdata[k];
         BpTrainConfig c;
+        BpDescentConfig d;
         g_autoptr (GError) error = NULL;
-        if (!bp_lesson_make_config (l, v->id, quick, &c, &error))
+        if (l->experiment->function ? !bp_lesson_make_descent_config (l, v->id, &d, &error)
+                                    : !bp_lesson_make_config (l, v->id, quick, &c, &error))
           bad (&r, "%s%s", quick ? "with the test budget: " : "", error->message);
       }
     if (!r.problem)
@@ -1291,6 +1438,39 @@ decide_compare (BpLessonEval *e, const BpLessonGoal *g, BpLessonGoalResult *res)
   return TRUE;
 }
 
+/* A figure v of the goal's metric from the run of `variant` at `epoch` (a function's: step);
+ * last: the run's final figure. TRUE when the goal changed state. */
+static gboolean
+update_goal (const BpLessonGoal *g, BpLessonGoalResult *res, const char *variant, double v,
+             int epoch, double baseline, gboolean last)
+{
+  if (g->kind == BP_LESSON_GOAL_COMPARE) {
+    /* the latest figure of each run; decided when both have ended */
+    if (g_strcmp0 (variant, g->a) == 0)
+      res->value = v;
+    else if (g_strcmp0 (variant, g->b) == 0)
+      res->other = v;
+    return FALSE;
+  }
+  if (g_strcmp0 (variant, g->variant) != 0 || res->state != BP_LESSON_GOAL_PENDING)
+    return FALSE;
+  res->target = g->baseline ? baseline + g->value : g->value;
+  if (better (g->op, v, res->value))
+    res->value = v;
+  if (isfinite (v) && isfinite (res->target) && holds (g->op, v, res->target) &&
+      (g->within_epochs == 0 || epoch <= g->within_epochs)) {
+    res->state = BP_LESSON_GOAL_MET;
+    res->epoch = epoch;
+    res->value = v;
+    return TRUE;
+  }
+  if ((g->within_epochs > 0 && epoch >= g->within_epochs) || last) {
+    res->state = BP_LESSON_GOAL_MISSED;
+    return TRUE;
+  }
+  return FALSE;
+}
+
 gboolean
 bp_lesson_eval_event (BpLessonEval *eval, const char *variant, const BpTrainEvent *ev)
 {
@@ -1298,36 +1478,39 @@ bp_lesson_eval_event (BpLessonEval *eval, const char *variant, const BpTrainEven
   gboolean changed = FALSE;
   for (guint k = 0; k < eval->goals->len; k++) {
     const BpLessonGoal *g = eval->goals->pdata[k];
-    BpLessonGoalResult *res = &eval->results[k];
     /* train_ and val_ metrics come with EPOCH events, test_ ones with DONE */
-    if (ev->kind != (metric_is_test (g->metric) ? BP_TRAIN_EVENT_DONE : BP_TRAIN_EVENT_EPOCH))
+    if (bp_lesson_metric_is_descent (g->metric) ||
+        ev->kind != (metric_is_test (g->metric) ? BP_TRAIN_EVENT_DONE : BP_TRAIN_EVENT_EPOCH))
       continue;
-    double v = event_value (g, ev);
-    if (g->kind == BP_LESSON_GOAL_COMPARE) {
-      /* the latest figure of each run; decided when both have ended */
-      if (g_strcmp0 (variant, g->a) == 0)
-        res->value = v;
-      else if (g_strcmp0 (variant, g->b) == 0)
-        res->other = v;
+    changed |= update_goal (g, &eval->results[k], variant, event_value (g, ev), ev->epoch,
+                            ev->baseline_loss, ev->kind == BP_TRAIN_EVENT_DONE);
+  }
+  return changed;
+}
+
+gboolean
+bp_lesson_eval_descent (BpLessonEval *eval, const char *variant, const BpDescentPoint *p)
+{
+  g_return_val_if_fail (eval != NULL && p != NULL, FALSE);
+  gboolean changed = FALSE;
+  for (guint k = 0; k < eval->goals->len; k++) {
+    const BpLessonGoal *g = eval->goals->pdata[k];
+    if (!bp_lesson_metric_is_descent (g->metric) ||
+        (p->diverged && g->kind == BP_LESSON_GOAL_COMPARE))
+      continue;
+    double v = !strcmp (g->metric, "value")      ? p->value
+               : !strcmp (g->metric, "distance") ? p->distance
+                                                 : p->grad_error;
+    gboolean last = p->diverged || p->step == p->steps;
+    /* grad_error is the largest over the path so far: decided by the run's last point */
+    if (!strcmp (g->metric, "grad_error") && g->kind == BP_LESSON_GOAL_METRIC && !last) {
+      if (g_strcmp0 (variant, g->variant) == 0)
+        eval->results[k].value = v;
       continue;
     }
-    if (g_strcmp0 (variant, g->variant) != 0 || res->state != BP_LESSON_GOAL_PENDING)
-      continue;
-    int epoch = ev->epoch;
-    res->target = g->baseline ? ev->baseline_loss + g->value : g->value;
-    if (better (g->op, v, res->value))
-      res->value = v;
-    if (isfinite (v) && isfinite (res->target) && holds (g->op, v, res->target) &&
-        (g->within_epochs == 0 || epoch <= g->within_epochs)) {
-      res->state = BP_LESSON_GOAL_MET;
-      res->epoch = epoch;
-      res->value = v;
-      changed = TRUE;
-    } else if ((g->within_epochs > 0 && epoch >= g->within_epochs) ||
-               ev->kind == BP_TRAIN_EVENT_DONE) {
-      res->state = BP_LESSON_GOAL_MISSED;
-      changed = TRUE;
-    }
+    /* a diverged run's repeated last point decides, without counting as a figure reached */
+    changed |= update_goal (g, &eval->results[k], variant, p->diverged ? NAN : v, p->step, NAN,
+                            last);
   }
   return changed;
 }

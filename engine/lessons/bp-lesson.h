@@ -5,6 +5,7 @@
 
 #include <glib.h>
 
+#include "bp-descent.h"
 #include "bp-trainer.h"
 
 G_BEGIN_DECLS
@@ -46,14 +47,16 @@ typedef enum {
 typedef struct {
   BpLessonGoalKind kind;
   char *metric;        /* train_loss, train_accuracy, val_loss, val_accuracy, test_loss,
-                        * test_accuracy, val_class_accuracy */
+                        * test_accuracy, val_class_accuracy; a function experiment's: value,
+                        * distance, grad_error (bp_lesson_metric_is_descent) */
   char *class_name;    /* val_class_accuracy: the class ("Shirt") */
   BpLessonOp op;
   /* METRIC */
   char *variant;       /* the run it is about (NULL: the lesson's only run) */
   double value;        /* the threshold; with baseline: an offset added to the baseline */
   gboolean baseline;   /* the threshold is the corpus's unigram baseline loss (+ value) */
-  int within_epochs;   /* met at an epoch <= this (0: any epoch of the run) */
+  int within_epochs;   /* met at an epoch <= this (0: any epoch of the run); a function
+                        * experiment's goals: at a step <= this ("within_steps") */
   /* COMPARE */
   char *a, *b;         /* variant ids */
   double margin;       /* >= and >: a op b + margin; <= and <: a op b - margin (negative:
@@ -75,7 +78,12 @@ typedef struct {
 } BpLessonVariant;
 
 typedef struct {
-  char *dataset;          /* "fashion-mnist" or a text corpus name */
+  char *dataset;          /* "fashion-mnist" or a text corpus name; NULL for a function */
+  /* a function experiment (the autograd lesson): gradient descent on a two-variable function
+   * (bp-descent.h) instead of a model's training; its runs differ in their optimizer only */
+  char *function;         /* NULL for a model's experiment */
+  double start[2];        /* NaN: the function's default start */
+  int steps;
   char *config_json;      /* the config object, NULL when none */
   char *test_budget_json; /* read over the config for the quick (test) run, NULL when none */
   GPtrArray *variants;    /* BpLessonVariant, at least one */
@@ -133,6 +141,15 @@ const BpLessonVariant *bp_lesson_find_variant (const BpLesson *lesson, const cha
  * Strings point into the lesson or are interned. variant NULL: the first. */
 gboolean bp_lesson_make_config (const BpLesson *lesson, const char *variant, gboolean quick,
                                 BpTrainConfig *config, GError **error);
+
+/* A function experiment's run: the function, start and steps of the experiment, the optimizer
+ * of its config layers (as bp_lesson_make_config reads them; only "optimizer" is allowed
+ * there). */
+gboolean bp_lesson_make_descent_config (const BpLesson *lesson, const char *variant,
+                                        BpDescentConfig *config, GError **error);
+
+/* Whether a goal metric is one of a function experiment's (value, distance, grad_error). */
+gboolean bp_lesson_metric_is_descent (const char *metric);
 
 typedef struct {
   char *id;      /* "foundations" */
@@ -194,6 +211,11 @@ const BpLessonGoalResult *bp_lesson_eval_get_result (BpLessonEval *eval, guint k
 /* Feeds an event of the run of a variant (NULL: the only run). EPOCH events update the
  * train_ and val_ metrics, DONE the test_ ones. Returns TRUE when a goal changed state. */
 gboolean bp_lesson_eval_event (BpLessonEval *eval, const char *variant, const BpTrainEvent *event);
+/* Feeds a point of a function experiment's run (bp_descent_run): every point updates the
+ * metrics; the last one (step == steps, or diverged) decides the run's goals still pending.
+ * Returns TRUE when a goal changed state. */
+gboolean bp_lesson_eval_descent (BpLessonEval *eval, const char *variant,
+                                 const BpDescentPoint *point);
 /* The run of a variant has ended (finished, stopped or failed): its goals still pending are
  * missed, and compare goals whose runs have both ended are decided. TRUE when a goal changed. */
 gboolean bp_lesson_eval_run_ended (BpLessonEval *eval, const char *variant);
