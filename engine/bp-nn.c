@@ -30,6 +30,18 @@
 #define BIG 2147483647.0 /* 2^31 - 1 */
 #define KMAX 65536.0     /* kernel sizes, strides, paddings */
 
+static const char *const init_choices[] = {"default", "kaiming_uniform", "kaiming_normal",
+                                           "xavier_uniform", "xavier_normal", "normal", "zeros",
+                                           NULL};
+/* Linear's and Conv2d's weight initialisation */
+#define INIT_PARAMS                                                                            \
+  {"init", BP_PARAM_CHOICE, 0, OFF (init), 0, BP_INIT_COUNT - 1,                               \
+   "weight initialisation: default (PyTorch's), kaiming or xavier (uniform or normal), normal "  \
+   "(std init_std) or zeros (the bias too)",                                                   \
+   init_choices},                                                                              \
+  {"init_std", BP_PARAM_FLOAT, BP_PARAM_MIN_OPEN, OFF (init_std), 0, 100,                      \
+   "standard deviation of the weights with init normal"}
+
 static const BpParamInfo input_params[] = {
   {"shape", BP_PARAM_SHAPE, BP_PARAM_REQUIRED, OFF (shape), 1, 1 << 20,
    "one example's shape without the batch dimension, e.g. [1, 28, 28]"},
@@ -49,6 +61,7 @@ static const BpParamInfo conv2d_params[] = {
   {"groups", BP_PARAM_INT, 0, OFF (groups), 1, BIG,
    "channel groups; in_channels and out_channels must be divisible by it"},
   {"bias", BP_PARAM_BOOL, 0, OFF (bias), 0, 1, "learn a bias per output channel"},
+  INIT_PARAMS,
 };
 static const BpParamInfo maxpool_params[] = {
   {"kernel_size", BP_PARAM_PAIR, BP_PARAM_REQUIRED, OFF (kernel_size), 1, KMAX,
@@ -103,6 +116,7 @@ static const BpParamInfo linear_params[] = {
   {"tied_to", BP_PARAM_NODE, 0, OFF (tied_to), 0, 0,
    "an Embedding node whose weight this layer shares (weight tying): out_features is its "
    "num_embeddings"},
+  INIT_PARAMS,
 };
 static const char *const nonlinearity_choices[] = {"tanh", "relu", NULL};
 static const char *const encoding_choices[] = {"sinusoidal", "learned", NULL};
@@ -576,6 +590,24 @@ pair_ok (const int v[2], int lo)
     return false;                                                                              \
   } while (0)
 
+/* Checks the init and init_std of a Linear or Conv2d (a spec made in C may hold any value). */
+static bool
+init_check (const BpLayerSpec *s, char *err, size_t err_len)
+{
+  if (s->init < 0 || s->init >= BP_INIT_COUNT) {
+    size_t off = (size_t) snprintf (err, err_len, "init must be one of ");
+    for (int k = 0; init_choices[k] && off < err_len; k++)
+      off += (size_t) snprintf (err + off, err_len - off, "%s\"%s\"", k ? ", " : "",
+                                init_choices[k]);
+    return false;
+  }
+  if (!(s->init_std > 0.0f) || !isfinite (s->init_std))
+    FAIL ("init_std must be a positive number");
+  if (s->init_std != 1.0f && s->init != BP_INIT_NORMAL)
+    FAIL ("init_std is read only with init \"normal\", not with \"%s\"", init_choices[s->init]);
+  return true;
+}
+
 /* Infers one node's output shape and parameter count from its inputs' shapes. */
 /* Parameters of one MultiheadAttention of width e (in_proj, out_proj, their biases). */
 static double
@@ -624,6 +656,8 @@ layer_infer (const BpLayerSpec *s, int n_in, const BpShape *const *in, const cha
     break;
   }
   case BP_LAYER_CONV2D: {
+    if (!init_check (s, err, err_len))
+      return false;
     shape_text (x, a, sizeof a);
     if (x->ndim != 3)
       FAIL ("needs a (C, H, W) input, not %s", a);
@@ -732,6 +766,11 @@ layer_infer (const BpLayerSpec *s, int n_in, const BpShape *const *in, const cha
       FAIL ("p must be in [0, 1), not %g", (double) s->p);
     break;
   case BP_LAYER_LINEAR: {
+    if (!init_check (s, err, err_len))
+      return false;
+    if (s->tied_to[0] && s->init != BP_INIT_DEFAULT)
+      FAIL ("init \"%s\" cannot apply to a tied weight: tied_to \"%s\" initialises it",
+            init_choices[s->init], s->tied_to);
     shape_text (x, a, sizeof a);
     int64_t in_f = x->d[x->ndim - 1];
     if (s->in_features && s->in_features != in_f)
@@ -1371,6 +1410,52 @@ param_normal (int ndim, const int64_t *shape, float std)
   return t;
 }
 
+/* fan_in of a Linear or Conv2d weight (out, in, kernel...): in * kernel area, as
+ * torch.nn.init._calculate_fan_in_and_fan_out; fan_out is out * kernel area. */
+static int64_t
+weight_fan (int ndim, const int64_t *shape, int which)
+{
+  int64_t rf = 1;
+  for (int d = 2; d < ndim; d++)
+    rf *= shape[d];
+  return shape[which] * rf;
+}
+
+/* A Linear's or Conv2d's weight initialised as its init says (BpInit). */
+static BpTensor *
+param_weight (int ndim, const int64_t *shape, const BpLayerSpec *s)
+{
+  int64_t fan_in = weight_fan (ndim, shape, 1), fan_out = weight_fan (ndim, shape, 0);
+  switch ((BpInit) s->init) {
+  case BP_INIT_KAIMING_UNIFORM:
+    return param_uniform (ndim, shape, (float) sqrt (6.0 / (double) fan_in));
+  case BP_INIT_KAIMING_NORMAL:
+    return param_normal (ndim, shape, (float) sqrt (2.0 / (double) fan_in));
+  case BP_INIT_XAVIER_UNIFORM:
+    return param_uniform (ndim, shape, (float) sqrt (6.0 / (double) (fan_in + fan_out)));
+  case BP_INIT_XAVIER_NORMAL:
+    return param_normal (ndim, shape, (float) sqrt (2.0 / (double) (fan_in + fan_out)));
+  case BP_INIT_NORMAL:
+    return param_normal (ndim, shape, s->init_std);
+  case BP_INIT_ZEROS:
+    return param_const (ndim, shape, 0.0f, true);
+  case BP_INIT_DEFAULT:
+  case BP_INIT_COUNT:
+    break;
+  }
+  /* kaiming_uniform_ with a = sqrt (5): gain sqrt (1/3), so the bound is 1/sqrt (fan_in) */
+  return param_uniform (ndim, shape, 1.0f / sqrtf ((float) fan_in));
+}
+
+/* A Linear's or Conv2d's bias: PyTorch's U(-1/sqrt (fan_in), 1/sqrt (fan_in)), 0 with zeros. */
+static BpTensor *
+param_bias (int64_t n, int64_t fan_in, const BpLayerSpec *s)
+{
+  if (s->init == BP_INIT_ZEROS)
+    return param_const (1, &n, 0.0f, true);
+  return param_uniform (1, &n, 1.0f / sqrtf ((float) fan_in));
+}
+
 /* Appends a named tensor (a NULL one is an allocation failure). */
 static bool
 add_tensor (BpLayer *l, const char *name, BpTensor *t)
@@ -1494,16 +1579,15 @@ layer_alloc (BpModel *m, BpLayer *l)
   switch (s->kind) {
   case BP_LAYER_LINEAR: {
     int64_t in_f = l->in_shape[l->in_ndim - 1], out_f = l->out_shape[l->out_ndim - 1];
-    float bound = 1.0f / sqrtf ((float) in_f);
     if (s->tied_to[0]) {
       BpLayer *e = bp_model_find (m, s->tied_to);
       l->weight = e ? bp_tensor_ref (e->weight) : NULL;
       l->weight_tied = true;
     } else {
-      l->weight = param_uniform (2, (int64_t[]){out_f, in_f}, bound);
+      l->weight = param_weight (2, (int64_t[]){out_f, in_f}, s);
     }
     if (s->bias)
-      l->bias = param_uniform (1, &out_f, bound);
+      l->bias = param_bias (out_f, in_f, s);
     return l->weight && (!s->bias || l->bias);
   }
   case BP_LAYER_EMBEDDING: {
@@ -1566,12 +1650,11 @@ layer_alloc (BpModel *m, BpLayer *l)
   case BP_LAYER_CONV2D: {
     int64_t cin = l->in_shape[0];
     int64_t fan_in = cin / s->groups * s->kernel_size[0] * s->kernel_size[1];
-    float bound = 1.0f / sqrtf ((float) fan_in);
-    l->weight = param_uniform (4, (int64_t[]){s->out_channels, cin / s->groups, s->kernel_size[0],
-                                              s->kernel_size[1]},
-                               bound);
+    l->weight = param_weight (4, (int64_t[]){s->out_channels, cin / s->groups, s->kernel_size[0],
+                                             s->kernel_size[1]},
+                              s);
     if (s->bias)
-      l->bias = param_uniform (1, &s->out_channels, bound);
+      l->bias = param_bias (s->out_channels, fan_in, s);
     return l->weight && (!s->bias || l->bias);
   }
   case BP_LAYER_BATCHNORM1D:

@@ -72,6 +72,21 @@ typedef enum { BP_ENCODING_SINUSOIDAL, BP_ENCODING_LEARNED } BpEncoding;
 typedef enum { BP_POOL_LAST, BP_POOL_MEAN, BP_POOL_FIRST } BpPoolMode;
 typedef enum { BP_FF_RELU, BP_FF_GELU } BpFeedForwardActivation;
 
+/* The weight initialisation of Linear and Conv2d (their "init"), as torch.nn.init with
+ * fan_in = weight.size (1) * kernel area and fan_out = weight.size (0) * kernel area. The bias
+ * keeps PyTorch's default U(-1/sqrt (fan_in), 1/sqrt (fan_in)) except with zeros. */
+typedef enum {
+  BP_INIT_DEFAULT,         /* PyTorch's reset_parameters: kaiming_uniform_ (a=sqrt (5)),
+                            * U(-1/sqrt (fan_in), 1/sqrt (fan_in)) */
+  BP_INIT_KAIMING_UNIFORM, /* kaiming_uniform_ (nonlinearity="relu"): U(-b, b), b = sqrt (6/fan_in) */
+  BP_INIT_KAIMING_NORMAL,  /* kaiming_normal_ (nonlinearity="relu"): N(0, std² = 2/fan_in) */
+  BP_INIT_XAVIER_UNIFORM,  /* xavier_uniform_: U(-b, b), b = sqrt (6/(fan_in + fan_out)) */
+  BP_INIT_XAVIER_NORMAL,   /* xavier_normal_: N(0, std² = 2/(fan_in + fan_out)) */
+  BP_INIT_NORMAL,          /* normal_ (std=init_std): N(0, init_std²) */
+  BP_INIT_ZEROS,           /* zeros_: weight and bias all 0 (no symmetry breaking) */
+  BP_INIT_COUNT
+} BpInit;
+
 /* One node of a model graph: its id, its kind, the ids of its inputs (in order) and its
  * hyper-parameters as in PyTorch's constructors. Which kind reads which field is in the
  * parameter table (bp_layer_types). Sizes marked "0 = inferred" come from the input. */
@@ -107,7 +122,9 @@ typedef struct {
   int64_t vocab_size;       /* Input: token ids in [0, vocab_size) (0: not tokens) */
   int64_t num_embeddings;   /* Embedding; 0 = inferred from the Input's vocab_size */
   int64_t embedding_dim;    /* Embedding */
-  float init_std;           /* Embedding: initial N(0, init_std) (PyTorch: 1) */
+  int init;                 /* Linear, Conv2d: the weight initialisation, a BpInit */
+  float init_std;           /* Embedding: initial N(0, init_std) (PyTorch: 1); Linear, Conv2d:
+                             * the std of init normal (nn.init.normal_'s default: 1) */
   int64_t input_size;       /* RNN, LSTM, GRU; 0 = inferred */
   int64_t hidden_size;      /* RNN, LSTM, GRU */
   int64_t num_layers;       /* RNN, LSTM, GRU (default 1) */

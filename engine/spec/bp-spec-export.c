@@ -50,14 +50,48 @@ append_shape (GString *out, const BpShape *s)
 }
 
 /* Parameters that are not constructor arguments: they shape forward (causal), the weights
- * after construction (tied_to, init_std). */
+ * after construction (tied_to, init, init_std). */
 static gboolean
 is_constructor_param (const BpLayerSpec *s, const BpParamInfo *p)
 {
   if (strcmp (p->name, "causal") == 0 && s->rope && s->kind != BP_LAYER_MULTIHEAD_ATTENTION)
     return TRUE; /* the RoPE layer classes take it in their constructor */
   return strcmp (p->name, "causal") != 0 && strcmp (p->name, "tied_to") != 0 &&
-         strcmp (p->name, "init_std") != 0 && strcmp (p->name, "rope") != 0;
+         strcmp (p->name, "init") != 0 && strcmp (p->name, "init_std") != 0 &&
+         strcmp (p->name, "rope") != 0;
+}
+
+/* The torch.nn.init calls that give a Linear's or Conv2d's weights its init (none for the
+ * default: the constructor's reset_parameters is PyTorch's own). */
+static void
+append_init (GString *out, const BpLayerSpec *s)
+{
+  const char *w = s->id;
+  char v[32];
+  switch ((BpInit) s->init) {
+  case BP_INIT_KAIMING_UNIFORM:
+  case BP_INIT_KAIMING_NORMAL:
+    g_string_append_printf (out, "        nn.init.kaiming_%s_(self.%s.weight, nonlinearity=\"relu\")\n",
+                            s->init == BP_INIT_KAIMING_UNIFORM ? "uniform" : "normal", w);
+    break;
+  case BP_INIT_XAVIER_UNIFORM:
+  case BP_INIT_XAVIER_NORMAL:
+    g_string_append_printf (out, "        nn.init.xavier_%s_(self.%s.weight)\n",
+                            s->init == BP_INIT_XAVIER_UNIFORM ? "uniform" : "normal", w);
+    break;
+  case BP_INIT_NORMAL:
+    bp_float_format (s->init_std, v, sizeof v);
+    g_string_append_printf (out, "        nn.init.normal_(self.%s.weight, std=%s)\n", w, v);
+    break;
+  case BP_INIT_ZEROS:
+    g_string_append_printf (out, "        nn.init.zeros_(self.%s.weight)\n", w);
+    if (s->bias)
+      g_string_append_printf (out, "        nn.init.zeros_(self.%s.bias)\n", w);
+    break;
+  case BP_INIT_DEFAULT:
+  case BP_INIT_COUNT:
+    break;
+  }
 }
 
 static gboolean
@@ -392,6 +426,8 @@ bp_spec_export_pytorch (const BpSpec *spec, GError **error)
       bp_float_format (s->init_std, v, sizeof v);
       g_string_append_printf (out, "        nn.init.normal_(self.%s.weight, std=%s)\n", s->id, v);
     }
+    if (s->kind == BP_LAYER_LINEAR || s->kind == BP_LAYER_CONV2D)
+      append_init (out, s);
   }
   if (n_modules == 0)
     g_string_append (out, "        pass\n");
