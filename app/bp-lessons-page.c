@@ -11,7 +11,9 @@
 #include <string.h>
 
 #include "bp-build-page.h"
+#include "bp-descent.h"
 #include "bp-experiments-page.h"
+#include "bp-plane-view.h"
 #include "bp-spec.h"
 #include "bp-train-page.h"
 #include "bp-window.h"
@@ -40,6 +42,13 @@ struct _BpLessonsPage {
   char *run_variant;
   char *next_variant; /* chosen by a set action for the next start */
   double baseline;    /* the run's corpus's unigram loss (NaN: image data or unknown) */
+
+  /* a function experiment's runs: the surface with the paths, drawn a few points a frame */
+  BpPlaneView *plane;
+  GArray *descent;        /* BpDescentPoint: the run being drawn */
+  guint descent_shown;    /* points of it drawn (and fed to the goals) so far */
+  int descent_path;
+  guint descent_source;
 };
 
 G_DEFINE_FINAL_TYPE (BpLessonsPage, bp_lessons_page, GTK_TYPE_WIDGET)
@@ -481,6 +490,9 @@ static const struct {
   {"test_loss", N_("test loss")},
   {"test_accuracy", N_("test accuracy")},
   {"val_class_accuracy", N_("validation accuracy")},
+  {"value", N_("f at the point")},
+  {"distance", N_("distance to the minimum")},
+  {"grad_error", N_("autograd's difference from the formula")},
 };
 
 static const char *
@@ -523,9 +535,14 @@ describe_goal (BpLessonsPage *self, const BpLesson *lesson, const BpLessonGoal *
     g_string_append_printf (s, " %s %g", op, g->value);
   if (g->within_epochs > 0) {
     g_string_append_c (s, ' ');
-    g_string_append_printf (s, g_dngettext (NULL, "within %d epoch", "within %d epochs",
-                                            g->within_epochs),
-                            g->within_epochs);
+    if (bp_lesson_metric_is_descent (g->metric))
+      g_string_append_printf (s, g_dngettext (NULL, "within %d step", "within %d steps",
+                                              g->within_epochs),
+                              g->within_epochs);
+    else
+      g_string_append_printf (s, g_dngettext (NULL, "within %d epoch", "within %d epochs",
+                                              g->within_epochs),
+                              g->within_epochs);
   }
   if (g->variant) {
     g_string_append_c (s, ' ');
@@ -541,7 +558,7 @@ update_goals (BpLessonsPage *self)
   const BpLesson *lesson = self->shown;
   if (!lesson)
     return;
-  GPtrArray *goals = quick () ? lesson->test_goals : lesson->goals;
+  GPtrArray *goals = quick () && lesson->test_goals->len ? lesson->test_goals : lesson->goals;
   BpLessonEval *eval = shown_eval (self);
   gtk_widget_set_visible (self->goals_heading, goals->len > 0);
   for (guint k = 0; k < goals->len; k++) {
@@ -609,6 +626,8 @@ action_label (BpLessonActionKind kind)
   }
 }
 
+static void show_function (BpLessonsPage *self, const BpLesson *lesson);
+
 static void
 show_lesson (BpLessonsPage *self, const BpLesson *lesson)
 {
@@ -668,7 +687,124 @@ show_lesson (BpLessonsPage *self, const BpLesson *lesson)
     }
     gtk_box_append (self->steps_box, box);
   }
+  show_function (self, lesson);
   update_goals (self);
+}
+
+/* ---- function experiments: gradient descent drawn on the function's contours ---- */
+
+#define FIELD_SIZE 160
+
+static void
+show_function (BpLessonsPage *self, const BpLesson *lesson)
+{
+  const BpDescentFunction *f = lesson->experiment && lesson->experiment->function
+                                 ? bp_descent_function_find (lesson->experiment->function)
+                                 : NULL;
+  gtk_widget_set_visible (GTK_WIDGET (self->plane), f != NULL);
+  if (!f)
+    return;
+  float *values = g_new (float, FIELD_SIZE * FIELD_SIZE);
+  for (int i = 0; i < FIELD_SIZE; i++)
+    for (int j = 0; j < FIELD_SIZE; j++) {
+      double x = f->x0 + (j + 0.5) * (f->x1 - f->x0) / FIELD_SIZE;
+      double y = f->y0 + (i + 0.5) * (f->y1 - f->y0) / FIELD_SIZE;
+      values[i * FIELD_SIZE + j] = (float) bp_descent_eval (f, x, y, NULL, NULL);
+    }
+  bp_plane_view_set_region (self->plane, f->x0, f->x1, f->y0, f->y1, TRUE);
+  bp_plane_view_set_field (self->plane, FIELD_SIZE, values, TRUE);
+  bp_plane_view_set_marks (self->plane, f->n_minima, &f->minima[0][0]);
+  bp_plane_view_set_title (self->plane, f->formula);
+  bp_plane_view_clear_paths (self->plane);
+  g_free (values);
+}
+
+/* Draws (and feeds to the goals) the path's points up to `upto`; at the end, the run ends. */
+static void
+descent_advance (BpLessonsPage *self, guint upto)
+{
+  GArray *a = self->descent;
+  for (; self->descent_shown < MIN (upto, a->len); self->descent_shown++) {
+    const BpDescentPoint *p = &g_array_index (a, BpDescentPoint, self->descent_shown);
+    if (!p->diverged)
+      bp_plane_view_path_append (self->plane, self->descent_path, p->x, p->y);
+    if (self->eval)
+      bp_lesson_eval_descent (self->eval, self->run_variant, p);
+  }
+  if (self->descent_shown >= a->len) {
+    const BpDescentPoint *last = a->len ? &g_array_index (a, BpDescentPoint, a->len - 1) : NULL;
+    if (last && last->diverged)
+      gtk_label_set_text (self->status_label,
+                          _("The path left the finite numbers: the run stopped there."));
+    g_clear_handle_id (&self->descent_source, g_source_remove);
+    g_clear_pointer (&self->descent, g_array_unref);
+    if (self->eval)
+      bp_lesson_eval_run_ended (self->eval, self->run_variant);
+  }
+  update_goals (self);
+}
+
+static gboolean
+descent_tick (gpointer data)
+{
+  BpLessonsPage *self = data;
+  /* about two seconds for a whole path */
+  guint per_tick = MAX (1, self->descent->len / 60);
+  guint upto = self->descent_shown + per_tick;
+  if (upto >= self->descent->len)
+    self->descent_source = 0; /* this source ends with the run: G_SOURCE_REMOVE below */
+  descent_advance (self, upto);
+  return self->descent_source != 0 ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+}
+
+static gboolean
+collect_point (const BpDescentPoint *p, gpointer data)
+{
+  g_array_append_val ((GArray *) data, *p);
+  return TRUE;
+}
+
+static gboolean
+start_descent (BpLessonsPage *self, const BpLesson *lesson, const char *variant, GError **error)
+{
+  BpDescentConfig c;
+  if (!bp_lesson_make_descent_config (lesson, variant, &c, error))
+    return FALSE;
+  /* a run still being drawn is finished at once */
+  if (self->descent)
+    descent_advance (self, G_MAXUINT);
+  GArray *points = g_array_new (FALSE, FALSE, sizeof (BpDescentPoint));
+  if (!bp_descent_run (&c, collect_point, points, error)) {
+    g_array_unref (points);
+    return FALSE;
+  }
+  if (self->active != lesson) {
+    g_clear_pointer (&self->eval, bp_lesson_eval_free);
+    self->eval = bp_lesson_eval_new (lesson, quick ());
+    self->active = lesson;
+  }
+  const BpLessonVariant *v = bp_lesson_find_variant (lesson, variant);
+  g_free (self->run_variant);
+  self->run_variant = g_strdup (v ? v->id : NULL);
+  /* each run in its own colour; the first run, or one run again, starts a fresh drawing */
+  static const GdkRGBA colors[] = {
+    {1.0, 0.35, 0.25, 1.0}, {0.3, 0.85, 1.0, 1.0}, {1.0, 0.85, 0.2, 1.0}, {0.95, 0.5, 1.0, 1.0},
+  };
+  guint index = 0;
+  for (guint k = 0; k < lesson->experiment->variants->len; k++)
+    if (lesson->experiment->variants->pdata[k] == v)
+      index = k;
+  const char *title = v ? bp_lesson_text_get (&v->title, self->lang) : NULL;
+  if (index == 0 || bp_plane_view_get_n_paths (self->plane) > (int) index)
+    bp_plane_view_clear_paths (self->plane);
+  self->descent_path = bp_plane_view_add_path (self->plane, title && *title ? title : NULL,
+                                               &colors[index % G_N_ELEMENTS (colors)]);
+  self->descent = points;
+  self->descent_shown = 0;
+  gtk_label_set_text (self->status_label, "");
+  self->descent_source = g_timeout_add (33, descent_tick, self);
+  update_goals (self);
+  return TRUE;
 }
 
 static void
@@ -813,11 +949,14 @@ bp_lessons_page_activate_step (BpLessonsPage *self, guint k, GError **error)
     gtk_label_set_text (self->status_label,
                         _("The lesson's settings are used when you start its run from here."));
     break;
-  case BP_LESSON_ACTION_START_TRAINING:
-    if (!start_training (self, lesson, action->variant ? action->variant : self->next_variant,
-                         error))
+  case BP_LESSON_ACTION_START_TRAINING: {
+    const char *variant = action->variant ? action->variant : self->next_variant;
+    if (lesson->experiment && lesson->experiment->function
+          ? !start_descent (self, lesson, variant, error)
+          : !start_training (self, lesson, variant, error))
       return FALSE;
     break;
+  }
   case BP_LESSON_ACTION_OPEN_VIEW:
     bp_window_set_place (win, g_strcmp0 (action->view, "builder") == 0       ? "build"
                               : g_strcmp0 (action->view, "experiments") == 0 ? "experiments"
@@ -856,6 +995,8 @@ bp_lessons_page_dispose (GObject *object)
 {
   BpLessonsPage *self = BP_LESSONS_PAGE (object);
   disconnect_run (self);
+  g_clear_handle_id (&self->descent_source, g_source_remove);
+  g_clear_pointer (&self->descent, g_array_unref);
   g_clear_pointer (&self->paned, gtk_widget_unparent);
   g_clear_pointer (&self->eval, bp_lesson_eval_free);
   g_clear_pointer (&self->lessons, g_ptr_array_unref);
@@ -940,6 +1081,10 @@ bp_lessons_page_init (BpLessonsPage *self)
   gtk_label_set_wrap (self->status_label, TRUE);
   gtk_widget_add_css_class (GTK_WIDGET (self->status_label), "dim-label");
   gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->status_label));
+  self->plane = BP_PLANE_VIEW (bp_plane_view_new ());
+  gtk_drawing_area_set_content_height (GTK_DRAWING_AREA (self->plane), 360);
+  gtk_widget_set_visible (GTK_WIDGET (self->plane), FALSE);
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->plane));
 
   /* the steps and goals first, at hand; then the lesson's text */
   self->text_view = GTK_TEXT_VIEW (gtk_text_view_new ());
@@ -1042,6 +1187,20 @@ bp_lessons_page_get_goal_state (BpLessonsPage *self, guint k)
   if (!eval || k >= bp_lesson_eval_get_n_goals (eval))
     return BP_LESSON_GOAL_PENDING;
   return bp_lesson_eval_get_result (eval, k)->state;
+}
+
+BpPlaneView *
+bp_lessons_page_get_plane (BpLessonsPage *self)
+{
+  g_return_val_if_fail (BP_IS_LESSONS_PAGE (self), NULL);
+  return self->plane;
+}
+
+gboolean
+bp_lessons_page_is_drawing (BpLessonsPage *self)
+{
+  g_return_val_if_fail (BP_IS_LESSONS_PAGE (self), FALSE);
+  return self->descent != NULL;
 }
 
 BpTrainRun *

@@ -5,6 +5,7 @@
 #include <gtk/gtk.h>
 
 #include "bp-lesson.h"
+#include "bp-plane-view.h"
 #include "bp-train-run.h"
 
 G_BEGIN_DECLS
@@ -28,6 +29,10 @@ const char *bp_lessons_page_get_note (BpLessonsPage *self);
 gboolean bp_lessons_page_activate_step (BpLessonsPage *self, guint k, GError **error);
 /* The state of goal k of the shown lesson in its latest run (PENDING before any). */
 BpLessonGoalState bp_lessons_page_get_goal_state (BpLessonsPage *self, guint k);
+/* A function experiment's surface with its runs' paths (hidden for other lessons). */
+BpPlaneView *bp_lessons_page_get_plane (BpLessonsPage *self);
+/* Whether a function experiment's path is still being drawn (its goals fed point by point). */
+gboolean bp_lessons_page_is_drawing (BpLessonsPage *self);
 /* The run started from the lessons (NULL before one). */
 BpTrainRun *bp_lessons_page_get_run (BpLessonsPage *self);
 /* "not-started", "started" or "done" (its goals met). */

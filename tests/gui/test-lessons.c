@@ -245,6 +245,56 @@ test_baseline (void)
   bp_gui_destroy_window (GTK_WIDGET (window));
 }
 
+static gboolean
+is_not_drawing (gpointer data)
+{
+  return !bp_lessons_page_is_drawing (data);
+}
+
+/* The autograd lesson: gradient descent paths drawn point by point on the bowl's contours,
+ * the goals ticked as the points arrive. */
+static void
+test_function (void)
+{
+  BpLessonsPage *page;
+  BpWindow *window = open_window (&page);
+  g_assert_true (bp_lessons_page_open (page, "autograd"));
+  BpPlaneView *plane = bp_lessons_page_get_plane (page);
+  g_assert_true (bp_gui_wait (is_mapped, plane, 2000));
+  g_assert_cmpint (bp_plane_view_get_n_paths (plane), ==, 0);
+  g_autoptr (GError) error = NULL;
+  for (guint k = 1; k <= 3; k++) {
+    guint updates = bp_plane_view_get_n_updates (plane);
+    g_assert_true (bp_lessons_page_activate_step (page, k, &error));
+    g_assert_no_error (error);
+    /* drawn over several frames, not at once */
+    g_assert_true (bp_lessons_page_is_drawing (page));
+    g_assert_cmpint (bp_plane_view_get_path_length (plane, (int) k - 1), <, 101);
+    g_assert_true (bp_gui_wait (is_not_drawing, page, 10000));
+    g_assert_cmpint (bp_plane_view_get_n_paths (plane), ==, (int) k);
+    g_assert_cmpint (bp_plane_view_get_path_length (plane, (int) k - 1), ==, 101);
+    g_assert_cmpuint (bp_plane_view_get_n_updates (plane), >, updates + 20);
+    bp_gui_spin (50);
+  }
+  for (guint g = 0; g < 4; g++)
+    g_assert_cmpint (bp_lessons_page_get_goal_state (page, g), ==, BP_LESSON_GOAL_MET);
+  g_assert_cmpstr (bp_lessons_page_get_progress (page, "autograd"), ==, "done");
+  /* the tooltip reads the function at the pointer: the middle of the plot is near (0, 0) */
+  int w = gtk_widget_get_width (GTK_WIDGET (plane)), h = gtk_widget_get_height (GTK_WIDGET (plane));
+  g_autofree char *at = bp_plane_view_describe_point (plane, w / 2.0, h / 2.0);
+  g_assert_nonnull (at);
+  g_assert_nonnull (strstr (at, "f = "));
+  g_assert_null (bp_plane_view_describe_point (plane, 1, 1));
+  bp_gui_spin (200);
+  g_free (bp_gui_screenshot (GTK_WIDGET (window), "lessons-autograd-en"));
+
+  /* starting the first run again clears the drawing */
+  g_assert_true (bp_lessons_page_activate_step (page, 1, &error));
+  g_assert_cmpint (bp_plane_view_get_n_paths (plane), ==, 1);
+  g_assert_true (bp_gui_wait (is_not_drawing, page, 10000));
+  bp_gui_destroy_window (GTK_WIDGET (window));
+}
+
 /* A lesson that is not runnable yet says why and has no Start. */
 static void
 test_not_runnable (void)
@@ -328,6 +378,7 @@ main (int argc, char **argv)
   g_test_add_func ("/lessons/variants", test_variants);
   g_test_add_func ("/lessons/baseline", test_baseline);
   g_test_add_func ("/lessons/not-runnable", test_not_runnable);
+  g_test_add_func ("/lessons/function", test_function);
   g_test_add_func ("/lessons/broken-folder", test_broken_folder);
   g_test_add_func ("/lessons/zh_TW", test_zh_tw);
   int status = g_test_run ();
