@@ -488,6 +488,8 @@ train_event (const BpTrainEvent *ev, gpointer user_data)
     return FALSE;
   /* a language model: characters instead of images, the unigram baseline beside the loss */
   gboolean lm = isfinite (ev->baseline_loss);
+  /* a regression: R² instead of accuracy (examples per second are still "img/s") */
+  gboolean reg = ev->task == BP_TASK_REGRESSION;
   const char *rate = lm ? "tok/s" : "img/s";
   switch (ev->kind) {
   case BP_TRAIN_EVENT_START:
@@ -505,8 +507,10 @@ train_event (const BpTrainEvent *ev, gpointer user_data)
     } else {
       printf ("training on %" G_GINT64_FORMAT " examples (%" G_GINT64_FORMAT
               " for validation, %" G_GINT64_FORMAT " for test), %" G_GINT64_FORMAT
-              " parameters, %" G_GINT64_FORMAT " steps per epoch\n",
-              ev->n_train, ev->n_val, ev->n_test, ev->n_params, ev->steps_per_epoch);
+              " parameters, %" G_GINT64_FORMAT " steps per epoch%s\n",
+              ev->n_train, ev->n_val, ev->n_test, ev->n_params, ev->steps_per_epoch,
+              reg ? "; regression: mean squared error on the standardised target, R² reported"
+                  : "");
     }
     break;
   case BP_TRAIN_EVENT_STEP:
@@ -547,6 +551,8 @@ train_event (const BpTrainEvent *ev, gpointer user_data)
       print_json_number ("train_accuracy", ev->train_accuracy, TRUE);
       print_json_number ("val_loss", ev->val_loss, TRUE);
       print_json_number ("val_accuracy", ev->val_accuracy, TRUE);
+      if (reg)
+        print_json_number ("val_r2", ev->val_r2, TRUE);
       print_json_number ("baseline_loss", ev->baseline_loss, TRUE);
       print_json_number ("lr", ev->lr, TRUE);
       print_json_number ("images_per_second", ev->images_per_second, TRUE);
@@ -560,6 +566,10 @@ train_event (const BpTrainEvent *ev, gpointer user_data)
               out->tty ? "\r\033[K" : "", ev->epoch, ev->epochs, ev->train_loss,
               ev->train_accuracy, ev->val_loss, ev->val_accuracy, ev->baseline_loss, ev->seconds,
               ev->images_per_second);
+    } else if (reg) {
+      printf ("%sepoch %d/%d: train loss %.4f; val loss %.4f, R² %.4f (%.1f s, %.0f img/s)\n",
+              out->tty ? "\r\033[K" : "", ev->epoch, ev->epochs, ev->train_loss, ev->val_loss,
+              ev->val_r2, ev->seconds, ev->images_per_second);
     } else {
       printf ("%sepoch %d/%d: train loss %.4f, accuracy %.4f; val loss %.4f, accuracy %.4f "
               "(%.1f s, %.0f img/s)\n",
@@ -573,6 +583,8 @@ train_event (const BpTrainEvent *ev, gpointer user_data)
     if (out->json) {
       printf ("{\"event\":\"done\",");
       print_json_number ("test_accuracy", ev->test_accuracy, TRUE);
+      if (reg)
+        print_json_number ("test_r2", ev->test_r2, TRUE);
       print_json_number ("test_loss", ev->test_loss, TRUE);
       print_json_number ("baseline_loss", ev->baseline_loss, TRUE);
       int done = bp_trainer_get_epochs_done (out->trainer);
@@ -592,6 +604,9 @@ train_event (const BpTrainEvent *ev, gpointer user_data)
       printf ("%sval loss %.4f (unigram baseline %.4f), val accuracy %.4f, %.1f s in all\n",
               out->tty ? "\r\033[K" : "", ev->test_loss, ev->baseline_loss, ev->test_accuracy,
               ev->seconds);
+    } else if (reg) {
+      printf ("%stest loss %.4f, test R² %.4f, %.1f s in all\n", out->tty ? "\r\033[K" : "",
+              ev->test_loss, ev->test_r2, ev->seconds);
     } else {
       printf ("%stest loss %.4f, test accuracy %.4f, %.1f s in all\n", out->tty ? "\r\033[K" : "",
               ev->test_loss, ev->test_accuracy, ev->seconds);
@@ -701,7 +716,7 @@ cmd_train (int argc, char **argv)
   GOptionEntry entries[] = {
     {"model", 'm', 0, G_OPTION_ARG_STRING, &model, "Model preset (see `backprop models`); default simple-cnn", "NAME"},
     {"spec", 0, 0, G_OPTION_ARG_FILENAME, &spec_file, "Train the model of a model spec file (JSON, doc/model-spec.md) instead of a preset", "FILE"},
-    {"dataset", 'd', 0, G_OPTION_ARG_STRING, &dataset, "Data set: fashion-mnist, a text corpus (tang300, song100, chinese, fortunes-zh, fortunes, or joins like tang300+song100) or file:PATH (a UTF-8 text file); default fashion-mnist", "NAME"},
+    {"dataset", 'd', 0, G_OPTION_ARG_STRING, &dataset, "Data set: fashion-mnist, digits, iris, wine, breast-cancer, diabetes (regression), two-spirals, moons (see `backprop datasets`), a text corpus (tang300, song100, chinese, fortunes-zh, fortunes, or joins like tang300+song100) or file:PATH (a UTF-8 text file); default fashion-mnist", "NAME"},
     {"epochs", 'e', 0, G_OPTION_ARG_STRING, &s_epochs, "Passes over the training set; default 10 (with --resume: the new total)", "N"},
     {"batch-size", 'b', 0, G_OPTION_ARG_STRING, &s_batch, "Examples per step; default 64", "N"},
     {"optimizer", 'o', 0, G_OPTION_ARG_STRING, &optimizer, "sgd, adam or adamw; default adam", "NAME"},
@@ -739,7 +754,7 @@ cmd_train (int argc, char **argv)
   g_autoptr (GOptionContext) ctx = g_option_context_new ("- train a model");
   g_option_context_add_main_entries (ctx, entries, NULL);
   g_option_context_set_summary (ctx, "Trains a model on a data set, printing progress per epoch and the test "
-                                     "accuracy at the end. The run is stored in the experiment database with "
+                                     "accuracy (a regression: R²) at the end. The run is stored in the experiment database with "
                                      "its metrics and checkpoints (see `backprop runs`); Ctrl-C stops it "
                                      "after the current step with a checkpoint, and --resume continues it.");
   g_autoptr (GError) error = NULL;
@@ -2678,6 +2693,140 @@ cmd_models (int argc, char **argv)
   return 0;
 }
 
+/* ---- datasets ---- */
+
+/* Whether a text corpus's files are there; *package gets the package that installs them. */
+static gboolean
+corpus_installed (const char *name, const char **package)
+{
+  const char *dir = bp_text_fortunes_dir ();
+  gboolean chinese = strcmp (name, "fortunes") != 0;
+  *package = chinese ? "fortunes-zh" : "fortunes";
+  const char *zh[] = {"tang300", "song100", "chinese", NULL};
+  const char *one[] = {name, NULL};
+  const char *const *files = strcmp (name, "fortunes-zh") == 0 ? zh : one;
+  for (int k = 0; files[k]; k++) {
+    g_autofree char *path = g_build_filename (dir, files[k], NULL);
+    if (!g_file_test (path, G_FILE_TEST_IS_REGULAR))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+static char *
+shape_string (int ndim, const int64_t *shape)
+{
+  GString *s = g_string_new ("(");
+  for (int d = 0; d < ndim; d++)
+    g_string_append_printf (s, "%s%" G_GINT64_FORMAT, d ? ", " : "", shape[d]);
+  g_string_append_c (s, ')');
+  return g_string_free (s, FALSE);
+}
+
+static int
+cmd_datasets (int argc, char **argv)
+{
+  gboolean json = FALSE;
+  GOptionEntry entries[] = {
+    {"json", 0, 0, G_OPTION_ARG_NONE, &json, "Print a JSON array", NULL},
+    {NULL},
+  };
+  g_autoptr (GOptionContext) ctx = g_option_context_new ("- list the data sets");
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  g_option_context_set_summary (ctx, "Lists every data set `backprop train --dataset` takes: its kind (images, "
+                                     "tabular, synthetic, text), task, examples (train+test), the shape of one "
+                                     "example, the classes, and whether it is installed (else the Debian "
+                                     "package to install).");
+  g_autoptr (GError) error = NULL;
+  if (!g_option_context_parse (ctx, &argc, &argv, &error))
+    return bp_cli_usage_error ("datasets", "%s", error->message);
+  if (argc > 1)
+    return bp_cli_usage_error ("datasets", "unexpected argument \"%s\"", argv[1]);
+  Jw *b = json ? jw_new () : NULL;
+  if (b)
+    jw_begin (b, '[');
+  else
+    printf ("%-14s %-10s %-15s %-12s %-12s %-7s %s\n", "NAME", "KIND", "TASK", "EXAMPLES",
+            "SHAPE", "CLASSES", "INSTALLED");
+  for (const char *const *n = bp_dataset_names (); *n; n++) {
+    const BpDatasetInfo *info = bp_dataset_info (*n);
+    g_autoptr (GError) missing = NULL;
+    gboolean installed = bp_dataset_check_installed (*n, &missing);
+    g_autofree char *shape = shape_string (info->example_ndim, info->example_shape);
+    if (b) {
+      jw_begin (b, '{');
+      json_add_string (b, "name", info->name);
+      json_add_string (b, "title", info->title);
+      json_add_string (b, "kind", bp_dataset_kind_name (info->kind));
+      json_add_string (b, "task", bp_task_name (info->task));
+      json_add_int (b, "train", info->n_train);
+      json_add_int (b, "test", info->n_test);
+      jw_key (b, "shape");
+      jw_begin (b, '[');
+      for (int d = 0; d < info->example_ndim; d++)
+        jw_int (b, info->example_shape[d]);
+      jw_end (b, ']');
+      json_add_int (b, "classes", info->n_classes);
+      jw_key (b, "installed");
+      jw_bool (b, installed);
+      json_add_string (b, "package", info->package);
+      json_add_string (b, "missing", installed ? NULL : missing->message);
+      jw_end (b, '}');
+    } else {
+      g_autofree char *examples = g_strdup_printf ("%" G_GINT64_FORMAT "+%" G_GINT64_FORMAT,
+                                                   info->n_train, info->n_test);
+      g_autofree char *classes = info->n_classes ? g_strdup_printf ("%d", info->n_classes)
+                                                 : g_strdup ("-");
+      g_autofree char *status = installed ? g_strdup (info->package ? "yes" : "yes (generated)")
+                                          : g_strdup_printf ("no: apt install %s", info->package);
+      printf ("%-14s %-10s %-15s %-12s %-12s %-7s %s\n", info->name,
+              bp_dataset_kind_name (info->kind), bp_task_name (info->task), examples, shape,
+              classes, status);
+    }
+  }
+  for (const char *const *n = bp_text_corpus_names (); *n; n++) {
+    const char *package;
+    gboolean installed = corpus_installed (*n, &package);
+    if (b) {
+      jw_begin (b, '{');
+      json_add_string (b, "name", *n);
+      json_add_string (b, "title", strcmp (package, "fortunes") == 0
+                                     ? "English fortunes (text corpus)"
+                                     : "Chinese poems and sayings (text corpus, Traditional)");
+      json_add_string (b, "kind", "text");
+      json_add_string (b, "task", "language model");
+      jw_key (b, "train");
+      jw_null (b);
+      jw_key (b, "test");
+      jw_null (b);
+      jw_key (b, "shape");
+      jw_null (b);
+      json_add_int (b, "classes", 0);
+      jw_key (b, "installed");
+      jw_bool (b, installed);
+      json_add_string (b, "package", package);
+      g_autofree char *why = installed ? NULL : g_strdup_printf ("install the Debian package %s "
+                                                                 "(apt install %s)", package,
+                                                                 package);
+      json_add_string (b, "missing", why);
+      jw_end (b, '}');
+    } else {
+      g_autofree char *status = installed ? g_strdup ("yes")
+                                          : g_strdup_printf ("no: apt install %s", package);
+      printf ("%-14s %-10s %-15s %-12s %-12s %-7s %s\n", *n, "text", "language model",
+              "-", "characters", "-", status);
+    }
+  }
+  if (b) {
+    jw_end (b, ']');
+    jw_print_free (b);
+  } else {
+    printf ("\nText corpora are sized in characters; \"+\" joins tang300, song100 and chinese, "
+            "and file:PATH trains on a UTF-8 text file.\n");
+  }
+  return 0;
+}
+
 /* ---- bench ---- */
 
 static int
@@ -2823,6 +2972,7 @@ static const Command commands[] = {
   {"lessons", bp_cmd_lessons, "List the guided lessons with their goals"},
   {"lesson", bp_cmd_lesson, "Show a lesson, or run its experiment and check its goals"},
   {"models", cmd_models, "List the model presets with their parameter counts"},
+  {"datasets", cmd_datasets, "List the data sets: kind, task, size, shape, whether installed"},
   {"bench", cmd_bench, "Measure training speed (images per second)"},
   {"devices", cmd_devices, "List the GPUs, or say why none can be used"},
 };

@@ -1,5 +1,6 @@
-/* data/bp-dataset.c: loading classification data sets into float32 arrays (installed
- * Fashion-MNIST, MNIST-format IDX pairs, caller-filled) and seeded validation splits. */
+/* data/bp-dataset.c: loading data sets into float32 arrays (installed Fashion-MNIST,
+ * MNIST-format IDX pairs, the tabular and generated sets of bp-tabular.c, caller-filled), the
+ * list of known names, and seeded validation splits. */
 #include "config.h"
 
 #include "bp-dataset.h"
@@ -8,6 +9,7 @@
 #include <string.h>
 
 #include "bp-rng.h"
+#include "bp-tabular.h"
 
 /* ---- installed data sets ---- */
 
@@ -34,11 +36,84 @@ static const KnownDataset known_datasets[] = {
    BP_FASHION_MNIST_STD},
 };
 
+static const BpDatasetInfo image_infos[] = {
+  {"fashion-mnist", "Fashion-MNIST (28x28 clothing images, 10 classes)", BP_DATASET_IMAGES,
+   BP_TASK_CLASSIFICATION, 60000, 10000, 3, {1, 28, 28}, 10, "dataset-fashion-mnist"},
+};
+
 const char *
 bp_datasets_dir (void)
 {
   const char *env = g_getenv ("BP_DATASETS_DIR");
   return env && *env ? env : BP_DATASETS_DIR;
+}
+
+const char *
+bp_sklearn_data_dir (void)
+{
+  const char *env = g_getenv ("BP_SKLEARN_DATA_DIR");
+  return env && *env ? env : BP_SKLEARN_DATA_DIR;
+}
+
+/* ---- the known names ---- */
+
+static const BpDatasetInfo *
+info_at (int k)
+{
+  int n_images = (int) G_N_ELEMENTS (image_infos);
+  if (k < n_images)
+    return &image_infos[k];
+  if (k < n_images + bp_tabular_n_infos)
+    return &bp_tabular_infos[k - n_images];
+  return NULL;
+}
+
+const char *const *
+bp_dataset_names (void)
+{
+  static const char *names[G_N_ELEMENTS (image_infos) + 16];
+  static gsize once = 0;
+  if (g_once_init_enter (&once)) {
+    g_assert (G_N_ELEMENTS (image_infos) + (gsize) bp_tabular_n_infos < G_N_ELEMENTS (names));
+    int k = 0;
+    for (const BpDatasetInfo *info; (info = info_at (k)); k++)
+      names[k] = info->name;
+    names[k] = NULL;
+    g_once_init_leave (&once, 1);
+  }
+  return names;
+}
+
+const BpDatasetInfo *
+bp_dataset_info (const char *name)
+{
+  for (int k = 0; name && info_at (k); k++)
+    if (strcmp (info_at (k)->name, name) == 0)
+      return info_at (k);
+  return NULL;
+}
+
+gboolean
+bp_dataset_is_known (const char *name)
+{
+  return bp_dataset_info (name) != NULL;
+}
+
+const char *
+bp_dataset_kind_name (BpDatasetKind kind)
+{
+  switch (kind) {
+  case BP_DATASET_IMAGES: return "images";
+  case BP_DATASET_TABULAR: return "tabular";
+  case BP_DATASET_SYNTHETIC: return "synthetic";
+  }
+  return "unknown";
+}
+
+const char *
+bp_task_name (BpTask task)
+{
+  return task == BP_TASK_REGRESSION ? "regression" : "classification";
 }
 
 /* dir/base.gz, else dir/base; NULL when neither exists. */
@@ -68,14 +143,11 @@ BpDataset *
 bp_dataset_load_full (const char *name, const char *split, const BpDatasetOptions *options,
                       GError **error)
 {
-  const KnownDataset *k = NULL;
-  for (size_t i = 0; i < G_N_ELEMENTS (known_datasets); i++)
-    if (g_strcmp0 (name, known_datasets[i].name) == 0)
-      k = &known_datasets[i];
-  if (!k) {
+  const BpDatasetInfo *info = bp_dataset_info (name);
+  if (!info) {
     GString *names = g_string_new (NULL);
-    for (size_t i = 0; i < G_N_ELEMENTS (known_datasets); i++)
-      g_string_append_printf (names, "%s%s", i ? ", " : "", known_datasets[i].name);
+    for (const char *const *n = bp_dataset_names (); *n; n++)
+      g_string_append_printf (names, "%s%s", names->len ? ", " : "", *n);
     g_set_error (error, BP_DATA_ERROR, BP_DATA_ERROR_INVALID,
                  "unknown data set '%s' (known: %s)", name ? name : "(null)", names->str);
     g_string_free (names, TRUE);
@@ -88,6 +160,22 @@ bp_dataset_load_full (const char *name, const char *split, const BpDatasetOption
                  split ? split : "(null)");
     return NULL;
   }
+  BpDatasetOptions opts = BP_DATASET_OPTIONS_INIT;
+  if (options)
+    opts = *options;
+  if (opts.limit < 0 || (opts.custom_norm && (!(opts.std > 0.0f) || !isfinite (opts.mean) ||
+                                              !isfinite (opts.std)))) {
+    g_set_error (error, BP_DATA_ERROR, BP_DATA_ERROR_INVALID,
+                 "bad data set options (limit %lld, mean %g, std %g)", (long long) opts.limit,
+                 (double) opts.mean, (double) opts.std);
+    return NULL;
+  }
+  const KnownDataset *k = NULL;
+  for (size_t i = 0; i < G_N_ELEMENTS (known_datasets); i++)
+    if (strcmp (name, known_datasets[i].name) == 0)
+      k = &known_datasets[i];
+  if (!k)
+    return bp_tabular_load (info, train, &opts, error);
 
   char *dir = g_build_filename (bp_datasets_dir (), k->dir, NULL);
   const char *image_base = train ? k->train_images : k->test_images;
@@ -106,9 +194,6 @@ bp_dataset_load_full (const char *name, const char *split, const BpDatasetOption
     goto out;
   }
 
-  BpDatasetOptions opts = BP_DATASET_OPTIONS_INIT;
-  if (options)
-    opts = *options;
   if (!opts.custom_norm) {
     opts.custom_norm = TRUE;
     opts.mean = k->mean;
@@ -139,6 +224,41 @@ out:
   g_free (labels);
   g_free (dir);
   return ds;
+}
+
+gboolean
+bp_dataset_check_installed (const char *name, GError **error)
+{
+  const BpDatasetInfo *info = bp_dataset_info (name);
+  if (!info) {
+    g_set_error (error, BP_DATA_ERROR, BP_DATA_ERROR_INVALID, "unknown data set '%s'",
+                 name ? name : "(null)");
+    return FALSE;
+  }
+  for (size_t i = 0; i < G_N_ELEMENTS (known_datasets); i++) {
+    const KnownDataset *k = &known_datasets[i];
+    if (strcmp (name, k->name) != 0)
+      continue;
+    char *dir = g_build_filename (bp_datasets_dir (), k->dir, NULL);
+    const char *bases[] = {k->train_images, k->train_labels, k->test_images, k->test_labels};
+    gboolean ok = TRUE;
+    for (size_t j = 0; j < G_N_ELEMENTS (bases) && ok; j++) {
+      char *path = find_data_file (dir, bases[j]);
+      if (!path) {
+        char *display = g_filename_display_name (dir);
+        g_set_error (error, BP_DATA_ERROR, BP_DATA_ERROR_NOT_FOUND,
+                     "%s is not installed: %s.gz was not found in %s. Install the package %s "
+                     "(apt install %s), or set BP_DATASETS_DIR to a folder that holds %s/",
+                     k->title, bases[j], display, k->package, k->package, k->dir);
+        g_free (display);
+        ok = FALSE;
+      }
+      g_free (path);
+    }
+    g_free (dir);
+    return ok;
+  }
+  return bp_tabular_check_installed (info, error);
 }
 
 /* ---- data sets ---- */
@@ -200,6 +320,9 @@ bp_dataset_new (const char *name, int64_t n, int example_ndim, const int64_t *ex
                                 : numbered_class_names (n_classes);
   ds->mean = 0.0f;
   ds->std = 1.0f;
+  ds->task = BP_TASK_CLASSIFICATION;
+  ds->target_mean = 0.0;
+  ds->target_std = 1.0;
   ds->ref_count = 1;
   return ds;
 }
@@ -221,6 +344,9 @@ bp_dataset_unref (BpDataset *ds)
   g_free (ds->x);
   g_free (ds->y);
   g_strfreev (ds->class_names);
+  g_free (ds->feature_mean);
+  g_free (ds->feature_std);
+  g_free (ds->source_rows);
   g_free (ds);
 }
 

@@ -347,18 +347,22 @@ bp_recorder_event (BpRecorder *r, const BpTrainEvent *ev, GError **error)
     return TRUE;
   case BP_TRAIN_EVENT_EPOCH: {
     gint64 s = ev->global_step, e = ev->epoch;
+    gboolean reg = ev->task == BP_TASK_REGRESSION;
     push (r, s, e, BP_SPLIT_TRAIN, BP_METRIC_EPOCH_LOSS, ev->train_loss);
-    push (r, s, e, BP_SPLIT_TRAIN, BP_METRIC_EPOCH_ACCURACY, ev->train_accuracy);
+    if (!reg)
+      push (r, s, e, BP_SPLIT_TRAIN, BP_METRIC_EPOCH_ACCURACY, ev->train_accuracy);
     push (r, s, e, BP_SPLIT_TRAIN, BP_METRIC_LR, float_value (ev->lr));
     push (r, s, e, BP_SPLIT_TRAIN, BP_METRIC_IMAGES_PER_SECOND, ev->images_per_second);
     push (r, s, e, BP_SPLIT_TRAIN, BP_METRIC_EPOCH_SECONDS, ev->seconds);
     if (ev->n_val > 0) {
       push (r, s, e, BP_SPLIT_VAL, BP_METRIC_LOSS, ev->val_loss);
-      push (r, s, e, BP_SPLIT_VAL, BP_METRIC_ACCURACY, ev->val_accuracy);
+      push (r, s, e, BP_SPLIT_VAL, reg ? BP_METRIC_R2 : BP_METRIC_ACCURACY,
+            reg ? ev->val_r2 : ev->val_accuracy);
     }
     if (!flush (r, error))
       return FALSE;
-    double val = ev->n_val > 0 ? ev->val_accuracy : NAN;
+    /* the best checkpoint: by validation accuracy, a regression's by validation R² */
+    double val = ev->n_val > 0 ? (reg ? ev->val_r2 : ev->val_accuracy) : NAN;
     gboolean best = !isnan (val) && (isnan (r->best_val) || val > r->best_val);
     gboolean due = r->options.checkpoint_every > 0 && ev->epoch % r->options.checkpoint_every == 0;
     if (!(due || best || ev->epoch == ev->epochs))
@@ -367,10 +371,13 @@ bp_recorder_event (BpRecorder *r, const BpTrainEvent *ev, GError **error)
       r->best_val = val;
     return save_checkpoint (r, val, best, error);
   }
-  case BP_TRAIN_EVENT_DONE:
+  case BP_TRAIN_EVENT_DONE: {
+    gboolean reg = ev->task == BP_TASK_REGRESSION;
     push (r, ev->global_step, ev->epoch, BP_SPLIT_TEST, BP_METRIC_LOSS, ev->test_loss);
-    push (r, ev->global_step, ev->epoch, BP_SPLIT_TEST, BP_METRIC_ACCURACY, ev->test_accuracy);
+    push (r, ev->global_step, ev->epoch, BP_SPLIT_TEST, reg ? BP_METRIC_R2 : BP_METRIC_ACCURACY,
+          reg ? ev->test_r2 : ev->test_accuracy);
     return flush (r, error);
+  }
   case BP_TRAIN_EVENT_ATTENTION:
     return TRUE; /* not stored */
   }

@@ -16,6 +16,10 @@
  *   every epoch        train/epoch_loss, train/epoch_accuracy, train/lr, train/images_per_second,
  *                      train/epoch_seconds, val/loss, val/accuracy (without a validation set: none)
  *   at the end         test/loss, test/accuracy
+ * A regression's run (a data set whose task is BP_TASK_REGRESSION, e.g. "diabetes") has
+ * val/r2 and test/r2 (BP_METRIC_R2, the coefficient of determination) instead of val/accuracy
+ * and test/accuracy, no train/epoch_accuracy, and its loss metrics are mean squared errors on
+ * the standardised target; its best checkpoint is the one of the best validation R².
  * A language model's run (a text corpus): images_per_second holds characters per second,
  * val/accuracy and test/accuracy next-character accuracy, test/ the validation windows'
  * metrics (a corpus has no test split); its config also keeps the corpus's vocab_size,
@@ -38,6 +42,7 @@ G_BEGIN_DECLS
 #define BP_METRIC_EPOCH_ACCURACY "epoch_accuracy"
 #define BP_METRIC_IMAGES_PER_SECOND "images_per_second"
 #define BP_METRIC_EPOCH_SECONDS "epoch_seconds"
+#define BP_METRIC_R2 "r2" /* val/ and test/ of a regression */
 
 typedef struct {
   const char *name;         /* the run's name; NULL: the model's name */

@@ -30,6 +30,7 @@ struct BpTrainer {
   BpIndices *train_idx, *val_idx;
   BpLoader *train_loader;
   int64_t *confusion; /* n_classes^2, filled by the validation pass */
+  BpTask task;        /* of the data set (a text corpus: classification) */
   char *spec_json;    /* canonical spec of the model */
   /* where training stands: run continues from here */
   int epochs_done;
@@ -59,9 +60,20 @@ struct BpTrainer {
   char **probe_tokens;
   float *attn_weights;
   int64_t attn_step;
+  /* the decision boundary of a 2-D classification set: the grid's inputs (size^2, *in_shape)
+   * on the CPU, its softmax probabilities (size^2 x n_classes), its range, and the training
+   * points to draw with their classes */
+  int boundary_size;
+  BpTensor *boundary_grid;
+  float *boundary_probs;
+  double boundary_x0, boundary_x1, boundary_y0, boundary_y1;
+  int64_t n_points;
+  float *points, *point_classes;
 };
 
 #define PROBE_MAX 48
+#define BOUNDARY_SIZE 96
+#define BOUNDARY_POINTS_MAX 2000
 #define TEXT_STEPS_MAX 500
 #define EVAL_BATCHES_MAX 20
 
@@ -437,6 +449,127 @@ read_scalar (const BpTensor *s, double *v)
   return TRUE;
 }
 
+/* "(1, 8, 8)" */
+static const char *
+shape_text (int ndim, const int64_t *shape, char *buf, size_t len)
+{
+  GString *s = g_string_new ("(");
+  for (int d = 0; d < ndim; d++)
+    g_string_append_printf (s, "%s%" G_GINT64_FORMAT, d ? ", " : "", shape[d]);
+  g_string_append_c (s, ')');
+  g_strlcpy (buf, s->str, len);
+  g_string_free (s, TRUE);
+  return buf;
+}
+
+/* The decision boundary of a 2-D classification set: the range of the training points plus a
+ * 10% margin on every side, the grid of cell centres, and at most BOUNDARY_POINTS_MAX training
+ * points (evenly spread over the training split) to draw. */
+static void
+setup_boundary (BpTrainer *t)
+{
+  const BpDataset *ds = t->train_set;
+  const BpIndices *train = t->train_idx;
+  if (train->n == 0)
+    return;
+  double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+  for (int64_t k = 0; k < train->n; k++) {
+    const float *p = ds->x + 2 * train->idx[k];
+    x0 = fmin (x0, p[0]);
+    x1 = fmax (x1, p[0]);
+    y0 = fmin (y0, p[1]);
+    y1 = fmax (y1, p[1]);
+  }
+  double mx = x1 > x0 ? 0.1 * (x1 - x0) : 1.0, my = y1 > y0 ? 0.1 * (y1 - y0) : 1.0;
+  t->boundary_x0 = x0 - mx;
+  t->boundary_x1 = x1 + mx;
+  t->boundary_y0 = y0 - my;
+  t->boundary_y1 = y1 + my;
+  int size = BOUNDARY_SIZE;
+  int64_t shape[BP_MAX_DIMS];
+  int ndim = model_batch_shape (t, (int64_t) size * size, shape);
+  t->boundary_grid = bp_tensor_new (ndim, shape);
+  if (!t->boundary_grid) {
+    bp_clear_error ();
+    return;
+  }
+  for (int i = 0; i < size; i++)
+    for (int j = 0; j < size; j++) {
+      float *g = t->boundary_grid->data + 2 * ((int64_t) i * size + j);
+      g[0] = (float) (t->boundary_x0 + (j + 0.5) * (t->boundary_x1 - t->boundary_x0) / size);
+      g[1] = (float) (t->boundary_y0 + (i + 0.5) * (t->boundary_y1 - t->boundary_y0) / size);
+    }
+  t->boundary_size = size;
+  t->boundary_probs = g_new0 (float, (gsize) size * size * (gsize) ds->n_classes);
+  t->n_points = MIN (train->n, BOUNDARY_POINTS_MAX);
+  t->points = g_new (float, (gsize) t->n_points * 2);
+  t->point_classes = g_new (float, (gsize) t->n_points);
+  for (int64_t k = 0; k < t->n_points; k++) {
+    int64_t i = train->idx[k * train->n / t->n_points];
+    t->points[2 * k] = ds->x[2 * i];
+    t->points[2 * k + 1] = ds->x[2 * i + 1];
+    t->point_classes[k] = ds->y[i];
+  }
+}
+
+/* The model's softmax probabilities on the boundary grid (eval mode, no gradients, on the
+ * run's device), into t->boundary_probs. */
+static gboolean
+compute_boundary (BpTrainer *t, GError **error)
+{
+  bool was = bp_set_grad_enabled (false);
+  bp_model_set_training (t->model, false);
+  BpDevice dev = t->config.device;
+  BpTensor *x = dev == BP_DEVICE_CPU ? bp_tensor_ref (t->boundary_grid)
+                                     : bp_tensor_to (t->boundary_grid, dev);
+  BpTensor *logits = x ? bp_model_forward (t->model, x) : NULL;
+  BpTensor *host = logits && logits->device != BP_DEVICE_CPU
+                     ? bp_tensor_to (logits, BP_DEVICE_CPU)
+                     : (logits ? bp_tensor_ref (logits) : NULL);
+  bp_model_set_training (t->model, true);
+  bp_set_grad_enabled (was);
+  gboolean ok = host != NULL;
+  if (!ok) {
+    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE,
+                 "the decision boundary could not be computed: %s", bp_last_error ());
+  } else {
+    int64_t rows = (int64_t) t->boundary_size * t->boundary_size;
+    int64_t c = t->train_set->n_classes;
+    g_assert (host->numel == rows * c);
+    for (int64_t r = 0; r < rows; r++) {
+      const float *l = host->data + r * c;
+      float *p = t->boundary_probs + r * c;
+      double top = l[0], sum = 0.0;
+      for (int64_t j = 1; j < c; j++)
+        top = fmax (top, l[j]);
+      for (int64_t j = 0; j < c; j++)
+        sum += exp ((double) l[j] - top);
+      for (int64_t j = 0; j < c; j++)
+        p[j] = (float) (exp ((double) l[j] - top) / sum);
+    }
+  }
+  bp_tensor_unref (host);
+  bp_tensor_unref (logits);
+  bp_tensor_unref (x);
+  return ok;
+}
+
+/* Sets or clears the event's decision boundary fields. */
+static void
+event_boundary (BpTrainer *t, BpTrainEvent *ev, gboolean on)
+{
+  on = on && t->boundary_probs;
+  ev->boundary_size = on ? t->boundary_size : 0;
+  ev->boundary_x0 = on ? t->boundary_x0 : 0.0;
+  ev->boundary_x1 = on ? t->boundary_x1 : 0.0;
+  ev->boundary_y0 = on ? t->boundary_y0 : 0.0;
+  ev->boundary_y1 = on ? t->boundary_y1 : 0.0;
+  ev->boundary_probs = on ? t->boundary_probs : NULL;
+  ev->n_points = on ? t->n_points : 0;
+  ev->points = on ? t->points : NULL;
+  ev->point_classes = on ? t->point_classes : NULL;
+}
+
 /* Text: the corpus, the model for it and the loaders. */
 static gboolean
 setup_text (BpTrainer *t, GError **error)
@@ -502,24 +635,50 @@ setup_images (BpTrainer *t, GError **error)
   if (!t->model)
     return FALSE;
   const BpDataset *ds = t->train_set;
-  if (t->model->in_ndim != ds->example_ndim ||
-      memcmp (t->model->in_shape, ds->example_shape,
-              sizeof (int64_t) * (size_t) t->model->in_ndim) != 0) {
+  const BpModel *m = t->model;
+  char want[64], have[64];
+  shape_text (ds->example_ndim, ds->example_shape, have, sizeof have);
+  if (m->in_ndim != ds->example_ndim ||
+      memcmp (m->in_shape, ds->example_shape, sizeof (int64_t) * (size_t) m->in_ndim) != 0) {
     /* a sequence model reading an image's rows: (1, 28, 28) examples as (28, 28) */
-    if (bp_model_vocab_size (t->model) == 0 &&
-        bp_shape_numel (t->model->in_ndim, t->model->in_shape) == ds->example_numel) {
+    if (bp_model_vocab_size (m) == 0 &&
+        bp_shape_numel (m->in_ndim, m->in_shape) == ds->example_numel) {
       t->reshape_input = TRUE;
+    } else if (bp_model_vocab_size (m) > 0) {
+      g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_MODEL,
+                   "model %s does not take the examples of %s: it reads characters, train it "
+                   "on a text corpus (tang300, song100, chinese, fortunes-zh, fortunes or "
+                   "file:PATH)", m->name, c->dataset);
+      return FALSE;
     } else {
       g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_MODEL,
-                   "model %s does not take the examples of %s%s", t->model->name, c->dataset,
-                   bp_model_vocab_size (t->model) > 0
-                     ? ": it reads characters, train it on a text corpus (tang300, song100, "
-                       "chinese, fortunes-zh, fortunes or file:PATH)"
-                     : "");
+                   "model %s does not take the examples of %s: it reads %s, the examples are "
+                   "%s (give a model whose Input has the shape %s)", m->name, c->dataset,
+                   shape_text (m->in_ndim, m->in_shape, want, sizeof want), have, have);
       return FALSE;
     }
   }
-  t->confusion = g_new0 (int64_t, (gsize) ds->n_classes * (gsize) ds->n_classes);
+  t->task = ds->task;
+  int64_t out_numel = bp_shape_numel (m->out_ndim, m->out_shape);
+  shape_text (m->out_ndim, m->out_shape, want, sizeof want);
+  if (t->task == BP_TASK_REGRESSION && out_numel != 1) {
+    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_MODEL,
+                 "model %s outputs %s per example, but %s is a regression data set: the model "
+                 "must output one value per example, shape (1) (e.g. a last Linear with "
+                 "out_features 1)", m->name, want, c->dataset);
+    return FALSE;
+  }
+  if (t->task == BP_TASK_CLASSIFICATION && m->out_ndim == 1 && m->out_shape[0] < ds->n_classes) {
+    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_MODEL,
+                 "model %s outputs %s per example, but %s has %d classes: the model needs %d "
+                 "outputs (e.g. a last Linear with out_features %d)", m->name, want, c->dataset,
+                 ds->n_classes, ds->n_classes, ds->n_classes);
+    return FALSE;
+  }
+  t->confusion = g_new0 (int64_t, (gsize) MAX (ds->n_classes * ds->n_classes, 1));
+  if (t->task == BP_TASK_CLASSIFICATION && ds->example_numel == 2 && m->out_ndim == 1 &&
+      m->out_shape[0] == ds->n_classes)
+    setup_boundary (t);
   return TRUE;
 }
 
@@ -609,6 +768,10 @@ bp_trainer_free (BpTrainer *t)
   g_strfreev (t->probe_tokens);
   bp_tensor_unref (t->probe);
   g_free (t->attn_weights);
+  bp_tensor_unref (t->boundary_grid);
+  g_free (t->boundary_probs);
+  g_free (t->points);
+  g_free (t->point_classes);
   g_free (t);
 }
 
@@ -618,7 +781,6 @@ bp_trainer_get_model (BpTrainer *t)
   return t->model;
 }
 
-/* Mean loss and accuracy over a subset, in eval mode without gradients. */
 /* Adds each row's (true class, arg-max class) to an n x n confusion matrix. */
 static void
 add_confusion (int64_t *confusion, int n, const BpTensor *logits, const BpTensor *y)
@@ -640,11 +802,32 @@ add_confusion (int64_t *confusion, int n, const BpTensor *logits, const BpTensor
   bp_tensor_unref (yh);
 }
 
+/* A regression's predictions (B, 1) or (B) and targets (B) as two (B) tensors (new
+ * references; the reshape of the predictions is on the tape). */
+static gboolean
+regression_rows (BpTensor *pred, BpTensor *y, BpTensor **rows, BpTensor **targets)
+{
+  *rows = bp_reshape (pred, 1, (int64_t[]){-1});
+  *targets = *rows ? bp_reshape (y, 1, (int64_t[]){-1}) : NULL;
+  if (!*targets) {
+    g_clear_pointer (rows, bp_tensor_unref);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* Mean loss and accuracy over a subset (a regression: the mean squared error and *r2, the
+ * coefficient of determination 1 - SSE / SST with SST around the subset's own mean; accuracy
+ * NaN), in eval mode without gradients. r2 may be NULL. */
 static gboolean
 evaluate (BpTrainer *t, BpDataset *ds, const BpIndices *subset, double *loss, double *accuracy,
-          int64_t *confusion, GError **error)
+          double *r2, int64_t *confusion, GError **error)
 {
-  *loss = *accuracy = NAN;
+  gboolean regression = ds->task == BP_TASK_REGRESSION;
+  double r2_dummy;
+  if (!r2)
+    r2 = &r2_dummy;
+  *loss = *accuracy = *r2 = NAN;
   if (subset && subset->n == 0)
     return TRUE;
   BpLoaderOptions lo = BP_LOADER_OPTIONS_INIT;
@@ -657,7 +840,7 @@ evaluate (BpTrainer *t, BpDataset *ds, const BpIndices *subset, double *loss, do
   }
   bool was = bp_set_grad_enabled (false);
   bp_model_set_training (t->model, false);
-  double loss_sum = 0.0;
+  double loss_sum = 0.0, y_sum = 0.0, y_sq = 0.0;
   int64_t correct = 0, seen = 0;
   BpTensor *x, *y;
   gboolean ok = TRUE;
@@ -670,9 +853,24 @@ evaluate (BpTrainer *t, BpDataset *ds, const BpIndices *subset, double *loss, do
       break;
     }
     BpTensor *logits = bp_model_forward (t->model, dx);
-    BpTensor *l = logits ? bp_cross_entropy (logits, dy, 0.0f) : NULL;
+    BpTensor *l = NULL;
     double lv = 0.0;
-    int64_t c = l && read_scalar (l, &lv) ? bp_count_correct (logits, dy) : -1;
+    int64_t c = -1;
+    if (regression) {
+      BpTensor *rows = NULL, *targets = NULL;
+      if (logits && regression_rows (logits, dy, &rows, &targets))
+        l = bp_mse_loss (rows, targets);
+      c = l && read_scalar (l, &lv) ? 0 : -1;
+      bp_tensor_unref (rows);
+      bp_tensor_unref (targets);
+      for (int64_t i = 0; i < y->numel; i++) { /* the loader's targets, on the CPU */
+        y_sum += y->data[i];
+        y_sq += (double) y->data[i] * y->data[i];
+      }
+    } else {
+      l = logits ? bp_cross_entropy (logits, dy, 0.0f) : NULL;
+      c = l && read_scalar (l, &lv) ? bp_count_correct (logits, dy) : -1;
+    }
     if (c < 0) {
       g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE, "evaluation failed: %s",
                    bp_last_error ());
@@ -684,7 +882,7 @@ evaluate (BpTrainer *t, BpDataset *ds, const BpIndices *subset, double *loss, do
     }
     loss_sum += lv * (double) y->numel;
     correct += c;
-    if (confusion)
+    if (confusion && !regression)
       add_confusion (confusion, ds->n_classes, logits, dy);
     seen += y->numel;
     bp_tensor_unref (l);
@@ -696,7 +894,12 @@ evaluate (BpTrainer *t, BpDataset *ds, const BpIndices *subset, double *loss, do
   bp_loader_free (loader);
   if (ok && seen > 0) {
     *loss = loss_sum / (double) seen;
-    *accuracy = (double) correct / (double) seen;
+    if (regression) {
+      double sst = y_sq - y_sum * y_sum / (double) seen;
+      *r2 = sst > 0.0 ? 1.0 - loss_sum / sst : NAN;
+    } else {
+      *accuracy = (double) correct / (double) seen;
+    }
   }
   return ok;
 }
@@ -817,9 +1020,24 @@ evaluate_text (BpTrainer *t, double *loss, double *accuracy, GError **error)
 gboolean
 bp_trainer_evaluate_test (BpTrainer *t, double *loss, double *accuracy, GError **error)
 {
+  return bp_trainer_evaluate_test_full (t, loss, accuracy, NULL, error);
+}
+
+gboolean
+bp_trainer_evaluate_test_full (BpTrainer *t, double *loss, double *accuracy, double *r2,
+                               GError **error)
+{
+  if (r2)
+    *r2 = NAN;
   if (t->corpus)
     return evaluate_text (t, loss, accuracy, error);
-  return evaluate (t, t->test_set, NULL, loss, accuracy, NULL, error);
+  return evaluate (t, t->test_set, NULL, loss, accuracy, r2, NULL, error);
+}
+
+BpTask
+bp_trainer_get_task (BpTrainer *t)
+{
+  return t->task;
 }
 
 /* ---- live attention ---- */
@@ -980,11 +1198,16 @@ train_step (BpTrainer *t, BpTensor *dx, BpTensor *dy, int epoch, double *loss, i
 {
   const BpTrainConfig *c = &t->config;
   bp_optimizer_zero_grad (t->optim);
+  gboolean regression = t->task == BP_TASK_REGRESSION;
   BpTensor *logits = bp_model_forward (t->model, dx);
-  BpTensor *rows = NULL, *targets = NULL;
-  BpTensor *l = logits && loss_rows (logits, dy, &rows, &targets)
-                  ? bp_cross_entropy (rows, targets, c->label_smoothing)
-                  : NULL;
+  BpTensor *rows = NULL, *targets = NULL, *l = NULL;
+  if (regression)
+    l = logits && regression_rows (logits, dy, &rows, &targets) ? bp_mse_loss (rows, targets)
+                                                                : NULL;
+  else
+    l = logits && loss_rows (logits, dy, &rows, &targets)
+          ? bp_cross_entropy (rows, targets, c->label_smoothing)
+          : NULL;
   gboolean ok = TRUE;
   /* on a device, reading the loss waits for the step so far and reports its failures */
   if (!l || bp_backward (l) != BP_OK || !read_scalar (l, loss)) {
@@ -1002,7 +1225,7 @@ train_step (BpTrainer *t, BpTensor *dx, BpTensor *dy, int epoch, double *loss, i
     if (c->clip_norm > 0.0f)
       bp_clip_grad_norm (t->n_params, t->params, c->clip_norm);
     BpStatus s = bp_optimizer_step (t->optim);
-    *correct = s == BP_OK ? bp_count_correct (rows, targets) : -1;
+    *correct = s != BP_OK ? -1 : regression ? 0 : bp_count_correct (rows, targets);
     *count = targets->numel;
     if (*correct < 0) {
       g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE, "optimizer step failed: %s",
@@ -1091,7 +1314,11 @@ bp_trainer_run (BpTrainer *t, BpTrainCallback callback, gpointer user_data, GErr
     .n_params = bp_model_num_parameters (t->model),
     .lr = bp_optimizer_get_lr (t->optim),
     .baseline_loss = text ? t->corpus->unigram_loss : NAN,
+    .task = t->task,
+    .val_r2 = NAN,
+    .test_r2 = NAN,
   };
+  gboolean regression = t->task == BP_TASK_REGRESSION;
   gboolean go_on = TRUE;
   ev.kind = BP_TRAIN_EVENT_START;
   if (callback)
@@ -1129,7 +1356,7 @@ bp_trainer_run (BpTrainer *t, BpTrainCallback callback, gpointer user_data, GErr
       ev.step = t->epoch_step;
       ev.global_step = t->global_step;
       ev.loss = l;
-      ev.accuracy = (double) correct / (double) MAX (1, count);
+      ev.accuracy = regression ? NAN : (double) correct / (double) MAX (1, count);
       ev.lr = bp_optimizer_get_lr (t->optim);
       ev.seconds = (double) (g_get_monotonic_time () - t_start) / 1e6;
       ev.images_per_second = (double) (t->seen - seen_before) /
@@ -1144,7 +1371,7 @@ bp_trainer_run (BpTrainer *t, BpTrainCallback callback, gpointer user_data, GErr
       break;
     double epoch_seconds = (double) (g_get_monotonic_time () - t_epoch) / 1e6;
     ev.train_loss = t->seen ? t->loss_sum / (double) t->seen : NAN;
-    ev.train_accuracy = t->seen ? (double) t->correct / (double) t->seen : NAN;
+    ev.train_accuracy = t->seen && !regression ? (double) t->correct / (double) t->seen : NAN;
     if (text) {
       if (!evaluate_text (t, &ev.val_loss, &ev.val_accuracy, error))
         return FALSE;
@@ -1154,12 +1381,14 @@ bp_trainer_run (BpTrainer *t, BpTrainCallback callback, gpointer user_data, GErr
     } else {
       int nc = t->train_set->n_classes;
       memset (t->confusion, 0, sizeof (int64_t) * (size_t) (nc * nc));
-      if (!evaluate (t, t->train_set, t->val_idx, &ev.val_loss, &ev.val_accuracy, t->confusion,
-                     error))
+      if (!evaluate (t, t->train_set, t->val_idx, &ev.val_loss, &ev.val_accuracy, &ev.val_r2,
+                     t->confusion, error))
         return FALSE;
       ev.n_classes = nc;
-      ev.confusion = t->val_idx->n ? t->confusion : NULL;
+      ev.confusion = t->val_idx->n && !regression ? t->confusion : NULL;
       ev.class_names = (const char *const *) t->train_set->class_names;
+      if (t->boundary_probs && !compute_boundary (t, error))
+        return FALSE;
     }
     /* the epoch's attention (unless its last step just had one) */
     if (attention && t->attn_step != t->global_step) {
@@ -1179,20 +1408,25 @@ bp_trainer_run (BpTrainer *t, BpTrainCallback callback, gpointer user_data, GErr
     t->epoch_step = 0;
     t->loss_sum = 0.0;
     t->correct = t->seen = 0;
+    event_boundary (t, &ev, TRUE);
     if (callback)
       go_on = callback (&ev, user_data);
+    event_boundary (t, &ev, FALSE);
   }
 
   /* stopped by the callback before the last epoch ended: no test pass (it would keep a user
    * who pressed Stop waiting); the test metrics are NaN */
-  ev.test_loss = ev.test_accuracy = NAN;
+  ev.test_loss = ev.test_accuracy = ev.test_r2 = NAN;
   if ((go_on || t->epochs_done >= c->epochs) &&
-      !bp_trainer_evaluate_test (t, &ev.test_loss, &ev.test_accuracy, error))
+      !bp_trainer_evaluate_test_full (t, &ev.test_loss, &ev.test_accuracy, &ev.test_r2, error))
+    return FALSE;
+  if (t->boundary_probs && !compute_boundary (t, error))
     return FALSE;
   ev.kind = BP_TRAIN_EVENT_DONE;
   ev.confusion = NULL;
   ev.global_step = t->global_step;
   ev.seconds = (double) (g_get_monotonic_time () - t_start) / 1e6;
+  event_boundary (t, &ev, TRUE);
   if (callback)
     callback (&ev, user_data);
   return TRUE;

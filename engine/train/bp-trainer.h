@@ -1,7 +1,8 @@
 /* bp-trainer.h: the training loop: data, model, optimizer, schedule, evaluation and events.
  *
- * Two kinds of data: an image data set ("fashion-mnist": classification, with a test split),
- * and a text corpus for a language model: a name of bp_text_corpus_names () ("tang300",
+ * Two kinds of data: a data set of bp_dataset_names () (bp-dataset.h: "fashion-mnist",
+ * "digits", "iris", "wine", "breast-cancer", "diabetes", "two-spirals", "moons"), each with a
+ * train and a test split, and a text corpus for a language model: a name of bp_text_corpus_names () ("tang300",
  * "song100", "chinese", "fortunes-zh", "fortunes"), the one-file Chinese ones joined with "+"
  * ("tang300+song100") or "file:PATH" (a user's UTF-8 text file, entries separated by blank
  * lines or '%' lines). For a corpus the model must read character
@@ -10,11 +11,21 @@
  * from config.context. A step trains on batch_size windows of context characters at seeded
  * random positions (bp_text_loader); an "epoch" is steps_per_epoch steps; validation is the
  * mean loss and next-character accuracy over a fixed set of validation windows. There is no
- * test split: the DONE event's test metrics of a corpus are the validation metrics. */
+ * test split: the DONE event's test metrics of a corpus are the validation metrics.
+ *
+ * A data set's model must read its examples (its Input the example shape, e.g. (1, 8, 8) or
+ * (64) for digits, (2) for two-spirals; otherwise BP_TRAIN_ERROR_MODEL names both shapes).
+ * Classification trains with the cross-entropy on the model's n_classes outputs. Regression
+ * ("diabetes": the data set's task is BP_TASK_REGRESSION) trains with the mean squared error on
+ * the model's one output per example (shape (1); another output is BP_TRAIN_ERROR_MODEL naming
+ * the model, its output shape and the data set), against the standardised target (bp-dataset.h:
+ * target_mean and target_std map it back): its losses are MSEs in standard deviations of the
+ * target, its accuracies NaN, and its R^2 is in val_r2 / test_r2. */
 #pragma once
 
 #include <glib.h>
 
+#include "bp-dataset.h"
 #include "bp-nn.h"
 #include "bp-optim.h"
 #include "bp-text.h"
@@ -36,7 +47,9 @@ typedef enum {
 typedef struct {
   const char *model;      /* preset name, used when model_json is NULL */
   const char *model_json; /* a model spec */
-  const char *dataset;    /* "fashion-mnist", a text corpus ("tang300", ...) or "file:PATH" */
+  const char *dataset;    /* a data set of bp_dataset_names () ("fashion-mnist", "digits",
+                           * "diabetes", "two-spirals", ...), a text corpus ("tang300", ...)
+                           * or "file:PATH" */
   int epochs;
   int64_t batch_size;
   BpOptimConfig optim;
@@ -85,10 +98,17 @@ typedef struct {
   int64_t n_params;
   double loss;                /* STEP: this batch's loss */
   double accuracy;            /* STEP: this batch's accuracy (arg-max of the logits; a language
-                               * model: of the next character at every position) */
+                               * model: of the next character at every position; a regression:
+                               * NaN) */
   double train_loss, train_accuracy;
   double val_loss, val_accuracy;
   double test_loss, test_accuracy;
+  /* regression (task BP_TASK_REGRESSION): the coefficient of determination R^2 = 1 - SSE / SST
+   * of the split, SST the squared deviations of the split's targets around their own mean (1 is
+   * perfect, 0 is as good as predicting that mean); val_r2 at EPOCH (and DONE: the last
+   * epoch's), test_r2 at DONE. NaN for classification and text, and without the split. */
+  BpTask task;
+  double val_r2, test_r2;
   double lr;
   double seconds;             /* since the start of training (EPOCH: of this epoch) */
   double images_per_second;   /* a language model: characters (tokens) per second */
@@ -97,7 +117,8 @@ typedef struct {
    * image data (isfinite (baseline_loss) tells a language model's events apart) */
   double baseline_loss;
   /* EPOCH: the validation confusion matrix, n_classes x n_classes row-major, rows = true
-   * class, columns = predicted; valid only during the callback. NULL without a validation set. */
+   * class, columns = predicted; valid only during the callback. NULL without a validation set
+   * and for a regression (n_classes 0). */
   int n_classes;
   const int64_t *confusion;
   const char *const *class_names;
@@ -114,6 +135,24 @@ typedef struct {
   const char *const *attn_tokens;
   const char *const *attn_layer_ids;
   const float *attn_weights;
+  /* EPOCH and DONE of a classification data set whose examples have exactly 2 values
+   * ("two-spirals", "moons"): the model's decision regions, computed after the epoch in eval mode
+   * without autograd on the run's device. The grid has boundary_size x boundary_size cells
+   * (96) over [boundary_x0, boundary_x1] x [boundary_y0, boundary_y1], the range of the
+   * training points (the first and second input value) plus 10% of it on every side, in the
+   * model's input units. boundary_probs holds boundary_size^2 x n_classes softmax
+   * probabilities, row-major: cell (i, j), row i from y0 upwards, column j from x0 rightwards,
+   * at [(i * boundary_size + j) * n_classes + class], the model at the cell's centre
+   * (x0 + (j + 0.5) (x1 - x0) / size, y0 + (i + 0.5) (y1 - y0) / size). points (n_points x 2)
+   * and point_classes (n_points) are training examples to draw over it: the training split
+   * (without the validation examples), at most 2000 spread evenly over it. All valid only
+   * during the callback; boundary_size 0 and NULL for other data and other events. */
+  int boundary_size;
+  double boundary_x0, boundary_x1, boundary_y0, boundary_y1;
+  const float *boundary_probs;
+  int64_t n_points;
+  const float *points;
+  const float *point_classes;
 } BpTrainEvent;
 
 /* Return FALSE to stop training after this event: the run then ends with DONE at once, with
@@ -135,9 +174,15 @@ gboolean bp_trainer_run (BpTrainer *trainer, BpTrainCallback callback, gpointer 
 void bp_trainer_set_lr (BpTrainer *trainer, float lr);
 BpOptimizer *bp_trainer_get_optimizer (BpTrainer *trainer);
 
-/* Loss and accuracy of the model on the test set (a corpus: the validation windows). */
+/* Loss and accuracy of the model on the test set (a corpus: the validation windows; a
+ * regression: the mean squared error, accuracy NaN). */
 gboolean bp_trainer_evaluate_test (BpTrainer *trainer, double *loss, double *accuracy,
                                    GError **error);
+/* The same with the test R^2 of a regression (NaN otherwise); r2 may be NULL. */
+gboolean bp_trainer_evaluate_test_full (BpTrainer *trainer, double *loss, double *accuracy,
+                                        double *r2, GError **error);
+/* Classification or regression (a text corpus: classification). */
+BpTask bp_trainer_get_task (BpTrainer *trainer);
 
 /* ---- where training stands, checkpoints and resuming ----
  *
