@@ -9,6 +9,7 @@
 #include "bp-dataset.h"
 #include "bp-ops-eltwise.h"
 #include "bp-ops-loss.h"
+#include "bp-optim.h"
 #include "bp-rng.h"
 #include "bp-spec.h"
 #include "bp-trainer.h"
@@ -476,6 +477,153 @@ test_training_repeatable (void)
   g_array_unref (c);
 }
 
+/* The lesson "MLP training tricks: initialisation": a deep ReLU MLP (Flatten, 6 x Linear 256 +
+ * ReLU, Linear 2) on 28x28 inputs, every Linear with the given init ("" for the default). */
+static BpModel *
+deep_mlp (const char *init)
+{
+  g_autofree char *with = *init ? g_strdup_printf (", \"init\": \"%s\"", init) : g_strdup ("");
+  GString *json = g_string_new ("{\"format\": \"backprop-lab-model\", \"version\": 2, "
+                                "\"name\": \"deep-mlp\", \"nodes\": ["
+                                "{\"id\": \"x\", \"type\": \"Input\", \"shape\": [1, 28, 28]},"
+                                "{\"id\": \"flatten\", \"type\": \"Flatten\", \"inputs\": [\"x\"]}");
+  const char *prev = "flatten";
+  char ids[6][2][8];
+  for (int k = 0; k < 6; k++) {
+    g_snprintf (ids[k][0], sizeof ids[k][0], "fc%d", k + 1);
+    g_snprintf (ids[k][1], sizeof ids[k][1], "relu%d", k + 1);
+    g_string_append_printf (json, ",{\"id\": \"%s\", \"type\": \"Linear\", \"inputs\": [\"%s\"], "
+                                  "\"out_features\": 256%s}", ids[k][0], prev, with);
+    g_string_append_printf (json, ",{\"id\": \"%s\", \"type\": \"ReLU\", \"inputs\": [\"%s\"]}",
+                            ids[k][1], ids[k][0]);
+    prev = ids[k][1];
+  }
+  g_string_append_printf (json, ",{\"id\": \"head\", \"type\": \"Linear\", \"inputs\": [\"%s\"], "
+                                "\"out_features\": 2%s},"
+                                "{\"id\": \"output\", \"type\": \"Output\", \"inputs\": [\"head\"]}]}",
+                          prev, with);
+  g_autoptr (GError) error = NULL;
+  BpModel *m = bp_spec_build (json->str, &error);
+  g_assert_no_error (error);
+  g_string_free (json, TRUE);
+  return m;
+}
+
+/* Trains with SGD (lr 0.05, momentum 0.9) on batches of 32 taken in turn from x (N, 1, 28, 28)
+ * and y (N); returns the loss on all of x afterwards and the accuracy in *acc. */
+static double
+train_deep_mlp (BpModel *m, BpTensor *x, BpTensor *y, int steps, double *acc)
+{
+  const int64_t n = y->numel, b = 32, row = 28 * 28;
+  BpTensor **params;
+  int n_params = bp_model_parameters (m, &params);
+  BpOptimConfig c = bp_optim_config_default (BP_OPTIM_SGD);
+  c.lr = 0.05f;
+  c.momentum = 0.9f;
+  BpOptimizer *opt = bp_optimizer_new (&c, n_params, params);
+  free (params);
+  BpTensor *xb = bp_tensor_new_4d (b, 1, 28, 28), *yb = bp_tensor_new_1d (b);
+  for (int s = 0; s < steps; s++) {
+    int64_t first = (s * b) % n;
+    memcpy (xb->data, x->data + first * row, sizeof (float) * (size_t) (b * row));
+    memcpy (yb->data, y->data + first, sizeof (float) * (size_t) b);
+    BpTensor *logits = bp_model_forward (m, xb);
+    BpTensor *loss = bp_cross_entropy (logits, yb, 0.0f);
+    g_assert_nonnull (loss);
+    bp_optimizer_zero_grad (opt);
+    g_assert_cmpint (bp_backward (loss), ==, BP_OK);
+    g_assert_cmpint (bp_optimizer_step (opt), ==, BP_OK);
+    bp_tape_clear ();
+    bp_tensor_unref (loss);
+    bp_tensor_unref (logits);
+  }
+  bp_optimizer_free (opt);
+  bp_tensor_unref (xb);
+  bp_tensor_unref (yb);
+  bool was = bp_set_grad_enabled (false);
+  BpTensor *logits = bp_model_forward (m, x);
+  BpTensor *loss = bp_cross_entropy (logits, y, 0.0f);
+  double result = loss->data[0];
+  *acc = (double) bp_count_correct (logits, y) / (double) n;
+  bp_set_grad_enabled (was);
+  bp_tensor_unref (loss);
+  bp_tensor_unref (logits);
+  return result;
+}
+
+/* Largest difference between a Linear's output units: over its weight rows (each compared
+ * with the first) and its bias. */
+static float
+unit_spread (const BpLayer *l)
+{
+  int64_t out = l->weight->shape[0], in = l->weight->shape[1];
+  float spread = 0.0f;
+  for (int64_t i = 1; i < out; i++) {
+    for (int64_t j = 0; j < in; j++)
+      spread = fmaxf (spread, fabsf (l->weight->data[i * in + j] - l->weight->data[j]));
+    spread = fmaxf (spread, fabsf (l->bias->data[i] - l->bias->data[0]));
+  }
+  return spread;
+}
+
+/* init "zeros" cannot learn: every hidden unit of a layer computes the same value and gets the
+ * same update, so after SGD the units of each hidden layer are still identical and the model
+ * predicts the class prior; the default init starts with distinct units and keeps them
+ * distinct, and kaiming_normal (He) also learns the task in the same steps. */
+static void
+test_init_symmetry (void)
+{
+  /* 256 examples: which half of the image is brighter */
+  const int64_t n = 256;
+  bp_rng_seed (21);
+  BpTensor *x = bp_test_rand (4, (int64_t[]){n, 1, 28, 28}, -1, 1, false);
+  BpTensor *y = bp_tensor_new_1d (n);
+  int64_t ones = 0;
+  for (int64_t e = 0; e < n; e++) {
+    double left = 0, right = 0;
+    for (int r = 0; r < 28; r++)
+      for (int c = 0; c < 28; c++)
+        *(c < 14 ? &left : &right) += x->data[e * 784 + r * 28 + c];
+    y->data[e] = left > right;
+    ones += left > right;
+  }
+  double prior = (double) MAX (ones, n - ones) / (double) n;
+  /* the entropy of the labels: the loss of predicting the class prior */
+  double p1 = (double) ones / (double) n, entropy = -p1 * log (p1) - (1 - p1) * log (1 - p1);
+  g_assert_cmpfloat (prior, <, 0.6);
+
+  static const char *const hidden[] = {"fc1", "fc2", "fc3", "fc4", "fc5", "fc6"};
+  double acc;
+  BpModel *zeros = deep_mlp ("zeros");
+  double loss = train_deep_mlp (zeros, x, y, 40, &acc);
+  for (gsize k = 0; k < G_N_ELEMENTS (hidden); k++) {
+    BpLayer *l = bp_model_find (zeros, hidden[k]);
+    g_assert_cmpfloat (unit_spread (l), ==, 0.0f);
+  }
+  /* the output only learns the class prior */
+  g_assert_cmpfloat (fabs (loss - entropy), <, 0.02);
+  g_assert_cmpfloat (acc, ==, prior);
+  bp_model_free (zeros);
+
+  BpModel *def = deep_mlp ("");
+  train_deep_mlp (def, x, y, 40, &acc);
+  for (gsize k = 0; k < G_N_ELEMENTS (hidden); k++) {
+    BpLayer *l = bp_model_find (def, hidden[k]);
+    g_assert_cmpfloat (unit_spread (l), >, 0.05f);
+  }
+  bp_model_free (def);
+
+  BpModel *he = deep_mlp ("kaiming_normal");
+  loss = train_deep_mlp (he, x, y, 40, &acc);
+  g_test_message ("kaiming_normal: loss %.4f, accuracy %.3f (label entropy %.4f)", loss, acc,
+                  entropy);
+  g_assert_cmpfloat (loss, <, 0.5 * entropy);
+  g_assert_cmpfloat (acc, >, 0.9);
+  bp_model_free (he);
+  bp_tensor_unref (x);
+  bp_tensor_unref (y);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -491,5 +639,6 @@ main (int argc, char **argv)
   g_test_add_func ("/nn/training-repeatable", test_training_repeatable);
   g_test_add_func ("/nn/sequence-presets-torch", test_sequence_presets_torch);
   g_test_add_func ("/nn/attention-capture", test_attention_capture);
+  g_test_add_func ("/nn/init-symmetry", test_init_symmetry);
   return g_test_run ();
 }

@@ -95,6 +95,17 @@ static const char *const zoo[] = {
   "{\"id\": \"add\", \"type\": \"Add\", \"inputs\": [\"attn\", \"post\"]},"
   "{\"id\": \"head\", \"type\": \"Linear\", \"inputs\": [\"add\"], \"bias\": false, \"tied_to\": \"emb\"},"
   "{\"id\": \"output\", \"type\": \"Output\", \"inputs\": [\"head\"]}]}",
+
+  "{\"format\": \"backprop-lab-model\", \"version\": 2, \"name\": \"inits\", \"nodes\": ["
+  "{\"id\": \"x\", \"type\": \"Input\", \"shape\": [4, 6, 6]},"
+  "{\"id\": \"conv\", \"type\": \"Conv2d\", \"inputs\": [\"x\"], \"out_channels\": 6, \"kernel_size\": 3, \"groups\": 2, \"init\": \"kaiming_normal\"},"
+  "{\"id\": \"conv0\", \"type\": \"Conv2d\", \"inputs\": [\"conv\"], \"out_channels\": 4, \"kernel_size\": 3, \"init\": \"zeros\"},"
+  "{\"id\": \"flat\", \"type\": \"Flatten\", \"inputs\": [\"conv0\"]},"
+  "{\"id\": \"fc1\", \"type\": \"Linear\", \"inputs\": [\"flat\"], \"out_features\": 12, \"init\": \"xavier_uniform\"},"
+  "{\"id\": \"fc2\", \"type\": \"Linear\", \"inputs\": [\"fc1\"], \"out_features\": 8, \"bias\": false, \"init\": \"normal\", \"init_std\": 0.02},"
+  "{\"id\": \"fc3\", \"type\": \"Linear\", \"inputs\": [\"fc2\"], \"out_features\": 7, \"init\": \"kaiming_uniform\"},"
+  "{\"id\": \"fc4\", \"type\": \"Linear\", \"inputs\": [\"fc3\"], \"out_features\": 3, \"init\": \"xavier_normal\"},"
+  "{\"id\": \"output\", \"type\": \"Output\", \"inputs\": [\"fc4\"]}]}",
 };
 
 /* A batch of random inputs for a model: token ids below its vocab_size, or values in [-1, 1). */
@@ -765,6 +776,381 @@ test_set_param (void)
   g_assert_nonnull (strstr (error->message, "ReLU has no parameters"));
 }
 
+/* ---- weight initialisation ---- */
+
+static const char *const init_names[BP_INIT_COUNT] = {
+  "default", "kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal", "normal",
+  "zeros",
+};
+
+/* A grouped Conv2d and two Linears, all with the same init: a (128, 8, 5, 5) conv weight (fan_in
+ * 200, fan_out 3200), fc1 (512, 128) and fc2 (400, 512). */
+static char *
+init_spec (BpInit init)
+{
+  g_autofree char *with = init == BP_INIT_DEFAULT ? g_strdup ("")
+                          : init == BP_INIT_NORMAL
+                            ? g_strdup (", \"init\": \"normal\", \"init_std\": 0.05")
+                            : g_strdup_printf (", \"init\": \"%s\"", init_names[init]);
+  return g_strdup_printf (
+    "{\"format\": \"backprop-lab-model\", \"version\": 2, \"name\": \"init-%s\", \"nodes\": ["
+    "{\"id\": \"x\", \"type\": \"Input\", \"shape\": [16, 8, 8]},"
+    "{\"id\": \"conv\", \"type\": \"Conv2d\", \"inputs\": [\"x\"], \"out_channels\": 128, "
+    "\"kernel_size\": 5, \"groups\": 2%s},"
+    "{\"id\": \"pool\", \"type\": \"AdaptiveAvgPool2d\", \"inputs\": [\"conv\"], \"output_size\": 1},"
+    "{\"id\": \"flat\", \"type\": \"Flatten\", \"inputs\": [\"pool\"]},"
+    "{\"id\": \"fc1\", \"type\": \"Linear\", \"inputs\": [\"flat\"], \"out_features\": 512%s},"
+    "{\"id\": \"fc2\", \"type\": \"Linear\", \"inputs\": [\"fc1\"], \"out_features\": 400%s},"
+    "{\"id\": \"output\", \"type\": \"Output\", \"inputs\": [\"fc2\"]}]}",
+    init_names[init], with, with, with);
+}
+
+/* The state of init_spec's model, in bp_model_state's order, with the fans of each tensor. */
+static const struct {
+  const char *name;
+  int64_t numel;
+  double fan_in, fan_out; /* of the layer's weight (a bias follows its weight's fan_in) */
+  gboolean bias;
+} init_tensors[] = {
+  {"conv.weight", 128 * 8 * 5 * 5, 200, 3200, FALSE}, {"conv.bias", 128, 200, 3200, TRUE},
+  {"fc1.weight", 512 * 128, 128, 512, FALSE},         {"fc1.bias", 512, 128, 512, TRUE},
+  {"fc2.weight", 400 * 512, 512, 400, FALSE},         {"fc2.bias", 400, 512, 400, TRUE},
+};
+#define N_MOMENTS 5 /* mean, std, kurtosis, min, max */
+
+static void
+moments (const float *v, int64_t n, double out[N_MOMENTS])
+{
+  double mean = 0, m2 = 0, m4 = 0, lo = v[0], hi = v[0];
+  for (int64_t i = 0; i < n; i++) {
+    mean += v[i];
+    lo = MIN (lo, v[i]);
+    hi = MAX (hi, v[i]);
+  }
+  mean /= (double) n;
+  for (int64_t i = 0; i < n; i++) {
+    double c = v[i] - mean;
+    m2 += c * c;
+    m4 += c * c * c * c;
+  }
+  m2 /= (double) n;
+  m4 /= (double) n;
+  out[0] = mean;
+  out[1] = sqrt (m2);
+  out[2] = m2 > 0 ? m4 / (m2 * m2) : 0;
+  out[3] = lo;
+  out[4] = hi;
+}
+
+/* Asserts that the moments m of n values fit the distribution init gives tensor t (weights by
+ * torch.nn.init's formulas, biases U(-1/sqrt (fan_in), 1/sqrt (fan_in)) but 0 with zeros), with
+ * tolerances of 6 standard errors of each statistic for n draws. */
+static void
+assert_init_moments (const char *who, BpInit init, int t, int64_t n, const double m[N_MOMENTS])
+{
+  double fi = init_tensors[t].fan_in, fo = init_tensors[t].fan_out;
+  double bound = 0, std = 0; /* uniform on [-bound, bound], or normal with std */
+  if (init == BP_INIT_ZEROS) {
+    for (int k = 0; k < N_MOMENTS; k++)
+      if (m[k] != 0)
+        g_error ("%s %s (init zeros): moment %d is %g, not 0", who, init_tensors[t].name, k, m[k]);
+    return;
+  }
+  if (init_tensors[t].bias || init == BP_INIT_DEFAULT)
+    bound = 1 / sqrt (fi);
+  else if (init == BP_INIT_KAIMING_UNIFORM)
+    bound = sqrt (6 / fi);
+  else if (init == BP_INIT_XAVIER_UNIFORM)
+    bound = sqrt (6 / (fi + fo));
+  else if (init == BP_INIT_KAIMING_NORMAL)
+    std = sqrt (2 / fi);
+  else if (init == BP_INIT_XAVIER_NORMAL)
+    std = sqrt (2 / (fi + fo));
+  else
+    std = 0.05;
+  double kurtosis = bound > 0 ? 1.8 : 3.0;
+  double sigma = bound > 0 ? bound / sqrt (3) : std;
+  /* standard errors: the mean sigma / sqrt (n), the std sigma sqrt ((kurtosis - 1) / 4n), the
+   * kurtosis sqrt (24 / n) for a normal (less for a uniform) */
+  double se_mean = sigma / sqrt ((double) n);
+  double se_std = sigma * sqrt ((kurtosis - 1) / (4.0 * (double) n));
+  double se_kurt = sqrt (24.0 / (double) n);
+  g_test_message ("%s %s %s: mean %.3g std %.5g (want %.5g) kurtosis %.3f (want %.1f) range [%.4g, "
+                  "%.4g]", who, init_names[init], init_tensors[t].name, m[0], m[1], sigma, m[2],
+                  kurtosis, m[3], m[4]);
+  if (fabs (m[0]) > 6 * se_mean || fabs (m[1] - sigma) > 6 * se_std ||
+      fabs (m[2] - kurtosis) > MAX (6 * se_kurt, 0.05))
+    g_error ("%s %s (init %s, %" G_GINT64_FORMAT " values): mean %g, std %g, kurtosis %g do not "
+             "fit mean 0, std %g, kurtosis %g", who, init_tensors[t].name, init_names[init], n,
+             m[0], m[1], m[2], sigma, kurtosis);
+  if (bound > 0) {
+    /* inside the bounds, and reaching near both ends: P (max < b (1 - 40/n)) is about e^-20 */
+    g_assert_cmpfloat (m[3], >=, -bound * (1 + 1e-6));
+    g_assert_cmpfloat (m[4], <=, bound * (1 + 1e-6));
+    g_assert_cmpfloat (m[3], <, -bound * (1 - 40.0 / (double) n));
+    g_assert_cmpfloat (m[4], >, bound * (1 - 40.0 / (double) n));
+  } else {
+    /* a normal reaches 3.5 std both ways in so many draws */
+    g_assert_cmpfloat (m[3], <, -3.5 * std);
+    g_assert_cmpfloat (m[4], >, 3.5 * std);
+  }
+}
+
+/* Each init gives the distribution torch.nn.init's formula says (PyTorch's fans, grouped
+ * convolutions included), biases keep PyTorch's rule (zeros: 0), the same seed gives the same
+ * weights; the exported module, run in PyTorch, has the engine's state_dict shapes and its
+ * nn.init calls give the same distributions. */
+static void
+test_init_distributions (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("bp-init-XXXXXX", &error);
+  g_assert_no_error (error);
+  GString *code = g_string_new ("out = []\n");
+  GPtrArray *paths = g_ptr_array_new_with_free_func (g_free);
+  BpTensor *dummy = bp_tensor_new_1d (1);
+  BpTensor *torch_moments[BP_INIT_COUNT];
+  for (int init = 0; init < BP_INIT_COUNT; init++) {
+    g_autofree char *json = init_spec ((BpInit) init);
+    bp_rng_seed (100 + (uint64_t) init);
+    BpModel *m = bp_spec_build (json, &error);
+    g_assert_no_error (error);
+    bp_rng_seed (100 + (uint64_t) init);
+    BpModel *same = bp_spec_build (json, &error);
+    BpModel *other = bp_spec_build (json, &error); /* the RNG has moved on */
+    BpNamedTensor *state, *state_same, *state_other;
+    int n_state = bp_model_state (m, &state);
+    g_assert_cmpint (n_state, ==, G_N_ELEMENTS (init_tensors));
+    g_assert_cmpint (bp_model_state (same, &state_same), ==, n_state);
+    g_assert_cmpint (bp_model_state (other, &state_other), ==, n_state);
+    GString *shapes = g_string_new (NULL);
+    for (int t = 0; t < n_state; t++) {
+      BpTensor *w = state[t].tensor;
+      g_assert_cmpstr (state[t].name, ==, init_tensors[t].name);
+      g_assert_cmpint (w->numel, ==, init_tensors[t].numel);
+      double mo[N_MOMENTS];
+      moments (w->data, w->numel, mo);
+      assert_init_moments ("engine", (BpInit) init, t, w->numel, mo);
+      g_assert_true (memcmp (w->data, state_same[t].tensor->data,
+                             sizeof (float) * (size_t) w->numel) == 0);
+      gboolean differs = memcmp (w->data, state_other[t].tensor->data,
+                                 sizeof (float) * (size_t) w->numel) != 0;
+      g_assert_true (differs == (init != BP_INIT_ZEROS));
+      g_string_append_printf (shapes, "%s'%s': [", t ? ", " : "", state[t].name);
+      for (int d = 0; d < w->ndim; d++)
+        g_string_append_printf (shapes, "%s%" G_GINT64_FORMAT, d ? ", " : "", w->shape[d]);
+      g_string_append_c (shapes, ']');
+    }
+    free (state);
+    free (state_same);
+    free (state_other);
+    bp_model_free (m);
+    bp_model_free (same);
+    bp_model_free (other);
+
+    g_autofree char *py = bp_spec_to_pytorch (json, &error);
+    g_assert_no_error (error);
+    char *path = g_strdup_printf ("%s/init%d.py", dir, init);
+    g_assert_true (g_file_set_contents (path, py, -1, NULL));
+    g_ptr_array_add (paths, path);
+    g_string_append_printf (
+      code,
+      "ns = {'__name__': 'exported'}\n"
+      "exec(compile(open('%s').read(), '%s', 'exec'), ns)\n"
+      "torch.manual_seed(%d)\n"
+      "m = ns['model']()\n"
+      "sd = m.state_dict()\n"
+      "want = {%s}\n"
+      "got = {k: list(v.shape) for k, v in sd.items()}\n"
+      "assert got == want, f'init %s: state_dict shapes {got} are not the engine\\'s {want}'\n"
+      "assert m(torch.zeros(2, *ns['INPUT_SHAPE'])).shape == (2, 400)\n"
+      "st = []\n"
+      "for v in sd.values():\n"
+      "    v = v.detach().double().flatten()\n"
+      "    c = v - v.mean()\n"
+      "    var = (c * c).mean()\n"
+      "    st += [v.mean(), var.sqrt(), (c ** 4).mean() / var ** 2 if var > 0 else var, v.min(), "
+      "v.max()]\n"
+      "out.append(torch.stack(st))\n",
+      path, path, init, shapes->str, init_names[init]);
+    g_string_free (shapes, TRUE);
+    torch_moments[init] = bp_tensor_new_1d (N_MOMENTS * (int64_t) G_N_ELEMENTS (init_tensors));
+  }
+  if (bp_test_torch (code->str, 1, &dummy, BP_INIT_COUNT, torch_moments)) {
+    for (int init = 0; init < BP_INIT_COUNT; init++)
+      for (gsize t = 0; t < G_N_ELEMENTS (init_tensors); t++) {
+        double mo[N_MOMENTS];
+        for (int k = 0; k < N_MOMENTS; k++)
+          mo[k] = torch_moments[init]->data[t * N_MOMENTS + k];
+        assert_init_moments ("PyTorch", (BpInit) init, (int) t, init_tensors[t].numel, mo);
+      }
+  }
+  for (int init = 0; init < BP_INIT_COUNT; init++)
+    bp_tensor_unref (torch_moments[init]);
+  bp_tensor_unref (dummy);
+  for (guint k = 0; k < paths->len; k++)
+    g_unlink (paths->pdata[k]);
+  g_rmdir (dir);
+  g_ptr_array_unref (paths);
+  g_string_free (code, TRUE);
+}
+
+/* init in the spec: canonical JSON writes it only when not "default" (old specs read and write
+ * unchanged), the export calls torch.nn.init, the table offers the choices to the inspector,
+ * and a bad value is an error that names the node and the allowed values. */
+static void
+test_init_spec (void)
+{
+  static const char *json =
+    "{\"format\": \"backprop-lab-model\", \"version\": 2, \"name\": \"inits\", \"nodes\": ["
+    "{\"id\": \"x\", \"type\": \"Input\", \"shape\": [1, 8, 8]},"
+    "{\"id\": \"conv\", \"type\": \"Conv2d\", \"inputs\": [\"x\"], \"out_channels\": 4, "
+    "\"kernel_size\": 3, \"init_std\": 0.02, \"init\": \"normal\"},"
+    "{\"id\": \"flat\", \"type\": \"Flatten\", \"inputs\": [\"conv\"]},"
+    "{\"id\": \"fc1\", \"type\": \"Linear\", \"inputs\": [\"flat\"], \"out_features\": 16, "
+    "\"init\": \"xavier_uniform\"},"
+    "{\"id\": \"fc2\", \"type\": \"Linear\", \"inputs\": [\"fc1\"], \"out_features\": 16, "
+    "\"init\": \"default\"},"
+    "{\"id\": \"fc3\", \"type\": \"Linear\", \"inputs\": [\"fc2\"], \"out_features\": 3, "
+    "\"init\": \"zeros\"},"
+    "{\"id\": \"output\", \"type\": \"Output\", \"inputs\": [\"fc3\"]}]}";
+  g_autoptr (GError) error = NULL;
+  g_autoptr (BpSpec) spec = bp_spec_parse (json, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (spec->nodes[1].init, ==, BP_INIT_NORMAL);
+  g_assert_cmpfloat (spec->nodes[1].init_std, ==, 0.02f);
+  g_assert_cmpint (spec->nodes[3].init, ==, BP_INIT_XAVIER_UNIFORM);
+  g_assert_cmpint (spec->nodes[4].init, ==, BP_INIT_DEFAULT);
+  g_assert_cmpint (spec->nodes[5].init, ==, BP_INIT_ZEROS);
+  g_autofree char *saved = bp_spec_to_json (spec);
+  const char *lines[] = {
+    "{\"id\": \"conv\", \"type\": \"Conv2d\", \"inputs\": [\"x\"], \"out_channels\": 4, "
+    "\"kernel_size\": 3, \"init\": \"normal\", \"init_std\": 0.02}",
+    "{\"id\": \"fc1\", \"type\": \"Linear\", \"inputs\": [\"flat\"], \"out_features\": 16, "
+    "\"init\": \"xavier_uniform\"}",
+    "{\"id\": \"fc2\", \"type\": \"Linear\", \"inputs\": [\"fc1\"], \"out_features\": 16}",
+    "{\"id\": \"fc3\", \"type\": \"Linear\", \"inputs\": [\"fc2\"], \"out_features\": 3, "
+    "\"init\": \"zeros\"}",
+  };
+  for (gsize k = 0; k < G_N_ELEMENTS (lines); k++)
+    if (!strstr (saved, lines[k]))
+      g_error ("the canonical spec lacks\n%s\n:\n%s", lines[k], saved);
+  g_autofree char *again = bp_spec_canonical (saved, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (again, ==, saved);
+  BpModel *m = bp_spec_build_model (spec, &error);
+  g_assert_no_error (error);
+  g_autofree char *from_model = bp_model_to_json (m);
+  g_assert_cmpstr (from_model, ==, saved);
+  /* zeros: weight and bias; the others keep a random bias */
+  BpLayer *fc3 = bp_model_find (m, "fc3"), *fc1 = bp_model_find (m, "fc1");
+  for (int64_t i = 0; i < fc3->weight->numel; i++)
+    g_assert_cmpfloat (fc3->weight->data[i], ==, 0.0f);
+  for (int64_t i = 0; i < fc3->bias->numel; i++)
+    g_assert_cmpfloat (fc3->bias->data[i], ==, 0.0f);
+  g_assert_cmpfloat (fabsf (fc1->bias->data[0]) + fabsf (fc1->bias->data[1]), >, 0.0f);
+  bp_model_free (m);
+  /* old specs carry no init and write none */
+  int n;
+  const BpPreset *presets = bp_presets (&n);
+  for (int k = 0; k < n; k++)
+    g_assert_null (strstr (presets[k].json, "\"init\""));
+
+  /* the export sets the weights after the constructors, which take no init */
+  g_autofree char *py = bp_spec_export_pytorch (spec, &error);
+  g_assert_no_error (error);
+  const char *needles[] = {
+    "self.conv = nn.Conv2d(1, 4, kernel_size=3)\n",
+    "self.fc2 = nn.Linear(16, 16)\n",
+    "        nn.init.normal_(self.conv.weight, std=0.02)\n",
+    "        nn.init.xavier_uniform_(self.fc1.weight)\n",
+    "        nn.init.zeros_(self.fc3.weight)\n        nn.init.zeros_(self.fc3.bias)\n",
+  };
+  for (gsize k = 0; k < G_N_ELEMENTS (needles); k++)
+    if (!strstr (py, needles[k]))
+      g_error ("the exported code lacks \"%s\":\n%s", needles[k], py);
+  g_assert_null (strstr (py, "self.fc2.weight"));
+  g_assert_null (strstr (py, "init="));
+  for (int init = BP_INIT_KAIMING_UNIFORM; init <= BP_INIT_XAVIER_NORMAL; init++) {
+    spec->nodes[4].init = init;
+    g_autofree char *code = bp_spec_export_pytorch (spec, &error);
+    g_autofree char *call = g_strdup_printf (
+      "        nn.init.%s_(self.fc2.weight%s)\n", init_names[init],
+      init <= BP_INIT_KAIMING_NORMAL ? ", nonlinearity=\"relu\"" : "");
+    if (!strstr (code, call))
+      g_error ("the exported code lacks \"%s\":\n%s", call, code);
+  }
+
+  /* the inspector offers it like any choice */
+  for (BpLayerKind kind = BP_LAYER_CONV2D; kind != BP_LAYER_KIND_COUNT;
+       kind = kind == BP_LAYER_CONV2D ? BP_LAYER_LINEAR : BP_LAYER_KIND_COUNT) {
+    const BpParamInfo *p = bp_layer_param_find (bp_layer_kind_type (kind), "init");
+    g_assert_nonnull (p);
+    g_assert_cmpint (p->type, ==, BP_PARAM_CHOICE);
+    for (int k = 0; k < BP_INIT_COUNT; k++)
+      g_assert_cmpstr (p->choices[k], ==, init_names[k]);
+    g_assert_null (p->choices[BP_INIT_COUNT]);
+    g_assert_nonnull (bp_layer_param_find (bp_layer_kind_type (kind), "init_std"));
+  }
+  BpLayerSpec lin = bp_layer_spec_default (BP_LAYER_LINEAR);
+  g_assert_true (bp_layer_spec_set_param (&lin, "init", "\"kaiming_normal\"", &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (lin.init, ==, BP_INIT_KAIMING_NORMAL);
+  g_assert_false (bp_layer_spec_set_param (&lin, "init", "\"Kaiming\"", &error));
+  g_assert_nonnull (strstr (error->message, "init must be one of \"default\", \"kaiming_uniform\""));
+  g_clear_error (&error);
+  g_assert_cmpint (lin.init, ==, BP_INIT_KAIMING_NORMAL);
+
+  /* errors name the node */
+  static const struct {
+    const char *node;
+    const char *needle;
+  } cases[] = {
+    {"{\"id\": \"fc\", \"type\": \"Linear\", \"inputs\": [\"x\"], \"out_features\": 4, \"init\": \"he\"}",
+     "node \"fc\" (Linear): init must be one of \"default\", \"kaiming_uniform\", \"kaiming_normal\", "
+     "\"xavier_uniform\", \"xavier_normal\", \"normal\", \"zeros\", not \"he\""},
+    {"{\"id\": \"fc\", \"type\": \"Linear\", \"inputs\": [\"x\"], \"out_features\": 4, \"init\": 2}",
+     "node \"fc\" (Linear): init must be one of \"default\""},
+    {"{\"id\": \"c\", \"type\": \"Conv2d\", \"inputs\": [\"x\"], \"out_channels\": 2, \"kernel_size\": 1, \"init\": \"ones\"}",
+     "node \"c\" (Conv2d): init must be one of"},
+    {"{\"id\": \"c\", \"type\": \"Conv2d\", \"inputs\": [\"x\"], \"out_channels\": 2, \"kernel_size\": 1, \"init_std\": 0.1}",
+     "node \"c\" (Conv2d): init_std is read only with init \"normal\", not with \"default\""},
+    {"{\"id\": \"fc\", \"type\": \"Linear\", \"inputs\": [\"x\"], \"out_features\": 4, \"init\": \"xavier_normal\", \"init_std\": 2}",
+     "node \"fc\" (Linear): init_std is read only with init \"normal\", not with \"xavier_normal\""},
+    {"{\"id\": \"fc\", \"type\": \"Linear\", \"inputs\": [\"x\"], \"out_features\": 4, \"init\": \"normal\", \"init_std\": 0}",
+     "node \"fc\" (Linear): init_std must be a number in (0, 100]"},
+  };
+  for (gsize k = 0; k < G_N_ELEMENTS (cases); k++) {
+    g_autofree char *bad = g_strdup_printf (
+      "{\"format\": \"backprop-lab-model\", \"version\": 2, \"nodes\": ["
+      "{\"id\": \"x\", \"type\": \"Input\", \"shape\": [1, 4, 4]}, %s,"
+      "{\"id\": \"output\", \"type\": \"Output\", \"inputs\": [\"%s\"], \"loss\": \"MSELoss\"}]}",
+      cases[k].node, cases[k].node[8] == 'f' ? "fc" : "c");
+    g_assert_null (bp_spec_build (bad, &error));
+    if (!strstr (error->message, cases[k].needle))
+      g_error ("init case %" G_GSIZE_FORMAT ": \"%s\" lacks \"%s\"", k, error->message,
+               cases[k].needle);
+    g_clear_error (&error);
+  }
+  /* a tied weight is the Embedding's */
+  g_autofree char *tied = g_strdup (zoo[5]);
+  char *head = strstr (tied, "\"tied_to\": \"emb\"}");
+  g_assert_nonnull (head);
+  g_autofree char *tied_init = g_strdup_printf ("%.*s\"tied_to\": \"emb\", \"init\": \"zeros\"}%s",
+                                                (int) (head - tied), tied,
+                                                head + strlen ("\"tied_to\": \"emb\"}"));
+  g_assert_null (bp_spec_build (tied_init, &error));
+  g_assert_nonnull (strstr (error->message, "node \"head\" (Linear): init \"zeros\" cannot apply "
+                                            "to a tied weight"));
+  g_clear_error (&error);
+  /* a value set in C outside the choices */
+  spec->nodes[3].init = 42;
+  g_autoptr (BpSpecInfo) info = bp_spec_check (spec);
+  g_assert_nonnull (strstr (info->error, "node \"fc1\" (Linear): init must be one of \"default\""));
+  g_assert_null (bp_spec_build_model (spec, &error));
+  g_assert_nonnull (strstr (error->message, "node \"fc1\" (Linear): init must be one of"));
+}
+
 /* What the Build page does from an empty canvas: add nodes, set parameters as typed, connect,
  * see shapes and errors, add a residual connection, build and run. */
 static void
@@ -920,5 +1306,7 @@ main (int argc, char **argv)
   g_test_add_func ("/spec/set-param", test_set_param);
   g_test_add_func ("/spec/build-from-empty", test_build_from_empty);
   g_test_add_func ("/spec/damaged-specs", test_damaged_specs);
+  g_test_add_func ("/spec/init-distributions", test_init_distributions);
+  g_test_add_func ("/spec/init-spec", test_init_spec);
   return g_test_run ();
 }
