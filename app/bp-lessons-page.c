@@ -41,6 +41,7 @@ struct _BpLessonsPage {
   BpTrainRun *run;
   char *run_variant;
   char *next_variant; /* chosen by a set action for the next start */
+  char *next_config;  /* a set action's own settings (JSON), read over the next start's */
   double baseline;    /* the run's corpus's unigram loss (NaN: image data or unknown) */
 
   /* a function experiment's runs: the surface with the paths, drawn a few points a frame */
@@ -631,6 +632,11 @@ static void show_function (BpLessonsPage *self, const BpLesson *lesson);
 static void
 show_lesson (BpLessonsPage *self, const BpLesson *lesson)
 {
+  if (self->shown != lesson) {
+    /* a set action's choice belongs to its lesson */
+    g_clear_pointer (&self->next_variant, g_free);
+    g_clear_pointer (&self->next_config, g_free);
+  }
   self->shown = lesson;
   /* the text's own heading names the lesson */
   g_autofree char *title = g_strdup_printf (_("Lesson %s"), lesson->number);
@@ -885,7 +891,7 @@ start_training (BpLessonsPage *self, const BpLesson *lesson, const char *variant
     return FALSE;
   }
   BpTrainConfig config;
-  if (!bp_lesson_make_config (lesson, variant, quick (), &config, error))
+  if (!bp_lesson_make_config_with (lesson, variant, self->next_config, quick (), &config, error))
     return FALSE;
   /* goals against the unigram baseline get it from the run's epochs (the trainer's corpus) */
   self->baseline = NAN;
@@ -938,7 +944,7 @@ bp_lessons_page_activate_step (BpLessonsPage *self, guint k, GError **error)
     bp_window_set_place (win, "build");
     break;
   }
-  case BP_LESSON_ACTION_SET_CONFIG:
+  case BP_LESSON_ACTION_SET_CONFIG: {
     if (!lesson->experiment) {
       g_set_error (error, BP_LESSON_ERROR, BP_LESSON_ERROR_NOT_RUNNABLE,
                    _("This lesson has no run to set up."));
@@ -946,9 +952,26 @@ bp_lessons_page_activate_step (BpLessonsPage *self, guint k, GError **error)
     }
     g_free (self->next_variant);
     self->next_variant = g_strdup (action->variant);
+    if (lesson->experiment->function) {
+      gtk_label_set_text (self->status_label,
+                          _("The lesson's settings are used when you start its run from here."));
+      break;
+    }
+    /* the run's settings on the Train page, where Start trains them */
+    BpTrainConfig config;
+    if (!bp_lesson_make_config_with (lesson, action->variant, action->config_json, quick (),
+                                     &config, error))
+      return FALSE;
+    BpTrainPage *train = BP_TRAIN_PAGE (bp_window_get_page (win, "train"));
+    if (!bp_train_page_set_config (train, &config, error))
+      return FALSE;
+    g_free (self->next_config);
+    self->next_config = g_strdup (action->config_json);
     gtk_label_set_text (self->status_label,
-                        _("The lesson's settings are used when you start its run from here."));
+                        _("The Train page now has the lesson's settings: start the run here, or "
+                          "change them there first."));
     break;
+  }
   case BP_LESSON_ACTION_START_TRAINING: {
     const char *variant = action->variant ? action->variant : self->next_variant;
     if (lesson->experiment && lesson->experiment->function
@@ -1006,6 +1029,7 @@ bp_lessons_page_dispose (GObject *object)
   g_clear_pointer (&self->lang, g_free);
   g_clear_pointer (&self->run_variant, g_free);
   g_clear_pointer (&self->next_variant, g_free);
+  g_clear_pointer (&self->next_config, g_free);
   self->shown = self->active = NULL;
   G_OBJECT_CLASS (bp_lessons_page_parent_class)->dispose (object);
 }

@@ -1248,6 +1248,53 @@ bp_train_page_set_custom_model (BpTrainPage *self, const char *json, const char 
     adw_combo_row_set_selected (self->model_row, (guint) n);
 }
 
+gboolean
+bp_train_page_set_config (BpTrainPage *self, const BpTrainConfig *c, GError **error)
+{
+  g_return_val_if_fail (BP_IS_TRAIN_PAGE (self), FALSE);
+  if (!bp_train_config_check (c, error))
+    return FALSE;
+  int n;
+  const BpPreset *presets = bp_presets (&n);
+  if (c->model_json) {
+    bp_train_page_set_custom_model (self, c->model_json, c->model);
+  } else {
+    for (int k = 0; k < n; k++)
+      if (g_strcmp0 (presets[k].name, c->model) == 0)
+        adw_combo_row_set_selected (self->model_row, (guint) k);
+  }
+  /* the model decides the data sets offered */
+  for (guint k = 0; k < self->dataset_ids->len; k++)
+    if (g_strcmp0 (g_ptr_array_index (self->dataset_ids, k), c->dataset) == 0)
+      adw_combo_row_set_selected (self->dataset_row, k);
+  static const BpOptimKind kinds[] = {BP_OPTIM_SGD, BP_OPTIM_ADAM, BP_OPTIM_ADAMW};
+  for (guint k = 0; k < G_N_ELEMENTS (kinds); k++)
+    if (kinds[k] == c->optim.kind)
+      adw_combo_row_set_selected (self->optimizer_row, k);
+  static const BpSchedKind scheds[] = {BP_SCHED_CONSTANT, BP_SCHED_STEP, BP_SCHED_COSINE,
+                                       BP_SCHED_PLATEAU};
+  for (guint k = 0; k < G_N_ELEMENTS (scheds); k++)
+    if (scheds[k] == c->sched.kind)
+      adw_combo_row_set_selected (self->schedule_row, k);
+  gtk_spin_button_set_value (self->lr_spin, c->optim.lr);
+  gtk_spin_button_set_value (self->weight_decay_spin, c->optim.weight_decay);
+  gtk_spin_button_set_value (self->epochs_spin, c->epochs);
+  gtk_spin_button_set_value (self->batch_size_spin, (double) c->batch_size);
+  gtk_spin_button_set_value (self->seed_spin, (double) c->seed);
+  if (self->is_lm) {
+    if (c->context > 0)
+      gtk_spin_button_set_value (self->context_spin, (double) c->context);
+    if (c->steps_per_epoch > 0)
+      gtk_spin_button_set_value (self->steps_spin, (double) c->steps_per_epoch);
+  } else {
+    gtk_spin_button_set_value (self->limit_train_spin, (double) c->limit_train);
+    gtk_spin_button_set_value (self->limit_test_spin, (double) c->limit_test);
+  }
+  if (self->has_attention && c->attention_every > 0)
+    gtk_spin_button_set_value (self->attention_spin, (double) c->attention_every);
+  return TRUE;
+}
+
 static void
 tag_run_created_cb (BpTrainPage *self, BpTrainRun *run, gpointer tags)
 {

@@ -24,6 +24,12 @@ gboolean bp_train_page_continue_run (BpTrainPage *self, gint64 run_id, int epoch
                                      GError **error);
 /* The configuration the page's settings describe now. */
 BpTrainConfig bp_train_page_get_config (BpTrainPage *self);
+/* Shows config's settings on the page (model, data set, optimizer and its learning rate and
+ * weight decay, schedule, epochs, batch size, seed, limits or context): what Start then
+ * trains. Settings the page has no row for (momentum, label smoothing, ...) are not shown and
+ * not kept. FALSE with the reason for a config the trainer refuses. */
+gboolean bp_train_page_set_config (BpTrainPage *self, const BpTrainConfig *config,
+                                   GError **error);
 /* Starts a run of config (a lesson's) on the dashboard, its stored run tagged with tags (may be
  * NULL); FALSE with a message when a run is training or the config is refused. */
 gboolean bp_train_page_start_config (BpTrainPage *self, const BpTrainConfig *config,

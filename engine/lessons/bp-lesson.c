@@ -518,6 +518,13 @@ gboolean
 bp_lesson_make_config (const BpLesson *lesson, const char *variant, gboolean quick,
                        BpTrainConfig *config, GError **error)
 {
+  return bp_lesson_make_config_with (lesson, variant, NULL, quick, config, error);
+}
+
+gboolean
+bp_lesson_make_config_with (const BpLesson *lesson, const char *variant, const char *extra_json,
+                            gboolean quick, BpTrainConfig *config, GError **error)
+{
   g_return_val_if_fail (lesson != NULL && config != NULL, FALSE);
   if (!lesson->experiment) {
     g_set_error (error, BP_LESSON_ERROR, BP_LESSON_ERROR_NOT_RUNNABLE,
@@ -542,7 +549,7 @@ bp_lesson_make_config (const BpLesson *lesson, const char *variant, gboolean qui
   c.model_json = v->spec_json;
   c.dataset = lesson->experiment->dataset;
   gboolean t_max_set = FALSE;
-  const char *layers[] = {lesson->experiment->config_json, v->config_json,
+  const char *layers[] = {lesson->experiment->config_json, v->config_json, extra_json,
                           quick ? lesson->experiment->test_budget_json : NULL};
   for (gsize k = 0; k < G_N_ELEMENTS (layers); k++) {
     g_autoptr (GError) local = NULL;

@@ -141,6 +141,11 @@ const BpLessonVariant *bp_lesson_find_variant (const BpLesson *lesson, const cha
  * Strings point into the lesson or are interned. variant NULL: the first. */
 gboolean bp_lesson_make_config (const BpLesson *lesson, const char *variant, gboolean quick,
                                 BpTrainConfig *config, GError **error);
+/* The same with one more layer read after the variant's config (a set-config action's
+ * "config"), before the test budget. */
+gboolean bp_lesson_make_config_with (const BpLesson *lesson, const char *variant,
+                                     const char *extra_json, gboolean quick,
+                                     BpTrainConfig *config, GError **error);
 
 /* A function experiment's run: the function, start and steps of the experiment, the optimizer
  * of its config layers (as bp_lesson_make_config reads them; only "optimizer" is allowed

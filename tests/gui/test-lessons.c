@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <adwaita.h>
+#include <math.h>
 #include <string.h>
 
 #include "bp-application.h"
@@ -295,6 +296,43 @@ test_function (void)
   bp_gui_destroy_window (GTK_WIDGET (window));
 }
 
+/* A set-config action puts the run's settings on the Train page; the next Start trains them. */
+static void
+test_set_config (void)
+{
+  BpLessonsPage *page;
+  BpWindow *window = open_window (&page);
+  BpTrainPage *train = BP_TRAIN_PAGE (bp_window_get_page (window, "train"));
+  g_assert_true (bp_lessons_page_open (page, "weight-decay"));
+  const BpLesson *lesson = bp_lessons_page_get_shown (page);
+  const BpLessonStep *set = lesson->steps->pdata[2];
+  g_assert_cmpint (set->action.kind, ==, BP_LESSON_ACTION_SET_CONFIG);
+  BpTrainConfig before = bp_train_page_get_config (train);
+  g_assert_cmpfloat (before.optim.weight_decay, !=, 0.5f);
+  g_autoptr (GError) error = NULL;
+  g_assert_true (bp_lessons_page_activate_step (page, 2, &error));
+  g_assert_no_error (error);
+  BpTrainConfig shown = bp_train_page_get_config (train);
+  g_assert_cmpint (shown.optim.kind, ==, BP_OPTIM_ADAMW);
+  g_assert_cmpfloat (fabs (shown.optim.weight_decay - 0.5), <, 1e-6);
+  g_assert_cmpfloat (fabs (shown.optim.lr - 0.001), <, 1e-7);
+  g_assert_cmpstr (shown.model, ==, "mlp");
+  g_assert_cmpstr (shown.dataset, ==, "fashion-mnist");
+  g_assert_cmpint (shown.epochs, ==, 20); /* the test budget's */
+  g_assert_cmpint (shown.limit_train, ==, 1000);
+  g_assert_cmpint (shown.batch_size, ==, 64);
+  /* the following Start (no run named) trains the run the action chose */
+  const BpLessonStep *start = lesson->steps->pdata[3];
+  g_assert_cmpint (start->action.kind, ==, BP_LESSON_ACTION_START_TRAINING);
+  g_assert_null (start->action.variant);
+  g_assert_true (bp_lessons_page_activate_step (page, 3, &error));
+  g_assert_no_error (error);
+  BpTrainRun *run = bp_train_page_get_run (train);
+  g_assert_cmpfloat (fabs (bp_train_run_get_config (run)->optim.weight_decay - 0.5), <, 1e-6);
+  g_assert_true (bp_gui_wait (is_ended, train, 60000));
+  bp_gui_destroy_window (GTK_WIDGET (window));
+}
+
 /* A lesson that is not runnable yet says why and has no Start. */
 static void
 test_not_runnable (void)
@@ -379,6 +417,7 @@ main (int argc, char **argv)
   g_test_add_func ("/lessons/baseline", test_baseline);
   g_test_add_func ("/lessons/not-runnable", test_not_runnable);
   g_test_add_func ("/lessons/function", test_function);
+  g_test_add_func ("/lessons/set-config", test_set_config);
   g_test_add_func ("/lessons/broken-folder", test_broken_folder);
   g_test_add_func ("/lessons/zh_TW", test_zh_tw);
   int status = g_test_run ();
