@@ -78,7 +78,8 @@ typedef enum { BP_FF_RELU, BP_FF_GELU } BpFeedForwardActivation;
 typedef enum {
   BP_INIT_DEFAULT,         /* PyTorch's reset_parameters: kaiming_uniform_ (a=sqrt (5)),
                             * U(-1/sqrt (fan_in), 1/sqrt (fan_in)) */
-  BP_INIT_KAIMING_UNIFORM, /* kaiming_uniform_ (nonlinearity="relu"): U(-b, b), b = sqrt (6/fan_in) */
+  BP_INIT_KAIMING_UNIFORM, /* kaiming_uniform_ (nonlinearity="relu"): U(-b, b),
+                            * b = sqrt (6/fan_in) */
   BP_INIT_KAIMING_NORMAL,  /* kaiming_normal_ (nonlinearity="relu"): N(0, std² = 2/fan_in) */
   BP_INIT_XAVIER_UNIFORM,  /* xavier_uniform_: U(-b, b), b = sqrt (6/(fan_in + fan_out)) */
   BP_INIT_XAVIER_NORMAL,   /* xavier_normal_: N(0, std² = 2/(fan_in + fan_out)) */

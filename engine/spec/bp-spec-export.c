@@ -71,7 +71,8 @@ append_init (GString *out, const BpLayerSpec *s)
   switch ((BpInit) s->init) {
   case BP_INIT_KAIMING_UNIFORM:
   case BP_INIT_KAIMING_NORMAL:
-    g_string_append_printf (out, "        nn.init.kaiming_%s_(self.%s.weight, nonlinearity=\"relu\")\n",
+    g_string_append_printf (out,
+                            "        nn.init.kaiming_%s_(self.%s.weight, nonlinearity=\"relu\")\n",
                             s->init == BP_INIT_KAIMING_UNIFORM ? "uniform" : "normal", w);
     break;
   case BP_INIT_XAVIER_UNIFORM:
