@@ -545,11 +545,30 @@ test_dataset_not_installed (void)
   g_assert_nonnull (strstr (error->message, "train-images-idx3-ubyte"));
   g_test_message ("%s", error->message);
   g_clear_error (&error);
+  /* the check without loading says the same */
+  g_assert_false (bp_dataset_check_installed ("fashion-mnist", &error));
+  g_assert_error (error, BP_DATA_ERROR, BP_DATA_ERROR_NOT_FOUND);
+  g_assert_nonnull (strstr (error->message, "apt install dataset-fashion-mnist"));
+  g_assert_nonnull (strstr (error->message, dir));
+  g_clear_error (&error);
+  /* generated sets need no folder */
+  g_assert_true (bp_dataset_check_installed ("moons", &error));
+  g_assert_no_error (error);
 
+  /* an unknown name: the message lists every known one */
   g_assert_null (bp_dataset_load ("imagenet", "train", &error));
   g_assert_error (error, BP_DATA_ERROR, BP_DATA_ERROR_INVALID);
   g_assert_nonnull (strstr (error->message, "imagenet"));
+  for (const char *const *n = bp_dataset_names (); *n; n++)
+    g_assert_nonnull (strstr (error->message, *n));
   g_assert_nonnull (strstr (error->message, "fashion-mnist"));
+  g_assert_nonnull (strstr (error->message, "two-spirals"));
+  g_clear_error (&error);
+  g_assert_false (bp_dataset_check_installed ("imagenet", &error));
+  g_assert_error (error, BP_DATA_ERROR, BP_DATA_ERROR_INVALID);
+  g_clear_error (&error);
+  g_assert_null (bp_dataset_load ("two-spirals", "validation", &error));
+  g_assert_error (error, BP_DATA_ERROR, BP_DATA_ERROR_INVALID);
   g_clear_error (&error);
   g_assert_null (bp_dataset_load ("fashion-mnist", "validation", &error));
   g_assert_error (error, BP_DATA_ERROR, BP_DATA_ERROR_INVALID);
@@ -567,6 +586,43 @@ test_dataset_not_installed (void)
   g_free (saved);
   bp_test_remove_tree (dir);
   g_free (dir);
+}
+
+/* A new data set: classification, no per-column statistics or source rows, target mean 0 and
+ * std 1; a regression set is made by changing the task. */
+static void
+test_dataset_new_defaults (void)
+{
+  GError *error = NULL;
+  BpDataset *ds = bp_dataset_new ("toy", 4, 1, (const int64_t[]){3}, 2, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (ds->task, ==, BP_TASK_CLASSIFICATION);
+  g_assert_null (ds->feature_mean);
+  g_assert_null (ds->feature_std);
+  g_assert_null (ds->source_rows);
+  g_assert_cmpfloat (ds->target_mean, ==, 0.0);
+  g_assert_cmpfloat (ds->target_std, ==, 1.0);
+  g_assert_cmpfloat (ds->mean, ==, 0.0f);
+  g_assert_cmpfloat (ds->std, ==, 1.0f);
+  bp_dataset_unref (ds);
+  ds = bp_dataset_new ("reg", 4, 1, (const int64_t[]){3}, 0, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (ds->n_classes, ==, 0);
+  g_assert_nonnull (ds->class_names);
+  g_assert_null (ds->class_names[0]);
+  /* the loader hands a regression's real-valued targets through as they are */
+  ds->task = BP_TASK_REGRESSION;
+  for (int i = 0; i < 4; i++)
+    ds->y[i] = -1.5f + 0.75f * (float) i;
+  BpLoaderOptions o = BP_LOADER_OPTIONS_INIT;
+  o.batch_size = 4;
+  BpLoader *l = bp_loader_new (ds, NULL, &o, &error);
+  g_assert_no_error (error);
+  BpTensor *x, *y;
+  g_assert_true (bp_loader_next (l, &x, &y));
+  g_assert_cmpmem (y->data, 4 * sizeof (float), ds->y, 4 * sizeof (float));
+  bp_loader_free (l);
+  bp_dataset_unref (ds);
 }
 
 static void
@@ -1100,6 +1156,7 @@ main (int argc, char **argv)
   g_test_add_func ("/data/dataset/idx-errors", test_dataset_idx_errors);
   g_test_add_func ("/data/dataset/not-installed", test_dataset_not_installed);
   g_test_add_func ("/data/dataset/override-dir", test_dataset_override_dir);
+  g_test_add_func ("/data/dataset/new-defaults", test_dataset_new_defaults);
   g_test_add_data_func ("/data/fashion-mnist/train", &fashion_train, test_fashion_mnist);
   g_test_add_data_func ("/data/fashion-mnist/test", &fashion_test, test_fashion_mnist);
   g_test_add_func ("/data/split", test_split);
