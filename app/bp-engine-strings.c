@@ -86,6 +86,9 @@ static const char *const engine_texts[] G_GNUC_UNUSED = {
   N_ ("vocabulary size; the Input's vocab_size when left out"),
   N_ ("size of each token's vector"),
   N_ ("standard deviation of the initial vectors (PyTorch: 1; GPTs use 0.02)"),
+  N_ ("weight initialisation: default (PyTorch's), kaiming or xavier (uniform or normal), "
+      "normal (std init_std) or zeros (the bias too)"),
+  N_ ("standard deviation of the weights with init normal"),
   N_ ("zeroes elements at random in training"),
   N_ ("probability of zeroing an element in training"),
   N_ ("joins dimensions into one"),

@@ -491,6 +491,8 @@ static const struct {
   {"test_loss", N_("test loss")},
   {"test_accuracy", N_("test accuracy")},
   {"val_class_accuracy", N_("validation accuracy")},
+  {"val_r2", N_("validation R²")},
+  {"test_r2", N_("test R²")},
   {"value", N_("f at the point")},
   {"distance", N_("distance to the minimum")},
   {"grad_error", N_("autograd's difference from the formula")},
@@ -849,7 +851,9 @@ run_epoch_cb (BpTrainRun *run, BpTrainEpoch *e, BpLessonsPage *self)
   event.train_accuracy = e->train_accuracy;
   event.val_loss = e->val_loss;
   event.val_accuracy = e->val_accuracy;
-  event.test_loss = event.test_accuracy = NAN;
+  event.task = e->task;
+  event.val_r2 = e->val_r2;
+  event.test_loss = event.test_accuracy = event.test_r2 = NAN;
   event.lr = e->lr;
   if (isfinite (e->baseline_loss))
     self->baseline = e->baseline_loss;
@@ -872,6 +876,8 @@ run_finished_cb (BpTrainRun *run, BpLessonsPage *self)
     event.train_loss = event.train_accuracy = event.val_loss = event.val_accuracy = NAN;
     event.test_loss = p->test_loss;
     event.test_accuracy = p->test_accuracy;
+    event.test_r2 = p->test_r2;
+    event.val_r2 = NAN;
     event.baseline_loss = self->baseline;
     bp_lesson_eval_event (self->eval, self->run_variant, &event);
   }

@@ -22,6 +22,7 @@
 #include "bp-run-recording.h"
 #include "bp-store.h"
 #include "bp-spec.h"
+#include "bp-plane-view.h"
 #include "bp-text.h"
 
 #define N_SAMPLES 12 /* 3 rows of 4 */
@@ -52,7 +53,10 @@ struct _BpTrainPage {
   /* language models */
   GtkWidget *context_row, *steps_row, *attention_row;
   GtkSpinButton *context_spin, *steps_spin, *attention_spin;
-  GtkWidget *samples_card, *confusion_card, *attention_card, *generate_card;
+  GtkWidget *samples_card, *confusion_card, *attention_card, *generate_card, *boundary_card;
+  GtkLabel *val_metric_title;
+  BpPlaneView *boundary_view;
+  gboolean run_is_regression;   /* the run on show: R² instead of accuracy */
   BpAttentionMap *attention_map;
   GtkLabel *attention_step_label, *generate_message;
   GtkEntry *prompt_entry;
@@ -158,6 +162,43 @@ static const struct {
   {"fortunes", N_("English fortunes (fortunes)")},
 };
 
+static const struct {
+  const char *name, *title;
+} dataset_titles[] = {
+  {"fashion-mnist", N_("Fashion-MNIST")},
+  {"digits", N_("Handwritten digits, 8 × 8 (scikit-learn)")},
+  {"iris", N_("Iris flowers (scikit-learn)")},
+  {"wine", N_("Wines (scikit-learn)")},
+  {"breast-cancer", N_("Breast cancer diagnoses (scikit-learn)")},
+  {"diabetes", N_("Diabetes progression, regression (scikit-learn)")},
+  {"two-spirals", N_("Two spirals (generated, 2-D)")},
+  {"moons", N_("Two moons (generated, 2-D)")},
+};
+
+static const char *
+dataset_title (const char *name)
+{
+  for (gsize k = 0; k < G_N_ELEMENTS (dataset_titles); k++)
+    if (g_str_equal (dataset_titles[k].name, name))
+      return _(dataset_titles[k].title);
+  return name;
+}
+
+/* The number of values of one example the spec's Input reads (0: unknown). */
+static int64_t
+spec_input_numel (const char *json)
+{
+  g_autoptr (BpSpec) spec = json ? bp_spec_parse (json, NULL) : NULL;
+  for (int k = 0; spec && k < spec->n_nodes; k++)
+    if (spec->nodes[k].kind == BP_LAYER_INPUT) {
+      int64_t n = 1;
+      for (int d = 0; d < spec->nodes[k].shape.ndim; d++)
+        n *= spec->nodes[k].shape.d[d];
+      return spec->nodes[k].shape.ndim > 0 ? n : 0;
+    }
+  return 0;
+}
+
 static const char *
 corpus_title (const char *name)
 {
@@ -199,14 +240,14 @@ spec_kind (const char *json, gboolean *lm, gboolean *attention, double *dropout)
   }
 }
 
-/* The data set list: the text corpora for a language model, else Fashion-MNIST. */
+/* The data set list: the text corpora for a language model, else the data sets whose examples
+ * the model reads (all of them when none fits: training then says why). */
 static void
 fill_datasets (BpTrainPage *self)
 {
   guint selected = adw_combo_row_get_selected (self->dataset_row);
   const char *was =
     selected < self->dataset_ids->len ? g_ptr_array_index (self->dataset_ids, selected) : NULL;
-  gboolean was_text = was && !g_str_equal (was, "fashion-mnist");
   g_ptr_array_set_size (self->dataset_ids, 0);
   g_autoptr (GPtrArray) titles = g_ptr_array_new ();
   if (self->is_lm) {
@@ -215,14 +256,24 @@ fill_datasets (BpTrainPage *self)
       g_ptr_array_add (titles, (gpointer) corpus_title (*name));
     }
   } else {
-    g_ptr_array_add (self->dataset_ids, (gpointer) "fashion-mnist");
-    g_ptr_array_add (titles, (gpointer) _("Fashion-MNIST"));
+    int64_t numel = spec_input_numel (selected_model_json (self));
+    for (int pass = 0; pass < 2 && self->dataset_ids->len == 0; pass++)
+      for (const char *const *name = bp_dataset_names (); *name; name++) {
+        const BpDatasetInfo *info = bp_dataset_info (*name);
+        int64_t n = 1;
+        for (int d = 0; d < info->example_ndim; d++)
+          n *= info->example_shape[d];
+        if (pass == 1 || n == numel) {
+          g_ptr_array_add (self->dataset_ids, (gpointer) *name);
+          g_ptr_array_add (titles, (gpointer) dataset_title (*name));
+        }
+      }
   }
   g_ptr_array_add (titles, NULL);
   guint n = g_list_model_get_n_items (G_LIST_MODEL (self->dataset_names));
   gtk_string_list_splice (self->dataset_names, 0, n, (const char *const *) titles->pdata);
   guint keep = 0;
-  for (guint k = 0; was_text == self->is_lm && was && k < self->dataset_ids->len; k++)
+  for (guint k = 0; was && k < self->dataset_ids->len; k++)
     if (g_str_equal (g_ptr_array_index (self->dataset_ids, k), was))
       keep = k;
   adw_combo_row_set_selected (self->dataset_row, keep);
@@ -239,7 +290,8 @@ update_model_kind (BpTrainPage *self)
   gtk_widget_set_visible (self->dropout_row, dropout >= 0);
   if (dropout >= 0)
     gtk_spin_button_set_value (self->dropout_spin, dropout);
-  gboolean changed = lm != self->is_lm || self->dataset_ids->len == 0;
+  /* the data sets follow the model's input */
+  gboolean changed = TRUE;
   self->is_lm = lm;
   self->has_attention = attention;
   if (changed)
@@ -251,14 +303,28 @@ update_model_kind (BpTrainPage *self)
   gtk_widget_set_visible (self->attention_row, attention);
 }
 
-/* The cards of the run on show: the image cards, the attention card, the Generate panel. */
+/* The cards of the run on show: the image cards, the confusion matrix (classification), the
+ * decision boundary (2-D data), the attention card, the Generate panel; and whether the
+ * accuracy places show a regression's R². */
 static void
-update_cards (BpTrainPage *self, gboolean lm, gboolean attention)
+update_cards (BpTrainPage *self, gboolean lm, gboolean attention, const char *dataset)
 {
-  gtk_widget_set_visible (self->samples_card, !lm);
-  gtk_widget_set_visible (self->confusion_card, !lm);
+  const BpDatasetInfo *info = lm ? NULL : bp_dataset_info (dataset);
+  gboolean images = info && info->kind == BP_DATASET_IMAGES;
+  gboolean regression = info && info->task == BP_TASK_REGRESSION;
+  gboolean plane = info && info->task == BP_TASK_CLASSIFICATION && info->example_ndim == 1 &&
+                   info->example_shape[0] == 2;
+  gtk_widget_set_visible (self->samples_card, images);
+  gtk_widget_set_visible (self->confusion_card, info && !regression);
+  gtk_widget_set_visible (self->boundary_card, plane);
   gtk_widget_set_visible (self->attention_card, attention);
   gtk_widget_set_visible (self->generate_card, lm);
+  self->run_is_regression = regression;
+  gtk_label_set_text (self->val_metric_title,
+                      regression ? _("Validation R²") : _("Validation accuracy"));
+  bp_plot_set_title (self->accuracy_plot, regression ? _("R² (coefficient of determination)")
+                                                     : _("Accuracy"));
+  bp_plot_set_axis_labels (self->accuracy_plot, _("Epoch"), regression ? "R²" : _("Accuracy"));
 }
 
 /* ---- generating text ---- */
@@ -685,6 +751,9 @@ clear_dashboard (BpTrainPage *self)
   bp_plot_reset_zoom (self->lr_plot);
   bp_image_grid_clear (self->sample_grid);
   bp_confusion_matrix_clear (self->confusion);
+  bp_plane_view_set_classes (self->boundary_view, 0, 0, NULL);
+  bp_plane_view_set_points (self->boundary_view, 0, NULL, NULL);
+  bp_plane_view_set_title (self->boundary_view, NULL);
   bp_attention_map_clear (self->attention_map);
   gtk_label_set_text (self->attention_step_label, "");
   int every = gtk_spin_button_get_value_as_int (self->attention_spin);
@@ -724,12 +793,29 @@ static void
 run_epoch_cb (BpTrainRun *run, BpTrainEpoch *e, BpTrainPage *self)
 {
   bp_series_append (self->val_loss, e->x, e->val_loss);
-  bp_series_append (self->train_accuracy, e->x, e->train_accuracy);
-  bp_series_append (self->val_accuracy, e->x, e->val_accuracy);
   self->last_x = MAX (self->last_x, e->x);
-  if (isfinite (e->val_accuracy)) {
-    g_autofree char *text = g_strdup_printf ("%.1f%%", 100.0 * e->val_accuracy);
-    gtk_label_set_text (self->val_accuracy_label, text);
+  if (e->task == BP_TASK_REGRESSION) {
+    /* R² has no training figure: the validation series carries it */
+    bp_series_append (self->val_accuracy, e->x, e->val_r2);
+    if (isfinite (e->val_r2)) {
+      g_autofree char *text = g_strdup_printf ("%.3f", e->val_r2);
+      gtk_label_set_text (self->val_accuracy_label, text);
+    }
+  } else {
+    bp_series_append (self->train_accuracy, e->x, e->train_accuracy);
+    bp_series_append (self->val_accuracy, e->x, e->val_accuracy);
+    if (isfinite (e->val_accuracy)) {
+      g_autofree char *text = g_strdup_printf ("%.1f%%", 100.0 * e->val_accuracy);
+      gtk_label_set_text (self->val_accuracy_label, text);
+    }
+  }
+  if (e->boundary) {
+    const BpTrainBoundary *b = e->boundary;
+    bp_plane_view_set_region (self->boundary_view, b->x0, b->x1, b->y0, b->y1, TRUE);
+    bp_plane_view_set_classes (self->boundary_view, b->size, b->n_classes, b->probs);
+    bp_plane_view_set_points (self->boundary_view, b->n_points, b->points, b->point_classes);
+    g_autofree char *title = g_strdup_printf (_("After epoch %d"), e->epoch);
+    bp_plane_view_set_title (self->boundary_view, title);
   }
   if (e->confusion) {
     const char **names = g_new0 (const char *, e->n_classes + 1);
@@ -849,7 +935,11 @@ run_finished_cb (BpTrainRun *run, BpTrainPage *self)
       bp_plot_set_marker (self->lr_plot, self->last_x, label);
     }
   }
-  if (state == BP_TRAIN_STATE_FINISHED && isfinite (p->test_accuracy)) {
+  if (state == BP_TRAIN_STATE_FINISHED && isfinite (p->test_r2)) {
+    g_autofree char *text = g_strdup_printf (_("Finished: test R² %.3f"), p->test_r2);
+    gtk_progress_bar_set_text (self->progress_bar, text);
+    gtk_progress_bar_set_fraction (self->progress_bar, 1.0);
+  } else if (state == BP_TRAIN_STATE_FINISHED && isfinite (p->test_accuracy)) {
     g_autofree char *text = g_strdup_printf (_("Finished: test accuracy %.1f%%"),
                                              100.0 * p->test_accuracy);
     gtk_progress_bar_set_text (self->progress_bar, text);
@@ -884,7 +974,8 @@ start_run (BpTrainPage *self, const BpTrainConfig *config, const char *device, g
   double dropout;
   spec_kind (config->model_json ? config->model_json : preset ? preset->json : NULL,
              &self->run_is_lm, &attention, &dropout);
-  update_cards (self, self->run_is_lm, attention && config->attention_every > 0);
+  update_cards (self, self->run_is_lm, attention && config->attention_every > 0,
+                config->dataset);
   self->run = bp_train_run_new (config, N_SAMPLES);
   bp_train_run_set_device (self->run, device);
   g_signal_connect (self->run, "steps", G_CALLBACK (run_steps_cb), self);
@@ -1067,6 +1158,7 @@ bp_train_page_class_init (BpTrainPageClass *klass)
   g_type_ensure (BP_TYPE_IMAGE_GRID);
   g_type_ensure (BP_TYPE_CONFUSION_MATRIX);
   g_type_ensure (BP_TYPE_ATTENTION_MAP);
+  g_type_ensure (BP_TYPE_PLANE_VIEW);
   gtk_widget_class_set_template_from_resource (widget_class,
                                                "/org/backproplab/Lab/ui/bp-train-page.ui");
 #define CHILD(name) gtk_widget_class_bind_template_child (widget_class, BpTrainPage, name)
@@ -1120,6 +1212,9 @@ bp_train_page_class_init (BpTrainPageClass *klass)
   CHILD (attention_spin);
   CHILD (samples_card);
   CHILD (confusion_card);
+  CHILD (boundary_card);
+  CHILD (boundary_view);
+  CHILD (val_metric_title);
   CHILD (attention_card);
   CHILD (generate_card);
   CHILD (attention_map);
@@ -1185,7 +1280,7 @@ bp_train_page_init (BpTrainPage *self)
                             self);
   adw_combo_row_set_selected (self->model_row, simple_cnn);
   model_selected_cb (self);
-  update_cards (self, self->is_lm, self->has_attention);
+  update_cards (self, self->is_lm, self->has_attention, "fashion-mnist");
 
   /* the default device from the preferences */
   self->settings = g_settings_new ("org.backproplab.Lab");
@@ -1311,10 +1406,10 @@ bp_train_page_start_config (BpTrainPage *self, const BpTrainConfig *config,
                  _("A run is training: stop it before starting another."));
     return FALSE;
   }
-  if (!bp_train_config_check (config, error))
+  /* the settings show what trains */
+  if (!bp_train_page_set_config (self, config, error))
     return FALSE;
   clear_dashboard (self);
-  gtk_spin_button_set_value (self->epochs_spin, config->epochs);
   gulong id = tags ? g_signal_connect (self, "run-created", G_CALLBACK (tag_run_created_cb),
                                        (gpointer) tags)
                    : 0;

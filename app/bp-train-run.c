@@ -85,6 +85,12 @@ static void
 epoch_free (gpointer data)
 {
   BpTrainEpoch *e = data;
+  if (e->boundary) {
+    g_free (e->boundary->probs);
+    g_free (e->boundary->points);
+    g_free (e->boundary->point_classes);
+    g_free (e->boundary);
+  }
   g_free (e->confusion);
   g_strfreev (e->class_names);
   g_free (e);
@@ -138,6 +144,7 @@ progress_reset (BpTrainProgress *p)
     .eta_seconds = NAN,
     .test_loss = NAN,
     .test_accuracy = NAN,
+    .test_r2 = NAN,
   };
 }
 
@@ -280,6 +287,26 @@ train_callback (const BpTrainEvent *ev, gpointer data)
                                                  (gsize) ev->n_classes);
     if (ev->class_names)
       e->class_names = g_strdupv ((char **) ev->class_names);
+    e->task = ev->task;
+    e->val_r2 = ev->val_r2;
+    if (ev->boundary_size > 0 && ev->boundary_probs && ev->n_classes > 0) {
+      BpTrainBoundary *b = g_new0 (BpTrainBoundary, 1);
+      gsize cells = (gsize) ev->boundary_size * (gsize) ev->boundary_size;
+      b->size = ev->boundary_size;
+      b->n_classes = ev->n_classes;
+      b->x0 = ev->boundary_x0;
+      b->x1 = ev->boundary_x1;
+      b->y0 = ev->boundary_y0;
+      b->y1 = ev->boundary_y1;
+      b->probs = g_memdup2 (ev->boundary_probs, sizeof (float) * cells * (gsize) ev->n_classes);
+      if (ev->n_points > 0 && ev->points) {
+        b->n_points = ev->n_points;
+        b->points = g_memdup2 (ev->points, sizeof (float) * 2 * (gsize) ev->n_points);
+        if (ev->point_classes)
+          b->point_classes = g_memdup2 (ev->point_classes, sizeof (float) * (gsize) ev->n_points);
+      }
+      e->boundary = b;
+    }
     g_ptr_array_add (self->new_epochs, e);
     p->lr = bp_optimizer_get_lr (bp_trainer_get_optimizer (self->trainer));
     break;
@@ -287,6 +314,7 @@ train_callback (const BpTrainEvent *ev, gpointer data)
   case BP_TRAIN_EVENT_DONE:
     p->test_loss = ev->test_loss;
     p->test_accuracy = ev->test_accuracy;
+    p->test_r2 = ev->test_r2;
     break;
   case BP_TRAIN_EVENT_ATTENTION:
     if (ev->attn_layers > 0 && ev->attn_heads > 0 && ev->attn_len > 0 && ev->attn_weights) {
@@ -410,7 +438,8 @@ train_thread (gpointer data)
     self->trainer = bp_trainer_new (&self->config, &error);
   gboolean ok = FALSE;
   if (self->trainer) {
-    if (self->n_samples > 0) {
+    const BpDatasetInfo *info = bp_dataset_info (self->config.dataset);
+    if (self->n_samples > 0 && info && info->kind == BP_DATASET_IMAGES) {
       BpDatasetOptions o = BP_DATASET_OPTIONS_INIT;
       o.limit = self->n_samples;
       /* the grid is a nicety: without it training goes on */

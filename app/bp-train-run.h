@@ -30,6 +30,7 @@ typedef struct {
   double active_seconds;    /* training time without pauses */
   double eta_seconds;       /* NaN until known */
   double test_loss, test_accuracy; /* after the run (NaN before) */
+  double test_r2;           /* a regression's, after the run (NaN before and otherwise) */
   BpDevice device;          /* where the run trains (known from RUNNING on) */
   gboolean device_fallback; /* "auto" found no usable GPU: device_note says why */
   char device_note[256];
@@ -51,6 +52,17 @@ typedef struct {
   int n_classes;
 } BpTrainSamples;
 
+/* A classifier's decision regions on a 2-D data set (BpTrainEvent's boundary_* fields): size x
+ * size cells over [x0, x1] x [y0, y1], row 0 at y0, n_classes probabilities each, and training
+ * points (n_points x 2) with their classes. */
+typedef struct {
+  int size, n_classes;
+  double x0, x1, y0, y1;
+  float *probs;
+  gint64 n_points;
+  float *points, *point_classes;
+} BpTrainBoundary;
+
 /* The end of an epoch. */
 typedef struct {
   int epoch;
@@ -63,6 +75,9 @@ typedef struct {
   int n_classes;
   gint64 *confusion;         /* n_classes^2 (rows true, columns predicted), or NULL */
   char **class_names;
+  BpTask task;               /* a regression's accuracies are NaN: val_r2 is its figure */
+  double val_r2;
+  BpTrainBoundary *boundary; /* 2-D classification data only, else NULL */
 } BpTrainEpoch;
 
 /* Attention weights on the trainer's fixed probe (config.attention_every): n_layers x n_heads x

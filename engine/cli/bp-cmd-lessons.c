@@ -418,6 +418,8 @@ run_event (const BpTrainEvent *ev, gpointer user_data)
       g_string_append_c (s, ',');
       put_number (s, "val_accuracy", ev->val_accuracy);
       g_string_append_c (s, ',');
+      put_number (s, "val_r2", ev->val_r2);
+      g_string_append_c (s, ',');
       put_number (s, "baseline_loss", ev->baseline_loss);
       g_string_append_c (s, ',');
       put_number (s, "seconds", ev->seconds);
@@ -432,9 +434,14 @@ run_event (const BpTrainEvent *ev, gpointer user_data)
       g_string_append_c (s, '}');
       printf ("%s\n", s->str);
     } else {
-      printf ("%sepoch %d/%d: train loss %.4f, accuracy %.4f; val loss %.4f, accuracy %.4f",
-              out->tty ? "\r\033[K" : "", ev->epoch, ev->epochs, ev->train_loss,
-              ev->train_accuracy, ev->val_loss, ev->val_accuracy);
+      if (ev->task == BP_TASK_REGRESSION)
+        printf ("%sepoch %d/%d: train loss %.4f; val loss %.4f, R² %.4f",
+                out->tty ? "\r\033[K" : "", ev->epoch, ev->epochs, ev->train_loss, ev->val_loss,
+                ev->val_r2);
+      else
+        printf ("%sepoch %d/%d: train loss %.4f, accuracy %.4f; val loss %.4f, accuracy %.4f",
+                out->tty ? "\r\033[K" : "", ev->epoch, ev->epochs, ev->train_loss,
+                ev->train_accuracy, ev->val_loss, ev->val_accuracy);
       if (isfinite (ev->baseline_loss))
         printf (" (unigram baseline %.4f)", ev->baseline_loss);
       printf (" %.1f s\n", ev->seconds);
@@ -457,9 +464,14 @@ run_event (const BpTrainEvent *ev, gpointer user_data)
       g_string_append_c (s, ',');
       put_number (s, "test_accuracy", ev->test_accuracy);
       g_string_append_c (s, ',');
+      put_number (s, "test_r2", ev->test_r2);
+      g_string_append_c (s, ',');
       put_number (s, "seconds", ev->seconds);
       g_string_append_c (s, '}');
       printf ("%s\n", s->str);
+    } else if (isfinite (ev->test_r2)) {
+      printf ("%stest loss %.4f, test R² %.4f, %.1f s in all\n", out->tty ? "\r\033[K" : "",
+              ev->test_loss, ev->test_r2, ev->seconds);
     } else if (isfinite (ev->test_accuracy)) {
       /* a language model has no test split: its final figures are the validation ones */
       printf ("%s%s loss %.4f, %s accuracy %.4f, %.1f s in all\n", out->tty ? "\r\033[K" : "",

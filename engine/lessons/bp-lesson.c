@@ -60,7 +60,7 @@ bp_lesson_view_names (void)
 
 static const char *const metric_names[] = {"train_loss", "train_accuracy", "val_loss",
                                            "val_accuracy", "test_loss", "test_accuracy",
-                                           "val_class_accuracy", NULL};
+                                           "val_class_accuracy", "val_r2", "test_r2", NULL};
 static const char *const descent_metric_names[] = {"value", "distance", "grad_error", NULL};
 
 static gboolean
@@ -840,10 +840,11 @@ read_experiment (Reader *r, JsonObject *o, const char *dir)
   gboolean function = json_object_has_member (o, "function");
   const char *dataset = get_string (r, o, "\"experiment\"", "dataset", FALSE);
   x->dataset = function ? NULL : g_strdup (dataset ? dataset : "fashion-mnist");
-  if (!r->problem && x->dataset && strcmp (x->dataset, "fashion-mnist") != 0 &&
+  if (!r->problem && x->dataset && !bp_dataset_is_known (x->dataset) &&
       !str_in (x->dataset, bp_text_corpus_names ())) {
+    g_autofree char *sets = g_strjoinv (", ", (char **) bp_dataset_names ());
     g_autofree char *names = g_strjoinv (", ", (char **) bp_text_corpus_names ());
-    bad (r, "unknown dataset \"%s\" (fashion-mnist or a text corpus: %s)", x->dataset, names);
+    bad (r, "unknown dataset \"%s\" (%s, or a text corpus: %s)", x->dataset, sets, names);
   }
   x->config_json = get_config (r, o, "\"experiment\"", "config");
   x->test_budget_json = get_config (r, o, "\"experiment\"", "test_budget");
@@ -1400,6 +1401,10 @@ event_value (const BpLessonGoal *g, const BpTrainEvent *ev)
     return ev->test_loss;
   if (!strcmp (m, "test_accuracy"))
     return ev->test_accuracy;
+  if (!strcmp (m, "val_r2"))
+    return ev->val_r2;
+  if (!strcmp (m, "test_r2"))
+    return ev->test_r2;
   if (!strcmp (m, "val_class_accuracy") && ev->confusion && ev->class_names) {
     for (int c = 0; c < ev->n_classes; c++) {
       if (g_strcmp0 (ev->class_names[c], g->class_name) != 0)

@@ -47,7 +47,8 @@ typedef enum {
 typedef struct {
   BpLessonGoalKind kind;
   char *metric;        /* train_loss, train_accuracy, val_loss, val_accuracy, test_loss,
-                        * test_accuracy, val_class_accuracy; a function experiment's: value,
+                        * test_accuracy, val_class_accuracy, val_r2, test_r2 (a regression's
+                        * coefficient of determination); a function experiment's: value,
                         * distance, grad_error (bp_lesson_metric_is_descent) */
   char *class_name;    /* val_class_accuracy: the class ("Shirt") */
   BpLessonOp op;
