@@ -13,6 +13,7 @@
 
 #include "bp-run-recording.h"
 #include "bp-series.h"
+#include "bp-recorder.h"
 #include "bp-store.h"
 #include "bp-train-page.h"
 #include "bp-window.h"
@@ -117,6 +118,13 @@ static char *
 percent_text (double v)
 {
   return isnan (v) ? g_strdup ("–") : g_strdup_printf ("%.2f %%", 100 * v);
+}
+
+/* An accuracy as a percentage; a regression's R² (acc NaN) as "R² 0.47". */
+static char *
+score_text (double acc, double r2)
+{
+  return isnan (acc) && !isnan (r2) ? g_strdup_printf ("R² %.3f", r2) : percent_text (acc);
 }
 
 static char *
@@ -253,7 +261,7 @@ load_run (BpExperimentsPage *self)
     gtk_editable_set_text (GTK_EDITABLE (self->name_entry), run->name);
   g_autofree char *duration = duration_text (run_seconds (run));
   g_autofree char *date = date_text (run->created_us);
-  g_autofree char *best = percent_text (run->best_val_accuracy);
+  g_autofree char *best = score_text (run->best_val_accuracy, run->best_val_r2);
   GString *info = g_string_new (NULL);
   g_string_append_printf (info, _("Model: %s"), run->model_name ? run->model_name : "–");
   g_string_append_c (info, '\n');
@@ -475,11 +483,14 @@ load_comparison (BpExperimentsPage *self)
       GArray *p = g_ptr_array_index (points, i);
       g_autofree char *text = NULL;
       switch (r) {
-      case 0: text = percent_text (run->best_val_accuracy); break;
-      case 1: text = percent_text (last_value (p, BP_SPLIT_VAL, BP_METRIC_ACCURACY)); break;
+      case 0: text = score_text (run->best_val_accuracy, run->best_val_r2); break;
+      case 1:
+        text = score_text (last_value (p, BP_SPLIT_VAL, BP_METRIC_ACCURACY),
+                           last_value (p, BP_SPLIT_VAL, BP_METRIC_R2));
+        break;
       case 2: text = value_text (last_value (p, BP_SPLIT_VAL, BP_METRIC_LOSS)); break;
       case 3: text = value_text (last_value (p, BP_SPLIT_TRAIN, "epoch_loss")); break;
-      case 4: text = percent_text (run->last_test_accuracy); break;
+      case 4: text = score_text (run->last_test_accuracy, run->last_test_r2); break;
       case 5: text = g_strdup_printf ("%" G_GINT64_FORMAT, MAX (run->last_epoch, 0)); break;
       default: text = duration_text (run_seconds (run)); break;
       }
@@ -617,7 +628,7 @@ run_row (BpExperimentsPage *self, const BpRun *run)
   g_signal_connect (check, "toggled", G_CALLBACK (check_toggled), self);
   gtk_box_append (GTK_BOX (box), check);
 
-  g_autofree char *best = percent_text (run->best_val_accuracy);
+  g_autofree char *best = score_text (run->best_val_accuracy, run->best_val_r2);
   g_autofree char *duration = duration_text (run_seconds (run));
   g_autofree char *date = date_text (run->created_us);
   GtkWidget *name = cell (box, run->name, 20, TRUE);

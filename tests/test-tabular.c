@@ -1276,6 +1276,39 @@ test_cli_train (void)
   g_assert_nonnull (strstr (r.out, "test R²"));
   g_assert_null (strstr (r.out, "accuracy"));
   bp_test_cli_clear (&r);
+  /* stored: runs, show and compare give R² where a classifier has its accuracy */
+  g_autofree char *db = g_build_filename (dir, "runs.db", NULL);
+  const char *store_args[] = {"train", "--db", db, "--device", "cpu", "--dataset", "diabetes",
+                              "--spec", spec, "--epochs", "3", "--lr", "0.01", NULL};
+  for (int k = 0; k < 2; k++) {
+    r = bp_test_cli_run (NULL, NULL, store_args);
+    bp_test_cli_assert_ok (&r, "train on diabetes, stored");
+    bp_test_cli_clear (&r);
+  }
+  const char *runs_args[] = {"runs", "--db", db, NULL};
+  r = bp_test_cli_run (NULL, NULL, runs_args);
+  bp_test_cli_assert_ok (&r, "runs");
+  g_assert_nonnull (strstr (r.out, "R² "));
+  bp_test_cli_clear (&r);
+  const char *show_args[] = {"show", "1", "--db", db, NULL};
+  r = bp_test_cli_run (NULL, NULL, show_args);
+  bp_test_cli_assert_ok (&r, "show");
+  g_assert_nonnull (strstr (r.out, "best val R²"));
+  g_assert_nonnull (strstr (r.out, "test R²"));
+  g_assert_nonnull (strstr (r.out, "VAL R²"));
+  g_assert_null (strstr (r.out, "VAL ACC"));
+  bp_test_cli_clear (&r);
+  const char *show_json[] = {"show", "1", "--db", db, "--json", NULL};
+  r = bp_test_cli_run (NULL, NULL, show_json);
+  bp_test_cli_assert_ok (&r, "show --json");
+  g_assert_nonnull (strstr (r.out, "\"best_val_r2\":"));
+  g_assert_nonnull (strstr (r.out, "\"val_r2\":"));
+  bp_test_cli_clear (&r);
+  const char *compare_args[] = {"compare", "1", "2", "--db", db, NULL};
+  r = bp_test_cli_run (NULL, NULL, compare_args);
+  bp_test_cli_assert_ok (&r, "compare");
+  g_assert_nonnull (strstr (r.out, "test R²"));
+  bp_test_cli_clear (&r);
   /* the wrong model: the trainer's message, on one line */
   const char *wrong[] = {"train", "--no-store", "--device", "cpu", "--dataset", "digits", "--spec",
                          spec, "--epochs", "1", NULL};

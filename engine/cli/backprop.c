@@ -359,6 +359,8 @@ json_add_run_summary (Jw *b, const BpRun *r)
   json_add_string (b, "status_reason", r->status_reason);
   json_add_double (b, "best_val_accuracy", r->best_val_accuracy);
   json_add_double (b, "test_accuracy", r->last_test_accuracy);
+  json_add_double (b, "best_val_r2", r->best_val_r2);
+  json_add_double (b, "test_r2", r->last_test_r2);
   json_add_int (b, "epochs", MAX (r->last_epoch, 0));
   json_add_int (b, "steps", MAX (r->last_step, 0));
   g_autofree char *created = format_iso_time (r->created_us);
@@ -1247,7 +1249,11 @@ cmd_runs (int argc, char **argv)
     BpRun *r = g_ptr_array_index (runs, k);
     g_autofree char *id = g_strdup_printf ("%" G_GINT64_FORMAT, r->id);
     g_autofree char *name = shorten (r->name, 28);
-    g_autofree char *acc = format_metric (r->best_val_accuracy, 4);
+    /* a regression's best validation R² in the same column, marked */
+    g_autofree char *r2 = format_metric (r->best_val_r2, 4);
+    g_autofree char *acc = isnan (r->best_val_accuracy) && !isnan (r->best_val_r2)
+                             ? g_strconcat ("R² ", r2, NULL)
+                             : format_metric (r->best_val_accuracy, 4);
     g_autofree char *date = format_time (r->created_us);
     table_add (&t, id, name, r->model_name, r->dataset, bp_run_status_to_string (r->status), acc,
                date);
@@ -1269,6 +1275,7 @@ static const EpochColumn epoch_columns[] = {
   {BP_SPLIT_TRAIN, BP_METRIC_EPOCH_ACCURACY, "TRAIN ACC", "train_accuracy", 4},
   {BP_SPLIT_VAL, BP_METRIC_LOSS, "VAL LOSS", "val_loss", 4},
   {BP_SPLIT_VAL, BP_METRIC_ACCURACY, "VAL ACC", "val_accuracy", 4},
+  {BP_SPLIT_VAL, BP_METRIC_R2, "VAL R²", "val_r2", 4},
   {BP_SPLIT_TRAIN, BP_METRIC_LR, "LR", "lr", -1},
   {BP_SPLIT_TRAIN, BP_METRIC_IMAGES_PER_SECOND, "IMG/S", "images_per_second", 0},
   {BP_SPLIT_TRAIN, BP_METRIC_EPOCH_SECONDS, "SECONDS", "seconds", 1},
@@ -1339,7 +1346,7 @@ typedef struct {
 } FinalMetric;
 
 enum { FM_TRAIN_LOSS, FM_TRAIN_ACC, FM_VAL_LOSS, FM_VAL_ACC, FM_BEST_VAL, FM_TEST_LOSS,
-       FM_TEST_ACC, FM_COUNT };
+       FM_TEST_ACC, FM_VAL_R2, FM_BEST_VAL_R2, FM_TEST_R2, FM_COUNT };
 
 static void
 final_metrics (BpStore *store, const BpRun *run, FinalMetric *fm)
@@ -1348,7 +1355,8 @@ final_metrics (BpStore *store, const BpRun *run, FinalMetric *fm)
     {"train_loss", "train loss"}, {"train_accuracy", "train accuracy"},
     {"val_loss", "val loss"}, {"val_accuracy", "val accuracy"},
     {"best_val_accuracy", "best val accuracy"}, {"test_loss", "test loss"},
-    {"test_accuracy", "test accuracy"},
+    {"test_accuracy", "test accuracy"}, {"val_r2", "val R²"}, {"best_val_r2", "best val R²"},
+    {"test_r2", "test R²"},
   };
   for (int k = 0; k < FM_COUNT; k++) {
     fm[k].key = keys[k][0];
@@ -1361,6 +1369,9 @@ final_metrics (BpStore *store, const BpRun *run, FinalMetric *fm)
   fm[FM_BEST_VAL].value = run->best_val_accuracy;
   fm[FM_TEST_LOSS].value = latest (store, run->id, BP_SPLIT_TEST, BP_METRIC_LOSS);
   fm[FM_TEST_ACC].value = latest (store, run->id, BP_SPLIT_TEST, BP_METRIC_ACCURACY);
+  fm[FM_VAL_R2].value = latest (store, run->id, BP_SPLIT_VAL, BP_METRIC_R2);
+  fm[FM_BEST_VAL_R2].value = run->best_val_r2;
+  fm[FM_TEST_R2].value = run->last_test_r2;
 }
 
 /* Flattens a JSON object into "key" / "group.key" -> value text, in order. */
@@ -1567,6 +1578,8 @@ cmd_show (int argc, char **argv)
   printf ("\nfinal metrics:\n");
   Table ft = table_new (2, NULL);
   for (int k = 0; k < FM_COUNT; k++) {
+    if (k >= FM_VAL_R2 && isnan (fm[k].value))
+      continue; /* R² only for a regression */
     g_autofree char *v = format_metric (fm[k].value, 4);
     table_add (&ft, fm[k].title, v);
   }
@@ -1576,10 +1589,12 @@ cmd_show (int argc, char **argv)
   if (et.n > 0) {
     printf ("\nepochs:\n");
     static const gboolean right[] = {TRUE, TRUE, TRUE, TRUE, TRUE, TRUE, TRUE, TRUE, TRUE};
-    Table tt = table_new (1 + 1 + N_EPOCH_COLUMNS, right);
+    Table tt = table_new (G_N_ELEMENTS (right), right);
+    /* a regression shows its validation R² where a classifier has its accuracy */
+    int val = isnan (run->best_val_accuracy) && !isnan (run->best_val_r2) ? 4 : 3;
     table_add (&tt, "EPOCH", "STEP", epoch_columns[0].title, epoch_columns[1].title,
-               epoch_columns[2].title, epoch_columns[3].title, epoch_columns[4].title,
-               is_lm ? "TOK/S" : epoch_columns[5].title, epoch_columns[6].title);
+               epoch_columns[2].title, epoch_columns[val].title, epoch_columns[5].title,
+               is_lm ? "TOK/S" : epoch_columns[6].title, epoch_columns[7].title);
     for (int e = 0; e < et.n; e++) {
       char *cells[N_EPOCH_COLUMNS];
       for (int c = 0; c < N_EPOCH_COLUMNS; c++)
@@ -1587,7 +1602,8 @@ cmd_show (int argc, char **argv)
                                                : format_metric (et.values[e][c], epoch_columns[c].digits);
       g_autofree char *ep = g_strdup_printf ("%d", e + 1);
       g_autofree char *stp = g_strdup_printf ("%" G_GINT64_FORMAT, et.step[e]);
-      table_add (&tt, ep, stp, cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6]);
+      table_add (&tt, ep, stp, cells[0], cells[1], cells[2], cells[val], cells[5], cells[6],
+                 cells[7]);
       for (int c = 0; c < N_EPOCH_COLUMNS; c++)
         g_free (cells[c]);
     }
@@ -1601,7 +1617,9 @@ cmd_show (int argc, char **argv)
   static const gboolean cright[] = {TRUE, TRUE, TRUE, FALSE, FALSE};
   Table ct = table_new (5, cright);
   if (cps->len)
-    table_add (&ct, "EPOCH", "STEP", "VAL ACC", "BEST", "FILE");
+    table_add (&ct, "EPOCH", "STEP",
+               isnan (run->best_val_accuracy) && !isnan (run->best_val_r2) ? "VAL R²" : "VAL ACC",
+               "BEST", "FILE");
   for (guint k = 0; k < cps->len; k++) {
     BpCheckpoint *cp = g_ptr_array_index (cps, k);
     g_autofree char *ep = g_strdup_printf ("%" G_GINT64_FORMAT, cp->epoch);
@@ -2032,6 +2050,11 @@ cmd_compare (int argc, char **argv)
       g_ptr_array_add (t.cells, g_strdup_printf ("%" G_GINT64_FORMAT,
                                                  MAX (((BpRun *) g_ptr_array_index (runs, k))->last_epoch, 0)));
     for (int m = 0; m < FM_COUNT; m++) {
+      gboolean any = m < FM_VAL_R2;
+      for (int k = 0; k < n && !any; k++)
+        any = !isnan (fm[k][m].value);
+      if (!any)
+        continue; /* R² rows only when a regression is compared */
       g_ptr_array_add (t.cells, g_strdup (fm[0][m].title));
       for (int k = 0; k < n; k++)
         g_ptr_array_add (t.cells, format_metric (fm[k][m].value, 4));

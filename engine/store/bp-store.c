@@ -865,7 +865,7 @@ bp_run_free (BpRun *run)
   g_free (run);
 }
 
-/* Summary columns 0..16, then details 17..20. */
+/* Summary columns 0..18, then details 19..22. */
 #define RUN_COLUMNS                                                                                \
   "r.id, r.name, r.status, r.status_reason, r.created_us, r.ended_us, r.heartbeat_us, r.pid, "   \
   "r.note, "                                                                                       \
@@ -881,7 +881,10 @@ bp_run_free (BpRun *run)
   "(SELECT MAX (value) FROM metrics WHERE run_id = r.id AND split = 'val' AND name = 'accuracy'), " \
   "(SELECT value FROM metrics WHERE run_id = r.id AND split = 'test' AND name = 'accuracy' "       \
   "  ORDER BY step DESC, id DESC LIMIT 1), "                                                       \
-  "r.last_step, r.last_epoch"
+  "r.last_step, r.last_epoch, "                                                                   \
+  "(SELECT MAX (value) FROM metrics WHERE run_id = r.id AND split = 'val' AND name = 'r2'), "     \
+  "(SELECT value FROM metrics WHERE run_id = r.id AND split = 'test' AND name = 'r2' "             \
+  "  ORDER BY step DESC, id DESC LIMIT 1)"
 #define RUN_DETAIL_COLUMNS ", r.spec_json, r.config_json, r.versions_json, r.host"
 
 static BpRun *
@@ -908,11 +911,13 @@ read_run (sqlite3_stmt *st, gboolean details)
   r->last_test_accuracy = column_double_or_nan (st, 14);
   r->last_step = sqlite3_column_type (st, 15) == SQLITE_NULL ? -1 : sqlite3_column_int64 (st, 15);
   r->last_epoch = sqlite3_column_type (st, 16) == SQLITE_NULL ? -1 : sqlite3_column_int64 (st, 16);
+  r->best_val_r2 = column_double_or_nan (st, 17);
+  r->last_test_r2 = column_double_or_nan (st, 18);
   if (details) {
-    r->spec_json = column_strdup (st, 17);
-    r->config_json = column_strdup (st, 18);
-    r->versions_json = column_strdup (st, 19);
-    r->host = column_strdup (st, 20);
+    r->spec_json = column_strdup (st, 19);
+    r->config_json = column_strdup (st, 20);
+    r->versions_json = column_strdup (st, 21);
+    r->host = column_strdup (st, 22);
   }
   if (!r->name)
     r->name = g_strdup ("");

@@ -101,6 +101,8 @@ typedef struct {
   char *dataset;              /* the config's "dataset" (string, or object's "name"), or NULL */
   double best_val_accuracy;   /* max of val/accuracy, NAN when none */
   double last_test_accuracy;  /* the latest test/accuracy, NAN when none */
+  double best_val_r2;         /* a regression's: max of val/r2, NAN when none */
+  double last_test_r2;        /* a regression's: the latest test/r2, NAN when none */
   gint64 last_step;           /* the largest logged step, -1 before any */
   gint64 last_epoch;          /* the largest logged epoch, -1 before any */
   /* details (bp_store_get_run only) */
