@@ -56,7 +56,7 @@ plane_of (BpPlaneView *self, BpPlane *p)
   p->n_points = self->n_points;
   p->points = self->points;
   p->point_classes = self->point_classes;
-  p->n_marks = (int) self->marks->len;
+  p->n_marks = (int) (self->marks->len / 2);
   p->marks = (const double *) (void *) self->marks->data;
   self->draw_paths = g_renew (BpPlanePath, self->draw_paths, MAX (1, self->paths->len));
   for (guint k = 0; k < self->paths->len; k++) {
