@@ -11,6 +11,8 @@
 #include "bp-gui-test.h"
 #include "bp-image-grid.h"
 #include "bp-model-canvas.h"
+#include "bp-plane-draw.h"
+#include "bp-plane-view.h"
 #include "bp-plot.h"
 
 static gboolean
@@ -233,6 +235,136 @@ test_confusion_matrix (void)
   close_window (window, widget);
 }
 
+/* The RGB of pixel (x, y) of an ARGB32 surface. */
+static void
+pixel_rgb (cairo_surface_t *s, int x, int y, int *r, int *g, int *b)
+{
+  cairo_surface_flush (s);
+  const guint32 *row = (const guint32 *) (void *) (cairo_image_surface_get_data (s) +
+                                                   y * cairo_image_surface_get_stride (s));
+  guint32 v = row[x];
+  *r = (int) (v >> 16 & 0xff);
+  *g = (int) (v >> 8 & 0xff);
+  *b = (int) (v & 0xff);
+}
+
+/* bp-plane-draw on an image surface: a field's colours follow its values, a path is drawn
+ * where its points are, classes tint their regions, and pixel and data coordinates invert. */
+static void
+test_plane_draw (void)
+{
+  enum { N = 64, W = 420, H = 300 };
+  float *field = g_new (float, N * N);
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < N; j++) {
+      double x = -2 + (j + 0.5) * 4.0 / N, y = -1 + (i + 0.5) * 2.0 / N;
+      field[i * N + j] = (float) (x * x + 4 * y * y);
+    }
+  double xy[] = {-1.8, 0.8, -1.0, 0.0, 0.0, 0.0};
+  BpPlanePath path = {xy, 3, {1.0, 0.0, 0.0, 1.0}, NULL};
+  double mark[] = {0.0, 0.0};
+  BpPlane p;
+  bp_plane_init (&p);
+  p.x0 = -2, p.x1 = 2, p.y0 = -1, p.y1 = 1;
+  p.field = field;
+  p.field_size = N;
+  p.field_log = TRUE;
+  p.paths = &path;
+  p.n_paths = 1;
+  p.marks = mark;
+  p.n_marks = 1;
+  p.fill_bg = TRUE;
+  cairo_surface_t *s = cairo_image_surface_create (CAIRO_FORMAT_ARGB32, W, H);
+  cairo_t *cr = cairo_create (s);
+  BpPlaneGeometry g;
+  bp_plane_draw (cr, NULL, &p, W, H, &g);
+  /* equal aspect: 4 units wide, 2 high */
+  g_assert_cmpfloat (fabs (g.width / g.height - 2.0), <, 0.02);
+  double px, py, x, y;
+  bp_plane_to_pixel (&p, &g, 1.5, -0.5, &px, &py);
+  bp_plane_from_pixel (&p, &g, px, py, &x, &y);
+  g_assert_cmpfloat (fabs (x - 1.5) + fabs (y + 0.5), <, 1e-9);
+  /* high values bright (viridis yellow), low values dark: a corner against a point near the
+   * minimum that no line crosses */
+  int r, gg, b, r2, g2, b2;
+  bp_plane_to_pixel (&p, &g, 1.9, 0.9, &px, &py);
+  pixel_rgb (s, (int) px, (int) py, &r, &gg, &b);
+  bp_plane_to_pixel (&p, &g, 0.3, -0.3, &px, &py);
+  pixel_rgb (s, (int) px, (int) py, &r2, &g2, &b2);
+  g_assert_cmpint (r + gg + b, >, r2 + g2 + b2 + 100);
+  /* the path in red, halfway along its first segment */
+  bp_plane_to_pixel (&p, &g, -1.4, 0.4, &px, &py);
+  pixel_rgb (s, (int) lround (px), (int) lround (py), &r, &gg, &b);
+  g_assert_cmpint (r, >, 200);
+  g_assert_cmpint (gg, <, 80);
+  g_assert_cmpint (b, <, 80);
+  cairo_destroy (cr);
+
+  /* class regions: class 0 left of x = 0, class 1 right */
+  float *probs = g_new (float, N * N * 2);
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < N; j++) {
+      probs[(i * N + j) * 2 + 1] = j < N / 2 ? 0.0f : 1.0f;
+      probs[(i * N + j) * 2] = 1.0f - probs[(i * N + j) * 2 + 1];
+    }
+  bp_plane_init (&p);
+  p.x0 = -2, p.x1 = 2, p.y0 = -1, p.y1 = 1;
+  p.probs = probs;
+  p.n_classes = 2;
+  p.field_size = N;
+  p.fill_bg = TRUE;
+  cr = cairo_create (s);
+  bp_plane_draw (cr, NULL, &p, W, H, &g);
+  double cr0, cg0, cb0, cr1, cg1, cb1;
+  bp_plane_class_color (0, &cr0, &cg0, &cb0);
+  bp_plane_class_color (1, &cr1, &cg1, &cb1);
+  bp_plane_to_pixel (&p, &g, -1.0, 0.0, &px, &py);
+  pixel_rgb (s, (int) px, (int) py, &r, &gg, &b);
+  /* halfway to white */
+  g_assert_cmpint (abs (r - (int) (255 * (0.5 + 0.5 * cr0))), <=, 2);
+  g_assert_cmpint (abs (b - (int) (255 * (0.5 + 0.5 * cb0))), <=, 2);
+  bp_plane_to_pixel (&p, &g, 1.0, 0.0, &px, &py);
+  pixel_rgb (s, (int) px, (int) py, &r, &gg, &b);
+  g_assert_cmpint (abs (r - (int) (255 * (0.5 + 0.5 * cr1))), <=, 2);
+  cairo_destroy (cr);
+  cairo_surface_destroy (s);
+  g_free (probs);
+  g_free (field);
+}
+
+/* BpPlaneView in a window: paths grow point by point, the tooltip reads the field. */
+static void
+test_plane_view (void)
+{
+  GtkWidget *widget = bp_plane_view_new ();
+  BpPlaneView *v = BP_PLANE_VIEW (widget);
+  float field[4] = {1, 2, 3, 4};
+  bp_plane_view_set_region (v, 0, 2, 0, 2, TRUE);
+  bp_plane_view_set_field (v, 2, field, FALSE);
+  GdkRGBA red = {1, 0, 0, 1};
+  int k = bp_plane_view_add_path (v, "path", &red);
+  g_assert_cmpint (k, ==, 0);
+  for (int i = 0; i < 5; i++)
+    bp_plane_view_path_append (v, k, 0.2 * i, 0.1 * i);
+  g_assert_cmpint (bp_plane_view_get_path_length (v, k), ==, 5);
+  double marks[] = {1.0, 1.0, 0.5, 0.5};
+  bp_plane_view_set_marks (v, 2, marks);
+  GtkWidget *window = show_in_window (widget, 400, 400);
+  bp_gui_spin (100);
+  int w = gtk_widget_get_width (widget), h = gtk_widget_get_height (widget);
+  /* the plot's lower-left quarter holds the cell (0, 0) of value 1 */
+  g_autofree char *text = NULL;
+  for (double f = 0.3; f < 0.5 && !text; f += 0.05)
+    text = bp_plane_view_describe_point (v, w * f, h * (1 - f));
+  g_assert_nonnull (text);
+  g_assert_nonnull (strstr (text, "f = 1"));
+  g_assert_null (bp_plane_view_describe_point (v, 0, 0));
+  g_free (bp_gui_screenshot (window, "plane-view"));
+  bp_plane_view_clear_paths (v);
+  g_assert_cmpint (bp_plane_view_get_n_paths (v), ==, 0);
+  close_window (window, widget);
+}
+
 static gboolean
 rects_overlap (const graphene_rect_t *a, const graphene_rect_t *b)
 {
@@ -369,5 +501,7 @@ main (int argc, char **argv)
   g_test_add_func ("/widgets/image-grid", test_image_grid);
   g_test_add_func ("/widgets/confusion-matrix", test_confusion_matrix);
   g_test_add_func ("/widgets/model-canvas", test_model_canvas);
+  g_test_add_func ("/widgets/plane-draw", test_plane_draw);
+  g_test_add_func ("/widgets/plane-view", test_plane_view);
   return g_test_run ();
 }
