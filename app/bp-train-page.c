@@ -149,22 +149,13 @@ resident_bytes (void)
   return (gint64) resident * (gint64) sysconf (_SC_PAGESIZE);
 }
 
-/* ---- language models: data sets, what the model is ---- */
+/* ---- data sets, what the model is ---- */
 
-/* The text corpora (bp_text_corpus_names) as the data set list shows them. */
+/* The data sets (bp_dataset_names) and text corpora (bp_text_corpus_names) as the data set
+ * list shows them. */
 static const struct {
   const char *name, *title;
-} corpus_titles[] = {
-  {"tang300", N_("Tang poems (tang300)")},
-  {"song100", N_("Song ci (song100)")},
-  {"chinese", N_("Chinese sayings (chinese)")},
-  {"fortunes-zh", N_("All the Chinese texts (fortunes-zh)")},
-  {"fortunes", N_("English fortunes (fortunes)")},
-};
-
-static const struct {
-  const char *name, *title;
-} dataset_titles[] = {
+} data_titles[] = {
   {"fashion-mnist", N_("Fashion-MNIST")},
   {"digits", N_("Handwritten digits, 8 × 8 (scikit-learn)")},
   {"iris", N_("Iris flowers (scikit-learn)")},
@@ -173,14 +164,19 @@ static const struct {
   {"diabetes", N_("Diabetes progression, regression (scikit-learn)")},
   {"two-spirals", N_("Two spirals (generated, 2-D)")},
   {"moons", N_("Two moons (generated, 2-D)")},
+  {"tang300", N_("Tang poems (tang300)")},
+  {"song100", N_("Song ci (song100)")},
+  {"chinese", N_("Chinese sayings (chinese)")},
+  {"fortunes-zh", N_("All the Chinese texts (fortunes-zh)")},
+  {"fortunes", N_("English fortunes (fortunes)")},
 };
 
 static const char *
-dataset_title (const char *name)
+data_title (const char *name)
 {
-  for (gsize k = 0; k < G_N_ELEMENTS (dataset_titles); k++)
-    if (g_str_equal (dataset_titles[k].name, name))
-      return _(dataset_titles[k].title);
+  for (gsize k = 0; k < G_N_ELEMENTS (data_titles); k++)
+    if (g_str_equal (data_titles[k].name, name))
+      return _(data_titles[k].title);
   return name;
 }
 
@@ -199,14 +195,6 @@ spec_input_numel (const char *json)
   return 0;
 }
 
-static const char *
-corpus_title (const char *name)
-{
-  for (gsize k = 0; k < G_N_ELEMENTS (corpus_titles); k++)
-    if (g_str_equal (corpus_titles[k].name, name))
-      return _(corpus_titles[k].title);
-  return name;
-}
 
 /* The spec of the model chosen (borrowed), or NULL. */
 static const char *
@@ -253,7 +241,7 @@ fill_datasets (BpTrainPage *self)
   if (self->is_lm) {
     for (const char *const *name = bp_text_corpus_names (); *name; name++) {
       g_ptr_array_add (self->dataset_ids, (gpointer) *name);
-      g_ptr_array_add (titles, (gpointer) corpus_title (*name));
+      g_ptr_array_add (titles, (gpointer) data_title (*name));
     }
   } else {
     int64_t numel = spec_input_numel (selected_model_json (self));
@@ -265,7 +253,7 @@ fill_datasets (BpTrainPage *self)
           n *= info->example_shape[d];
         if (pass == 1 || n == numel) {
           g_ptr_array_add (self->dataset_ids, (gpointer) *name);
-          g_ptr_array_add (titles, (gpointer) dataset_title (*name));
+          g_ptr_array_add (titles, (gpointer) data_title (*name));
         }
       }
   }

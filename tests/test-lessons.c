@@ -521,11 +521,11 @@ descent_point (const BpDescentPoint *p, gpointer data)
   return TRUE;
 }
 
-/* A function experiment's runs (fast: no test budget) against its goals. */
-static void
-run_descent_lesson (const BpLesson *l)
+/* A function experiment's runs, all of them in order, fed to a new evaluator. */
+static BpLessonEval *
+descend_all (const BpLesson *l)
 {
-  g_autoptr (BpLessonEval) eval = bp_lesson_eval_new (l, TRUE);
+  BpLessonEval *eval = bp_lesson_eval_new (l, TRUE);
   GPtrArray *vs = l->experiment->variants;
   for (guint v = 0; v < vs->len; v++) {
     const BpLessonVariant *var = vs->pdata[v];
@@ -537,6 +537,14 @@ run_descent_lesson (const BpLesson *l)
     g_assert_no_error (error);
     bp_lesson_eval_run_ended (eval, var->id);
   }
+  return eval;
+}
+
+/* A function experiment's runs (fast: no test budget) against its goals. */
+static void
+run_descent_lesson (const BpLesson *l)
+{
+  g_autoptr (BpLessonEval) eval = descend_all (l);
   for (guint g = 0; g < bp_lesson_eval_get_n_goals (eval); g++) {
     const BpLessonGoalResult *r = bp_lesson_eval_get_result (eval, g);
     g_autofree char *what = bp_lesson_goal_describe (bp_lesson_eval_get_goal (eval, g));
@@ -855,14 +863,6 @@ function_tree (void)
   return root;
 }
 
-static gboolean
-feed_descent (const BpDescentPoint *p, gpointer data)
-{
-  QuickRun *q = data;
-  bp_lesson_eval_descent (q->eval, q->variant, p);
-  return TRUE;
-}
-
 static void
 test_function_lessons (void)
 {
@@ -897,14 +897,7 @@ test_function_lessons (void)
   g_assert_cmpstr (what, ==, "value <= 0.01 within 30 steps (run fast)");
 
   /* the evaluator on real paths: fast reaches f <= 0.01 at step 21, and ends below slow */
-  g_autoptr (BpLessonEval) eval = bp_lesson_eval_new (l, FALSE);
-  const char *runs[] = {"slow", "fast"};
-  for (int k = 0; k < 2; k++) {
-    g_assert_true (bp_lesson_make_descent_config (l, runs[k], &c, &error));
-    QuickRun q = {eval, runs[k]};
-    g_assert_true (bp_descent_run (&c, feed_descent, &q, &error));
-    bp_lesson_eval_run_ended (eval, runs[k]);
-  }
+  g_autoptr (BpLessonEval) eval = descend_all (l); /* slow, then fast */
   const BpLessonGoalResult *r0 = bp_lesson_eval_get_result (eval, 0);
   g_assert_cmpint (r0->state, ==, BP_LESSON_GOAL_MET);
   g_assert_cmpint (r0->epoch, ==, 21);
@@ -916,7 +909,7 @@ test_function_lessons (void)
   g_autoptr (BpLessonEval) late = bp_lesson_eval_new (l, FALSE);
   g_assert_true (bp_lesson_make_descent_config (l, "slow", &c, &error));
   QuickRun q = {late, "fast"}; /* slow's path, fed as run fast */
-  g_assert_true (bp_descent_run (&c, feed_descent, &q, &error));
+  g_assert_true (bp_descent_run (&c, descent_point, &q, &error));
   g_assert_cmpint (bp_lesson_eval_get_result (late, 0)->state, ==, BP_LESSON_GOAL_MISSED);
 
   if (g_getenv ("BP_CLI")) {

@@ -111,22 +111,23 @@ field_scale (const BpPlane *p, double v)
   return p->field_log ? log10 (MAX (v, 0.0) + 1e-3) : v;
 }
 
-/* The field as an image: each value's place between the smallest and the largest. */
+/* An n x n RGB image of the cells, image row 0 at the top (cell row n - 1): color gives the
+ * colour of cell (i, j) of the plane, row i from y0 upwards. */
+typedef void (*CellColor) (const BpPlane *p, int i, int j, double lo, double hi, double *r,
+                           double *g, double *b);
+
 static cairo_surface_t *
-field_image (const BpPlane *p, double lo, double hi)
+cells_image (const BpPlane *p, CellColor color, double lo, double hi)
 {
   int n = p->field_size;
   cairo_surface_t *s = cairo_image_surface_create (CAIRO_FORMAT_RGB24, n, n);
   unsigned char *data = cairo_image_surface_get_data (s);
   int stride = cairo_image_surface_get_stride (s);
   for (int i = 0; i < n; i++) {
-    /* image row 0 is the top: field row n - 1 */
-    uint32_t *row = (uint32_t *) (data + (size_t) i * (size_t) stride);
+    uint32_t *row = (uint32_t *) (void *) (data + (size_t) i * (size_t) stride);
     for (int j = 0; j < n; j++) {
-      double v = field_scale (p, p->field[(size_t) (n - 1 - i) * (size_t) n + (size_t) j]);
-      double t = hi > lo ? (v - lo) / (hi - lo) : 0.0;
       double r, g, b;
-      bp_heatmap_color (CLAMP (t, 0.0, 1.0), &r, &g, &b);
+      color (p, n - 1 - i, j, lo, hi, &r, &g, &b);
       row[j] = (uint32_t) (r * 255.0) << 16 | (uint32_t) (g * 255.0) << 8 | (uint32_t) (b * 255.0);
     }
   }
@@ -134,35 +135,35 @@ field_image (const BpPlane *p, double lo, double hi)
   return s;
 }
 
-/* Class regions as an image: the classes' colours mixed by probability, lightened. */
-static cairo_surface_t *
-class_image (const BpPlane *p)
+/* A field's cell: its value's place between the smallest and the largest, on viridis. */
+static void
+field_color (const BpPlane *p, int i, int j, double lo, double hi, double *r, double *g,
+             double *b)
 {
-  int n = p->field_size, k = p->n_classes;
-  cairo_surface_t *s = cairo_image_surface_create (CAIRO_FORMAT_RGB24, n, n);
-  unsigned char *data = cairo_image_surface_get_data (s);
-  int stride = cairo_image_surface_get_stride (s);
-  for (int i = 0; i < n; i++) {
-    uint32_t *row = (uint32_t *) (data + (size_t) i * (size_t) stride);
-    for (int j = 0; j < n; j++) {
-      const float *q = p->probs + ((size_t) (n - 1 - i) * (size_t) n + (size_t) j) * (size_t) k;
-      double r = 0, g = 0, b = 0;
-      for (int c = 0; c < k; c++) {
-        double cr, cg, cb;
-        bp_plane_class_color (c, &cr, &cg, &cb);
-        r += q[c] * cr;
-        g += q[c] * cg;
-        b += q[c] * cb;
-      }
-      /* halfway to white, so that the points stand out */
-      r = 0.5 + 0.5 * CLAMP (r, 0.0, 1.0);
-      g = 0.5 + 0.5 * CLAMP (g, 0.0, 1.0);
-      b = 0.5 + 0.5 * CLAMP (b, 0.0, 1.0);
-      row[j] = (uint32_t) (r * 255.0) << 16 | (uint32_t) (g * 255.0) << 8 | (uint32_t) (b * 255.0);
-    }
+  double v = field_scale (p, p->field[(size_t) i * (size_t) p->field_size + (size_t) j]);
+  double t = hi > lo ? (v - lo) / (hi - lo) : 0.0;
+  bp_heatmap_color (CLAMP (t, 0.0, 1.0), r, g, b);
+}
+
+/* A class region's cell: the classes' colours mixed by probability, halfway to white so that
+ * the points stand out. */
+static void
+class_color (const BpPlane *p, int i, int j, double lo, double hi, double *r, double *g,
+             double *b)
+{
+  const float *q = p->probs + ((size_t) i * (size_t) p->field_size + (size_t) j) *
+                                (size_t) p->n_classes;
+  double sr = 0, sg = 0, sb = 0;
+  for (int c = 0; c < p->n_classes; c++) {
+    double cr, cg, cb;
+    bp_plane_class_color (c, &cr, &cg, &cb);
+    sr += q[c] * cr;
+    sg += q[c] * cg;
+    sb += q[c] * cb;
   }
-  cairo_surface_mark_dirty (s);
-  return s;
+  *r = 0.5 + 0.5 * CLAMP (sr, 0.0, 1.0);
+  *g = 0.5 + 0.5 * CLAMP (sg, 0.0, 1.0);
+  *b = 0.5 + 0.5 * CLAMP (sb, 0.0, 1.0);
 }
 
 /* Marching squares: the line where value(i, j) == level, over the cells' centres. */
@@ -241,7 +242,7 @@ draw_field (cairo_t *cr, const BpPlane *p, const BpPlaneGeometry *g)
   }
   if (!isfinite (lo))
     return;
-  cairo_surface_t *s = field_image (p, lo, hi);
+  cairo_surface_t *s = cells_image (p, field_color, lo, hi);
   paint_image (cr, s, n, g);
   cairo_surface_destroy (s);
   /* contour lines: every half decade on a log scale, twelve levels otherwise */
@@ -261,7 +262,7 @@ draw_field (cairo_t *cr, const BpPlane *p, const BpPlaneGeometry *g)
 static void
 draw_classes (cairo_t *cr, const BpPlane *p, const BpPlaneGeometry *g)
 {
-  cairo_surface_t *s = class_image (p);
+  cairo_surface_t *s = cells_image (p, class_color, 0.0, 1.0);
   paint_image (cr, s, p->field_size, g);
   cairo_surface_destroy (s);
   if (p->n_classes == 2) {

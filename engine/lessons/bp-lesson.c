@@ -514,6 +514,32 @@ bp_lesson_find_variant (const BpLesson *lesson, const char *id)
   return NULL;
 }
 
+/* The lesson's run `variant` (NULL: the first), or NULL with BP_LESSON_ERROR_NOT_FOUND. */
+static const BpLessonVariant *
+find_run (const BpLesson *lesson, const char *variant, GError **error)
+{
+  const BpLessonVariant *v = bp_lesson_find_variant (lesson, variant);
+  if (!v)
+    g_set_error (error, BP_LESSON_ERROR, BP_LESSON_ERROR_NOT_FOUND,
+                 "lesson %s has no run \"%s\"", lesson->id, variant);
+  return v;
+}
+
+/* Reads config layers (NULL ones skipped) over c, in order. */
+static gboolean
+apply_layers (const char *const *layers, gsize n, BpTrainConfig *c, gboolean *t_max_set,
+              GError **error)
+{
+  for (gsize k = 0; k < n; k++) {
+    g_autoptr (GError) local = NULL;
+    if (!apply_config (layers[k], c, t_max_set, &local)) {
+      g_set_error (error, BP_LESSON_ERROR, BP_LESSON_ERROR_INVALID, "%s", local->message);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
 gboolean
 bp_lesson_make_config (const BpLesson *lesson, const char *variant, gboolean quick,
                        BpTrainConfig *config, GError **error)
@@ -538,12 +564,9 @@ bp_lesson_make_config_with (const BpLesson *lesson, const char *variant, const c
                  lesson->id);
     return FALSE;
   }
-  const BpLessonVariant *v = bp_lesson_find_variant (lesson, variant);
-  if (!v) {
-    g_set_error (error, BP_LESSON_ERROR, BP_LESSON_ERROR_NOT_FOUND,
-                 "lesson %s has no run \"%s\"", lesson->id, variant);
+  const BpLessonVariant *v = find_run (lesson, variant, error);
+  if (!v)
     return FALSE;
-  }
   BpTrainConfig c = bp_train_config_default ();
   c.model = v->model; /* NULL with a spec: the trainer builds model_json */
   c.model_json = v->spec_json;
@@ -551,13 +574,8 @@ bp_lesson_make_config_with (const BpLesson *lesson, const char *variant, const c
   gboolean t_max_set = FALSE;
   const char *layers[] = {lesson->experiment->config_json, v->config_json, extra_json,
                           quick ? lesson->experiment->test_budget_json : NULL};
-  for (gsize k = 0; k < G_N_ELEMENTS (layers); k++) {
-    g_autoptr (GError) local = NULL;
-    if (!apply_config (layers[k], &c, &t_max_set, &local)) {
-      g_set_error (error, BP_LESSON_ERROR, BP_LESSON_ERROR_INVALID, "%s", local->message);
-      return FALSE;
-    }
-  }
+  if (!apply_layers (layers, G_N_ELEMENTS (layers), &c, &t_max_set, error))
+    return FALSE;
   if (c.sched.kind == BP_SCHED_COSINE && !t_max_set)
     c.sched.t_max = MAX (1, c.epochs - c.sched.warmup_epochs);
   g_autoptr (GError) local = NULL;
@@ -581,24 +599,16 @@ bp_lesson_make_descent_config (const BpLesson *lesson, const char *variant,
                  "lesson %s has no function experiment", lesson->id);
     return FALSE;
   }
-  const BpLessonVariant *v = bp_lesson_find_variant (lesson, variant);
-  if (!v) {
-    g_set_error (error, BP_LESSON_ERROR, BP_LESSON_ERROR_NOT_FOUND,
-                 "lesson %s has no run \"%s\"", lesson->id, variant);
+  const BpLessonVariant *v = find_run (lesson, variant, error);
+  if (!v)
     return FALSE;
-  }
   /* the optimizer as a training config reads it: SGD lr 0.01 unless the layers say */
   BpTrainConfig t = bp_train_config_default ();
   t.optim = bp_optim_config_default (BP_OPTIM_SGD);
   gboolean t_max_set = FALSE;
   const char *layers[] = {x->config_json, v->config_json};
-  for (gsize k = 0; k < G_N_ELEMENTS (layers); k++) {
-    g_autoptr (GError) local = NULL;
-    if (!apply_config (layers[k], &t, &t_max_set, &local)) {
-      g_set_error (error, BP_LESSON_ERROR, BP_LESSON_ERROR_INVALID, "%s", local->message);
-      return FALSE;
-    }
-  }
+  if (!apply_layers (layers, G_N_ELEMENTS (layers), &t, &t_max_set, error))
+    return FALSE;
   g_autoptr (GError) local = NULL;
   if (!bp_train_config_check (&t, &local)) {
     g_set_error (error, BP_LESSON_ERROR, BP_LESSON_ERROR_INVALID, "%s%s: %s",
