@@ -1,4 +1,5 @@
-/* bp-backend.c: the registry that maps a device to its backend table. */
+/* bp-backend.c: the registry that maps a device to its backend table, the CPU thread count
+ * and bfloat16 rounding. */
 #include "bp-backend.h"
 
 #include <omp.h>
@@ -19,6 +20,14 @@ void
 bp_backend_register (const BpBackend *backend)
 {
   backends[backend->device] = backend;
+}
+
+void
+bp_bf16_round_n (float *dst, const float *src, int64_t n)
+{
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; i++)
+    dst[i] = bp_bf16_round (src[i]);
 }
 
 const char *

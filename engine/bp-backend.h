@@ -3,6 +3,8 @@
 
 #include "bp-tensor.h"
 
+#include <string.h>
+
 /* Kernel tables of the op families: each is declared in its family's header
  * (bp-ops-eltwise.h, bp-ops-conv.h, bp-ops-norm.h, bp-ops-loss.h, bp-optim.h). */
 typedef struct BpEltwiseKernels BpEltwiseKernels;
@@ -30,6 +32,11 @@ typedef struct BpBackend {
   void (*gemm) (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                 const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                 int64_t ldc);
+  /* The same product with both operands rounded to bfloat16 (bp_bf16_round) and float32
+   * accumulation and output: the matrix products of BP_PRECISION_BF16 (bp-tensor.h). */
+  void (*gemm_bf16) (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                     const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                     float *c, int64_t ldc);
   /* Waits for queued work (no-op on the CPU). */
   BpStatus (*synchronize) (void);
 
@@ -40,7 +47,39 @@ typedef struct BpBackend {
   const BpOptimKernels *optim;
   const BpRnnKernels *rnn;   /* NULL where the backend has none yet */
   const BpAttnKernels *attn; /* NULL where the backend has none yet */
+  /* The families whose work is matrix products, with every product in bfloat16 (operands
+   * rounded as in gemm_bf16, float32 accumulation, float32 tensors); their other entries are
+   * the float32 tables'. NULL where the backend has none: the ops then run in float32. */
+  const BpConvKernels *conv_bf16;
+  const BpRnnKernels *rnn_bf16;
+  const BpAttnKernels *attn_bf16;
 } BpBackend;
+
+/* The bfloat16 bits of x rounded to nearest, ties to even (torch's round_to_nearest_even):
+ * subnormals are kept, values past the largest bfloat16 become infinity, NaN becomes the
+ * quiet NaN 0x7fc0. */
+static inline uint16_t
+bp_bf16_bits (float x)
+{
+  uint32_t u;
+  memcpy (&u, &x, sizeof u);
+  if (x != x)
+    return 0x7fc0;
+  return (uint16_t) ((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* x rounded to bfloat16 and back: torch's x.to (torch.bfloat16).float (). */
+static inline float
+bp_bf16_round (float x)
+{
+  uint32_t u = (uint32_t) bp_bf16_bits (x) << 16;
+  float f;
+  memcpy (&f, &u, sizeof f);
+  return f;
+}
+
+/* dst (n) = bp_bf16_round (src (n)), host memory; dst may be src. */
+void bp_bf16_round_n (float *dst, const float *src, int64_t n);
 
 /* The backend for a device, or NULL when it is not compiled in or not usable. */
 const BpBackend *bp_backend (BpDevice device);

@@ -1,5 +1,6 @@
 /* bp-ops-attn.c: attention front-ends: shape checks, the tape and dispatch to the backend's
- * attention kernels; multi-head attention, Transformer layers and the KV cache composed from
+ * attention kernels (its attn_bf16 table, products with bfloat16 operands, under
+ * BP_PRECISION_BF16); multi-head attention, Transformer layers and the KV cache composed from
  * the ops; sampling from logits. */
 #include "bp-ops-attn.h"
 #include "bp-backend.h"
@@ -23,6 +24,17 @@ bp_attn_kernels (BpDevice device)
   bp_set_error (BP_ERR_UNSUPPORTED, "attention: the %s backend has no attention kernels yet",
                 bp_device_name (device));
   return NULL;
+}
+
+/* The kernels of the attention products at a precision: with bfloat16 the backend's attn_bf16
+ * table where it has one. */
+static const BpAttnKernels *
+attn_kernels_at (BpDevice device, BpPrecision precision)
+{
+  const BpBackend *be = bp_backend (device);
+  if (precision == BP_PRECISION_BF16 && be && be->attn_bf16)
+    return be->attn_bf16;
+  return bp_attn_kernels (device);
 }
 
 /* ---- narrow ---- */
@@ -68,6 +80,7 @@ typedef struct {
 
 typedef struct {
   BpAttnDesc desc;
+  BpPrecision precision; /* the forward's: the backward's products use the same */
   BpTensor *lse, *mask, *padding;
   int64_t q_off, k_off, v_off;
 } AttnCtx;
@@ -87,7 +100,7 @@ attn_backward (BpNode *node)
 {
   AttnCtx *c = node->ctx;
   BpTensor *q = node->in[0], *k = node->in[1], *v = node->in[2], *out = node->out;
-  const BpAttnKernels *kern = bp_attn_kernels (out->device);
+  const BpAttnKernels *kern = attn_kernels_at (out->device, c->precision);
   if (!kern)
     return;
   float *dq = q->requires_grad ? bp_tensor_grad (q) + c->q_off : NULL;
@@ -138,7 +151,8 @@ attention_views (View q, View k, View v, int64_t e, int num_heads, int64_t tk,
                   bp_shape_str (pad, sq, sizeof sq), (long long) b, (long long) tk);
     return NULL;
   }
-  const BpAttnKernels *kern = bp_attn_kernels (qt->device);
+  BpPrecision precision = bp_get_precision ();
+  const BpAttnKernels *kern = attn_kernels_at (qt->device, precision);
   if (!kern)
     return NULL;
   int64_t dh = e / num_heads;
@@ -190,6 +204,7 @@ attention_views (View q, View k, View v, int64_t e, int num_heads, int64_t tk,
       return NULL;
     }
     c->desc = d;
+    c->precision = precision;
     c->lse = lse;
     c->mask = bp_tensor_ref ((BpTensor *) mask);
     c->padding = bp_tensor_ref ((BpTensor *) pad);

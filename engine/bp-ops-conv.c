@@ -1,5 +1,6 @@
 /* bp-ops-conv.c: conv2d, max / average / adaptive pooling: shape checks, the tape and the
- * backward functions; the numeric work is the backend's conv kernels. */
+ * backward functions; the numeric work is the backend's conv kernels (conv2d's products with
+ * bfloat16 operands under BP_PRECISION_BF16: the backend's conv_bf16 table). */
 #include "bp-ops-conv.h"
 #include "bp-backend.h"
 
@@ -15,7 +16,16 @@ bp_conv2d_params_default (void)
 
 typedef struct {
   BpConv2dShape s;
+  BpPrecision precision; /* the forward's: the backward's products use the same */
 } ConvCtx;
+
+/* The kernels of conv2d's products at a precision (the pooling entries are the same). */
+static const BpConvKernels *
+conv_kernels (BpDevice device, BpPrecision precision)
+{
+  const BpBackend *be = bp_backend (device);
+  return precision == BP_PRECISION_BF16 && be->conv_bf16 ? be->conv_bf16 : be->conv;
+}
 
 static void
 conv2d_backward (BpNode *node)
@@ -23,8 +33,9 @@ conv2d_backward (BpNode *node)
   /* out (N,Cout,Ho,Wo) = conv (x (N,Cin,H,W), w (Cout,Cin/g,Kh,Kw)) + b (Cout) */
   BpTensor *x = node->in[0], *w = node->in[1], *b = node->n_in > 2 ? node->in[2] : NULL;
   BpTensor *out = node->out;
-  const BpConvKernels *k = bp_backend (out->device)->conv;
-  const BpConv2dShape *s = &((ConvCtx *) node->ctx)->s;
+  const ConvCtx *ctx = node->ctx;
+  const BpConvKernels *k = conv_kernels (out->device, ctx->precision);
+  const BpConv2dShape *s = &ctx->s;
   float *dx = x->requires_grad ? bp_tensor_grad (x) : NULL;
   float *dw = w->requires_grad ? bp_tensor_grad (w) : NULL;
   if (dx || dw)
@@ -105,7 +116,8 @@ bp_conv2d (BpTensor *x, BpTensor *weight, BpTensor *bias, const BpConv2dParams *
   BpTensor *out = bp_tensor_new_on (x->device, 4, (int64_t[]){s.n, cout, s.h_out, s.w_out});
   if (!out)
     return NULL;
-  const BpConvKernels *k = bp_backend (x->device)->conv;
+  BpPrecision precision = bp_get_precision ();
+  const BpConvKernels *k = conv_kernels (x->device, precision);
   if (out->numel > 0 &&
       k->conv2d_forward (out->data, x->data, weight->data, bias ? bias->data : NULL, &s) != BP_OK) {
     bp_tensor_unref (out);
@@ -121,6 +133,7 @@ bp_conv2d (BpTensor *x, BpTensor *weight, BpTensor *bias, const BpConv2dParams *
       return NULL;
     }
     ctx->s = s;
+    ctx->precision = precision;
     BpNode *node = bp_tape_record ("conv2d", conv2d_backward, out, n_in, in);
     node->ctx = ctx;
     node->ctx_free = free;

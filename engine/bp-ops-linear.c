@@ -1,20 +1,35 @@
-/* bp-ops-linear.c: matmul and linear forward/backward through the backend's GEMM. */
+/* bp-ops-linear.c: matmul and linear forward/backward through the backend's GEMM (float32, or
+ * bfloat16 operands with float32 accumulation under BP_PRECISION_BF16). */
 #include "bp-ops-linear.h"
 #include "bp-backend.h"
 
 #include <string.h>
+
+typedef void (*GemmFn) (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                        const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                        float *c, int64_t ldc);
+
+/* The GEMM of the products at a precision: the backend's float32 one or its bfloat16 one. */
+static GemmFn
+product_gemm (const BpBackend *be, BpPrecision precision)
+{
+  return precision == BP_PRECISION_BF16 && be->gemm_bf16 ? be->gemm_bf16 : be->gemm;
+}
+
+/* node->i[0] keeps the precision of the forward: its backward's products use the same. */
+#define NODE_PRECISION(node) ((BpPrecision) (node)->i[0])
 
 static void
 matmul_backward (BpNode *node)
 {
   /* out (M,N) = a (M,K) @ b (K,N): da = dout @ b^T, db = a^T @ dout */
   BpTensor *a = node->in[0], *b = node->in[1], *out = node->out;
-  const BpBackend *be = bp_backend (out->device);
+  GemmFn gemm = product_gemm (bp_backend (out->device), NODE_PRECISION (node));
   int64_t m = a->shape[0], k = a->shape[1], n = b->shape[1];
   if (a->requires_grad)
-    be->gemm (false, true, m, k, n, 1.0f, out->grad, n, b->data, n, 1.0f, bp_tensor_grad (a), k);
+    gemm (false, true, m, k, n, 1.0f, out->grad, n, b->data, n, 1.0f, bp_tensor_grad (a), k);
   if (b->requires_grad)
-    be->gemm (true, false, k, n, m, 1.0f, a->data, k, out->grad, n, 1.0f, bp_tensor_grad (b), n);
+    gemm (true, false, k, n, m, 1.0f, a->data, k, out->grad, n, 1.0f, bp_tensor_grad (b), n);
 }
 
 BpTensor *
@@ -30,11 +45,12 @@ bp_matmul (BpTensor *a, BpTensor *b)
   BpTensor *out = bp_tensor_new_on (a->device, 2, (int64_t[]){m, n});
   if (!out)
     return NULL;
-  bp_backend (a->device)->gemm (false, false, m, n, k, 1.0f, a->data, k, b->data, n, 0.0f,
-                                out->data, n);
+  BpPrecision precision = bp_get_precision ();
+  GemmFn gemm = product_gemm (bp_backend (a->device), precision);
+  gemm (false, false, m, n, k, 1.0f, a->data, k, b->data, n, 0.0f, out->data, n);
   BpTensor *in[] = {a, b};
   if (bp_needs_grad (2, in))
-    bp_tape_record ("matmul", matmul_backward, out, 2, in);
+    bp_tape_record ("matmul", matmul_backward, out, 2, in)->i[0] = precision;
   return out;
 }
 
@@ -45,13 +61,15 @@ linear_backward (BpNode *node)
   BpTensor *x = node->in[0], *w = node->in[1], *b = node->n_in > 2 ? node->in[2] : NULL;
   BpTensor *out = node->out;
   const BpBackend *be = bp_backend (out->device);
+  GemmFn gemm = product_gemm (be, NODE_PRECISION (node));
   int64_t o = w->shape[0], i = w->shape[1], rows = x->numel / i;
   if (x->requires_grad)
-    be->gemm (false, false, rows, i, o, 1.0f, out->grad, o, w->data, i, 1.0f, bp_tensor_grad (x), i);
+    gemm (false, false, rows, i, o, 1.0f, out->grad, o, w->data, i, 1.0f, bp_tensor_grad (x), i);
   if (w->requires_grad)
-    be->gemm (true, false, o, i, rows, 1.0f, out->grad, o, x->data, i, 1.0f, bp_tensor_grad (w), i);
+    gemm (true, false, o, i, rows, 1.0f, out->grad, o, x->data, i, 1.0f, bp_tensor_grad (w), i);
   if (b && b->requires_grad) {
-    /* column sums as a GEMV with a ones vector: db (1,O) += ones (1,R) @ dout (R,O) */
+    /* column sums as a GEMV with a ones vector: db (1,O) += ones (1,R) @ dout (R,O); a sum,
+     * not a product of operands, so float32 at every precision */
     BpTensor *ones = bp_tensor_new_on (out->device, 1, (int64_t[]){rows});
     if (!ones)
       return;
@@ -80,17 +98,20 @@ bp_linear (BpTensor *x, BpTensor *weight, BpTensor *bias)
   if (!out)
     return NULL;
   const BpBackend *be = bp_backend (x->device);
+  BpPrecision precision = bp_get_precision ();
   float beta = 0.0f;
   if (bias) {
-    /* broadcast the bias into every row, then accumulate the product onto it */
+    /* broadcast the bias into every row, then accumulate the product onto it (the bias is
+     * not an operand of the product: float32 at every precision) */
     for (int64_t r = 0; r < rows; r++)
       be->copy (out->data + r * o, bias->data, (size_t) o * sizeof (float));
     beta = 1.0f;
   }
-  be->gemm (false, true, rows, o, i, 1.0f, x->data, i, weight->data, i, beta, out->data, o);
+  product_gemm (be, precision) (false, true, rows, o, i, 1.0f, x->data, i, weight->data, i, beta,
+                                out->data, o);
   BpTensor *in[] = {x, weight, bias};
   int n_in = bias ? 3 : 2;
   if (bp_needs_grad (n_in, in))
-    bp_tape_record ("linear", linear_backward, out, n_in, in);
+    bp_tape_record ("linear", linear_backward, out, n_in, in)->i[0] = precision;
   return out;
 }

@@ -1,5 +1,6 @@
 /* bp-ops-rnn.c: the recurrent layers' front-end: shape checks, the tape (one node for the whole
- * stack of layers, final states tied to it) and dispatch to the backend's rnn kernels. */
+ * stack of layers, final states tied to it) and dispatch to the backend's rnn kernels (its
+ * rnn_bf16 table under BP_PRECISION_BF16). */
 #include "bp-ops-rnn.h"
 #include "bp-backend.h"
 #include "bp-ops-eltwise.h"
@@ -28,6 +29,17 @@ bp_rnn_kernels (BpDevice device)
   return NULL;
 }
 
+/* The kernels at a precision: with bfloat16 the backend's rnn_bf16 table where it has one (the
+ * CPU's when the backend has no rnn table at all). */
+static const BpRnnKernels *
+rnn_kernels_at (BpDevice device, BpPrecision precision)
+{
+  const BpBackend *be = bp_backend (device);
+  if (precision == BP_PRECISION_BF16 && be && be->rnn_bf16)
+    return be->rnn_bf16;
+  return bp_rnn_kernels (device);
+}
+
 int
 bp_rnn_n_weights (const BpRnnParams *p)
 {
@@ -52,6 +64,7 @@ bp_rnn_weight_info (const BpRnnParams *p, int k, char *name, size_t len, int64_t
  * weight (more than a node holds), the final states and the lengths. */
 typedef struct {
   BpRnnDesc desc;
+  BpPrecision precision; /* the forward's: the backward's products use the same */
   int n_w;
   BpTensor **w;
   BpTensor *reserve, *lengths, *h_n, *c_n;
@@ -77,7 +90,7 @@ rnn_backward (BpNode *node)
   /* out, h_n, c_n = rnn (x, h0, c0, w): every gradient from the kernel in one pass */
   RnnCtx *c = node->ctx;
   BpTensor *x = node->in[0], *h0 = node->in[1], *c0 = node->in[2], *out = node->out;
-  const BpRnnKernels *k = bp_rnn_kernels (out->device);
+  const BpRnnKernels *k = rnn_kernels_at (out->device, c->precision);
   const float **w = malloc (sizeof (float *) * (size_t) c->n_w);
   float **dw = malloc (sizeof (float *) * (size_t) c->n_w);
   if (!k || !w || !dw) {
@@ -189,7 +202,8 @@ bp_rnn (const BpRnnParams *p, BpTensor *x, BpTensor *const *weights, BpTensor *h
         return NULL;
       }
   }
-  const BpRnnKernels *kern = bp_rnn_kernels (x->device);
+  BpPrecision precision = bp_get_precision ();
+  const BpRnnKernels *kern = rnn_kernels_at (x->device, precision);
   if (!kern)
     return NULL;
 
@@ -268,6 +282,7 @@ bp_rnn (const BpRnnParams *p, BpTensor *x, BpTensor *const *weights, BpTensor *h
   }
   if (record) {
     c->desc = d;
+    c->precision = precision;
     c->n_w = n_w;
     c->w = wrefs;
     for (int k = 0; k < n_w; k++)

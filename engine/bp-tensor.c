@@ -343,6 +343,44 @@ bp_set_grad_enabled (bool enabled)
   return was;
 }
 
+static _Thread_local BpPrecision precision_mode;
+
+BpPrecision
+bp_get_precision (void)
+{
+  return precision_mode;
+}
+
+BpPrecision
+bp_set_precision (BpPrecision precision)
+{
+  BpPrecision was = precision_mode;
+  precision_mode = precision == BP_PRECISION_BF16 ? BP_PRECISION_BF16 : BP_PRECISION_FP32;
+  return was;
+}
+
+const char *
+bp_precision_name (BpPrecision precision)
+{
+  return precision == BP_PRECISION_BF16 ? "bfloat16" : "float32";
+}
+
+bool
+bp_precision_parse (const char *name, BpPrecision *precision)
+{
+  if (!name)
+    return false;
+  if (strcmp (name, "float32") == 0 || strcmp (name, "fp32") == 0) {
+    *precision = BP_PRECISION_FP32;
+    return true;
+  }
+  if (strcmp (name, "bfloat16") == 0 || strcmp (name, "bf16") == 0) {
+    *precision = BP_PRECISION_BF16;
+    return true;
+  }
+  return false;
+}
+
 bool
 bp_needs_grad (int n, BpTensor *const *inputs)
 {

@@ -99,6 +99,27 @@ struct BpNode {
 bool bp_grad_enabled (void);
 /* Returns the previous state. */
 bool bp_set_grad_enabled (bool enabled);
+
+/* ---- precision of the matrix products ----
+ * With BP_PRECISION_BF16 the ops whose work is a matrix product (linear, matmul, conv2d, the
+ * RNN layers, attention) round both operands of every product to bfloat16 (round to nearest
+ * even) and accumulate in float32, forward and backward; everything else (elementwise,
+ * norms, softmax, losses, optimizers) stays float32, and every tensor stays float32 (the
+ * parameters are the float32 master weights). Like torch.autocast (dtype=torch.bfloat16), but
+ * the products' outputs are not rounded. A setting of the calling thread, like the grad mode;
+ * an op's backward uses the precision its forward ran with. */
+typedef enum {
+  BP_PRECISION_FP32 = 0,
+  BP_PRECISION_BF16,
+} BpPrecision;
+
+BpPrecision bp_get_precision (void);
+/* Returns the previous setting. */
+BpPrecision bp_set_precision (BpPrecision precision);
+/* "float32" or "bfloat16". */
+const char *bp_precision_name (BpPrecision precision);
+/* "float32" / "fp32" and "bfloat16" / "bf16"; false for anything else. */
+bool bp_precision_parse (const char *name, BpPrecision *precision);
 /* Whether an op with these inputs should be recorded. */
 bool bp_needs_grad (int n, BpTensor *const *inputs);
 /* Records a node producing `out` from the inputs; takes references. Returns the node so the

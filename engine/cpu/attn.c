@@ -1,7 +1,7 @@
 /* cpu/attn.c: CPU kernels of the attention family: scaled dot-product attention (forward and
  * a backward that recomputes the weights from the saved log-sum-exp), rotary and additive
  * position encodings and KV-cache writes. One (batch, head) pair per thread; the products are
- * OpenBLAS GEMMs on strided views. */
+ * OpenBLAS GEMMs on strided views (float32, or bfloat16 operands in the second table). */
 #include "cpu-kernels.h"
 #include "../bp-ops-attn.h"
 #include "../bp-rng.h"
@@ -12,11 +12,11 @@
 
 /* Scores S (Tq,Tk) of one (batch, head): scale q k^T plus the masks; -inf where not allowed. */
 static void
-scores (float *s, const float *q, const float *k, const float *mask, const float *pad,
-        const BpAttnDesc *d)
+scores (BpCpuGemm gemm, float *s, const float *q, const float *k, const float *mask,
+        const float *pad, const BpAttnDesc *d)
 {
   int64_t tq = d->tq, tk = d->tk;
-  bp_cpu_gemm (false, true, tq, tk, d->head_dim, d->scale, q, d->q_ld, k, d->k_ld, 0.0f, s, tk);
+  gemm (false, true, tq, tk, d->head_dim, d->scale, q, d->q_ld, k, d->k_ld, 0.0f, s, tk);
   for (int64_t i = 0; i < tq; i++) {
     float *row = s + i * tk;
     if (mask)
@@ -42,9 +42,9 @@ keep_scale (const BpAttnDesc *d, int64_t bh, int64_t i, int64_t j)
 }
 
 static void
-cpu_attn_forward (float *out, float *lse, float *weights, const float *q, const float *k,
-                  const float *v, const float *mask, const float *key_padding,
-                  const BpAttnDesc *d)
+attn_forward (BpCpuGemm gemm, float *out, float *lse, float *weights, const float *q,
+              const float *k, const float *v, const float *mask, const float *key_padding,
+              const BpAttnDesc *d)
 {
   int64_t nb = d->batch, nh = d->heads, tq = d->tq, tk = d->tk, dh = d->head_dim;
   float *per_head = weights;
@@ -59,7 +59,7 @@ cpu_attn_forward (float *out, float *lse, float *weights, const float *q, const 
     float *s = malloc (sizeof (float) * (size_t) (tq * tk > 0 ? tq * tk : 1));
     if (!s)
       continue;
-    scores (s, qb, kb, mask, key_padding ? key_padding + b * tk : NULL, d);
+    scores (gemm, s, qb, kb, mask, key_padding ? key_padding + b * tk : NULL, d);
     for (int64_t i = 0; i < tq; i++) {
       float *row = s + i * tk;
       float mx = -INFINITY;
@@ -87,7 +87,7 @@ cpu_attn_forward (float *out, float *lse, float *weights, const float *q, const 
       for (int64_t i = 0; i < tq; i++)
         for (int64_t j = 0; j < tk; j++)
           s[i * tk + j] *= keep_scale (d, bh, i, j);
-    bp_cpu_gemm (false, false, tq, dh, tk, 1.0f, s, tk, vb, d->v_ld, 0.0f, ob, d->o_ld);
+    gemm (false, false, tq, dh, tk, 1.0f, s, tk, vb, d->v_ld, 0.0f, ob, d->o_ld);
     free (s);
   }
   if (weights && d->weights_mode == 2) {
@@ -106,9 +106,9 @@ cpu_attn_forward (float *out, float *lse, float *weights, const float *q, const 
 }
 
 static void
-cpu_attn_backward (float *dq, float *dk, float *dv, const float *dout, const float *q,
-                   const float *k, const float *v, const float *mask, const float *key_padding,
-                   const float *lse, const BpAttnDesc *d)
+attn_backward (BpCpuGemm gemm, float *dq, float *dk, float *dv, const float *dout,
+               const float *q, const float *k, const float *v, const float *mask,
+               const float *key_padding, const float *lse, const BpAttnDesc *d)
 {
   int64_t nb = d->batch, nh = d->heads, tq = d->tq, tk = d->tk, dh = d->head_dim;
 #pragma omp parallel for schedule(static) if (nb * nh > 1)
@@ -122,14 +122,14 @@ cpu_attn_backward (float *dq, float *dk, float *dv, const float *dout, const flo
       continue;
     float *dp = p + n;
     /* P from the saved log-sum-exp */
-    scores (p, qb, kb, mask, key_padding ? key_padding + b * tk : NULL, d);
+    scores (gemm, p, qb, kb, mask, key_padding ? key_padding + b * tk : NULL, d);
     for (int64_t i = 0; i < tq; i++) {
       float l = lse[bh * tq + i];
       for (int64_t j = 0; j < tk; j++)
         p[i * tk + j] = l == -INFINITY ? 0.0f : expf (p[i * tk + j] - l);
     }
     /* dP = dout v^T, through the dropout */
-    bp_cpu_gemm (false, true, tq, tk, dh, 1.0f, gb, d->o_ld, vb, d->v_ld, 0.0f, dp, tk);
+    gemm (false, true, tq, tk, dh, 1.0f, gb, d->o_ld, vb, d->v_ld, 0.0f, dp, tk);
     if (d->dropout > 0.0f) {
       for (int64_t i = 0; i < tq; i++)
         for (int64_t j = 0; j < tk; j++)
@@ -143,13 +143,13 @@ cpu_attn_backward (float *dq, float *dk, float *dv, const float *dout, const flo
           for (int64_t i = 0; i < tq; i++)
             for (int64_t j = 0; j < tk; j++)
               pd[i * tk + j] = p[i * tk + j] * keep_scale (d, bh, i, j);
-          bp_cpu_gemm (true, false, tk, dh, tq, 1.0f, pd, tk, gb, d->o_ld, 1.0f,
-                       dv + b * d->v_bs + h * dh, d->v_ld);
+          gemm (true, false, tk, dh, tq, 1.0f, pd, tk, gb, d->o_ld, 1.0f,
+                dv + b * d->v_bs + h * dh, d->v_ld);
           free (pd);
         }
       } else {
-        bp_cpu_gemm (true, false, tk, dh, tq, 1.0f, p, tk, gb, d->o_ld, 1.0f,
-                     dv + b * d->v_bs + h * dh, d->v_ld);
+        gemm (true, false, tk, dh, tq, 1.0f, p, tk, gb, d->o_ld, 1.0f,
+              dv + b * d->v_bs + h * dh, d->v_ld);
       }
     }
     /* dS = P (dP - rowsum (P dP)), into dp */
@@ -162,13 +162,47 @@ cpu_attn_backward (float *dq, float *dk, float *dv, const float *dout, const flo
         dr[j] = pr[j] * (dr[j] - (float) dot);
     }
     if (dq)
-      bp_cpu_gemm (false, false, tq, dh, tk, d->scale, dp, tk, kb, d->k_ld, 1.0f,
-                   dq + b * d->q_bs + h * dh, d->q_ld);
+      gemm (false, false, tq, dh, tk, d->scale, dp, tk, kb, d->k_ld, 1.0f,
+            dq + b * d->q_bs + h * dh, d->q_ld);
     if (dk)
-      bp_cpu_gemm (true, false, tk, dh, tq, d->scale, dp, tk, qb, d->q_ld, 1.0f,
-                   dk + b * d->k_bs + h * dh, d->k_ld);
+      gemm (true, false, tk, dh, tq, d->scale, dp, tk, qb, d->q_ld, 1.0f,
+            dk + b * d->k_bs + h * dh, d->k_ld);
     free (p);
   }
+}
+
+static void
+cpu_attn_forward (float *out, float *lse, float *weights, const float *q, const float *k,
+                  const float *v, const float *mask, const float *key_padding,
+                  const BpAttnDesc *d)
+{
+  attn_forward (bp_cpu_gemm, out, lse, weights, q, k, v, mask, key_padding, d);
+}
+
+static void
+cpu_attn_backward (float *dq, float *dk, float *dv, const float *dout, const float *q,
+                   const float *k, const float *v, const float *mask, const float *key_padding,
+                   const float *lse, const BpAttnDesc *d)
+{
+  attn_backward (bp_cpu_gemm, dq, dk, dv, dout, q, k, v, mask, key_padding, lse, d);
+}
+
+/* The products (scores, P v and the four of the backward) with bfloat16 operands; the
+ * softmax and its sums stay float32. */
+static void
+cpu_attn_forward_bf16 (float *out, float *lse, float *weights, const float *q, const float *k,
+                       const float *v, const float *mask, const float *key_padding,
+                       const BpAttnDesc *d)
+{
+  attn_forward (bp_cpu_gemm_bf16, out, lse, weights, q, k, v, mask, key_padding, d);
+}
+
+static void
+cpu_attn_backward_bf16 (float *dq, float *dk, float *dv, const float *dout, const float *q,
+                        const float *k, const float *v, const float *mask,
+                        const float *key_padding, const float *lse, const BpAttnDesc *d)
+{
+  attn_backward (bp_cpu_gemm_bf16, dq, dk, dv, dout, q, k, v, mask, key_padding, lse, d);
 }
 
 static void
@@ -258,6 +292,16 @@ cpu_cache_write (float *cache, const float *src, int64_t batch, int64_t t, int64
 const BpAttnKernels bp_cpu_attn_kernels = {
   .forward = cpu_attn_forward,
   .backward = cpu_attn_backward,
+  .rope = cpu_rope,
+  .add_position = cpu_add_position,
+  .add_position_backward = cpu_add_position_backward,
+  .sinusoid = cpu_sinusoid,
+  .cache_write = cpu_cache_write,
+};
+
+const BpAttnKernels bp_cpu_attn_bf16_kernels = {
+  .forward = cpu_attn_forward_bf16,
+  .backward = cpu_attn_backward_bf16,
   .rope = cpu_rope,
   .add_position = cpu_add_position,
   .add_position_backward = cpu_add_position_backward,

@@ -4,7 +4,7 @@
  * for the rest (and every weight gradient but the direct path's), over fixed chunks of images
  * spread over OpenMP threads; then the pooling loops. Results do not depend on the thread
  * count: the chunking depends only on the shapes, and sums over images are reduced in a fixed
- * order. */
+ * order. The bfloat16 table rounds the operands into copies and takes the same paths. */
 #include "cpu-kernels.h"
 
 #include <cblas.h>
@@ -1606,6 +1606,63 @@ adaptive_avg_pool2d_backward (float *dx, const float *dout, const BpPool2dShape 
     }
   }
 }
+
+/* ---- conv2d with bfloat16 operands ----
+ * The operands rounded to bfloat16 into scratch copies, then the float32 paths above: the
+ * products of two bfloat16 values are exact in float32, so this is a bfloat16-input,
+ * float32-accumulate convolution (up to the order of the sums, and Winograd's own rounding). */
+
+static BpStatus
+conv2d_forward_bf16 (float *out, const float *x, const float *w, const float *bias,
+                     const BpConv2dShape *s)
+{
+  int64_t nx = s->n * s->c_in * s->h * s->w, nw = s->c_out * (s->c_in / s->groups) * s->kh * s->kw;
+  Scratch sc;
+  if (!scratch_alloc (&sc, nx + nw))
+    return BP_ERR_NOMEM;
+  float *xr = sc.base, *wr = sc.base + nx;
+  bp_bf16_round_n (xr, x, nx);
+  bp_bf16_round_n (wr, w, nw);
+  BpStatus status = conv2d_forward (out, xr, wr, bias, s);
+  scratch_free (&sc);
+  return status;
+}
+
+static BpStatus
+conv2d_backward_bf16 (float *dx, float *dw, const float *dout, const float *x, const float *w,
+                      const BpConv2dShape *s)
+{
+  /* dx from dout and w, dw from dout and x: round only what is needed */
+  int64_t nx = dw ? s->n * s->c_in * s->h * s->w : 0;
+  int64_t nw = dx ? s->c_out * (s->c_in / s->groups) * s->kh * s->kw : 0;
+  int64_t ng = s->n * s->c_out * s->h_out * s->w_out;
+  if (!dx && !dw)
+    return BP_OK;
+  Scratch sc;
+  if (!scratch_alloc (&sc, ng + nx + nw))
+    return BP_ERR_NOMEM;
+  float *gr = sc.base, *xr = gr + ng, *wr = xr + nx;
+  bp_bf16_round_n (gr, dout, ng);
+  if (dw)
+    bp_bf16_round_n (xr, x, nx);
+  if (dx)
+    bp_bf16_round_n (wr, w, nw);
+  BpStatus status = conv2d_backward (dx, dw, gr, dw ? xr : x, dx ? wr : w, s);
+  scratch_free (&sc);
+  return status;
+}
+
+const BpConvKernels bp_cpu_conv_bf16_kernels = {
+  .conv2d_forward = conv2d_forward_bf16,
+  .conv2d_backward = conv2d_backward_bf16,
+  .conv2d_backward_bias = conv2d_backward_bias,
+  .max_pool2d_forward = max_pool2d_forward,
+  .max_pool2d_backward = max_pool2d_backward,
+  .avg_pool2d_forward = avg_pool2d_forward,
+  .avg_pool2d_backward = avg_pool2d_backward,
+  .adaptive_avg_pool2d_forward = adaptive_avg_pool2d_forward,
+  .adaptive_avg_pool2d_backward = adaptive_avg_pool2d_backward,
+};
 
 const BpConvKernels bp_cpu_conv_kernels = {
   .conv2d_forward = conv2d_forward,

@@ -1,4 +1,5 @@
-/* cpu-backend.c: the CPU backend table: a caching allocator, OpenBLAS GEMM, threaded fills. */
+/* cpu-backend.c: the CPU backend table: a caching allocator, OpenBLAS GEMM (float32, and
+ * bfloat16 operands emulated by rounding them first), threaded fills. */
 #include "cpu-kernels.h"
 
 #include <cblas.h>
@@ -113,6 +114,44 @@ bp_cpu_gemm (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float 
                a, (blasint) lda, b, (blasint) ldb, beta, c, (blasint) ldc);
 }
 
+/* Copies the stored matrix (rows, cols) with leading dimension ld into dst (rows, cols),
+ * rounded to bfloat16. */
+static void
+pack_bf16 (float *dst, const float *src, int64_t rows, int64_t cols, int64_t ld)
+{
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t j = 0; j < cols; j++)
+      dst[r * cols + j] = bp_bf16_round (src[r * ld + j]);
+}
+
+void
+bp_cpu_gemm_bf16 (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                  const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                  int64_t ldc)
+{
+  /* the operands rounded into scratch, then OpenBLAS: a product of two bfloat16 values is
+   * exact in float32, so this is a bfloat16-input, float32-accumulate GEMM (up to the order
+   * of the sums) */
+  if (m == 0 || n == 0)
+    return;
+  int64_t ra = trans_a ? k : m, ca = trans_a ? m : k;
+  int64_t rb = trans_b ? n : k, cb = trans_b ? k : n;
+  size_t na = (size_t) (ra * ca), nb = (size_t) (rb * cb);
+  float *scratch = malloc (sizeof (float) * (na + nb > 0 ? na + nb : 1));
+  if (!scratch) {
+    /* no memory for the rounded copies: the float32 product, rather than none */
+    bp_cpu_gemm (trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  float *pa = scratch, *pb = scratch + na;
+  pack_bf16 (pa, a, ra, ca, lda);
+  pack_bf16 (pb, b, rb, cb, ldb);
+  bp_cpu_gemm (trans_a, trans_b, m, n, k, alpha, pa, ca > 0 ? ca : 1, pb, cb > 0 ? cb : 1, beta,
+               c, ldc);
+  free (scratch);
+}
+
 static BpStatus
 cpu_synchronize (void)
 {
@@ -130,6 +169,7 @@ const BpBackend bp_cpu_backend = {
   .fill = cpu_fill,
   .axpy = cpu_axpy,
   .gemm = bp_cpu_gemm,
+  .gemm_bf16 = bp_cpu_gemm_bf16,
   .synchronize = cpu_synchronize,
   .eltwise = &bp_cpu_eltwise_kernels,
   .conv = &bp_cpu_conv_kernels,
@@ -138,4 +178,7 @@ const BpBackend bp_cpu_backend = {
   .optim = &bp_cpu_optim_kernels,
   .rnn = &bp_cpu_rnn_kernels,
   .attn = &bp_cpu_attn_kernels,
+  .conv_bf16 = &bp_cpu_conv_bf16_kernels,
+  .rnn_bf16 = &bp_cpu_rnn_bf16_kernels,
+  .attn_bf16 = &bp_cpu_attn_bf16_kernels,
 };

@@ -2,7 +2,8 @@
  * bidirectional, with inter-layer dropout and variable lengths, forward and backward. The input
  * projections of all time steps are one GEMM per layer and direction; each step is a GEMM for
  * the recurrent projection and one pass of pointwise gate math, the time loops of the
- * directions and of blocks of batch rows running on separate threads. */
+ * directions and of blocks of batch rows running on separate threads. A second table runs
+ * every product with bfloat16 operands. */
 #include "cpu-kernels.h"
 #include "../bp-ops-rnn.h"
 #include "../bp-rng.h"
@@ -89,6 +90,7 @@ typedef struct {
   const BpRnnDesc *d;
   const BpRnnLayout *s;
   const float *lengths;
+  BpCpuGemm gemm; /* float32 or bfloat16 operands */
 } StepCtx;
 
 /* Forward time loop of one direction on batch rows [b0, b1): gates (T,B,GH) hold the input
@@ -112,7 +114,7 @@ forward_rows (const StepCtx *sc, int64_t dir, int64_t b0, int64_t b1, float *gat
   for (int64_t step = 0; step < T; step++) {
     int64_t t = dir == 0 ? step : T - 1 - step;
     /* hh (nb, GH) = h_prev @ w_hh^T */
-    bp_cpu_gemm (false, true, nb, GH, H, 1.0f, h_prev, ld_prev, w_hh, H, 0.0f, hh, GH);
+    sc->gemm (false, true, nb, GH, H, 1.0f, h_prev, ld_prev, w_hh, H, 0.0f, hh, GH);
     float *gt = gates + (t * B + b0) * GH, *ht = hs + (t * B + b0) * H, *ct = cs + (t * B + b0) * H;
     for (int64_t bi = 0; bi < nb; bi++) {
       bool active = t < seq_len_of (sc->lengths, b0 + bi, T);
@@ -162,15 +164,15 @@ forward_rows (const StepCtx *sc, int64_t dir, int64_t b0, int64_t b1, float *gat
 }
 
 static BpStatus
-cpu_rnn_forward (float *out, float *h_n, float *c_n, float *reserve, const float *x,
-                 const float *h0, const float *c0, const float *const *w, const float *lengths,
-                 const BpRnnDesc *d)
+rnn_forward (BpCpuGemm gemm, float *out, float *h_n, float *c_n, float *reserve, const float *x,
+             const float *h0, const float *c0, const float *const *w, const float *lengths,
+             const BpRnnDesc *d)
 {
   BpRnnLayout s = bp_rnn_layout (d);
   int64_t T = s.t, B = s.b, H = s.h, G = s.g, D = s.d, GH = G * H, DH = D * H;
   int P = d->bias ? 4 : 2;
   BpRnnMode mode = d->mode;
-  StepCtx sc = {d, &s, lengths};
+  StepCtx sc = {d, &s, lengths, gemm};
   int64_t nblk = row_blocks (B, D);
 
   if (d->batch_first)
@@ -194,8 +196,8 @@ cpu_rnn_forward (float *out, float *h_n, float *c_n, float *reserve, const float
           for (int64_t j = 0; j < GH; j++)
             gates[r * GH + j] = b_ih[j] + (mode == BP_RNN_GRU && j >= 2 * H ? 0.0f : b_hh[j]);
       }
-      bp_cpu_gemm (false, true, T * B, GH, in_size, 1.0f, in, in_size, w[k * P], in_size,
-                   d->bias ? 1.0f : 0.0f, gates, GH);
+      gemm (false, true, T * B, GH, in_size, 1.0f, in, in_size, w[k * P], in_size,
+            d->bias ? 1.0f : 0.0f, gates, GH);
     }
     int failed = 0;
 #pragma omp parallel for schedule(static) if (D * nblk > 1) reduction(| : failed)
@@ -310,7 +312,7 @@ backward_rows (const StepCtx *sc, int64_t dir, int64_t b0, int64_t b1, const Dir
       }
     }
     /* dnew (nb,H) = dg_hh (nb,GH) @ w_hh (GH,H) */
-    bp_cpu_gemm (false, false, nb, H, GH, 1.0f, gh, GH, w_hh, H, 0.0f, dnew, H);
+    sc->gemm (false, false, nb, H, GH, 1.0f, gh, GH, w_hh, H, 0.0f, dnew, H);
     for (int64_t bi = 0; bi < nb; bi++) {
       if (t >= seq_len_of (sc->lengths, b0 + bi, T))
         continue; /* the carries pass an inactive step unchanged */
@@ -321,17 +323,17 @@ backward_rows (const StepCtx *sc, int64_t dir, int64_t b0, int64_t b1, const Dir
 }
 
 static BpStatus
-cpu_rnn_backward (float *dx, float *dh0, float *dc0, float *const *dw, const float *dout,
-                  const float *dh_n, const float *dc_n, const float *reserve_c, const float *x,
-                  const float *h0, const float *c0, const float *const *w, const float *lengths,
-                  const BpRnnDesc *d)
+rnn_backward (BpCpuGemm gemm, float *dx, float *dh0, float *dc0, float *const *dw,
+              const float *dout, const float *dh_n, const float *dc_n, const float *reserve_c,
+              const float *x, const float *h0, const float *c0, const float *const *w,
+              const float *lengths, const BpRnnDesc *d)
 {
   float *reserve = (float *) reserve_c; /* read only: res_* helpers take it unqualified */
   BpRnnLayout s = bp_rnn_layout (d);
   int64_t T = s.t, B = s.b, H = s.h, G = s.g, D = s.d, GH = G * H, DH = D * H, TB = T * B;
   int P = d->bias ? 4 : 2;
   bool gru = d->mode == BP_RNN_GRU, lstm = d->mode == BP_RNN_LSTM;
-  StepCtx sc = {d, &s, lengths};
+  StepCtx sc = {d, &s, lengths, gemm};
   int64_t nblk = row_blocks (B, D);
   int64_t in_max = s.i > DH ? s.i : DH;
   /* scratch: dy (T,B,DH), dxl (T,B,in_max), and per direction dg_ih (T,B,GH), dg_hh (GRU),
@@ -401,18 +403,17 @@ cpu_rnn_backward (float *dx, float *dh0, float *dc0, float *const *dw, const flo
       float *db_ih = dw && d->bias ? dw[k * P + 2] : NULL;
       float *db_hh = dw && d->bias ? dw[k * P + 3] : NULL;
       if (dw_ih)
-        bp_cpu_gemm (true, false, GH, in_size, TB, 1.0f, g[dir].dg_ih, GH, in, in_size, 1.0f,
-                     dw_ih, in_size);
+        gemm (true, false, GH, in_size, TB, 1.0f, g[dir].dg_ih, GH, in, in_size, 1.0f, dw_ih,
+              in_size);
       if (dw_hh)
-        bp_cpu_gemm (true, false, GH, H, TB, 1.0f, g[dir].dg_hh, GH, g[dir].hprev, H, 1.0f,
-                     dw_hh, H);
+        gemm (true, false, GH, H, TB, 1.0f, g[dir].dg_hh, GH, g[dir].hprev, H, 1.0f, dw_hh, H);
       if (db_ih)
         col_sums (db_ih, g[dir].dg_ih, TB, GH);
       if (db_hh)
         col_sums (db_hh, g[dir].dg_hh, TB, GH);
       if (need_dx)
-        bp_cpu_gemm (false, false, TB, in_size, GH, 1.0f, g[dir].dg_ih, GH, w[k * P], in_size,
-                     1.0f, dxl, in_size);
+        gemm (false, false, TB, in_size, GH, 1.0f, g[dir].dg_ih, GH, w[k * P], in_size, 1.0f,
+              dxl, in_size);
     }
     if (l > 0) {
       /* the gradient of layer l-1's output, through the dropout between them */
@@ -439,8 +440,52 @@ cpu_rnn_backward (float *dx, float *dh0, float *dc0, float *const *dw, const flo
   return BP_OK;
 }
 
+static BpStatus
+cpu_rnn_forward (float *out, float *h_n, float *c_n, float *reserve, const float *x,
+                 const float *h0, const float *c0, const float *const *w, const float *lengths,
+                 const BpRnnDesc *d)
+{
+  return rnn_forward (bp_cpu_gemm, out, h_n, c_n, reserve, x, h0, c0, w, lengths, d);
+}
+
+static BpStatus
+cpu_rnn_backward (float *dx, float *dh0, float *dc0, float *const *dw, const float *dout,
+                  const float *dh_n, const float *dc_n, const float *reserve, const float *x,
+                  const float *h0, const float *c0, const float *const *w, const float *lengths,
+                  const BpRnnDesc *d)
+{
+  return rnn_backward (bp_cpu_gemm, dx, dh0, dc0, dw, dout, dh_n, dc_n, reserve, x, h0, c0, w,
+                       lengths, d);
+}
+
+/* Every product (input projections, recurrent steps, weight and input gradients) with
+ * bfloat16 operands; gates, states and sums stay float32. */
+static BpStatus
+cpu_rnn_forward_bf16 (float *out, float *h_n, float *c_n, float *reserve, const float *x,
+                      const float *h0, const float *c0, const float *const *w,
+                      const float *lengths, const BpRnnDesc *d)
+{
+  return rnn_forward (bp_cpu_gemm_bf16, out, h_n, c_n, reserve, x, h0, c0, w, lengths, d);
+}
+
+static BpStatus
+cpu_rnn_backward_bf16 (float *dx, float *dh0, float *dc0, float *const *dw, const float *dout,
+                       const float *dh_n, const float *dc_n, const float *reserve,
+                       const float *x, const float *h0, const float *c0,
+                       const float *const *w, const float *lengths, const BpRnnDesc *d)
+{
+  return rnn_backward (bp_cpu_gemm_bf16, dx, dh0, dc0, dw, dout, dh_n, dc_n, reserve, x, h0, c0,
+                       w, lengths, d);
+}
+
 const BpRnnKernels bp_cpu_rnn_kernels = {
   .reserve_size = cpu_reserve_size,
   .forward = cpu_rnn_forward,
   .backward = cpu_rnn_backward,
+};
+
+const BpRnnKernels bp_cpu_rnn_bf16_kernels = {
+  .reserve_size = cpu_reserve_size,
+  .forward = cpu_rnn_forward_bf16,
+  .backward = cpu_rnn_backward_bf16,
 };

@@ -3,7 +3,8 @@
  * strided views of BpAttnDesc; masks, softmax and dropout in row and elementwise kernels, the
  * weights recomputed from the saved log-sum-exp in the backward), rotary and additive position
  * encodings, the sinusoidal table and KV-cache writes. The formulas of engine/cpu/attn.c; no
- * float atomics: every sum is in a fixed order. */
+ * float atomics: every sum is in a fixed order. A second table runs the products with bfloat16
+ * operands (BP_PRECISION_BF16). */
 #include "cuda-device.cuh"
 
 /* Rows per block of the row kernels: one warp each. */
@@ -236,8 +237,8 @@ scores_mat (const BpAttnDesc *d, const float *s)
  * (m,n) = (m,k) (k,n): strided-batched GEMMs over the larger of the two counts, one call per
  * index of the smaller. The output blocks are disjoint. */
 static BpStatus
-bh_gemm (const BpAttnDesc *d, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
-         Mat a, Mat b, float beta, Mat c)
+bh_gemm (BpPrecision pr, const BpAttnDesc *d, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+         float alpha, Mat a, Mat b, float beta, Mat c)
 {
   bool batch_heads = d->heads >= d->batch; /* one call per batch, the heads batched */
   int64_t outer = batch_heads ? d->batch : d->heads, count = batch_heads ? d->heads : d->batch;
@@ -245,8 +246,9 @@ bh_gemm (const BpAttnDesc *d, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
     int64_t oa = batch_heads ? o * a.bs : o * a.hs, sa = batch_heads ? a.hs : a.bs;
     int64_t ob = batch_heads ? o * b.bs : o * b.hs, sb = batch_heads ? b.hs : b.bs;
     int64_t oc = batch_heads ? o * c.bs : o * c.hs, sc = batch_heads ? c.hs : c.bs;
-    BpStatus s = bp_cuda_gemm_strided (ta, tb, m, n, k, alpha, a.p + oa, a.ld, sa, b.p + ob, b.ld,
-                                       sb, beta, (float *) c.p + oc, c.ld, sc, count);
+    BpStatus s = bp_cuda_gemm_strided_at (pr, ta, tb, m, n, k, alpha, a.p + oa, a.ld, sa,
+                                          b.p + ob, b.ld, sb, beta, (float *) c.p + oc, c.ld, sc,
+                                          count);
     if (s != BP_OK)
       return s;
   }
@@ -255,9 +257,9 @@ bh_gemm (const BpAttnDesc *d, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
 
 /* s (B,H,Tq,Tk) = scale q k^T per batch and head (before the masks) */
 static BpStatus
-scores (float *s, const float *q, const float *k, const BpAttnDesc *d)
+scores (BpPrecision pr, float *s, const float *q, const float *k, const BpAttnDesc *d)
 {
-  return bh_gemm (d, false, true, d->tq, d->tk, d->head_dim, d->scale,
+  return bh_gemm (pr, d, false, true, d->tq, d->tk, d->head_dim, d->scale,
                   Mat{q, d->q_ld, d->q_bs, d->head_dim}, Mat{k, d->k_ld, d->k_bs, d->head_dim},
                   0.0f, scores_mat (d, s));
 }
@@ -266,13 +268,13 @@ scores (float *s, const float *q, const float *k, const BpAttnDesc *d)
 
 /* s: scratch for the weights (B,H,Tq,Tk). */
 static BpStatus
-attn_forward (float *out, float *lse, float *weights, const float *q, const float *k,
-              const float *v, const float *mask, const float *key_padding, const BpAttnDesc *d,
-              float *s)
+attn_forward (BpPrecision pr, float *out, float *lse, float *weights, const float *q,
+              const float *k, const float *v, const float *mask, const float *key_padding,
+              const BpAttnDesc *d, float *s)
 {
   int64_t nb = d->batch, nh = d->heads, tq = d->tq, tk = d->tk, dh = d->head_dim;
   int64_t rows = nb * nh * tq, n = rows * tk;
-  BpStatus e = scores (s, q, k, d);
+  BpStatus e = scores (pr, s, q, k, d);
   if (e != BP_OK)
     return e;
   softmax_kernel<<<ROW_GRID (rows)>>> (s, lse, mask, key_padding, rows, nh, tq, tk, d->causal,
@@ -291,14 +293,14 @@ attn_forward (float *out, float *lse, float *weights, const float *q, const floa
     BP_CUDA_CHECK_LAUNCH ("attention dropout");
   }
   /* out (b,h) (Tq,Dh) = P (Tq,Tk) v (Tk,Dh) */
-  return bh_gemm (d, false, false, tq, dh, tk, 1.0f, scores_mat (d, s),
+  return bh_gemm (pr, d, false, false, tq, dh, tk, 1.0f, scores_mat (d, s),
                   Mat{v, d->v_ld, d->v_bs, dh}, 0.0f, Mat{out, d->o_ld, d->o_bs, dh});
 }
 
 static void
-cuda_attn_forward (float *out, float *lse, float *weights, const float *q, const float *k,
-                   const float *v, const float *mask, const float *key_padding,
-                   const BpAttnDesc *d)
+attn_forward_at (BpPrecision pr, float *out, float *lse, float *weights, const float *q,
+                 const float *k, const float *v, const float *mask, const float *key_padding,
+                 const BpAttnDesc *d)
 {
   int64_t rows = d->batch * d->heads * d->tq, n = rows * d->tk;
   if (rows <= 0 || d->head_dim <= 0 || !bp_cuda_begin ())
@@ -317,15 +319,16 @@ cuda_attn_forward (float *out, float *lse, float *weights, const float *q, const
     bp_cuda_defer (bp_last_status ());
     return;
   }
-  bp_cuda_defer (attn_forward (out, lse, weights, q, k, v, mask, key_padding, d, s));
+  bp_cuda_defer (attn_forward (pr, out, lse, weights, q, k, v, mask, key_padding, d, s));
   bp_cuda_free (s, bytes); /* stream order: the work above runs before any reuse */
 }
 
 /* p, dp (B,H,Tq,Tk) scratch; pd the same for the dropped weights (dropout with dv only). */
 static BpStatus
-attn_backward (float *dq, float *dk, float *dv, const float *dout, const float *q,
-               const float *k, const float *v, const float *mask, const float *key_padding,
-               const float *lse, const BpAttnDesc *d, float *p, float *dp, float *pd)
+attn_backward (BpPrecision pr, float *dq, float *dk, float *dv, const float *dout,
+               const float *q, const float *k, const float *v, const float *mask,
+               const float *key_padding, const float *lse, const BpAttnDesc *d, float *p,
+               float *dp, float *pd)
 {
   int64_t nh = d->heads, tq = d->tq, tk = d->tk, dh = d->head_dim;
   int64_t rows = d->batch * nh * tq, n = rows * tk;
@@ -334,13 +337,13 @@ attn_backward (float *dq, float *dk, float *dv, const float *dout, const float *
   Mat mv = {v, d->v_ld, d->v_bs, dh}, mg = {dout, d->o_ld, d->o_bs, dh};
   BpStatus e;
   /* P from the saved log-sum-exp */
-  if ((e = scores (p, q, k, d)) != BP_OK)
+  if ((e = scores (pr, p, q, k, d)) != BP_OK)
     return e;
   probs_kernel<<<GRID (n)>>> (p, lse, mask, key_padding, n, nh, tq, tk, d->causal,
                               d->causal_offset);
   BP_CUDA_CHECK_LAUNCH ("attention weights");
   /* dP (Tq,Tk) = dout (Tq,Dh) v^T, through the dropout */
-  if ((e = bh_gemm (d, false, true, tq, tk, dh, 1.0f, mg, mv, 0.0f, scores_mat (d, dp)))
+  if ((e = bh_gemm (pr, d, false, true, tq, tk, dh, 1.0f, mg, mv, 0.0f, scores_mat (d, dp)))
       != BP_OK)
     return e;
   if (d->dropout > 0.0f) {
@@ -355,7 +358,7 @@ attn_backward (float *dq, float *dk, float *dv, const float *dout, const float *
       BP_CUDA_CHECK_LAUNCH ("attention dropout backward");
       pv = pd;
     }
-    if ((e = bh_gemm (d, true, false, tk, dh, tq, 1.0f, scores_mat (d, pv), mg, 1.0f,
+    if ((e = bh_gemm (pr, d, true, false, tk, dh, tq, 1.0f, scores_mat (d, pv), mg, 1.0f,
                       Mat{dv, d->v_ld, d->v_bs, dh})) != BP_OK)
       return e;
   }
@@ -363,19 +366,19 @@ attn_backward (float *dq, float *dk, float *dv, const float *dout, const float *
   softmax_backward_kernel<<<ROW_GRID (rows)>>> (dp, p, rows, tk);
   BP_CUDA_CHECK_LAUNCH ("attention softmax backward");
   /* dq (Tq,Dh) += scale dS k; dk (Tk,Dh) += scale dS^T q */
-  if (dq && (e = bh_gemm (d, false, false, tq, dh, tk, d->scale, scores_mat (d, dp), mk, 1.0f,
-                          Mat{dq, d->q_ld, d->q_bs, dh})) != BP_OK)
+  if (dq && (e = bh_gemm (pr, d, false, false, tq, dh, tk, d->scale, scores_mat (d, dp), mk,
+                          1.0f, Mat{dq, d->q_ld, d->q_bs, dh})) != BP_OK)
     return e;
-  if (dk && (e = bh_gemm (d, true, false, tk, dh, tq, d->scale, scores_mat (d, dp), mq, 1.0f,
-                          Mat{dk, d->k_ld, d->k_bs, dh})) != BP_OK)
+  if (dk && (e = bh_gemm (pr, d, true, false, tk, dh, tq, d->scale, scores_mat (d, dp), mq,
+                          1.0f, Mat{dk, d->k_ld, d->k_bs, dh})) != BP_OK)
     return e;
   return BP_OK;
 }
 
 static void
-cuda_attn_backward (float *dq, float *dk, float *dv, const float *dout, const float *q,
-                    const float *k, const float *v, const float *mask,
-                    const float *key_padding, const float *lse, const BpAttnDesc *d)
+attn_backward_at (BpPrecision pr, float *dq, float *dk, float *dv, const float *dout,
+                  const float *q, const float *k, const float *v, const float *mask,
+                  const float *key_padding, const float *lse, const BpAttnDesc *d)
 {
   int64_t n = d->batch * d->heads * d->tq * d->tk;
   if (n <= 0 || d->head_dim <= 0 || (!dq && !dk && !dv) || !bp_cuda_begin ())
@@ -387,9 +390,42 @@ cuda_attn_backward (float *dq, float *dk, float *dv, const float *dout, const fl
     bp_cuda_defer (bp_last_status ());
     return;
   }
-  bp_cuda_defer (attn_backward (dq, dk, dv, dout, q, k, v, mask, key_padding, lse, d, p, p + n,
-                                with_pd ? p + 2 * n : NULL));
+  bp_cuda_defer (attn_backward (pr, dq, dk, dv, dout, q, k, v, mask, key_padding, lse, d, p,
+                                p + n, with_pd ? p + 2 * n : NULL));
   bp_cuda_free (p, bytes); /* stream order: the work above runs before any reuse */
+}
+
+static void
+cuda_attn_forward (float *out, float *lse, float *weights, const float *q, const float *k,
+                   const float *v, const float *mask, const float *key_padding,
+                   const BpAttnDesc *d)
+{
+  attn_forward_at (BP_PRECISION_FP32, out, lse, weights, q, k, v, mask, key_padding, d);
+}
+
+static void
+cuda_attn_backward (float *dq, float *dk, float *dv, const float *dout, const float *q,
+                    const float *k, const float *v, const float *mask,
+                    const float *key_padding, const float *lse, const BpAttnDesc *d)
+{
+  attn_backward_at (BP_PRECISION_FP32, dq, dk, dv, dout, q, k, v, mask, key_padding, lse, d);
+}
+
+/* The products with bfloat16 operands (bp_cuda_gemm_strided_at); softmax and sums float32. */
+static void
+cuda_attn_forward_bf16 (float *out, float *lse, float *weights, const float *q, const float *k,
+                        const float *v, const float *mask, const float *key_padding,
+                        const BpAttnDesc *d)
+{
+  attn_forward_at (BP_PRECISION_BF16, out, lse, weights, q, k, v, mask, key_padding, d);
+}
+
+static void
+cuda_attn_backward_bf16 (float *dq, float *dk, float *dv, const float *dout, const float *q,
+                         const float *k, const float *v, const float *mask,
+                         const float *key_padding, const float *lse, const BpAttnDesc *d)
+{
+  attn_backward_at (BP_PRECISION_BF16, dq, dk, dv, dout, q, k, v, mask, key_padding, lse, d);
 }
 
 static void
@@ -448,6 +484,16 @@ cuda_cache_write (float *cache, const float *src, int64_t batch, int64_t t, int6
 const BpAttnKernels bp_cuda_attn_kernels = {
   .forward = cuda_attn_forward,
   .backward = cuda_attn_backward,
+  .rope = cuda_rope,
+  .add_position = cuda_add_position,
+  .add_position_backward = cuda_add_position_backward,
+  .sinusoid = cuda_sinusoid,
+  .cache_write = cuda_cache_write,
+};
+
+const BpAttnKernels bp_cuda_attn_bf16_kernels = {
+  .forward = cuda_attn_forward_bf16,
+  .backward = cuda_attn_backward_bf16,
   .rope = cuda_rope,
   .add_position = cuda_add_position,
   .add_position_backward = cuda_add_position_backward,

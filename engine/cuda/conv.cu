@@ -1,6 +1,8 @@
 /* conv.cu: CUDA kernels of the conv family: conv2d forward, backward-data and backward-filter
- * through cuDNN (algorithms chosen once per shape by cudnnFind* and cached, workspaces from
- * the caching allocator, TF32 following bp_cuda_get_tf32), the bias add and bias gradient,
+ * through cuDNN (algorithms chosen once per shape and precision by cudnnFind* and cached,
+ * workspaces from the caching allocator, TF32 following bp_cuda_get_tf32; with
+ * BP_PRECISION_BF16 bfloat16 tensors and float32 compute, converted in and out), the bias add
+ * and bias gradient,
  * and own pooling kernels with the CPU table's contract (max pooling keeps arg-max indices;
  * backward kernels gather per input element, so no atomics and repeatable sums). */
 #include "cuda-device.cuh"
@@ -224,7 +226,15 @@ adaptive_avg_backward_kernel (float *dx, const float *dout, BpPool2dShape s)
 
 /* ---- cuDNN convolution: descriptors and algorithms cached per shape ---- */
 
-/* The key: the shape's sizes and whether TF32 is on. */
+/* The math of a convolution: float32 FMA, TF32 tensor cores, or bfloat16 tensors with float32
+ * compute (cuDNN's PSEUDO_BFLOAT16 configuration). */
+typedef enum {
+  CONV_FP32 = 0,
+  CONV_TF32 = 1,
+  CONV_BF16 = 2,
+} ConvMath;
+
+/* The key: the shape's sizes and the math. */
 #define KEY_LEN 18
 #define N_BUCKETS 64
 /* Largest workspace an algorithm may ask for. */
@@ -249,12 +259,12 @@ static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static ConvEntry *buckets[N_BUCKETS];
 
 static void
-make_key (int64_t *key, const BpConv2dShape *s, bool tf32)
+make_key (int64_t *key, const BpConv2dShape *s, ConvMath cm)
 {
   int64_t k[KEY_LEN] = {
     s->n, s->c_in, s->h, s->w, s->c_out, s->h_out, s->w_out, s->kh, s->kw,
     s->stride[0], s->stride[1], s->padding[0], s->padding[1], s->dilation[0], s->dilation[1],
-    s->groups, tf32, 0,
+    s->groups, cm, 0,
   };
   memcpy (key, k, sizeof k);
 }
@@ -308,7 +318,8 @@ fits_int (const BpConv2dShape *s)
   return true;
 }
 
-/* A convolution descriptor for the shape with the given math type. */
+/* A convolution descriptor for the shape with the given math type (float32 compute, also for
+ * bfloat16 tensors). */
 static BpStatus
 conv_desc_new (cudnnConvolutionDescriptor_t *desc, const BpConv2dShape *s, cudnnMathType_t math)
 {
@@ -322,47 +333,46 @@ conv_desc_new (cudnnConvolutionDescriptor_t *desc, const BpConv2dShape *s, cudnn
   return BP_OK;
 }
 
-/* The math type asked for: TF32 tensor cores, or plain float32 FMA (CUDNN_DEFAULT_MATH would
- * still allow TF32 on Ampere and newer). */
+/* The math type asked for: tensor cores for TF32 and bfloat16, or plain float32 FMA
+ * (CUDNN_DEFAULT_MATH would still allow TF32 on Ampere and newer). */
 static cudnnMathType_t
-wanted_math (bool tf32)
+wanted_math (ConvMath cm)
 {
-  return tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
+  return cm == CONV_FP32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH;
 }
 
-/* The tensor and filter descriptors of a new entry; the algorithms come later. */
+/* The tensor and filter descriptors of a new entry (float32, or bfloat16 data); the
+ * algorithms come later. */
 static BpStatus
-entry_setup (ConvEntry *e, const BpConv2dShape *s)
+entry_setup (ConvEntry *e, const BpConv2dShape *s, ConvMath cm)
 {
+  cudnnDataType_t t = cm == CONV_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
   BP_CUDNN_CHECK (cudnnCreateTensorDescriptor (&e->x_desc));
   BP_CUDNN_CHECK (cudnnCreateTensorDescriptor (&e->y_desc));
   BP_CUDNN_CHECK (cudnnCreateFilterDescriptor (&e->w_desc));
-  BP_CUDNN_CHECK (cudnnSetTensor4dDescriptor (e->x_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT,
-                                              (int) s->n, (int) s->c_in, (int) s->h,
-                                              (int) s->w));
-  BP_CUDNN_CHECK (cudnnSetTensor4dDescriptor (e->y_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT,
-                                              (int) s->n, (int) s->c_out, (int) s->h_out,
-                                              (int) s->w_out));
-  BP_CUDNN_CHECK (cudnnSetFilter4dDescriptor (e->w_desc, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW,
-                                              (int) s->c_out, (int) (s->c_in / s->groups),
-                                              s->kh, s->kw));
+  BP_CUDNN_CHECK (cudnnSetTensor4dDescriptor (e->x_desc, CUDNN_TENSOR_NCHW, t, (int) s->n,
+                                              (int) s->c_in, (int) s->h, (int) s->w));
+  BP_CUDNN_CHECK (cudnnSetTensor4dDescriptor (e->y_desc, CUDNN_TENSOR_NCHW, t, (int) s->n,
+                                              (int) s->c_out, (int) s->h_out, (int) s->w_out));
+  BP_CUDNN_CHECK (cudnnSetFilter4dDescriptor (e->w_desc, t, CUDNN_TENSOR_NCHW, (int) s->c_out,
+                                              (int) (s->c_in / s->groups), s->kh, s->kw));
   return BP_OK;
 }
 
 /* Picks from cuDNN's list (fastest first): the first usable deterministic algorithm, else the
  * first usable one. Usable: it ran, its workspace is at most MAX_WORKSPACE, it never converts
- * to half precision, and with TF32 off its math is FMA or default (run as FMA, see choose).
- * -1 if none. */
+ * to half precision, and in float32 (TF32 off) its math is FMA or default (run as FMA, see
+ * choose). -1 if none. */
 template <typename Perf>
 static int
-pick_algo (const Perf *perf, int count, bool tf32)
+pick_algo (const Perf *perf, int count, ConvMath cm)
 {
   for (int pass = 0; pass < 2; pass++)
     for (int i = 0; i < count; i++) {
       const Perf *p = &perf[i];
       if (p->status != CUDNN_STATUS_SUCCESS || p->memory > MAX_WORKSPACE ||
           p->mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION ||
-          (!tf32 && p->mathType == CUDNN_TENSOR_OP_MATH))
+          (cm == CONV_FP32 && p->mathType == CUDNN_TENSOR_OP_MATH))
         continue;
       if (pass == 0 && p->determinism != CUDNN_DETERMINISTIC)
         continue;
@@ -378,18 +388,18 @@ pick_algo (const Perf *perf, int count, bool tf32)
  * own memory) cuDNN's heuristics (Get*_v7) decide. Then sets up the direction's descriptor
  * with the algorithm's math type and its workspace size. */
 static BpStatus
-choose (ConvEntry *e, ConvAlgo *a, int dir, const BpConv2dShape *s, bool tf32)
+choose (ConvEntry *e, ConvAlgo *a, int dir, const BpConv2dShape *s, ConvMath cm)
 {
   cudnnHandle_t h = bp_cuda_ctx.cudnn;
   cudnnConvolutionDescriptor_t probe = NULL;
-  BpStatus st = conv_desc_new (&probe, s, wanted_math (tf32));
+  BpStatus st = conv_desc_new (&probe, s, wanted_math (cm));
   if (st != BP_OK) {
     if (probe)
       cudnnDestroyConvolutionDescriptor (probe);
     return st;
   }
   int algo = -1, count = 0;
-  cudnnMathType_t math = wanted_math (tf32);
+  cudnnMathType_t math = wanted_math (cm);
   for (int heuristic = 0; heuristic < 2 && algo < 0; heuristic++) {
     cudnnStatus_t cs;
     if (dir == 0) {
@@ -399,7 +409,7 @@ choose (ConvEntry *e, ConvAlgo *a, int dir, const BpConv2dShape *s, bool tf32)
                                                                perf)
                      : cudnnFindConvolutionForwardAlgorithm (h, e->x_desc, e->w_desc, probe,
                                                              e->y_desc, MAX_ALGOS, &count, perf);
-      int i = cs == CUDNN_STATUS_SUCCESS ? pick_algo (perf, count, tf32) : -1;
+      int i = cs == CUDNN_STATUS_SUCCESS ? pick_algo (perf, count, cm) : -1;
       if (i >= 0) {
         algo = (int) perf[i].algo;
         math = perf[i].mathType;
@@ -412,7 +422,7 @@ choose (ConvEntry *e, ConvAlgo *a, int dir, const BpConv2dShape *s, bool tf32)
                      : cudnnFindConvolutionBackwardDataAlgorithm (h, e->w_desc, e->y_desc, probe,
                                                                   e->x_desc, MAX_ALGOS, &count,
                                                                   perf);
-      int i = cs == CUDNN_STATUS_SUCCESS ? pick_algo (perf, count, tf32) : -1;
+      int i = cs == CUDNN_STATUS_SUCCESS ? pick_algo (perf, count, cm) : -1;
       if (i >= 0) {
         algo = (int) perf[i].algo;
         math = perf[i].mathType;
@@ -425,7 +435,7 @@ choose (ConvEntry *e, ConvAlgo *a, int dir, const BpConv2dShape *s, bool tf32)
                      : cudnnFindConvolutionBackwardFilterAlgorithm (h, e->x_desc, e->y_desc,
                                                                     probe, e->w_desc, MAX_ALGOS,
                                                                     &count, perf);
-      int i = cs == CUDNN_STATUS_SUCCESS ? pick_algo (perf, count, tf32) : -1;
+      int i = cs == CUDNN_STATUS_SUCCESS ? pick_algo (perf, count, cm) : -1;
       if (i >= 0) {
         algo = (int) perf[i].algo;
         math = perf[i].mathType;
@@ -442,12 +452,13 @@ choose (ConvEntry *e, ConvAlgo *a, int dir, const BpConv2dShape *s, bool tf32)
                   "weight [%lld, %lld, %d, %d], groups %d%s",
                   what[dir], (long long) s->n, (long long) s->c_in, (long long) s->h,
                   (long long) s->w, (long long) s->c_out, (long long) (s->c_in / s->groups),
-                  s->kh, s->kw, s->groups, tf32 ? " (TF32)" : "");
+                  s->kh, s->kw, s->groups,
+                  cm == CONV_TF32 ? " (TF32)" : cm == CONV_BF16 ? " (bfloat16)" : "");
     return BP_ERR_UNSUPPORTED;
   }
-  /* the algorithm's own math type (cuDNN wants algorithm and math type to agree); without
-   * TF32 always FMA, as CUDNN_DEFAULT_MATH would allow TF32 on Ampere and newer */
-  if (!tf32)
+  /* the algorithm's own math type (cuDNN wants algorithm and math type to agree); in float32
+   * without TF32 always FMA, as CUDNN_DEFAULT_MATH would allow TF32 on Ampere and newer */
+  if (cm == CONV_FP32)
     math = CUDNN_FMA_MATH;
   if ((st = conv_desc_new (&a->desc, s, math)) != BP_OK)
     return st; /* a->desc, if created, is destroyed with the entry or the next try */
@@ -468,14 +479,14 @@ choose (ConvEntry *e, ConvAlgo *a, int dir, const BpConv2dShape *s, bool tf32)
   return BP_OK;
 }
 
-/* The cache entry of a shape with the algorithm of direction dir chosen; NULL with the error
- * set when cuDNN cannot do it. */
+/* The cache entry of a shape and precision with the algorithm of direction dir chosen; NULL
+ * with the error set when cuDNN cannot do it. */
 static ConvEntry *
-lookup (const BpConv2dShape *s, int dir)
+lookup (const BpConv2dShape *s, int dir, bool bf16)
 {
-  bool tf32 = bp_cuda_ctx.tf32;
+  ConvMath cm = bf16 ? CONV_BF16 : bp_cuda_ctx.tf32 ? CONV_TF32 : CONV_FP32;
   int64_t key[KEY_LEN];
-  make_key (key, s, tf32);
+  make_key (key, s, cm);
   unsigned b = key_hash (key);
   pthread_mutex_lock (&cache_lock);
   ConvEntry *e = buckets[b];
@@ -490,7 +501,7 @@ lookup (const BpConv2dShape *s, int dir)
       return NULL;
     }
     memcpy (e->key, key, sizeof key);
-    st = entry_setup (e, s);
+    st = entry_setup (e, s, cm);
     if (st != BP_OK) {
       entry_free (e);
       pthread_mutex_unlock (&cache_lock);
@@ -505,7 +516,7 @@ lookup (const BpConv2dShape *s, int dir)
       cudnnDestroyConvolutionDescriptor (a->desc);
       a->desc = NULL;
     }
-    st = choose (e, a, dir, s, tf32);
+    st = choose (e, a, dir, s, cm);
   }
   pthread_mutex_unlock (&cache_lock);
   return st == BP_OK ? e : NULL;
@@ -551,7 +562,7 @@ conv_forward (float *out, const float *x, const float *w, const float *bias,
   BpStatus status = conv_shape_check (s);
   if (status != BP_OK)
     return status;
-  ConvEntry *e = lookup (s, 0);
+  ConvEntry *e = lookup (s, 0, false);
   if (!e)
     return bp_last_status ();
   void *ws;
@@ -584,7 +595,7 @@ conv_backward (float *dx, float *dw, const float *dout, const float *x, const fl
   const float one = 1.0f;
   void *ws;
   if (dx) {
-    ConvEntry *e = lookup (s, 1);
+    ConvEntry *e = lookup (s, 1, false);
     if (!e)
       return bp_last_status ();
     if ((status = workspace_get (&ws, e->bwd_data.workspace)) != BP_OK)
@@ -599,7 +610,7 @@ conv_backward (float *dx, float *dw, const float *dout, const float *x, const fl
       return status;
   }
   if (dw) {
-    ConvEntry *e = lookup (s, 2);
+    ConvEntry *e = lookup (s, 2, false);
     if (!e)
       return bp_last_status ();
     if ((status = workspace_get (&ws, e->bwd_filter.workspace)) != BP_OK)
@@ -611,6 +622,123 @@ conv_backward (float *dx, float *dw, const float *dout, const float *x, const fl
     if (ws)
       bp_cuda_free (ws, e->bwd_filter.workspace);
   }
+  return status;
+}
+
+/* ---- bfloat16 convolution (BP_PRECISION_BF16) ----
+ * cuDNN's legacy API has no bfloat16-input, float32-output configuration: x, w and y are all
+ * bfloat16 (PSEUDO_BFLOAT16: float32 compute). So the operands are rounded into a bfloat16
+ * workspace, the result comes back as bfloat16 and is widened into the float32 output (or
+ * added to the float32 gradient): the products are the CPU's up to the order of the sums,
+ * the results additionally rounded to bfloat16 (a relative 2^-9 at most), as in torch.autocast. */
+
+/* Elements rounded up to 128 (256 bytes), so that every part of the workspace is aligned. */
+static int64_t
+aligned (int64_t n)
+{
+  return (n + 127) / 128 * 128;
+}
+
+static BpStatus
+conv_forward_bf16 (float *out, const float *x, const float *w, const float *bias,
+                   const BpConv2dShape *s)
+{
+  /* out (N,Cout,Ho,Wo) = widen (conv (bf16 (x), bf16 (w))) + bias (Cout) */
+  int64_t p = s->h_out * s->w_out, total = s->n * s->c_out * p;
+  if (total == 0 || s->c_in == 0)
+    return conv_forward (out, x, w, bias, s); /* nothing to multiply: the bias alone */
+  cudaStream_t st = bp_cuda_ctx.stream;
+  BpStatus status = conv_shape_check (s);
+  if (status != BP_OK)
+    return status;
+  ConvEntry *e = lookup (s, 0, true);
+  if (!e)
+    return bp_last_status ();
+  int64_t nx = s->n * s->c_in * s->h * s->w, nw = s->c_out * (s->c_in / s->groups) * s->kh * s->kw;
+  size_t bytes = sizeof (uint16_t) * (size_t) (aligned (nx) + aligned (nw) + total);
+  uint16_t *xb = (uint16_t *) bp_cuda_alloc (bytes);
+  if (!xb)
+    return bp_last_status ();
+  uint16_t *wb = xb + aligned (nx), *yb = wb + aligned (nw);
+  void *ws = NULL;
+  status = bp_cuda_to_bf16 (st, xb, x, nx, wb, w, nw);
+  if (status == BP_OK)
+    status = workspace_get (&ws, e->fwd.workspace);
+  if (status == BP_OK) {
+    const float one = 1.0f, zero = 0.0f;
+    status = BP_CUDNN_TRY (cudnnConvolutionForward (
+        bp_cuda_ctx.cudnn, &one, e->x_desc, xb, e->w_desc, wb, e->fwd.desc,
+        (cudnnConvolutionFwdAlgo_t) e->fwd.algo, ws, e->fwd.workspace, &zero, e->y_desc, yb));
+  }
+  if (status == BP_OK)
+    status = bp_cuda_from_bf16 (st, out, yb, total, false);
+  if (ws)
+    bp_cuda_free (ws, e->fwd.workspace);
+  bp_cuda_free (xb, bytes); /* stream order: the work above runs before any reuse */
+  if (status != BP_OK || !bias)
+    return status;
+  bias_add_kernel<<<bp_cuda_grid (total, BP_BLOCK), BP_BLOCK, 0, st>>> (out, bias, total,
+                                                                       s->c_out, p);
+  BP_CUDA_CHECK_LAUNCH ("conv2d bias");
+  return BP_OK;
+}
+
+static BpStatus
+conv_backward_bf16 (float *dx, float *dw, const float *dout, const float *x, const float *w,
+                    const BpConv2dShape *s)
+{
+  /* dx (N,Cin,H,W) += widen (conv2d's input gradient from bf16 (dout), bf16 (w)),
+   * dw (Cout,Cin/g,Kh,Kw) += widen (its weight gradient from bf16 (dout), bf16 (x)) */
+  int64_t ny = s->n * s->c_out * s->h_out * s->w_out;
+  if (ny == 0 || s->c_in == 0 || (!dx && !dw))
+    return BP_OK;
+  cudaStream_t st = bp_cuda_ctx.stream;
+  BpStatus status = conv_shape_check (s);
+  if (status != BP_OK)
+    return status;
+  ConvEntry *ed = dx ? lookup (s, 1, true) : NULL, *ef = dw ? lookup (s, 2, true) : NULL;
+  if ((dx && !ed) || (dw && !ef))
+    return bp_last_status ();
+  int64_t nx = s->n * s->c_in * s->h * s->w, nw = s->c_out * (s->c_in / s->groups) * s->kh * s->kw;
+  /* dout, w (for dx), x (for dw), and one result buffer used by the two in turn */
+  int64_t w_part = dx ? aligned (nw) : 0, x_part = dw ? aligned (nx) : 0;
+  int64_t n_res = dx && nx > nw ? nx : nw;
+  size_t bytes = sizeof (uint16_t) * (size_t) (aligned (ny) + w_part + x_part + n_res);
+  uint16_t *gb = (uint16_t *) bp_cuda_alloc (bytes);
+  if (!gb)
+    return bp_last_status ();
+  uint16_t *wb = gb + aligned (ny), *xb = wb + w_part, *rb = xb + x_part;
+  const float one = 1.0f, zero = 0.0f;
+  void *ws = NULL;
+  status = bp_cuda_to_bf16 (st, gb, dout, ny, dx ? wb : NULL, w, dx ? nw : 0);
+  if (status == BP_OK && dx) {
+    status = workspace_get (&ws, ed->bwd_data.workspace);
+    if (status == BP_OK)
+      status = BP_CUDNN_TRY (cudnnConvolutionBackwardData (
+          bp_cuda_ctx.cudnn, &one, ed->w_desc, wb, ed->y_desc, gb, ed->bwd_data.desc,
+          (cudnnConvolutionBwdDataAlgo_t) ed->bwd_data.algo, ws, ed->bwd_data.workspace, &zero,
+          ed->x_desc, rb));
+    if (status == BP_OK)
+      status = bp_cuda_from_bf16 (st, dx, rb, nx, true);
+    if (ws)
+      bp_cuda_free (ws, ed->bwd_data.workspace);
+    ws = NULL;
+  }
+  if (status == BP_OK && dw) {
+    status = bp_cuda_to_bf16 (st, xb, x, nx, NULL, NULL, 0);
+    if (status == BP_OK)
+      status = workspace_get (&ws, ef->bwd_filter.workspace);
+    if (status == BP_OK)
+      status = BP_CUDNN_TRY (cudnnConvolutionBackwardFilter (
+          bp_cuda_ctx.cudnn, &one, ef->x_desc, xb, ef->y_desc, gb, ef->bwd_filter.desc,
+          (cudnnConvolutionBwdFilterAlgo_t) ef->bwd_filter.algo, ws, ef->bwd_filter.workspace,
+          &zero, ef->w_desc, rb));
+    if (status == BP_OK)
+      status = bp_cuda_from_bf16 (st, dw, rb, nw, true);
+    if (ws)
+      bp_cuda_free (ws, ef->bwd_filter.workspace);
+  }
+  bp_cuda_free (gb, bytes); /* stream order: the work above runs before any reuse */
   return status;
 }
 
@@ -651,6 +779,26 @@ cuda_conv2d_backward (float *dx, float *dw, const float *dout, const float *x, c
     return BP_ERR_DEVICE;
   /* the backward pass does not look at the status: keep it for synchronize too */
   BpStatus status = conv_backward (dx, dw, dout, x, w, s);
+  bp_cuda_defer (status);
+  return status;
+}
+
+static BpStatus
+cuda_conv2d_forward_bf16 (float *out, const float *x, const float *w, const float *bias,
+                          const BpConv2dShape *s)
+{
+  if (!bp_cuda_begin ())
+    return BP_ERR_DEVICE;
+  return conv_forward_bf16 (out, x, w, bias, s);
+}
+
+static BpStatus
+cuda_conv2d_backward_bf16 (float *dx, float *dw, const float *dout, const float *x,
+                           const float *w, const BpConv2dShape *s)
+{
+  if (!bp_cuda_begin ())
+    return BP_ERR_DEVICE;
+  BpStatus status = conv_backward_bf16 (dx, dw, dout, x, w, s);
   bp_cuda_defer (status);
   return status;
 }
@@ -716,6 +864,18 @@ cuda_adaptive_avg_pool2d_backward (float *dx, const float *dout, const BpPool2dS
 const BpConvKernels bp_cuda_conv_kernels = {
   .conv2d_forward = cuda_conv2d_forward,
   .conv2d_backward = cuda_conv2d_backward,
+  .conv2d_backward_bias = cuda_conv2d_backward_bias,
+  .max_pool2d_forward = cuda_max_pool2d_forward,
+  .max_pool2d_backward = cuda_max_pool2d_backward,
+  .avg_pool2d_forward = cuda_avg_pool2d_forward,
+  .avg_pool2d_backward = cuda_avg_pool2d_backward,
+  .adaptive_avg_pool2d_forward = cuda_adaptive_avg_pool2d_forward,
+  .adaptive_avg_pool2d_backward = cuda_adaptive_avg_pool2d_backward,
+};
+
+const BpConvKernels bp_cuda_conv_bf16_kernels = {
+  .conv2d_forward = cuda_conv2d_forward_bf16,
+  .conv2d_backward = cuda_conv2d_backward_bf16,
   .conv2d_backward_bias = cuda_conv2d_backward_bias,
   .max_pool2d_forward = cuda_max_pool2d_forward,
   .max_pool2d_backward = cuda_max_pool2d_backward,

@@ -742,6 +742,82 @@ bp_cuda_gemm (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float
                                ldc, 0, 1);
 }
 
+/* Floats spanned by `count` row-major matrices (rows, cols) with leading dimension ld,
+ * `stride` apart: from the first element read to one past the last. */
+static int64_t
+operand_span (int64_t rows, int64_t cols, int64_t ld, int64_t stride, int64_t count)
+{
+  if (rows == 0 || cols == 0)
+    return 0;
+  return (count - 1) * stride + (rows - 1) * ld + cols;
+}
+
+BpStatus
+bp_cuda_gemm_strided_at (BpPrecision precision, bool trans_a, bool trans_b, int64_t m,
+                         int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                         int64_t stride_a, const float *b, int64_t ldb, int64_t stride_b,
+                         float beta, float *c, int64_t ldc, int64_t stride_c, int64_t count)
+{
+  /* k == 0 reads no operand (C = beta C): the float32 call does that */
+  if (precision != BP_PRECISION_BF16 || k == 0)
+    return bp_cuda_gemm_strided (trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb,
+                                 stride_b, beta, c, ldc, stride_c, count);
+  if (!alive ())
+    return BP_ERR_DEVICE;
+  if (m == 0 || n == 0 || count == 0)
+    return BP_OK;
+  if (m > INT_MAX || n > INT_MAX || k > INT_MAX || lda > INT_MAX || ldb > INT_MAX
+      || ldc > INT_MAX || count > INT_MAX) {
+    bp_set_error (BP_ERR_UNSUPPORTED,
+                  "cuda gemm: sizes above 2^31 (m %lld, n %lld, k %lld, batch %lld)",
+                  (long long) m, (long long) n, (long long) k, (long long) count);
+    return BP_ERR_UNSUPPORTED;
+  }
+  bp_cuda_enter ();
+  /* the stored operands: A (m,k) or, transposed, (k,m); B (k,n) or (n,k). Each is rounded
+   * over its whole span (strided batches read in place: a packed projection, a KV cache) into
+   * the workspace, B starting on a 256-byte boundary; the leading dimensions and strides
+   * stay. */
+  int64_t span_a = operand_span (trans_a ? k : m, trans_a ? m : k, lda, stride_a, count);
+  int64_t span_b = operand_span (trans_b ? n : k, trans_b ? k : n, ldb, stride_b, count);
+  int64_t off_b = (span_a + 127) / 128 * 128;
+  size_t bytes = sizeof (uint16_t) * (size_t) (off_b + span_b);
+  uint16_t *ws = (uint16_t *) bp_cuda_alloc (bytes);
+  if (!ws)
+    return bp_last_status ();
+  BpStatus st = bp_cuda_to_bf16 (bp_cuda_ctx.stream, ws, a, span_a, ws + off_b, b, span_b);
+  if (st == BP_OK) {
+    /* column-major cuBLAS computes C^T = op(B)^T op(A)^T, as in bp_cuda_gemm_strided */
+    cublasHandle_t h = bp_cuda_ctx.cublas;
+    cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    int in = (int) n, im = (int) m, ik = (int) k, ia = (int) (lda < 1 ? 1 : lda);
+    int ib = (int) (ldb < 1 ? 1 : ldb), ic = (int) ldc;
+    const uint16_t *wa = ws, *wb = ws + off_b;
+    if (count == 1)
+      st = BP_CUBLAS_TRY (cublasGemmEx (h, op_b, op_a, in, im, ik, &alpha, wb, CUDA_R_16BF, ib,
+                                        wa, CUDA_R_16BF, ia, &beta, c, CUDA_R_32F, ic,
+                                        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    else
+      st = BP_CUBLAS_TRY (cublasGemmStridedBatchedEx (h, op_b, op_a, in, im, ik, &alpha, wb,
+                                                      CUDA_R_16BF, ib, stride_b, wa,
+                                                      CUDA_R_16BF, ia, stride_a, &beta, c,
+                                                      CUDA_R_32F, ic, stride_c, (int) count,
+                                                      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  }
+  bp_cuda_free (ws, bytes); /* stream order: the GEMM runs before any reuse */
+  return st;
+}
+
+BpStatus
+bp_cuda_gemm_at (BpPrecision precision, bool trans_a, bool trans_b, int64_t m, int64_t n,
+                 int64_t k, float alpha, const float *a, int64_t lda, const float *b,
+                 int64_t ldb, float beta, float *c, int64_t ldc)
+{
+  return bp_cuda_gemm_strided_at (precision, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b,
+                                  ldb, 0, beta, c, ldc, 0, 1);
+}
+
 /* The table's GEMM: the error is kept for synchronize. */
 static void
 cuda_gemm (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
@@ -749,6 +825,16 @@ cuda_gemm (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float al
            int64_t ldc)
 {
   bp_cuda_defer (bp_cuda_gemm (trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc));
+}
+
+/* The table's GEMM with bfloat16 operands (BP_PRECISION_BF16). */
+static void
+cuda_gemm_bf16 (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                int64_t ldc)
+{
+  bp_cuda_defer (bp_cuda_gemm_at (BP_PRECISION_BF16, trans_a, trans_b, m, n, k, alpha, a, lda, b,
+                                  ldb, beta, c, ldc));
 }
 
 /* Waits for all queued work: kernel faults surface here. */
@@ -773,6 +859,7 @@ static const BpBackend cuda_backend = {
   .fill = cuda_fill,
   .axpy = cuda_axpy,
   .gemm = cuda_gemm,
+  .gemm_bf16 = cuda_gemm_bf16,
   .synchronize = cuda_synchronize,
   .eltwise = &bp_cuda_eltwise_kernels,
   .conv = &bp_cuda_conv_kernels,
@@ -781,4 +868,7 @@ static const BpBackend cuda_backend = {
   .optim = &bp_cuda_optim_kernels,
   .rnn = &bp_cuda_rnn_kernels,
   .attn = &bp_cuda_attn_kernels,
+  .conv_bf16 = &bp_cuda_conv_bf16_kernels,
+  .rnn_bf16 = &bp_cuda_rnn_bf16_kernels,
+  .attn_bf16 = &bp_cuda_attn_bf16_kernels,
 };

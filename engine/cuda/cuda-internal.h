@@ -60,6 +60,18 @@ BpStatus bp_cuda_fill (cudaStream_t stream, float *dst, float value, int64_t n);
 /* y (n) += a * x (n) */
 BpStatus bp_cuda_axpy (cudaStream_t stream, int64_t n, float a, const float *x, float *y);
 
+/* basic.cu: bfloat16 conversions, queued on `stream`. dst_a (n_a) = src_a (n_a) rounded to
+ * bfloat16 (bp_bf16_bits: nearest, ties to even), and in the same launch dst_b (n_b) from
+ * src_b (dst_b may be NULL). */
+BpStatus bp_cuda_to_bf16 (cudaStream_t stream, uint16_t *dst_a, const float *src_a, int64_t n_a,
+                          uint16_t *dst_b, const float *src_b, int64_t n_b);
+/* dst (n) = src (n) widened to float32, or dst += src with accumulate. */
+BpStatus bp_cuda_from_bf16 (cudaStream_t stream, float *dst, const uint16_t *src, int64_t n,
+                            bool accumulate);
+/* The device's rounding run on the host, so that the tests can compare it with
+ * bp_bf16_round without a GPU. */
+float bp_cuda_bf16_round_host (float x);
+
 /* cuda-backend.c: row-major C (m,n) = alpha op(A) (m,k) op(B) (k,n) + beta C through cuBLAS
  * on `stream` (TF32 or bf16 inputs as switched); like the table's gemm but returning the status
  * instead of keeping it for synchronize. */
@@ -73,6 +85,20 @@ BpStatus bp_cuda_gemm_strided (bool trans_a, bool trans_b, int64_t m, int64_t n,
                                const float *b, int64_t ldb, int64_t stride_b, float beta,
                                float *c, int64_t ldc, int64_t stride_c, int64_t count);
 
+/* bp_cuda_gemm and bp_cuda_gemm_strided at a precision: with BP_PRECISION_BF16 both operands
+ * are rounded to bfloat16 into a workspace (one conversion launch) and multiplied by
+ * cublasGemmEx / cublasGemmStridedBatchedEx with CUDA_R_16BF inputs, CUDA_R_32F output and
+ * CUBLAS_COMPUTE_32F (float32 accumulation); with BP_PRECISION_FP32 the float32 product (TF32
+ * or the bf16 switch as set). */
+BpStatus bp_cuda_gemm_at (BpPrecision precision, bool trans_a, bool trans_b, int64_t m,
+                          int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                          const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+BpStatus bp_cuda_gemm_strided_at (BpPrecision precision, bool trans_a, bool trans_b, int64_t m,
+                                  int64_t n, int64_t k, float alpha, const float *a,
+                                  int64_t lda, int64_t stride_a, const float *b, int64_t ldb,
+                                  int64_t stride_b, float beta, float *c, int64_t ldc,
+                                  int64_t stride_c, int64_t count);
+
 /* The family kernel tables (eltwise.cu, conv.cu, norm.cu, loss.cu, optim.cu, rnn.cu,
  * attn.cu). */
 extern const BpEltwiseKernels bp_cuda_eltwise_kernels;
@@ -82,6 +108,11 @@ extern const BpLossKernels bp_cuda_loss_kernels;
 extern const BpOptimKernels bp_cuda_optim_kernels;
 extern const BpRnnKernels bp_cuda_rnn_kernels;
 extern const BpAttnKernels bp_cuda_attn_kernels;
+/* The conv, rnn and attention tables with their products in bfloat16 (conv.cu: cuDNN with
+ * bfloat16 tensors; rnn.cu, attn.cu: bp_cuda_gemm_at). */
+extern const BpConvKernels bp_cuda_conv_bf16_kernels;
+extern const BpRnnKernels bp_cuda_rnn_bf16_kernels;
+extern const BpAttnKernels bp_cuda_attn_bf16_kernels;
 
 /* conv.cu: frees the cached convolution descriptors and algorithm choices. */
 void bp_cuda_conv_teardown (void);

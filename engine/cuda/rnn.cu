@@ -3,7 +3,8 @@
  * and backward. The input projections of all time steps are one cuBLAS GEMM per layer and
  * direction; each step is one GEMM for the recurrent product and one fused kernel of gate
  * math, the directions one after the other on the backend's stream. The formulas, the order of
- * the work and the reserve's layout are those of engine/cpu/rnn.c. */
+ * the work and the reserve's layout are those of engine/cpu/rnn.c. A second table runs every
+ * product with bfloat16 operands (BP_PRECISION_BF16). */
 #include "cuda-device.cuh"
 #include "../bp-rnn-reserve.h"
 
@@ -248,7 +249,7 @@ col_sums (float *dst, const float *m, int64_t rows, int64_t cols)
 
 /* hh: scratch (B, G*H) for the recurrent products. */
 static BpStatus
-rnn_forward (float *out, float *h_n, float *c_n, float *reserve, const float *x,
+rnn_forward (BpPrecision pr, float *out, float *h_n, float *c_n, float *reserve, const float *x,
              const float *h0, const float *c0, const float *const *w, const float *lengths,
              const BpRnnDesc *d, float *hh)
 {
@@ -284,8 +285,8 @@ rnn_forward (float *out, float *h_n, float *c_n, float *reserve, const float *x,
         bias_rows_kernel<<<GRID (TB * GH)>>> (gates, b_ih, b_hh, TB, GH, H, gru);
         BP_CUDA_CHECK_LAUNCH ("rnn bias");
       }
-      BpStatus e = bp_cuda_gemm (false, true, TB, GH, in_size, 1.0f, in, in_size, w_ih, in_size,
-                                 d->bias ? 1.0f : 0.0f, gates, GH);
+      BpStatus e = bp_cuda_gemm_at (pr, false, true, TB, GH, in_size, 1.0f, in, in_size, w_ih,
+                                    in_size, d->bias ? 1.0f : 0.0f, gates, GH);
       if (e != BP_OK)
         return e;
       /* the time loop: hh (B,GH) = h_prev @ w_hh^T, then the gate math */
@@ -294,7 +295,8 @@ rnn_forward (float *out, float *h_n, float *c_n, float *reserve, const float *x,
       for (int64_t step = 0; step < T; step++) {
         int64_t t = dir == 0 ? step : T - 1 - step;
         if (h_prev) {
-          e = bp_cuda_gemm (false, true, B, GH, H, 1.0f, h_prev, H, w_hh, H, 0.0f, hh, GH);
+          e = bp_cuda_gemm_at (pr, false, true, B, GH, H, 1.0f, h_prev, H, w_hh, H, 0.0f, hh,
+                               GH);
           if (e != BP_OK)
             return e;
         }
@@ -333,9 +335,9 @@ rnn_forward (float *out, float *h_n, float *c_n, float *reserve, const float *x,
 }
 
 static BpStatus
-cuda_rnn_forward (float *out, float *h_n, float *c_n, float *reserve, const float *x,
-                  const float *h0, const float *c0, const float *const *w, const float *lengths,
-                  const BpRnnDesc *d)
+rnn_forward_at (BpPrecision pr, float *out, float *h_n, float *c_n, float *reserve,
+                const float *x, const float *h0, const float *c0, const float *const *w,
+                const float *lengths, const BpRnnDesc *d)
 {
   if (!bp_cuda_begin ())
     return BP_ERR_DEVICE;
@@ -343,7 +345,7 @@ cuda_rnn_forward (float *out, float *h_n, float *c_n, float *reserve, const floa
   float *hh = (float *) bp_cuda_alloc (bytes);
   if (!hh)
     return bp_last_status ();
-  BpStatus s = rnn_forward (out, h_n, c_n, reserve, x, h0, c0, w, lengths, d, hh);
+  BpStatus s = rnn_forward (pr, out, h_n, c_n, reserve, x, h0, c0, w, lengths, d, hh);
   bp_cuda_free (hh, bytes);
   return s;
 }
@@ -391,10 +393,10 @@ gather_hprev (float *hprev, const float *hs, const float *h0k, int64_t dir, int6
 }
 
 static BpStatus
-rnn_backward (float *dx, float *dh0, float *dc0, float *const *dw, const float *dout,
-              const float *dh_n, const float *dc_n, float *reserve, const float *h0,
-              const float *c0, const float *const *w, const float *lengths, const BpRnnDesc *d,
-              const Scratch *g)
+rnn_backward (BpPrecision pr, float *dx, float *dh0, float *dc0, float *const *dw,
+              const float *dout, const float *dh_n, const float *dc_n, float *reserve,
+              const float *h0, const float *c0, const float *const *w, const float *lengths,
+              const BpRnnDesc *d, const Scratch *g)
 {
   cudaStream_t st = bp_cuda_ctx.stream;
   BpRnnLayout s = bp_rnn_layout (d);
@@ -449,8 +451,8 @@ rnn_backward (float *dx, float *dh0, float *dc0, float *const *dw, const float *
                                              lengths, t, B, H, DH, mode);
         BP_CUDA_CHECK_LAUNCH ("rnn step backward");
         /* dh (B,H) += dg_hh (B,GH) @ w_hh (GH,H); rows past their length add zeros */
-        e = bp_cuda_gemm (false, false, B, H, GH, 1.0f, g->dg_hh + t * B * GH, GH, w_hh, H, 1.0f,
-                          g->dh, H);
+        e = bp_cuda_gemm_at (pr, false, false, B, H, GH, 1.0f, g->dg_hh + t * B * GH, GH, w_hh,
+                             H, 1.0f, g->dh, H);
         if (e != BP_OK)
           return e;
       }
@@ -466,20 +468,20 @@ rnn_backward (float *dx, float *dh0, float *dc0, float *const *dw, const float *
       float *dw_ih = dw ? dw[k * P] : NULL, *dw_hh = dw ? dw[k * P + 1] : NULL;
       float *db_ih = dw && d->bias ? dw[k * P + 2] : NULL;
       float *db_hh = dw && d->bias ? dw[k * P + 3] : NULL;
-      if (dw_ih && (e = bp_cuda_gemm (true, false, GH, in_size, TB, 1.0f, g->dg_ih, GH, in,
-                                      in_size, 1.0f, dw_ih, in_size)) != BP_OK)
+      if (dw_ih && (e = bp_cuda_gemm_at (pr, true, false, GH, in_size, TB, 1.0f, g->dg_ih, GH,
+                                         in, in_size, 1.0f, dw_ih, in_size)) != BP_OK)
         return e;
-      if (dw_hh && (e = bp_cuda_gemm (true, false, GH, H, TB, 1.0f, g->dg_hh, GH, g->hprev, H,
-                                      1.0f, dw_hh, H)) != BP_OK)
+      if (dw_hh && (e = bp_cuda_gemm_at (pr, true, false, GH, H, TB, 1.0f, g->dg_hh, GH,
+                                         g->hprev, H, 1.0f, dw_hh, H)) != BP_OK)
         return e;
       if (db_ih && (e = col_sums (db_ih, g->dg_ih, TB, GH)) != BP_OK)
         return e;
       if (db_hh && (e = col_sums (db_hh, g->dg_hh, TB, GH)) != BP_OK)
         return e;
       /* dxl (T*B, in) = the sum over the directions of dg_ih @ w_ih */
-      if (need_dx && (e = bp_cuda_gemm (false, false, TB, in_size, GH, 1.0f, g->dg_ih, GH, w_ih,
-                                        in_size, dir == 0 ? 0.0f : 1.0f, g->dxl, in_size))
-                     != BP_OK)
+      if (need_dx && (e = bp_cuda_gemm_at (pr, false, false, TB, in_size, GH, 1.0f, g->dg_ih, GH,
+                                           w_ih, in_size, dir == 0 ? 0.0f : 1.0f, g->dxl,
+                                           in_size)) != BP_OK)
         return e;
     }
     if (l > 0) {
@@ -505,10 +507,10 @@ rnn_backward (float *dx, float *dh0, float *dc0, float *const *dw, const float *
 }
 
 static BpStatus
-cuda_rnn_backward (float *dx, float *dh0, float *dc0, float *const *dw, const float *dout,
-                   const float *dh_n, const float *dc_n, const float *reserve, const float *x,
-                   const float *h0, const float *c0, const float *const *w,
-                   const float *lengths, const BpRnnDesc *d)
+rnn_backward_at (BpPrecision pr, float *dx, float *dh0, float *dc0, float *const *dw,
+                 const float *dout, const float *dh_n, const float *dc_n, const float *reserve,
+                 const float *x, const float *h0, const float *c0, const float *const *w,
+                 const float *lengths, const BpRnnDesc *d)
 {
   /* the status is also kept for synchronize: the tape's backward functions return nothing */
   (void) x; /* the reserve holds its time-major copy */
@@ -531,15 +533,58 @@ cuda_rnn_backward (float *dx, float *dh0, float *dc0, float *const *dw, const fl
   g.hprev = g.dg_hh + TB * GH;
   g.dh = g.hprev + TB * s.h;
   g.dc = g.dh + s.b * s.h;
-  BpStatus st = rnn_backward (dx, dh0, dc0, dw, dout, dh_n, dc_n, (float *) reserve, h0, c0, w,
-                              lengths, d, &g);
+  BpStatus st = rnn_backward (pr, dx, dh0, dc0, dw, dout, dh_n, dc_n, (float *) reserve, h0, c0,
+                              w, lengths, d, &g);
   bp_cuda_free (base, bytes); /* stream order: the work above runs before any reuse */
   bp_cuda_defer (st);
   return st;
+}
+
+static BpStatus
+cuda_rnn_forward (float *out, float *h_n, float *c_n, float *reserve, const float *x,
+                  const float *h0, const float *c0, const float *const *w, const float *lengths,
+                  const BpRnnDesc *d)
+{
+  return rnn_forward_at (BP_PRECISION_FP32, out, h_n, c_n, reserve, x, h0, c0, w, lengths, d);
+}
+
+static BpStatus
+cuda_rnn_backward (float *dx, float *dh0, float *dc0, float *const *dw, const float *dout,
+                   const float *dh_n, const float *dc_n, const float *reserve, const float *x,
+                   const float *h0, const float *c0, const float *const *w,
+                   const float *lengths, const BpRnnDesc *d)
+{
+  return rnn_backward_at (BP_PRECISION_FP32, dx, dh0, dc0, dw, dout, dh_n, dc_n, reserve, x, h0,
+                          c0, w, lengths, d);
+}
+
+/* Every product with bfloat16 operands (bp_cuda_gemm_at); gates, states and sums float32. */
+static BpStatus
+cuda_rnn_forward_bf16 (float *out, float *h_n, float *c_n, float *reserve, const float *x,
+                       const float *h0, const float *c0, const float *const *w,
+                       const float *lengths, const BpRnnDesc *d)
+{
+  return rnn_forward_at (BP_PRECISION_BF16, out, h_n, c_n, reserve, x, h0, c0, w, lengths, d);
+}
+
+static BpStatus
+cuda_rnn_backward_bf16 (float *dx, float *dh0, float *dc0, float *const *dw, const float *dout,
+                        const float *dh_n, const float *dc_n, const float *reserve,
+                        const float *x, const float *h0, const float *c0,
+                        const float *const *w, const float *lengths, const BpRnnDesc *d)
+{
+  return rnn_backward_at (BP_PRECISION_BF16, dx, dh0, dc0, dw, dout, dh_n, dc_n, reserve, x, h0,
+                          c0, w, lengths, d);
 }
 
 const BpRnnKernels bp_cuda_rnn_kernels = {
   .reserve_size = cuda_reserve_size,
   .forward = cuda_rnn_forward,
   .backward = cuda_rnn_backward,
+};
+
+const BpRnnKernels bp_cuda_rnn_bf16_kernels = {
+  .reserve_size = cuda_reserve_size,
+  .forward = cuda_rnn_forward_bf16,
+  .backward = cuda_rnn_backward_bf16,
 };
