@@ -13,6 +13,7 @@
 #include "bp-build-page.h"
 #include "bp-descent.h"
 #include "bp-experiments-page.h"
+#include "bp-plane-draw.h"
 #include "bp-plane-view.h"
 #include "bp-spec.h"
 #include "bp-train-page.h"
@@ -795,9 +796,6 @@ start_descent (BpLessonsPage *self, const BpLesson *lesson, const char *variant,
   g_free (self->run_variant);
   self->run_variant = g_strdup (v ? v->id : NULL);
   /* each run in its own colour; the first run, or one run again, starts a fresh drawing */
-  static const GdkRGBA colors[] = {
-    {1.0, 0.35, 0.25, 1.0}, {0.3, 0.85, 1.0, 1.0}, {1.0, 0.85, 0.2, 1.0}, {0.95, 0.5, 1.0, 1.0},
-  };
   guint index = 0;
   for (guint k = 0; k < lesson->experiment->variants->len; k++)
     if (lesson->experiment->variants->pdata[k] == v)
@@ -805,8 +803,11 @@ start_descent (BpLessonsPage *self, const BpLesson *lesson, const char *variant,
   const char *title = v ? bp_lesson_text_get (&v->title, self->lang) : NULL;
   if (index == 0 || bp_plane_view_get_n_paths (self->plane) > (int) index)
     bp_plane_view_clear_paths (self->plane);
+  double r, g, b;
+  bp_plane_path_color ((int) index, &r, &g, &b);
+  GdkRGBA color = {(float) r, (float) g, (float) b, 1.0f};
   self->descent_path = bp_plane_view_add_path (self->plane, title && *title ? title : NULL,
-                                               &colors[index % G_N_ELEMENTS (colors)]);
+                                               &color);
   self->descent = points;
   self->descent_shown = 0;
   gtk_label_set_text (self->status_label, "");

@@ -929,6 +929,26 @@ test_function_lessons (void)
     g_assert_cmpuint (points, ==, 2 * 51);
     g_assert_nonnull (strstr (r.out, "\"within_steps\":30"));
     result_clear (&r);
+    /* --png: the contours and both paths; a PNG of the size asked */
+    g_autofree char *png = g_build_filename (root, "paths.png", NULL);
+    r = run_cli (root, "lesson", "run", "descent", "--png", png, NULL);
+    g_assert_cmpint (r.status, ==, 0);
+    g_assert_nonnull (strstr (r.out, "drew the paths into"));
+    result_clear (&r);
+    g_autofree guchar *bytes = NULL;
+    gsize len = 0;
+    g_assert_true (g_file_get_contents (png, (char **) &bytes, &len, NULL));
+    g_assert_cmpuint (len, >, 10000);
+    g_assert_cmpmem (bytes, 8, "\x89PNG\r\n\x1a\n", 8);
+    /* IHDR: width and height, big-endian */
+    guint32 w = (guint32) bytes[16] << 24 | (guint32) bytes[17] << 16 | bytes[18] << 8 | bytes[19];
+    guint32 h = (guint32) bytes[20] << 24 | (guint32) bytes[21] << 16 | bytes[22] << 8 | bytes[23];
+    g_assert_cmpuint (w, ==, 900);
+    g_assert_cmpuint (h, ==, 620);
+    r = run_cli (lessons_dir, "lesson", "run", "1.1", "--png", png, "--no-store", NULL);
+    g_assert_cmpint (r.status, ==, 2);
+    g_assert_nonnull (strstr (r.err, "--png draws a function experiment's paths"));
+    result_clear (&r);
     r = run_cli (root, "lesson", "run", "not-yet", "--no-store", NULL);
     g_assert_cmpint (r.status, ==, 1);
     g_assert_nonnull (strstr (r.err, "no experiment"));

@@ -37,6 +37,18 @@ bp_plane_class_color (int c, double *r, double *g, double *b)
   *b = k[2];
 }
 
+void
+bp_plane_path_color (int k, double *r, double *g, double *b)
+{
+  static const double palette[4][3] = {
+    {1.0, 0.3, 0.2}, {0.3, 0.85, 1.0}, {1.0, 0.35, 0.9}, {1.0, 1.0, 1.0},
+  };
+  const double *c = palette[(k % 4 + 4) % 4];
+  *r = c[0];
+  *g = c[1];
+  *b = c[2];
+}
+
 /* ---- layout ---- */
 
 static void
@@ -403,6 +415,26 @@ draw_axes (cairo_t *cr, PangoLayout *layout, const BpPlane *p, const BpPlaneGeom
     cairo_line_to (cr, px + 4, py);
     cairo_stroke (cr);
   }
+}
+
+gboolean
+bp_plane_write_png (const BpPlane *plane, const char *path, int width, int height,
+                    GError **error)
+{
+  g_return_val_if_fail (plane != NULL && path != NULL && width > 0 && height > 0, FALSE);
+  BpPlane p = *plane;
+  p.fill_bg = TRUE;
+  p.bg[0] = p.bg[1] = p.bg[2] = p.bg[3] = 1.0;
+  cairo_surface_t *surface = cairo_image_surface_create (CAIRO_FORMAT_ARGB32, width, height);
+  cairo_t *cr = cairo_create (surface);
+  PangoLayout *layout = bp_png_layout (cr);
+  bp_plane_draw (cr, layout, &p, width, height, NULL);
+  g_object_unref (layout);
+  cairo_status_t status = cairo_status (cr);
+  cairo_destroy (cr);
+  gboolean ok = bp_surface_write_png (surface, status, path, error);
+  cairo_surface_destroy (surface);
+  return ok;
 }
 
 void

@@ -65,10 +65,17 @@ void bp_plane_init (BpPlane *plane);
 /* The colour of class c (a qualitative palette that repeats after 10). */
 void bp_plane_class_color (int c, double *r, double *g, double *b);
 
+/* The colour of path k (a palette that stands out on the field's colours, repeating after 4). */
+void bp_plane_path_color (int k, double *r, double *g, double *b);
+
 /* Lays out and draws into (0, 0, width, height). layout: the labels' font (its text is
  * changed), or NULL for "Sans 9". geometry may be NULL. */
 void bp_plane_draw (cairo_t *cr, PangoLayout *layout, const BpPlane *plane, double width,
                     double height, BpPlaneGeometry *geometry);
+
+/* Draws the plane on white into a PNG file of width x height pixels. */
+gboolean bp_plane_write_png (const BpPlane *plane, const char *path, int width, int height,
+                             GError **error);
 
 /* Data units to pixels and back, for the geometry of a drawn plane. */
 void bp_plane_to_pixel (const BpPlane *plane, const BpPlaneGeometry *geometry, double x, double y,

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include "bp-cmd-lessons.h"
+
 #include "bp-cli.h"
 
 #include <errno.h>
@@ -16,6 +17,7 @@
 
 #include "bp-backend.h"
 #include "bp-lesson.h"
+#include "bp-plane-draw.h"
 #include "bp-recorder.h"
 #include "bp-store.h"
 #include "bp-trainer.h"
@@ -369,6 +371,7 @@ typedef struct {
   BpLessonEval *eval;
   BpRecorder *recorder;
   GError *record_error;
+  GPtrArray *paths;     /* --png of a function experiment: a GArray of (x, y) per run */
 } RunOutput;
 
 /* The share of class c's validation examples predicted right (NaN without any). */
@@ -639,6 +642,11 @@ descent_point (const BpDescentPoint *p, gpointer user_data)
 {
   RunOutput *out = user_data;
   bp_lesson_eval_descent (out->eval, out->variant, p);
+  if (out->paths && !p->diverged) {
+    GArray *path = out->paths->pdata[out->paths->len - 1];
+    double xy[2] = {p->x, p->y};
+    g_array_append_vals (path, xy, 2);
+  }
   int every = MAX (1, p->steps / 10);
   if (out->json) {
     g_autoptr (GString) s = g_string_new ("{\"event\":\"point\",");
@@ -701,16 +709,54 @@ run_descent (const BpLesson *l, const BpLessonVariant *v, guint index, RunOutput
             (double) c.optim.lr, c.steps);
   }
   out->variant = v->id;
+  if (out->paths)
+    g_ptr_array_add (out->paths, g_array_new (FALSE, FALSE, sizeof (double)));
   gboolean ok = bp_descent_run (&c, descent_point, out, error);
   bp_lesson_eval_run_ended (out->eval, v->id);
   return ok;
+}
+
+/* The function's contour lines with the runs' paths, as a PNG. */
+static gboolean
+write_paths_png (const BpLesson *l, GPtrArray *paths, const char *png, GError **error)
+{
+  enum { N = 160 };
+  const BpDescentFunction *f = bp_descent_function_find (l->experiment->function);
+  g_autofree float *field = g_new (float, N * N);
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < N; j++)
+      field[i * N + j] = (float) bp_descent_eval (f, f->x0 + (j + 0.5) * (f->x1 - f->x0) / N,
+                                                  f->y0 + (i + 0.5) * (f->y1 - f->y0) / N, NULL,
+                                                  NULL);
+  g_autofree BpPlanePath *drawn = g_new0 (BpPlanePath, MAX (paths->len, 1));
+  for (guint k = 0; k < paths->len; k++) {
+    GArray *a = paths->pdata[k];
+    const BpLessonVariant *v = l->experiment->variants->pdata[k];
+    drawn[k].xy = (const double *) (void *) a->data;
+    drawn[k].n = (int) (a->len / 2);
+    drawn[k].label = v->id;
+    bp_plane_path_color ((int) k, &drawn[k].rgba[0], &drawn[k].rgba[1], &drawn[k].rgba[2]);
+    drawn[k].rgba[3] = 1.0;
+  }
+  BpPlane p;
+  bp_plane_init (&p);
+  p.x0 = f->x0, p.x1 = f->x1, p.y0 = f->y0, p.y1 = f->y1;
+  p.field = field;
+  p.field_size = N;
+  p.field_log = TRUE;
+  p.paths = drawn;
+  p.n_paths = (int) paths->len;
+  p.marks = &f->minima[0][0];
+  p.n_marks = f->n_minima;
+  p.title = f->formula;
+  return bp_plane_write_png (&p, png, 900, 620, error);
 }
 
 static int
 lesson_run (const char *cmd, int argc, char **argv)
 {
   gboolean quick = FALSE, json = FALSE, no_store = FALSE;
-  g_autofree char *db = NULL, *device = NULL, *s_threads = NULL;
+  g_autofree char *db = NULL, *device = NULL, *s_threads = NULL, *png = NULL;
   GOptionEntry entries[] = {
     {"quick", 0, 0, G_OPTION_ARG_NONE, &quick, "Run the lesson's reduced test budget and check its test goals", NULL},
     {"db", 0, 0, G_OPTION_ARG_FILENAME, &db, "Experiment database; default $XDG_DATA_HOME/backprop-lab/experiments.db", "PATH"},
@@ -718,6 +764,7 @@ lesson_run (const char *cmd, int argc, char **argv)
     {"device", 0, 0, G_OPTION_ARG_STRING, &device, "cpu, cuda or auto; default auto", "DEV"},
     {"threads", 0, 0, G_OPTION_ARG_STRING, &s_threads, "CPU threads; default all cores", "N"},
     {"json", 0, 0, G_OPTION_ARG_NONE, &json, "Print one JSON object per line: runs, epochs, goals, a summary", NULL},
+    {"png", 0, 0, G_OPTION_ARG_FILENAME, &png, "A function experiment (lesson 1.2): draw its contour lines with the runs' paths into this PNG file", "FILE"},
     {NULL},
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("ID - run a lesson's experiment and check its goals");
@@ -770,7 +817,12 @@ lesson_run (const char *cmd, int argc, char **argv)
   bp_cli_catch_stop_signals ();
 
   g_autoptr (BpLessonEval) eval = bp_lesson_eval_new (l, quick);
-  RunOutput out = {json, !json && isatty (STDOUT_FILENO), NULL, eval, NULL, NULL};
+  if (png && !l->experiment->function)
+    return bp_cli_usage_error (cmd, "--png draws a function experiment's paths; lesson %s trains "
+                                    "a model", l->id);
+  g_autoptr (GPtrArray) paths = png ? g_ptr_array_new_with_free_func ((GDestroyNotify) g_array_unref)
+                                    : NULL;
+  RunOutput out = {json, !json && isatty (STDOUT_FILENO), NULL, eval, NULL, NULL, paths};
   if (json) {
     g_autoptr (GString) s = g_string_new ("{\"event\":\"lesson\",");
     put_string (s, "id", l->id);
@@ -797,6 +849,12 @@ lesson_run (const char *cmd, int argc, char **argv)
   bp_store_close (store);
   if (rc)
     return rc;
+  if (png && !write_paths_png (l, paths, png, &error))
+    return bp_cli_fail (cmd, error->message);
+  if (png && !json) {
+    g_autofree char *shown = g_filename_display_name (png);
+    printf ("drew the paths into %s\n", shown);
+  }
   if (bp_cli_stop_signal ())
     return 128 + bp_cli_stop_signal ();
   report_goals (eval, json);
