@@ -514,6 +514,9 @@ train_event (const BpTrainEvent *ev, gpointer user_data)
               reg ? "; regression: mean squared error on the standardised target, R² reported"
                   : "");
     }
+    if (bp_trainer_get_config (out->trainer)->precision == BP_PRECISION_BF16)
+      printf ("precision bf16: matrix products with bfloat16 operands, float32 accumulation and "
+              "weights\n");
     break;
   case BP_TRAIN_EVENT_STEP:
     if (!out->json && out->tty) {
@@ -707,7 +710,7 @@ cmd_train (int argc, char **argv)
 {
   const char *cmd = "train";
   char *model = NULL, *spec_file = NULL, *dataset = NULL, *optimizer = NULL, *scheduler = NULL,
-       *device = NULL, *db = NULL, *name = NULL, *resume = NULL;
+       *device = NULL, *db = NULL, *name = NULL, *resume = NULL, *precision = NULL;
   char **tags = NULL;
   char *s_epochs = NULL, *s_batch = NULL, *s_lr = NULL, *s_momentum = NULL, *s_wd = NULL,
        *s_l1 = NULL, *s_clip = NULL, *s_smooth = NULL, *s_step = NULL, *s_gamma = NULL,
@@ -735,6 +738,7 @@ cmd_train (int argc, char **argv)
     {"warmup", 0, 0, G_OPTION_ARG_STRING, &s_warmup, "Linear warm-up epochs before the schedule; default 0", "N"},
     {"seed", 0, 0, G_OPTION_ARG_STRING, &s_seed, "Random seed (runs repeat bit for bit on the CPU); default 1", "N"},
     {"device", 0, 0, G_OPTION_ARG_STRING, &device, "cpu, cuda or auto (the GPU when one is usable); default auto (with --resume: the run's device)", "DEV"},
+    {"precision", 0, 0, G_OPTION_ARG_STRING, &precision, "fp32, or bf16: matrix products (linear, conv, RNN, attention) with bfloat16 operands and float32 accumulation, weights and everything else float32; default fp32 (with --resume: the run's)", "P"},
     {"threads", 0, 0, G_OPTION_ARG_STRING, &s_threads, "CPU threads; default all cores", "N"},
     {"limit-train", 0, 0, G_OPTION_ARG_STRING, &s_limit, "Use only the first N training examples (quick runs)", "N"},
     {"limit-test", 0, 0, G_OPTION_ARG_STRING, &s_limit_test, "Use only the first N test examples", "N"},
@@ -821,6 +825,12 @@ cmd_train (int argc, char **argv)
     goto done;
   }
 
+  BpPrecision want_precision = BP_PRECISION_FP32;
+  if (precision && !bp_precision_parse (precision, &want_precision)) {
+    rc = bp_cli_usage_error (cmd, "--precision must be fp32 or bf16, not \"%s\"", precision);
+    goto done;
+  }
+
   BpTrainConfig c = bp_train_config_default ();
   gint64 resume_id = 0;
   if (resume) {
@@ -833,8 +843,8 @@ cmd_train (int argc, char **argv)
       if (fixed[k]) {
         rc = bp_cli_usage_error (cmd,
                                  "%s cannot be given with --resume: the run keeps its settings "
-                                 "(only --epochs, --device, --threads and the checkpoint options "
-                                 "may change)",
+                                 "(only --epochs, --device, --precision, --threads and the "
+                                 "checkpoint options may change)",
                                  fixed[k]);
         goto done;
       }
@@ -845,8 +855,8 @@ cmd_train (int argc, char **argv)
           strcmp (f, "--attention-every")) {
         rc = bp_cli_usage_error (cmd,
                                  "%s cannot be given with --resume: the run keeps its settings "
-                                 "(only --epochs, --device, --threads, --attention-every and the "
-                                 "checkpoint options may change)",
+                                 "(only --epochs, --device, --precision, --threads, "
+                                 "--attention-every and the checkpoint options may change)",
                                  f);
         goto done;
       }
@@ -966,6 +976,9 @@ cmd_train (int argc, char **argv)
     c.eval_batches = eval_batches;
     c.attention_every = attn;
   }
+  /* the checkpoints are float32 at either precision: a resumed run may change it */
+  if (precision)
+    c.precision = want_precision;
   if (!bp_cli_choose_device (device ? device : "auto", &c.device, json, &error)) {
     rc = bp_cli_usage_error (cmd, "%s", error->message);
     goto done;
@@ -1088,6 +1101,7 @@ done:
   g_free (optimizer);
   g_free (scheduler);
   g_free (device);
+  g_free (precision);
   g_free (db);
   g_free (name);
   g_free (resume);

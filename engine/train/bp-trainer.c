@@ -89,6 +89,7 @@ bp_train_config_default (void)
     .sched = bp_sched_config_default (BP_SCHED_CONSTANT),
     .seed = 1,
     .device = BP_DEVICE_CPU,
+    .precision = BP_PRECISION_FP32,
     .val_fraction = 0.1,
     .eval_batch_size = 500,
   };
@@ -1029,9 +1030,11 @@ bp_trainer_evaluate_test_full (BpTrainer *t, double *loss, double *accuracy, dou
 {
   if (r2)
     *r2 = NAN;
-  if (t->corpus)
-    return evaluate_text (t, loss, accuracy, error);
-  return evaluate (t, t->test_set, NULL, loss, accuracy, r2, NULL, error);
+  BpPrecision was = bp_set_precision (t->config.precision);
+  gboolean ok = t->corpus ? evaluate_text (t, loss, accuracy, error)
+                          : evaluate (t, t->test_set, NULL, loss, accuracy, r2, NULL, error);
+  bp_set_precision (was);
+  return ok;
 }
 
 BpTask
@@ -1298,8 +1301,8 @@ seek_epoch (BpTrainer *t, int epoch, GError **error)
   return TRUE;
 }
 
-gboolean
-bp_trainer_run (BpTrainer *t, BpTrainCallback callback, gpointer user_data, GError **error)
+static gboolean
+run_training (BpTrainer *t, BpTrainCallback callback, gpointer user_data, GError **error)
 {
   const BpTrainConfig *c = &t->config;
   gboolean text = t->corpus != NULL;
@@ -1430,6 +1433,17 @@ bp_trainer_run (BpTrainer *t, BpTrainCallback callback, gpointer user_data, GErr
   if (callback)
     callback (&ev, user_data);
   return TRUE;
+}
+
+/* Training and evaluation run at the config's precision, set on the calling thread (the
+ * training thread) and put back afterwards. */
+gboolean
+bp_trainer_run (BpTrainer *t, BpTrainCallback callback, gpointer user_data, GError **error)
+{
+  BpPrecision was = bp_set_precision (t->config.precision);
+  gboolean ok = run_training (t, callback, user_data, error);
+  bp_set_precision (was);
+  return ok;
 }
 
 /* ---- where training stands ---- */
@@ -1600,7 +1614,7 @@ bp_train_config_to_json (const BpTrainConfig *c)
   put_float (s, "label_smoothing", c->label_smoothing);
   put_int (s, "seed", (gint64) c->seed);
   put_string (s, "device", c->device == BP_DEVICE_CUDA ? "cuda" : "cpu");
-  put_string (s, "precision", "float32");
+  put_string (s, "precision", bp_precision_name (c->precision));
   put_int (s, "limit_train", c->limit_train);
   put_int (s, "limit_test", c->limit_test);
   put_double (s, "val_fraction", c->val_fraction);
@@ -1735,6 +1749,11 @@ bp_train_config_from_json (const char *json, BpTrainConfig *c, GError **error)
                    "bad training config: unknown device \"%s\"", s);
       r.ok = FALSE;
     }
+  }
+  if ((s = read_string (&r, "precision")) && !bp_precision_parse (s, &n.precision) && r.ok) {
+    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_INVALID,
+                 "bad training config: unknown precision \"%s\" (float32 or bfloat16)", s);
+    r.ok = FALSE;
   }
   read_int (&r, "limit_train", 0, G_MAXINT64, &n.limit_train);
   read_int (&r, "limit_test", 0, G_MAXINT64, &n.limit_test);

@@ -59,6 +59,9 @@ typedef struct {
   uint64_t seed;
   BpDevice device;        /* BP_DEVICE_CUDA: bp_trainer_new starts the backend (bp_cuda_init)
                            * and fails with its reason when it cannot; there is no fallback */
+  BpPrecision precision;  /* BP_PRECISION_BF16: the matrix products of training and evaluation
+                           * with bfloat16 operands (bp-tensor.h); parameters, optimizer state
+                           * and checkpoints stay float32, so a run resumes at either */
   int64_t limit_train;    /* 0: the whole training set */
   int64_t limit_test;     /* 0: the whole test set */
   double val_fraction;    /* share of the (limited) training set held out for validation (a
@@ -241,9 +244,10 @@ BpModel *bp_checkpoint_load_language_model (const char *path, BpVocab **vocab, c
 gboolean bp_train_dataset_is_text (const char *dataset);
 
 /* The config as a JSON object (model, dataset, epochs, batch_size, optimizer {...},
- * schedule {...}, clip_norm, label_smoothing, seed, device, precision, limit_train,
- * limit_test, val_fraction, eval_batch_size, context, steps_per_epoch, eval_batches,
- * attention_every); model_json is left out (the store keeps the spec apart). */
+ * schedule {...}, clip_norm, label_smoothing, seed, device, precision ("float32" or
+ * "bfloat16"; read back also as "fp32" or "bf16"), limit_train, limit_test, val_fraction,
+ * eval_batch_size, context, steps_per_epoch, eval_batches, attention_every); model_json is
+ * left out (the store keeps the spec apart). */
 char *bp_train_config_to_json (const BpTrainConfig *config);
 /* Reads such JSON over a config (fields not present keep their value); strings are interned
  * (g_intern_string), so they live as long as the program. */
