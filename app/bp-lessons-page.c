@@ -45,6 +45,14 @@ struct _BpLessonsPage {
   char *next_config;  /* a set action's own settings (JSON), read over the next start's */
   double baseline;    /* the run's corpus's unigram loss (NaN: image data or unknown) */
 
+  /* the lesson in progress beside Build and Train: its steps and goals */
+  GtkWidget *panel;
+  GtkLabel *panel_title, *panel_status;
+  GtkBox *panel_steps, *panel_goals;
+  const BpLesson *panel_lesson; /* the lesson whose step was last used (NULL: none) */
+  gboolean panel_closed;        /* hidden by its close button until the next step */
+  char *place;                  /* the window's place */
+
   /* a function experiment's runs: the surface with the paths, drawn a few points a frame */
   BpPlaneView *plane;
   GArray *descent;        /* BpDescentPoint: the run being drawn */
@@ -555,32 +563,29 @@ describe_goal (BpLessonsPage *self, const BpLesson *lesson, const BpLessonGoal *
   return g_string_free (s, FALSE);
 }
 
+/* Fills box with the lesson's goals and their states in eval (NULL: none reached yet). */
 static void
-update_goals (BpLessonsPage *self)
+fill_goals (BpLessonsPage *self, GtkBox *box, const BpLesson *lesson, BpLessonEval *eval)
 {
-  clear_box (self->goals_box);
-  const BpLesson *lesson = self->shown;
-  if (!lesson)
-    return;
+  clear_box (box);
   GPtrArray *goals = quick () && lesson->test_goals->len ? lesson->test_goals : lesson->goals;
-  BpLessonEval *eval = shown_eval (self);
-  gtk_widget_set_visible (self->goals_heading, goals->len > 0);
   for (guint k = 0; k < goals->len; k++) {
     const BpLessonGoalResult *res = eval ? bp_lesson_eval_get_result (eval, k) : NULL;
     BpLessonGoalState state = res ? res->state : BP_LESSON_GOAL_PENDING;
-    GtkWidget *box = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 8);
+    GtkWidget *row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 8);
     GtkWidget *icon = gtk_image_new_from_icon_name (state == BP_LESSON_GOAL_MET
                                                       ? "emblem-ok-symbolic"
                                                     : state == BP_LESSON_GOAL_MISSED
                                                       ? "window-close-symbolic"
                                                       : "content-loading-symbolic");
-    gtk_box_append (GTK_BOX (box), icon);
+    gtk_widget_set_valign (icon, GTK_ALIGN_START);
+    gtk_box_append (GTK_BOX (row), icon);
     g_autofree char *describe = describe_goal (self, lesson, goals->pdata[k]);
     GtkWidget *label = gtk_label_new (describe);
     gtk_label_set_xalign (GTK_LABEL (label), 0.0);
     gtk_label_set_wrap (GTK_LABEL (label), TRUE);
     gtk_widget_set_hexpand (label, TRUE);
-    gtk_box_append (GTK_BOX (box), label);
+    gtk_box_append (GTK_BOX (row), label);
     const char *state_text = state == BP_LESSON_GOAL_MET      ? _("Met")
                              : state == BP_LESSON_GOAL_MISSED ? _("Not met")
                                                               : _("Not yet");
@@ -592,23 +597,44 @@ update_goals (BpLessonsPage *self)
       : res && isfinite (res->value) ? g_strdup_printf ("%s (%.4g)", state_text, res->value)
                                      : g_strdup (state_text);
     GtkWidget *state_label = gtk_label_new (text);
+    gtk_widget_set_valign (state_label, GTK_ALIGN_START);
     gtk_widget_add_css_class (state_label, state == BP_LESSON_GOAL_MET      ? "success"
                                            : state == BP_LESSON_GOAL_MISSED ? "error"
                                                                             : "dim-label");
-    gtk_box_append (GTK_BOX (box), state_label);
-    gtk_box_append (self->goals_box, box);
+    gtk_box_append (GTK_BOX (row), state_label);
+    gtk_box_append (box, row);
   }
-  if (eval && bp_lesson_eval_all_met (eval))
-    set_progress (self, lesson, "done");
 }
+
+static void
+update_goals (BpLessonsPage *self)
+{
+  const BpLesson *lesson = self->shown;
+  if (lesson) {
+    fill_goals (self, self->goals_box, lesson, shown_eval (self));
+    GPtrArray *goals = quick () && lesson->test_goals->len ? lesson->test_goals : lesson->goals;
+    gtk_widget_set_visible (self->goals_heading, goals->len > 0);
+  }
+  if (self->panel_lesson)
+    fill_goals (self, self->panel_goals, self->panel_lesson,
+                self->panel_lesson == self->active ? self->eval : NULL);
+  if (self->eval && self->active && bp_lesson_eval_all_met (self->eval))
+    set_progress (self, self->active, "done");
+}
+
+static gboolean activate_step (BpLessonsPage *self, const BpLesson *lesson, guint k,
+                               GError **error);
 
 static void
 step_clicked_cb (GtkButton *button, BpLessonsPage *self)
 {
   guint k = GPOINTER_TO_UINT (g_object_get_data (G_OBJECT (button), "bp-step"));
+  const BpLesson *lesson = g_object_get_data (G_OBJECT (button), "bp-lesson");
   g_autoptr (GError) error = NULL;
-  if (!bp_lessons_page_activate_step (self, k, &error))
+  if (!activate_step (self, lesson, k, &error)) {
     gtk_label_set_text (self->status_label, error->message);
+    gtk_label_set_text (self->panel_status, error->message);
+  }
 }
 
 static const char *
@@ -631,6 +657,44 @@ action_label (BpLessonActionKind kind)
 }
 
 static void show_function (BpLessonsPage *self, const BpLesson *lesson);
+
+/* Fills box with the lesson's steps and their buttons; compact (the panel): each button under
+ * its text. */
+static void
+fill_steps (BpLessonsPage *self, GtkBox *box, const BpLesson *lesson, gboolean compact)
+{
+  clear_box (box);
+  for (guint k = 0; k < lesson->steps->len; k++) {
+    const BpLessonStep *step = lesson->steps->pdata[k];
+    GtkWidget *row = gtk_box_new (compact ? GTK_ORIENTATION_VERTICAL : GTK_ORIENTATION_HORIZONTAL,
+                                  compact ? 4 : 12);
+    g_autofree char *text = g_strdup_printf ("%u. %s", k + 1,
+                                             bp_lesson_text_get (&step->text, self->lang));
+    GtkWidget *label = gtk_label_new (text);
+    gtk_label_set_xalign (GTK_LABEL (label), 0.0);
+    gtk_label_set_wrap (GTK_LABEL (label), TRUE);
+    gtk_widget_set_hexpand (label, TRUE);
+    gtk_box_append (GTK_BOX (row), label);
+    const char *button_text = action_label (step->action.kind);
+    gboolean needs_run = step->action.kind == BP_LESSON_ACTION_LOAD_MODEL ||
+                         step->action.kind == BP_LESSON_ACTION_SET_CONFIG ||
+                         step->action.kind == BP_LESSON_ACTION_START_TRAINING ||
+                         step->action.kind == BP_LESSON_ACTION_COMPARE_RUNS;
+    if (button_text && (lesson->experiment || !needs_run)) {
+      GtkWidget *button = gtk_button_new_with_label (button_text);
+      gtk_widget_set_valign (button, GTK_ALIGN_CENTER);
+      if (compact)
+        gtk_widget_set_halign (button, GTK_ALIGN_END);
+      if (step->action.kind == BP_LESSON_ACTION_START_TRAINING)
+        gtk_widget_add_css_class (button, "suggested-action");
+      g_object_set_data (G_OBJECT (button), "bp-step", GUINT_TO_POINTER (k));
+      g_object_set_data (G_OBJECT (button), "bp-lesson", (gpointer) lesson);
+      g_signal_connect (button, "clicked", G_CALLBACK (step_clicked_cb), self);
+      gtk_box_append (GTK_BOX (row), button);
+    }
+    gtk_box_append (box, row);
+  }
+}
 
 static void
 show_lesson (BpLessonsPage *self, const BpLesson *lesson)
@@ -668,34 +732,8 @@ show_lesson (BpLessonsPage *self, const BpLesson *lesson)
   gtk_widget_set_visible (GTK_WIDGET (self->note_label),
                           *gtk_label_get_text (self->note_label) != '\0');
 
-  clear_box (self->steps_box);
+  fill_steps (self, self->steps_box, lesson, FALSE);
   gtk_widget_set_visible (self->steps_heading, lesson->steps->len > 0);
-  for (guint k = 0; k < lesson->steps->len; k++) {
-    const BpLessonStep *step = lesson->steps->pdata[k];
-    GtkWidget *box = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 12);
-    g_autofree char *text = g_strdup_printf ("%u. %s", k + 1,
-                                             bp_lesson_text_get (&step->text, self->lang));
-    GtkWidget *label = gtk_label_new (text);
-    gtk_label_set_xalign (GTK_LABEL (label), 0.0);
-    gtk_label_set_wrap (GTK_LABEL (label), TRUE);
-    gtk_widget_set_hexpand (label, TRUE);
-    gtk_box_append (GTK_BOX (box), label);
-    const char *button_text = action_label (step->action.kind);
-    gboolean needs_run = step->action.kind == BP_LESSON_ACTION_LOAD_MODEL ||
-                         step->action.kind == BP_LESSON_ACTION_SET_CONFIG ||
-                         step->action.kind == BP_LESSON_ACTION_START_TRAINING ||
-                         step->action.kind == BP_LESSON_ACTION_COMPARE_RUNS;
-    if (button_text && (lesson->experiment || !needs_run)) {
-      GtkWidget *button = gtk_button_new_with_label (button_text);
-      gtk_widget_set_valign (button, GTK_ALIGN_CENTER);
-      if (step->action.kind == BP_LESSON_ACTION_START_TRAINING)
-        gtk_widget_add_css_class (button, "suggested-action");
-      g_object_set_data (G_OBJECT (button), "bp-step", GUINT_TO_POINTER (k));
-      g_signal_connect (button, "clicked", G_CALLBACK (step_clicked_cb), self);
-      gtk_box_append (GTK_BOX (box), button);
-    }
-    gtk_box_append (self->steps_box, box);
-  }
   show_function (self, lesson);
   update_goals (self);
 }
@@ -926,11 +964,135 @@ start_training (BpLessonsPage *self, const BpLesson *lesson, const char *variant
   return TRUE;
 }
 
+/* ---- the panel beside Build and Train ---- */
+
+static void
+update_panel (BpLessonsPage *self)
+{
+  const BpLesson *lesson = self->panel_lesson;
+  gboolean beside = g_strcmp0 (self->place, "build") == 0 || g_strcmp0 (self->place, "train") == 0;
+  gtk_widget_set_visible (self->panel, lesson && beside && !self->panel_closed);
+}
+
+/* The lesson of the step just used goes into the panel. */
+static void
+set_panel_lesson (BpLessonsPage *self, const BpLesson *lesson)
+{
+  if (self->panel_lesson != lesson) {
+    self->panel_lesson = lesson;
+    g_autofree char *title = g_strdup_printf (_("Lesson %s: %s"), lesson->number,
+                                              bp_lesson_text_get (&lesson->title, self->lang));
+    gtk_label_set_text (self->panel_title, title);
+    fill_steps (self, self->panel_steps, lesson, TRUE);
+  }
+  gtk_label_set_text (self->panel_status, "");
+  self->panel_closed = FALSE;
+  update_goals (self);
+  update_panel (self);
+}
+
+static void
+panel_close_cb (BpLessonsPage *self)
+{
+  self->panel_closed = TRUE;
+  update_panel (self);
+}
+
+static void
+panel_open_lesson_cb (BpLessonsPage *self)
+{
+  BpWindow *win = window (self);
+  if (self->panel_lesson && win) {
+    bp_lessons_page_open (self, self->panel_lesson->id);
+    bp_window_set_place (win, "lessons");
+  }
+}
+
+static GtkWidget *
+create_panel (BpLessonsPage *self)
+{
+  GtkWidget *panel = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 0);
+  gtk_box_append (GTK_BOX (panel), gtk_separator_new (GTK_ORIENTATION_VERTICAL));
+  GtkWidget *box = gtk_box_new (GTK_ORIENTATION_VERTICAL, 8);
+  gtk_widget_set_size_request (box, 300, -1);
+  gtk_widget_set_margin_start (box, 12);
+  gtk_widget_set_margin_end (box, 12);
+  gtk_widget_set_margin_top (box, 12);
+  gtk_widget_set_margin_bottom (box, 12);
+  GtkWidget *header = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
+  self->panel_title = GTK_LABEL (gtk_label_new (""));
+  gtk_label_set_xalign (self->panel_title, 0.0);
+  gtk_label_set_wrap (self->panel_title, TRUE);
+  gtk_widget_set_hexpand (GTK_WIDGET (self->panel_title), TRUE);
+  gtk_widget_add_css_class (GTK_WIDGET (self->panel_title), "heading");
+  gtk_box_append (GTK_BOX (header), GTK_WIDGET (self->panel_title));
+  GtkWidget *close = gtk_button_new_from_icon_name ("window-close-symbolic");
+  gtk_widget_add_css_class (close, "flat");
+  gtk_widget_set_valign (close, GTK_ALIGN_START);
+  gtk_widget_set_tooltip_text (close, _("Hide the lesson"));
+  g_signal_connect_swapped (close, "clicked", G_CALLBACK (panel_close_cb), self);
+  gtk_box_append (GTK_BOX (header), close);
+  gtk_box_append (GTK_BOX (box), header);
+
+  GtkWidget *inner = gtk_box_new (GTK_ORIENTATION_VERTICAL, 8);
+  GtkWidget *steps = gtk_label_new (_("Steps"));
+  gtk_label_set_xalign (GTK_LABEL (steps), 0.0);
+  gtk_widget_add_css_class (steps, "title-4");
+  gtk_box_append (GTK_BOX (inner), steps);
+  self->panel_steps = GTK_BOX (gtk_box_new (GTK_ORIENTATION_VERTICAL, 10));
+  gtk_box_append (GTK_BOX (inner), GTK_WIDGET (self->panel_steps));
+  GtkWidget *goals = gtk_label_new (_("Goals"));
+  gtk_label_set_xalign (GTK_LABEL (goals), 0.0);
+  gtk_widget_add_css_class (goals, "title-4");
+  gtk_widget_set_margin_top (goals, 8);
+  gtk_box_append (GTK_BOX (inner), goals);
+  self->panel_goals = GTK_BOX (gtk_box_new (GTK_ORIENTATION_VERTICAL, 6));
+  gtk_box_append (GTK_BOX (inner), GTK_WIDGET (self->panel_goals));
+  self->panel_status = GTK_LABEL (gtk_label_new (""));
+  gtk_label_set_xalign (self->panel_status, 0.0);
+  gtk_label_set_wrap (self->panel_status, TRUE);
+  gtk_widget_add_css_class (GTK_WIDGET (self->panel_status), "dim-label");
+  gtk_box_append (GTK_BOX (inner), GTK_WIDGET (self->panel_status));
+  GtkWidget *scroll = gtk_scrolled_window_new ();
+  gtk_scrolled_window_set_policy (GTK_SCROLLED_WINDOW (scroll), GTK_POLICY_NEVER,
+                                  GTK_POLICY_AUTOMATIC);
+  gtk_scrolled_window_set_child (GTK_SCROLLED_WINDOW (scroll), inner);
+  gtk_widget_set_vexpand (scroll, TRUE);
+  gtk_box_append (GTK_BOX (box), scroll);
+  GtkWidget *read = gtk_button_new_with_label (_("Read the lesson"));
+  g_signal_connect_swapped (read, "clicked", G_CALLBACK (panel_open_lesson_cb), self);
+  gtk_box_append (GTK_BOX (box), read);
+  gtk_box_append (GTK_BOX (panel), box);
+  gtk_widget_set_visible (panel, FALSE);
+  return g_object_ref_sink (panel);
+}
+
+GtkWidget *
+bp_lessons_page_get_panel (BpLessonsPage *self)
+{
+  g_return_val_if_fail (BP_IS_LESSONS_PAGE (self), NULL);
+  return self->panel;
+}
+
+void
+bp_lessons_page_place_changed (BpLessonsPage *self, const char *place)
+{
+  g_return_if_fail (BP_IS_LESSONS_PAGE (self));
+  g_free (self->place);
+  self->place = g_strdup (place);
+  update_panel (self);
+}
+
 gboolean
 bp_lessons_page_activate_step (BpLessonsPage *self, guint k, GError **error)
 {
   g_return_val_if_fail (BP_IS_LESSONS_PAGE (self), FALSE);
-  const BpLesson *lesson = self->shown;
+  return activate_step (self, self->shown, k, error);
+}
+
+static gboolean
+activate_step (BpLessonsPage *self, const BpLesson *lesson, guint k, GError **error)
+{
   g_return_val_if_fail (lesson && k < lesson->steps->len, FALSE);
   const BpLessonAction *action = &((BpLessonStep *) lesson->steps->pdata[k])->action;
   BpWindow *win = window (self);
@@ -1005,6 +1167,7 @@ bp_lessons_page_activate_step (BpLessonsPage *self, guint k, GError **error)
     return TRUE;
   }
   set_progress (self, lesson, "started");
+  set_panel_lesson (self, lesson);
   return TRUE;
 }
 
@@ -1037,7 +1200,9 @@ bp_lessons_page_dispose (GObject *object)
   g_clear_pointer (&self->run_variant, g_free);
   g_clear_pointer (&self->next_variant, g_free);
   g_clear_pointer (&self->next_config, g_free);
-  self->shown = self->active = NULL;
+  g_clear_pointer (&self->place, g_free);
+  g_clear_object (&self->panel);
+  self->shown = self->active = self->panel_lesson = NULL;
   G_OBJECT_CLASS (bp_lessons_page_parent_class)->dispose (object);
 }
 
@@ -1142,6 +1307,7 @@ bp_lessons_page_init (BpLessonsPage *self)
   gtk_widget_set_hexpand (scroll, TRUE);
   gtk_paned_set_end_child (GTK_PANED (self->paned), scroll);
 
+  self->panel = create_panel (self);
   fill_list (self);
   /* the first lesson whose goals are not met yet */
   for (guint i = 0; i < self->lessons->len; i++) {

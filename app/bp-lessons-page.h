@@ -29,6 +29,12 @@ const char *bp_lessons_page_get_note (BpLessonsPage *self);
 gboolean bp_lessons_page_activate_step (BpLessonsPage *self, guint k, GError **error);
 /* The state of goal k of the shown lesson in its latest run (PENDING before any). */
 BpLessonGoalState bp_lessons_page_get_goal_state (BpLessonsPage *self, guint k);
+/* The panel with the lesson in progress (the last one whose step was used: its steps' buttons
+ * and its goals), for the window to place beside its pages; shown on Build and Train until its
+ * close button hides it (the next step shows it again). */
+GtkWidget *bp_lessons_page_get_panel (BpLessonsPage *self);
+/* The window's place changed (the panel's visibility follows). */
+void bp_lessons_page_place_changed (BpLessonsPage *self, const char *place);
 /* A function experiment's surface with its runs' paths (hidden for other lessons). */
 BpPlaneView *bp_lessons_page_get_plane (BpLessonsPage *self);
 /* Whether a function experiment's path is still being drawn (its goals fed point by point). */

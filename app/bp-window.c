@@ -34,6 +34,7 @@ struct _BpWindow {
   GtkListBox *places_list;
   AdwWindowTitle *place_title;
   AdwToastOverlay *toast_overlay;
+  GtkWidget *main_box; /* the stack, then the lesson panel (beside Build and Train) */
   GtkStack *stack;
 
   GSettings *settings;
@@ -78,6 +79,9 @@ place_changed_cb (BpWindow *self)
         g_strcmp0 (g_object_get_data (G_OBJECT (row), "bp-place"), name) == 0)
       gtk_list_box_select_row (self->places_list, GTK_LIST_BOX_ROW (row));
   g_settings_set_string (self->settings, "last-place", name);
+  GtkWidget *lessons = gtk_stack_get_child_by_name (self->stack, "lessons");
+  if (lessons)
+    bp_lessons_page_place_changed (BP_LESSONS_PAGE (lessons), name);
 }
 
 static GtkWidget *
@@ -136,6 +140,7 @@ bp_window_class_init (BpWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, BpWindow, place_title);
   gtk_widget_class_bind_template_child (widget_class, BpWindow, toast_overlay);
   gtk_widget_class_bind_template_child (widget_class, BpWindow, stack);
+  gtk_widget_class_bind_template_child (widget_class, BpWindow, main_box);
   gtk_widget_class_bind_template_callback (widget_class, place_activated_cb);
   gtk_widget_class_bind_template_callback (widget_class, back_clicked_cb);
   gtk_widget_class_bind_template_callback (widget_class, place_changed_cb);
@@ -158,6 +163,10 @@ bp_window_init (BpWindow *self)
     gtk_stack_add_titled (self->stack, page, places[i].name, _(places[i].title));
     gtk_list_box_append (self->places_list, place_row (&places[i]));
   }
+  /* the lesson in progress as a panel beside Build and Train */
+  GtkWidget *panel = bp_lessons_page_get_panel (BP_LESSONS_PAGE (bp_window_get_page (self,
+                                                                                   "lessons")));
+  gtk_box_append (GTK_BOX (self->main_box), panel);
   if (!bp_window_set_place (self, last))
     bp_window_set_place (self, places[0].name);
   place_changed_cb (self);

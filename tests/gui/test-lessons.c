@@ -68,6 +68,35 @@ has_tag (GtkTextBuffer *buffer, const char *name)
   return tag && (gtk_text_iter_has_tag (&it, tag) || gtk_text_iter_forward_to_tag_toggle (&it, tag));
 }
 
+/* The first widget below w (w included) that is a GtkImage of icon name, or a GtkButton whose
+ * icon is name. */
+static GtkWidget *
+find_icon (GtkWidget *w, const char *name)
+{
+  if (GTK_IS_IMAGE (w) && g_strcmp0 (gtk_image_get_icon_name (GTK_IMAGE (w)), name) == 0)
+    return w;
+  if (GTK_IS_BUTTON (w) && g_strcmp0 (gtk_button_get_icon_name (GTK_BUTTON (w)), name) == 0)
+    return w;
+  for (GtkWidget *c = gtk_widget_get_first_child (w); c; c = gtk_widget_get_next_sibling (c)) {
+    GtkWidget *found = find_icon (c, name);
+    if (found)
+      return found;
+  }
+  return NULL;
+}
+
+/* Whether a GtkLabel below w has text containing part. */
+static gboolean
+has_label (GtkWidget *w, const char *part)
+{
+  if (GTK_IS_LABEL (w) && strstr (gtk_label_get_text (GTK_LABEL (w)), part))
+    return TRUE;
+  for (GtkWidget *c = gtk_widget_get_first_child (w); c; c = gtk_widget_get_next_sibling (c))
+    if (has_label (c, part))
+      return TRUE;
+  return FALSE;
+}
+
 static void
 run_lesson_1_1 (const char *lang, const char *title, const char *screenshot)
 {
@@ -141,6 +170,24 @@ run_lesson_1_1 (const char *lang, const char *title, const char *screenshot)
   g_auto (GStrv) progress = g_settings_get_strv (settings, "lesson-progress");
   g_assert_true (g_strv_contains ((const char *const *) progress, "tensors-and-shapes:done"));
 
+  /* the lesson beside the Train page: its title, its steps' buttons, the goal ticked */
+  GtkWidget *panel = bp_lessons_page_get_panel (page);
+  g_assert_true (gtk_widget_get_visible (panel));
+  g_assert_true (gtk_widget_get_mapped (panel));
+  g_assert_true (has_label (panel, bp_lesson_text_get (&lesson->title, lang)));
+  g_assert_nonnull (find_icon (panel, "emblem-ok-symbolic"));
+  g_autofree char *panel_shot = g_strconcat (screenshot, "-panel", NULL);
+  g_free (bp_gui_screenshot (GTK_WIDGET (window), panel_shot));
+  /* not beside Experiments; hidden by its close button until the next step */
+  g_assert_true (bp_window_set_place (window, "experiments"));
+  g_assert_false (gtk_widget_get_visible (panel));
+  g_assert_true (bp_window_set_place (window, "train"));
+  g_assert_true (gtk_widget_get_visible (panel));
+  GtkWidget *close = find_icon (panel, "window-close-symbolic");
+  g_assert_true (GTK_IS_BUTTON (close));
+  g_signal_emit_by_name (close, "clicked");
+  g_assert_false (gtk_widget_get_visible (panel));
+
   /* the run is stored, tagged with the lesson */
   g_autofree char *db = bp_lab_store_path ();
   g_autoptr (BpStore) store = bp_store_open (db, &error);
@@ -156,6 +203,7 @@ run_lesson_1_1 (const char *lang, const char *title, const char *screenshot)
   g_assert_true (bp_window_set_place (window, "lessons"));
   g_assert_true (bp_lessons_page_activate_step (page, 3, &error));
   g_assert_cmpstr (bp_window_get_place (window), ==, "train");
+  g_assert_true (gtk_widget_get_visible (panel));
   g_assert_true (bp_window_set_place (window, "lessons"));
   bp_gui_spin (300);
   g_free (bp_gui_screenshot (GTK_WIDGET (window), screenshot));
