@@ -34,6 +34,7 @@ struct _BpTrainPage {
   /* template children */
   GtkWidget *main_box;
   AdwComboRow *dataset_row, *model_row, *optimizer_row, *schedule_row, *device_row;
+  AdwComboRow *precision_row;
   GtkWidget *limit_train_row, *limit_test_row, *lr_row, *weight_decay_row, *batch_size_row;
   GtkWidget *epochs_row, *seed_row;
   GtkSpinButton *limit_train_spin, *limit_test_spin, *lr_spin, *weight_decay_spin;
@@ -721,6 +722,8 @@ bp_train_page_get_config (BpTrainPage *self)
   c.sched.t_max = MAX (c.epochs, 1);
   c.sched.step_size = MAX (c.epochs / 3, 1);
   c.sched.patience = 2;
+  c.precision = adw_combo_row_get_selected (self->precision_row) == 1 ? BP_PRECISION_BF16
+                                                                     : BP_PRECISION_FP32;
   return c;
 }
 
@@ -1203,6 +1206,7 @@ bp_train_page_class_init (BpTrainPageClass *klass)
   CHILD (boundary_card);
   CHILD (boundary_view);
   CHILD (val_metric_title);
+  CHILD (precision_row);
   CHILD (attention_card);
   CHILD (generate_card);
   CHILD (attention_map);
@@ -1364,6 +1368,7 @@ bp_train_page_set_config (BpTrainPage *self, const BpTrainConfig *c, GError **er
   gtk_spin_button_set_value (self->epochs_spin, c->epochs);
   gtk_spin_button_set_value (self->batch_size_spin, (double) c->batch_size);
   gtk_spin_button_set_value (self->seed_spin, (double) c->seed);
+  adw_combo_row_set_selected (self->precision_row, c->precision == BP_PRECISION_BF16 ? 1 : 0);
   if (self->is_lm) {
     if (c->context > 0)
       gtk_spin_button_set_value (self->context_spin, (double) c->context);

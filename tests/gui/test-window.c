@@ -371,6 +371,25 @@ test_diverges (void)
   fixture_close (&f);
 }
 
+/* The Precision row: bfloat16 mixed precision trains the run with bf16 matrix products. */
+static void
+test_bf16 (void)
+{
+  Fixture f;
+  fixture_open (&f);
+  configure (&f, "mlp", 512, 1, 64);
+  g_assert_cmpint (bp_train_page_get_config (f.page).precision, ==, BP_PRECISION_FP32);
+  adw_combo_row_set_selected (ADW_COMBO_ROW (child (f.page, "precision_row")), 1);
+  g_assert_cmpint (bp_train_page_get_config (f.page).precision, ==, BP_PRECISION_BF16);
+  click (&f, "start_button");
+  g_assert_true (bp_gui_wait (is_ended, &f, 60000));
+  BpTrainRun *run = bp_train_page_get_run (f.page);
+  g_assert_cmpint (bp_train_run_get_state (run), ==, BP_TRAIN_STATE_FINISHED);
+  g_assert_cmpint (bp_train_run_get_config (run)->precision, ==, BP_PRECISION_BF16);
+  g_assert_true (isfinite (bp_train_run_get_progress (run)->test_accuracy));
+  fixture_close (&f);
+}
+
 /* Asking for the GPU where none is usable fails with a clear message. */
 static void
 test_no_gpu (void)
@@ -528,6 +547,7 @@ main (int argc, char **argv)
   g_test_add_func ("/train/missing-data", test_missing_data);
   g_test_add_func ("/train/diverges", test_diverges);
   g_test_add_func ("/train/no-gpu", test_no_gpu);
+  g_test_add_func ("/train/bf16", test_bf16);
   g_test_add_func ("/train/close-while-training", test_close_while_training);
   g_test_add_func ("/train/responsiveness", test_responsiveness);
   int status = g_test_run ();
