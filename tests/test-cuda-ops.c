@@ -5,7 +5,9 @@
  * Bounds: float32 kernels 1e-5 relative (max (1, |cpu|) as the scale); recurrent layers and
  * attention, chains of float32 GEMMs summed in another order, 1e-4; TF32 and bf16 matrix work
  * against the size of the summed terms (the op run on |inputs| with |gradient|): TF32 2e-3,
- * bf16 1e-2, cuDNN without TF32 1e-4 (its FFT and Winograd algorithms round differently).
+ * bf16 1e-2, cuDNN without TF32 1e-4 (its FFT and Winograd algorithms round differently);
+ * BP_PRECISION_BF16 against the CPU's emulation: GEMM 1e-3 of the summed terms, convolution
+ * 1e-2, RNN and attention 1e-2, each also visibly different from float32.
  * Without a usable GPU every test skips with bp_cuda_init's reason, except the check of the
  * GPU's dropout hash, which runs on the host, and the harness, which runs every test with the
  * CPU in the GPU's place. */
@@ -1634,12 +1636,208 @@ test_repeatable_seq (void)
   unref_all (5, ain);
 }
 
+/* ---- BP_PRECISION_BF16: the device's bf16 products against the CPU's emulation ----
+ * Both sides round the same operands (the CPU into copies, the GPU into bfloat16 workspaces
+ * for cublasGemmEx and cuDNN), so a single GEMM differs only in the order of its sums; cuDNN
+ * also rounds the convolution's results to bfloat16 (its legacy API has no bfloat16-in,
+ * float32-out configuration), and in the recurrent and attention chains a last-bit difference
+ * can flip an operand's rounding. Bounds: GEMM 1e-3 of the summed terms, convolution 1e-2,
+ * RNN and attention 1e-2 of max (1, |cpu|). Those bounds would also pass a device that ignored
+ * the precision (bf16 and float32 differ by about 2e-3), so each case also checks that the
+ * device's bf16 run differs from its float32 run (TF32 off) by more than 1e-4. */
+
+static double
+norm_diff (const float *a, const float *b, int64_t n)
+{
+  double d = 0.0, s = 0.0;
+  for (int64_t i = 0; i < n; i++) {
+    d += ((double) a[i] - b[i]) * ((double) a[i] - b[i]);
+    s += (double) b[i] * b[i];
+  }
+  return sqrt (d) / fmax (sqrt (s), 1e-30);
+}
+
+/* f at bf16 on dev differs from f at float32 on dev (TF32 off): the output and the gradient of
+ * every input not in same_mask (bit k: input k; bias gradients are float32 sums at either
+ * precision and must be equal). */
+static void
+assert_precision_used (const char *what, OpFn f, void *user, int n_in, BpTensor **in,
+                       unsigned same_mask)
+{
+  BpTensor *probe_in[MAX_IN] = { NULL };
+  for (int k = 0; k < n_in; k++)
+    probe_in[k] = copy_to (in[k], BP_DEVICE_CPU);
+  bool was = bp_set_grad_enabled (false);
+  BpTensor *probe = f (probe_in, user);
+  bp_set_grad_enabled (was);
+  int64_t n_out = probe->numel;
+  bp_tensor_unref (probe);
+  unref_all (n_in, probe_in);
+  float *seed = g_new (float, n_out);
+  for (int64_t i = 0; i < n_out; i++)
+    seed[i] = bp_rng_uniform () * 2.0f - 1.0f;
+  Run bf, fp;
+  bp_cuda_set_tf32 (false);
+  BpPrecision prev = bp_set_precision (BP_PRECISION_BF16);
+  run_on (dev, f, user, n_in, in, seed, &bf);
+  bp_set_precision (BP_PRECISION_FP32);
+  run_on (dev, f, user, n_in, in, seed, &fp);
+  bp_set_precision (prev);
+  bp_cuda_set_tf32 (true);
+  double d = norm_diff (bf.out, fp.out, bf.n_out);
+  g_test_message ("%s: bf16 against float32 on %s: output %.3g", what, bp_device_name (dev), d);
+  if (!(d > 1e-4))
+    g_error ("%s: the bf16 output differs from the float32 one by %.3g only", what, d);
+  for (int k = 0; k < n_in; k++) {
+    if (!bf.grad[k])
+      continue;
+    g_assert_nonnull (fp.grad[k]);
+    d = norm_diff (bf.grad[k], fp.grad[k], in[k]->numel);
+    if (same_mask & (1u << k))
+      g_assert_cmpfloat (d, ==, 0.0);
+    else if (!(d > 1e-4))
+      g_error ("%s: the bf16 gradient of input %d differs from the float32 one by %.3g only",
+               what, k, d);
+  }
+  run_free (&bf);
+  run_free (&fp);
+  g_free (seed);
+}
+
+/* compare_op at bf16 (both devices), then assert_precision_used. */
+static void
+compare_bf16 (const char *what, OpFn f, void *user, int n_in, BpTensor **in, double tol,
+              TolKind kind, unsigned same_mask)
+{
+  BpPrecision prev = bp_set_precision (BP_PRECISION_BF16);
+  compare_op (what, f, user, n_in, in, true, tol, kind);
+  bp_set_precision (prev);
+  assert_precision_used (what, f, user, n_in, in, same_mask);
+}
+
+/* The device's bfloat16 rounding (run on the host) is the CPU's, bit for bit. */
+static void
+test_bf16_round (void)
+{
+#if BP_HAVE_CUDA
+  const uint32_t edges[] = { 0x00000000, 0x80000000, 0x3f808000, 0x3f818000, 0x3f808001,
+                             0x3f807fff, 0x00000001, 0x00008000, 0x00018000, 0x007fffff,
+                             0x7f7fffff, 0xff7fffff, 0x7f7f8000, 0x7f800000, 0xff800000,
+                             0x7fc00000, 0xffc00000, 0x7f800001 };
+  bp_rng_seed (31);
+  for (int i = 0; i < 20000; i++) {
+    uint32_t u = i < (int) G_N_ELEMENTS (edges) ? edges[i] : (uint32_t) bp_rng_u64 ();
+    float x, a, b;
+    memcpy (&x, &u, sizeof x);
+    a = bp_cuda_bf16_round_host (x);
+    b = bp_bf16_round (x);
+    g_assert_true (memcmp (&a, &b, sizeof a) == 0);
+  }
+#else
+  g_test_skip ("built without CUDA");
+#endif
+}
+
+static BpTensor *
+op_matmul (BpTensor **x, void *user)
+{
+  return bp_matmul (x[0], x[1]);
+}
+
+static void
+test_bf16 (void)
+{
+  if (!need_cuda ())
+    return;
+  bp_rng_seed (32);
+  /* GEMM: linear (forward NT, backward NN and TN, the bias in float32) and matmul */
+  BpTensor *lin[] = { bp_test_rand (2, (int64_t[]){ 65, 130 }, -1, 1, true),
+                      bp_test_rand (2, (int64_t[]){ 33, 130 }, -1, 1, true),
+                      bp_test_rand (1, (int64_t[]){ 33 }, -1, 1, true) };
+  compare_bf16 ("linear bf16", op_linear, NULL, 3, lin, 1e-3, SCALED, 1u << 2);
+  /* the fp32 switch of the table's GEMM does not touch the bf16 products */
+  bp_cuda_set_bf16_gemm (true);
+  compare_bf16 ("linear bf16 with the bf16 GEMM switch on", op_linear, NULL, 3, lin, 1e-3,
+                SCALED, 1u << 2);
+  bp_cuda_set_bf16_gemm (false);
+  BpTensor *mm[] = { bp_test_rand (2, (int64_t[]){ 17, 300 }, -2, 2, true),
+                     bp_test_rand (2, (int64_t[]){ 300, 9 }, -2, 2, true) };
+  compare_bf16 ("matmul bf16", op_matmul, NULL, 2, mm, 1e-3, SCALED, 0);
+  unref_all (3, lin);
+  unref_all (2, mm);
+
+  /* convolution: cuDNN with bfloat16 tensors, twice (the second from the algorithm cache,
+   * kept apart from the float32 entries of the same shape) */
+  BpConv2dParams def = bp_conv2d_params_default ();
+  ConvCase cases[] = {
+    { 4, 3, 13, 11, 8, 3, 3, def, true },
+    { 2, 8, 9, 10, 6, 3, 3, { { 2, 1 }, { 1, 2 }, { 1, 1 }, 2 }, true },
+    { 3, 16, 7, 7, 16, 1, 1, def, false },
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS (cases); i++) {
+    ConvCase *c = &cases[i];
+    BpTensor *in[] = {
+      bp_test_rand (4, (int64_t[]){ c->n, c->cin, c->h, c->w }, -1, 1, true),
+      bp_test_rand (4, (int64_t[]){ c->cout, c->cin / c->p.groups, c->kh, c->kw }, -1, 1, true),
+      c->bias ? bp_test_rand (1, (int64_t[]){ c->cout }, -1, 1, true) : NULL,
+    };
+    char what[96];
+    g_snprintf (what, sizeof what, "conv2d bf16 %lldx%lld k%dx%d groups %d",
+                (long long) c->cin, (long long) c->cout, c->kh, c->kw, c->p.groups);
+    for (int again = 0; again < 2; again++)
+      compare_bf16 (what, op_conv, c, 3, in, 1e-2, SCALED, 1u << 2);
+    /* and the float32 convolution of the same shape still is float32 */
+    bp_cuda_set_tf32 (false);
+    compare_op (what, op_conv, c, 3, in, true, 1e-4, SCALED);
+    bp_cuda_set_tf32 (true);
+    unref_all (3, in);
+  }
+
+  /* recurrent layers: every product through the bf16 GEMM */
+  RnnCase rc = rnn_case (BP_RNN_LSTM, 2, true, true);
+  rc.h0 = rc.c0 = true;
+  BpTensor *rin[MAX_IN] = { NULL };
+  int rn = rnn_inputs (&rc, true, true, rin);
+  /* (the bias gradients are float32 sums, but of gate gradients that went through bf16
+   * products: they differ from float32 too) */
+  compare_bf16 ("lstm bf16", op_rnn, &rc, rn, rin, 1e-2, PLAIN, 0);
+  unref_all (rn, rin);
+  RnnCase gc = rnn_case (BP_RNN_GRU, 1, false, false);
+  rn = rnn_inputs (&gc, true, true, rin);
+  compare_bf16 ("gru bf16", op_rnn, &gc, rn, rin, 1e-2, PLAIN, 0);
+  unref_all (rn, rin);
+
+  /* attention: strided-batched bf16 GEMMs batched over the heads (heads >= batch) and over the
+   * batch (heads < batch: each call's operands span the whole tensor) */
+  AttnCase ac[] = { { 2, 9, 12, 16, 4, false, false, true, false, 0.0f, 0 },
+                    { 5, 7, 7, 12, 2, true, false, false, true, 0.0f, 0 } };
+  for (size_t i = 0; i < G_N_ELEMENTS (ac); i++) {
+    const AttnCase *c = &ac[i];
+    BpTensor *in[5] = { NULL };
+    if (c->packed) {
+      in[0] = bp_test_rand (3, (int64_t[]){ c->batch, c->tq, 3 * c->e }, -2, 2, true);
+    } else {
+      in[0] = bp_test_rand (3, (int64_t[]){ c->batch, c->tq, c->e }, -2, 2, true);
+      in[1] = bp_test_rand (3, (int64_t[]){ c->batch, c->tk, c->e }, -2, 2, true);
+      in[2] = bp_test_rand (3, (int64_t[]){ c->batch, c->tk, c->e }, -1, 1, true);
+    }
+    if (c->padding) {
+      in[4] = bp_tensor_new_2d (c->batch, c->tk);
+      for (int64_t j = 0; j < c->tk; j += 3)
+        in[4]->data[1 * c->tk + j] = 1.0f;
+    }
+    compare_bf16 (c->packed ? "attention bf16, packed, heads < batch" : "attention bf16",
+                  op_attention, (void *) c, 5, in, 1e-2, PLAIN, 0);
+    unref_all (5, in);
+  }
+}
+
 static void (*const gpu_tests[]) (void) = {
   test_arith, test_activations, test_dropout, test_concat_reshape, test_embedding, test_sum,
   test_conv2d, test_pool, test_batch_norm, test_layer_norm, test_softmax, test_cross_entropy,
   test_mse_bce, test_count_correct, test_optimizers, test_clip_grad_norm,
   test_linear_precision, test_repeatable, test_rnn, test_rnn_dropout, test_attention, test_mha,
-  test_transformer, test_positions, test_repeatable_seq,
+  test_transformer, test_positions, test_repeatable_seq, test_bf16,
 };
 
 /* Every test above with the CPU in the GPU's place: checks the tests' own machinery (inputs,
@@ -1715,6 +1913,8 @@ main (int argc, char **argv)
   g_test_add_func ("/cuda-ops/attn/transformer", test_transformer);
   g_test_add_func ("/cuda-ops/attn/positions", test_positions);
   g_test_add_func ("/cuda-ops/repeatable-seq", test_repeatable_seq);
+  g_test_add_func ("/cuda-ops/bf16/round", test_bf16_round);
+  g_test_add_func ("/cuda-ops/bf16/products", test_bf16);
   int rc = g_test_run ();
   bp_cuda_shutdown ();
   return rc;
