@@ -420,7 +420,8 @@ test_conv2d (void)
         "xs, ws = leaf(r(x[0])), leaf(r(x[1]))\n"
         "y = F.conv2d(xs, ws, None, %d, %d, %d, %d)\n"
         "y.backward(r(x[3]))\n"
-        "out = [y + x[2].float().view(1, -1, 1, 1), xs.grad, ws.grad, x[3].float().sum((0, 2, 3))]\n",
+        "out = [y + x[2].float().view(1, -1, 1, 1), xs.grad, ws.grad,\n"
+        "       x[3].float().sum((0, 2, 3))]\n",
         c->stride, c->padding, c->dilation, c->groups);
     check_op (c->name, op_conv, (void *) c, 3, in, code, 2e-5, 1u << 3);
     for (int k = 0; k < 3; k++)
