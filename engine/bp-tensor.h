@@ -106,8 +106,9 @@ bool bp_set_grad_enabled (bool enabled);
  * even) and accumulate in float32, forward and backward; everything else (elementwise,
  * norms, softmax, losses, optimizers) stays float32, and every tensor stays float32 (the
  * parameters are the float32 master weights). Like torch.autocast (dtype=torch.bfloat16), but
- * the products' outputs are not rounded. A setting of the calling thread, like the grad mode;
- * an op's backward uses the precision its forward ran with. */
+ * the products' outputs are not rounded (except cuDNN's convolutions on the GPU: doc/cuda.md).
+ * A setting of the calling thread, like the grad mode; an op's backward uses the precision its
+ * forward ran with. */
 typedef enum {
   BP_PRECISION_FP32 = 0,
   BP_PRECISION_BF16,
