@@ -811,6 +811,8 @@ collect_point (const BpDescentPoint *p, gpointer data)
   return TRUE;
 }
 
+static void disconnect_run (BpLessonsPage *self);
+
 static gboolean
 start_descent (BpLessonsPage *self, const BpLesson *lesson, const char *variant, GError **error)
 {
@@ -826,6 +828,8 @@ start_descent (BpLessonsPage *self, const BpLesson *lesson, const char *variant,
     return FALSE;
   }
   if (self->active != lesson) {
+    /* another lesson's training run goes on on the Train page, no longer followed here */
+    disconnect_run (self);
     g_clear_pointer (&self->eval, bp_lesson_eval_free);
     self->eval = bp_lesson_eval_new (lesson, quick ());
     self->active = lesson;
@@ -942,9 +946,12 @@ start_training (BpLessonsPage *self, const BpLesson *lesson, const char *variant
   self->baseline = NAN;
   g_autofree char *tag = bp_lesson_run_tag (lesson);
   const char *tags[] = {tag, quick () ? "quick" : NULL, NULL};
-  /* a run that has ended without its ::finished handled yet is counted first */
+  /* a run that has ended without its ::finished handled yet is counted first, and a function's
+   * path still being drawn is finished */
   if (self->run && !bp_train_run_is_active (self->run))
     run_finished_cb (self->run, self);
+  if (self->descent)
+    descent_advance (self, G_MAXUINT);
   if (!bp_train_page_start_config (train, &config, tags, error))
     return FALSE;
   if (self->active != lesson) {
