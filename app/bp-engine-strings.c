@@ -103,6 +103,8 @@ static const char *const engine_texts[] G_GNUC_UNUSED = {
   N_ ("the training loss: CrossEntropyLoss, MSELoss or BCEWithLogitsLoss"),
   N_ ("Multilayer perceptron 784-256-128-100-10 (the Fashion-MNIST benchmark's MLP)"),
   N_ ("The course's SimpleCNN: three conv-BN-ReLU-maxpool blocks (32/64/128), Linear 512, dropout 0.5, Linear 10"),
+  N_ ("MLP for scikit-learn's 8x8 digits: 64 pixels, 128 ReLU units, 10 classes"),
+  N_ ("MLP for points of the plane (two-spirals, moons): 2-32-32-2 with ReLU"),
   N_ ("LeNet-5 (LeCun et al. 1998) for 28x28 images: two tanh convolution and average-pooling stages (6 and 16 channels, the first padded by 2), Linear 120-84-10"),
   N_ ("A small ResNet: a 16-channel stem and three BasicBlocks (16, 32 and 64 channels, the last two with stride 2 and a 1x1 projection) joined by residual Adds, global average pooling, Linear 10"),
   N_ ("The course's bidirectional LSTM classifier: a Fashion-MNIST image read as 28 rows of 28 pixels, two bidirectional LSTM layers of 128, the last step's output, Linear 10"),

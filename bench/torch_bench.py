@@ -192,10 +192,33 @@ class CharGPT(nn.Module):
         return self.head(self.ln_f(h))
 
 
+class DigitsMLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.flatten = nn.Flatten()
+        self.fc1, self.relu1 = nn.Linear(64, 128), nn.ReLU()
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        return self.fc2(self.relu1(self.fc1(self.flatten(x))))
+
+
+class PlaneMLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.relu1 = nn.Linear(2, 32), nn.ReLU()
+        self.fc2, self.relu2 = nn.Linear(32, 32), nn.ReLU()
+        self.fc3 = nn.Linear(32, 2)
+
+    def forward(self, x):
+        return self.fc3(self.relu2(self.fc2(self.relu1(self.fc1(x)))))
+
+
 # The PyTorch twins of the engine's presets (engine/spec/bp-presets.c), written by hand: their
 # attribute names are the presets' node ids, so state_dict names and the parameters () order
 # equal the engine's (tests/test-nn.c and tests/test-spec.c check both).
 TWINS = {"mlp": MLP, "simple-cnn": SimpleCNN, "lenet5": LeNet5, "small-resnet": SmallResNet,
+         "digits-mlp": DigitsMLP, "plane-mlp": PlaneMLP,
          "bilstm": RowsLSTM, "gru": RowsGRU, "transformer-classifier": RowsTransformer,
          "char-gpt": CharGPT,
          "char-gpt-tiny": lambda: CharGPT(context=64, width=64, heads=2, layers=2, dropout=0.0)}

@@ -162,7 +162,7 @@ test_presets_round_trip (void)
 {
   int n;
   const BpPreset *presets = bp_presets (&n);
-  g_assert_cmpint (n, ==, 9);
+  g_assert_cmpint (n, ==, 11);
   for (int k = 0; k < n; k++) {
     g_autoptr (GError) error = NULL;
     g_autoptr (BpSpec) spec = bp_spec_parse (presets[k].json, &error);

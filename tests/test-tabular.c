@@ -1309,6 +1309,20 @@ test_cli_train (void)
   bp_test_cli_assert_ok (&r, "compare");
   g_assert_nonnull (strstr (r.out, "test R²"));
   bp_test_cli_clear (&r);
+  /* without --model, a preset that reads the data set: plane-mlp (1,218 parameters) for the
+   * spirals, digits-mlp (9,610) for the digits */
+  const char *spiral_args[] = {"train", "--no-store", "--device", "cpu", "--dataset", "two-spirals",
+                               "--epochs", "1", NULL};
+  r = bp_test_cli_run (NULL, NULL, spiral_args);
+  bp_test_cli_assert_ok (&r, "train on two-spirals without a model");
+  g_assert_nonnull (strstr (r.out, " 1218 parameters"));
+  bp_test_cli_clear (&r);
+  const char *digit_args[] = {"train", "--no-store", "--device", "cpu", "--dataset", "digits",
+                              "--epochs", "1", NULL};
+  r = bp_test_cli_run (NULL, NULL, digit_args);
+  bp_test_cli_assert_ok (&r, "train on digits without a model");
+  g_assert_nonnull (strstr (r.out, " 9610 parameters"));
+  bp_test_cli_clear (&r);
   /* the wrong model: the trainer's message, on one line */
   const char *wrong[] = {"train", "--no-store", "--device", "cpu", "--dataset", "digits", "--spec",
                          spec, "--epochs", "1", NULL};

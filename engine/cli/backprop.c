@@ -719,7 +719,7 @@ cmd_train (int argc, char **argv)
        *s_eval = NULL, *s_attn = NULL;
   gboolean json = FALSE, nesterov = FALSE, no_store = FALSE;
   GOptionEntry entries[] = {
-    {"model", 'm', 0, G_OPTION_ARG_STRING, &model, "Model preset (see `backprop models`); default simple-cnn", "NAME"},
+    {"model", 'm', 0, G_OPTION_ARG_STRING, &model, "Model preset (see `backprop models`); default simple-cnn, digits-mlp for digits, plane-mlp for two-spirals and moons, char-gpt-tiny for a text corpus", "NAME"},
     {"spec", 0, 0, G_OPTION_ARG_FILENAME, &spec_file, "Train the model of a model spec file (JSON, doc/model-spec.md) instead of a preset", "FILE"},
     {"dataset", 'd', 0, G_OPTION_ARG_STRING, &dataset, "Data set: fashion-mnist, digits, iris, wine, breast-cancer, diabetes (regression), two-spirals, moons (see `backprop datasets`), a text corpus (tang300, song100, chinese, fortunes-zh, fortunes, or joins like tang300+song100) or file:PATH (a UTF-8 text file); default fashion-mnist", "NAME"},
     {"epochs", 'e', 0, G_OPTION_ARG_STRING, &s_epochs, "Passes over the training set; default 10 (with --resume: the new total)", "N"},
@@ -942,8 +942,12 @@ cmd_train (int argc, char **argv)
                                    "corpus run is sized by --steps-per-epoch");
       goto done;
     }
-    /* a corpus without a model: the small character-level GPT */
-    c.model = model ? model : text ? "char-gpt-tiny" : "simple-cnn";
+    /* without a model: the small character-level GPT for a corpus, a preset that reads the
+     * data set's examples (digits-mlp, plane-mlp), else the course's SimpleCNN */
+    const char *by_data = !strcmp (c.dataset, "digits")                                  ? "digits-mlp"
+                          : !strcmp (c.dataset, "two-spirals") || !strcmp (c.dataset, "moons") ? "plane-mlp"
+                                                                                            : "simple-cnn";
+    c.model = model ? model : text ? "char-gpt-tiny" : by_data;
     c.model_json = spec_text;
     c.optim = bp_optim_config_default (okind);
     c.sched = bp_sched_config_default (skind);

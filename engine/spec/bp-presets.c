@@ -122,6 +122,39 @@ static const BpPreset presets[] = {
    "    {\"id\": \"output\", \"type\": \"Output\", \"inputs\": [\"fc\"]}\n"
    "  ]\n"
    "}\n"},
+  {"digits-mlp",
+   "MLP for scikit-learn's 8x8 digits: 64 pixels, 128 ReLU units, 10 classes",
+   "{\n"
+   "  \"format\": \"backprop-lab-model\",\n"
+   "  \"version\": 2,\n"
+   "  \"name\": \"digits-mlp\",\n"
+   "  \"description\": \"MLP for scikit-learn's 8x8 digits: 64 pixels, 128 ReLU units, 10 classes\",\n"
+   "  \"nodes\": [\n"
+   "    {\"id\": \"x\", \"type\": \"Input\", \"shape\": [1, 8, 8]},\n"
+   "    {\"id\": \"flatten\", \"type\": \"Flatten\", \"inputs\": [\"x\"]},\n"
+   "    {\"id\": \"fc1\", \"type\": \"Linear\", \"inputs\": [\"flatten\"], \"out_features\": 128},\n"
+   "    {\"id\": \"relu1\", \"type\": \"ReLU\", \"inputs\": [\"fc1\"]},\n"
+   "    {\"id\": \"fc2\", \"type\": \"Linear\", \"inputs\": [\"relu1\"], \"out_features\": 10},\n"
+   "    {\"id\": \"output\", \"type\": \"Output\", \"inputs\": [\"fc2\"]}\n"
+   "  ]\n"
+   "}\n"},
+  {"plane-mlp",
+   "MLP for points of the plane (two-spirals, moons): 2-32-32-2 with ReLU",
+   "{\n"
+   "  \"format\": \"backprop-lab-model\",\n"
+   "  \"version\": 2,\n"
+   "  \"name\": \"plane-mlp\",\n"
+   "  \"description\": \"MLP for points of the plane (two-spirals, moons): 2-32-32-2 with ReLU\",\n"
+   "  \"nodes\": [\n"
+   "    {\"id\": \"x\", \"type\": \"Input\", \"shape\": [2]},\n"
+   "    {\"id\": \"fc1\", \"type\": \"Linear\", \"inputs\": [\"x\"], \"out_features\": 32},\n"
+   "    {\"id\": \"relu1\", \"type\": \"ReLU\", \"inputs\": [\"fc1\"]},\n"
+   "    {\"id\": \"fc2\", \"type\": \"Linear\", \"inputs\": [\"relu1\"], \"out_features\": 32},\n"
+   "    {\"id\": \"relu2\", \"type\": \"ReLU\", \"inputs\": [\"fc2\"]},\n"
+   "    {\"id\": \"fc3\", \"type\": \"Linear\", \"inputs\": [\"relu2\"], \"out_features\": 2},\n"
+   "    {\"id\": \"output\", \"type\": \"Output\", \"inputs\": [\"fc3\"]}\n"
+   "  ]\n"
+   "}\n"},
   {"bilstm",
    "The course's bidirectional LSTM classifier: a Fashion-MNIST image read as 28 rows of 28 pixels, two bidirectional LSTM layers of 128, the last step's output, Linear 10",
    "{\n"
