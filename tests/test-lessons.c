@@ -860,6 +860,13 @@ function_tree (void)
   make_lesson (m, "06-bad-action", load, TRUE, TRUE);
   make_lesson (m, "07-bad-lr", lr, TRUE, TRUE);
   make_lesson (m, "08-model-distance", mixed, TRUE, TRUE);
+  g_autofree char *r2 = g_strdup_printf (good_lesson, "r2-on-images", "", "start-training",
+                                         "val_r2");
+  make_lesson (m, "10-r2-on-images", r2, TRUE, TRUE);
+  g_autofree char *acc = g_strdup_printf (good_lesson, "accuracy-on-regression",
+                                          ", \"dataset\": \"diabetes\"", "start-training",
+                                          "val_accuracy");
+  make_lesson (m, "11-accuracy-on-regression", acc, TRUE, TRUE);
   make_lesson (m, "09-not-yet",
                "{\"format\": 1, \"id\": \"not-yet\", \"title\": {\"en\": \"A\", \"zh_TW\": \"甲\"},"
                " \"experiment\": null, \"not_runnable\": {\"en\": \"no data yet\", \"zh_TW\": \"還沒有資料\"}}",
@@ -885,7 +892,13 @@ test_function_lessons (void)
                   "action load-model needs a model's experiment");
   assert_warning (set, "07-bad-lr/lesson.json", "lr");
   assert_warning (set, "08-model-distance/lesson.json", "it is a function experiment's");
-  g_assert_cmpuint (set->warnings->len, ==, 7);
+  assert_warning (set, "10-r2-on-images/lesson.json",
+                  "val_r2 in goals[0] is a regression's metric, and fashion-mnist is not a "
+                  "regression");
+  assert_warning (set, "11-accuracy-on-regression/lesson.json",
+                  "val_accuracy in goals[0]: diabetes is a regression, it has R² (val_r2, "
+                  "test_r2) instead of accuracies");
+  g_assert_cmpuint (set->warnings->len, ==, 9);
 
   const BpLesson *l = bp_lesson_set_find (set, "descent");
   g_assert_nonnull (l);

@@ -696,6 +696,16 @@ read_goals (Reader *r, JsonObject *root, const char *key, const BpLessonExperime
       bad (r, "\"class\" in %s is only for val_class_accuracy", where);
     if (g->class_name && text)
       bad (r, "val_class_accuracy in %s needs an image data set", where);
+    /* a regression has R² and no accuracies; a classifier the other way round */
+    const BpDatasetInfo *info = x && x->dataset ? bp_dataset_info (x->dataset) : NULL;
+    gboolean r2 = g->metric && g_str_has_suffix (g->metric, "_r2");
+    gboolean regression = info && info->task == BP_TASK_REGRESSION;
+    if (g->metric && !descent && r2 && !regression)
+      bad (r, "%s in %s is a regression's metric, and %s is not a regression", g->metric, where,
+           x ? x->dataset : "the data set");
+    else if (g->metric && regression && strstr (g->metric, "accuracy"))
+      bad (r, "%s in %s: %s is a regression, it has R² (val_r2, test_r2) instead of accuracies",
+           g->metric, where, x->dataset);
     g->op = get_op (r, o, where);
     if (!x) {
       bad (r, "%s: a lesson without an experiment has no goals", where);
