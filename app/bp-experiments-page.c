@@ -64,6 +64,7 @@ static const struct {
   {BP_SPLIT_VAL, BP_METRIC_LOSS, N_("Validation loss")},
   {BP_SPLIT_TRAIN, BP_METRIC_LOSS, N_("Training loss")},
   {BP_SPLIT_TRAIN, "epoch_accuracy", N_("Training accuracy")},
+  {BP_SPLIT_VAL, BP_METRIC_R2, N_("Validation R²")}, /* last: load_comparison picks it for regressions */
 };
 
 static const GdkRGBA palette[] = {
@@ -252,10 +253,20 @@ load_run (BpExperimentsPage *self)
   add_points (self->loss_plot, points, BP_SPLIT_VAL, BP_METRIC_LOSS, _("Validation loss"),
               &palette[1]);
   bp_plot_remove_all_series (self->accuracy_plot);
-  add_points (self->accuracy_plot, points, BP_SPLIT_TRAIN, "epoch_accuracy",
-              _("Training accuracy"), &palette[0]);
-  add_points (self->accuracy_plot, points, BP_SPLIT_VAL, BP_METRIC_ACCURACY,
-              _("Validation accuracy"), &palette[1]);
+  /* a regression's R² where a classifier's accuracies go */
+  gboolean regression = isnan (run->best_val_accuracy) && !isnan (run->best_val_r2);
+  bp_plot_set_title (self->accuracy_plot, regression ? _("R² (coefficient of determination)")
+                                                     : _("Accuracy"));
+  bp_plot_set_axis_labels (self->accuracy_plot, _("Step"), regression ? "R²" : _("Accuracy"));
+  if (regression) {
+    add_points (self->accuracy_plot, points, BP_SPLIT_VAL, BP_METRIC_R2, _("Validation R²"),
+                &palette[1]);
+  } else {
+    add_points (self->accuracy_plot, points, BP_SPLIT_TRAIN, "epoch_accuracy",
+                _("Training accuracy"), &palette[0]);
+    add_points (self->accuracy_plot, points, BP_SPLIT_VAL, BP_METRIC_ACCURACY,
+                _("Validation accuracy"), &palette[1]);
+  }
 
   if (!gtk_widget_has_focus (GTK_WIDGET (self->name_entry)))
     gtk_editable_set_text (GTK_EDITABLE (self->name_entry), run->name);
@@ -417,6 +428,14 @@ load_comparison (BpExperimentsPage *self)
     g_ptr_array_add (configs, config_values (run->config_json));
   }
 
+  /* regressions have no accuracy: their R² in its place */
+  gboolean all_regression = n > 0;
+  for (guint i = 0; i < n; i++) {
+    const BpRun *run = g_ptr_array_index (runs, i);
+    all_regression &= isnan (run->best_val_accuracy) && !isnan (run->best_val_r2);
+  }
+  if (all_regression && metric == 0)
+    metric = G_N_ELEMENTS (metrics) - 1;
   bp_plot_remove_all_series (self->compare_plot);
   bp_plot_set_title (self->compare_plot, _(metrics[metric].title));
   bp_plot_set_axis_labels (self->compare_plot, _("Step"), _(metrics[metric].title));

@@ -13,6 +13,7 @@
 #include "bp-experiments-page.h"
 #include "bp-gui-test.h"
 #include "bp-lessons-page.h"
+#include "bp-plot.h"
 #include "bp-run-recording.h"
 #include "bp-spec.h"
 #include "bp-store.h"
@@ -408,6 +409,41 @@ test_tabular (void)
   g_assert_true (isfinite (bp_train_run_get_progress (bp_train_page_get_run (train))->test_r2));
   g_assert_cmpint (bp_lessons_page_get_goal_state (page, 0), ==, BP_LESSON_GOAL_MET);
   g_free (bp_gui_screenshot (GTK_WIDGET (window), "train-regression-en"));
+
+  /* the MLP too; Experiments plots a regression's R², and compares two by it */
+  g_assert_true (bp_lessons_page_activate_step (page, 3, &error));
+  g_assert_no_error (error);
+  g_assert_true (bp_gui_wait (is_ended, train, 60000));
+  bp_gui_spin (200);
+  BpExperimentsPage *experiments = BP_EXPERIMENTS_PAGE (bp_window_get_page (window,
+                                                                           "experiments"));
+  g_assert_true (bp_window_set_place (window, "experiments"));
+  bp_experiments_page_set_search (experiments, "lesson:regression");
+  g_assert_true (bp_experiments_page_refresh (experiments));
+  GArray *shown = bp_experiments_page_get_shown_runs (experiments);
+  g_assert_cmpuint (shown->len, ==, 2);
+  gint64 ids[2];
+  g_autofree char *db = bp_lab_store_path ();
+  g_autoptr (BpStore) store = bp_store_open (db, &error);
+  g_assert_no_error (error);
+  for (guint k = 0; k < 2; k++) {
+    ids[k] = g_array_index (shown, gint64, k);
+    g_autoptr (BpRun) run = bp_store_get_run (store, ids[k], &error);
+    g_assert_no_error (error);
+    g_assert_true (isnan (run->best_val_accuracy));
+    g_assert_cmpfloat (run->best_val_r2, >, 0.3);
+  }
+  g_assert_true (bp_experiments_page_open_run (experiments, ids[0]));
+  BpPlot *plot = bp_experiments_page_get_run_plot (experiments, TRUE);
+  g_assert_cmpstr (bp_plot_get_title (plot), ==, "R² (coefficient of determination)");
+  g_assert_cmpuint (bp_plot_get_n_series (plot), ==, 1);
+  g_assert_cmpint (bp_series_get_n_points (bp_plot_get_series (plot, 0)), >=, 50);
+  for (guint k = 0; k < 2; k++)
+    bp_experiments_page_set_selected (experiments, ids[k], TRUE);
+  g_assert_true (bp_experiments_page_compare (experiments));
+  BpPlot *compare = bp_experiments_page_get_compare_plot (experiments);
+  g_assert_cmpstr (bp_plot_get_title (compare), ==, "Validation R²");
+  g_assert_cmpuint (bp_plot_get_n_series (compare), ==, 2);
   bp_gui_destroy_window (GTK_WIDGET (window));
 }
 
