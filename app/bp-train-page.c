@@ -314,6 +314,13 @@ update_cards (BpTrainPage *self, gboolean lm, gboolean attention, const char *da
   bp_plot_set_title (self->accuracy_plot, regression ? _("R² (coefficient of determination)")
                                                      : _("Accuracy"));
   bp_plot_set_axis_labels (self->accuracy_plot, _("Epoch"), regression ? "R²" : _("Accuracy"));
+  /* R² has no training figure: only the validation series then */
+  if (self->train_accuracy && self->val_accuracy) {
+    bp_plot_remove_all_series (self->accuracy_plot);
+    if (!regression)
+      bp_plot_add_series (self->accuracy_plot, self->train_accuracy);
+    bp_plot_add_series (self->accuracy_plot, self->val_accuracy);
+  }
 }
 
 /* ---- generating text ---- */

@@ -403,6 +403,8 @@ test_tabular (void)
   g_assert_cmpfloat (r2, <, 0.7);
   g_assert_false (gtk_widget_get_visible (train_child (train, "confusion_card")));
   g_assert_false (gtk_widget_get_visible (train_child (train, "boundary_card")));
+  /* the R² chart: the validation series only */
+  g_assert_cmpuint (bp_plot_get_n_series (BP_PLOT (train_child (train, "accuracy_plot"))), ==, 1);
   const char *done = gtk_progress_bar_get_text (GTK_PROGRESS_BAR (train_child (train,
                                                                                "progress_bar")));
   g_assert_nonnull (strstr (done, "test R²"));
