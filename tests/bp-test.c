@@ -27,6 +27,30 @@ bp_test_rand (int ndim, const int64_t *shape, float lo, float hi, bool requires_
 }
 
 double
+bp_test_norm_rel_diff (const float *a, const float *b, int64_t n)
+{
+  double d = 0.0, s = 0.0;
+  for (int64_t i = 0; i < n; i++) {
+    d += ((double) a[i] - b[i]) * ((double) a[i] - b[i]);
+    s += (double) b[i] * b[i];
+  }
+  return sqrt (d) / fmax (sqrt (s), 1e-30);
+}
+
+BpTrainer *
+bp_test_new_trainer (const BpTrainConfig *c)
+{
+  g_autoptr (GError) error = NULL;
+  BpTrainer *t = bp_trainer_new (c, &error);
+  if (!t && g_error_matches (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_DATA)) {
+    g_test_skip_printf ("the data set is not installed: %s", error->message);
+    return NULL;
+  }
+  g_assert_no_error (error);
+  return t;
+}
+
+double
 bp_test_max_rel_err (const float *a, const float *b, int64_t n)
 {
   double worst = 0.0;

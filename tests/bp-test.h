@@ -7,12 +7,18 @@
 #include "bp-nn.h"
 #include "bp-tensor.h"
 #include "bp-text.h"
+#include "bp-trainer.h"
 
 /* A CPU tensor with values uniform in [lo, hi) from the engine RNG; requires_grad as given. */
 BpTensor *bp_test_rand (int ndim, const int64_t *shape, float lo, float hi, bool requires_grad);
 
 /* Largest |a - b| / max (1, |b|) over n values. */
 double bp_test_max_rel_err (const float *a, const float *b, int64_t n);
+/* The difference of two whole results as one number: |a - b| / |b| (Euclidean norms). */
+double bp_test_norm_rel_diff (const float *a, const float *b, int64_t n);
+
+/* A trainer of c, or NULL with the test skipped when its data set is not installed. */
+BpTrainer *bp_test_new_trainer (const BpTrainConfig *c);
 /* Asserts that max relative error (as above) is at most tol, printing where it fails. */
 void bp_test_assert_close (const char *what, const float *got, const float *want, int64_t n,
                            double tol);

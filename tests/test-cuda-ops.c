@@ -1646,17 +1646,6 @@ test_repeatable_seq (void)
  * the precision (bf16 and float32 differ by about 2e-3), so each case also checks that the
  * device's bf16 run differs from its float32 run (TF32 off) by more than 1e-4. */
 
-static double
-norm_diff (const float *a, const float *b, int64_t n)
-{
-  double d = 0.0, s = 0.0;
-  for (int64_t i = 0; i < n; i++) {
-    d += ((double) a[i] - b[i]) * ((double) a[i] - b[i]);
-    s += (double) b[i] * b[i];
-  }
-  return sqrt (d) / fmax (sqrt (s), 1e-30);
-}
-
 /* f at bf16 on dev differs from f at float32 on dev (TF32 off): the output and the gradient of
  * every input not in same_mask (bit k: input k; bias gradients are float32 sums at either
  * precision and must be equal). */
@@ -1684,7 +1673,7 @@ assert_precision_used (const char *what, OpFn f, void *user, int n_in, BpTensor 
   run_on (dev, f, user, n_in, in, seed, &fp);
   bp_set_precision (prev);
   bp_cuda_set_tf32 (true);
-  double d = norm_diff (bf.out, fp.out, bf.n_out);
+  double d = bp_test_norm_rel_diff (bf.out, fp.out, bf.n_out);
   g_test_message ("%s: bf16 against float32 on %s: output %.3g", what, bp_device_name (dev), d);
   if (!(d > 1e-4))
     g_error ("%s: the bf16 output differs from the float32 one by %.3g only", what, d);
@@ -1692,7 +1681,7 @@ assert_precision_used (const char *what, OpFn f, void *user, int n_in, BpTensor 
     if (!bf.grad[k])
       continue;
     g_assert_nonnull (fp.grad[k]);
-    d = norm_diff (bf.grad[k], fp.grad[k], in[k]->numel);
+    d = bp_test_norm_rel_diff (bf.grad[k], fp.grad[k], in[k]->numel);
     if (same_mask & (1u << k))
       g_assert_cmpfloat (d, ==, 0.0);
     else if (!(d > 1e-4))

@@ -40,24 +40,12 @@
   "def leaf(t):\n"                                                                            \
   "    return t.detach().float().requires_grad_(True)\n"
 
-/* The difference of two results as one number: |a - b| / |b| (Euclidean norms). */
-static double
-rel_diff (const float *a, const float *b, int64_t n)
-{
-  double d = 0.0, s = 0.0;
-  for (int64_t i = 0; i < n; i++) {
-    d += ((double) a[i] - b[i]) * ((double) a[i] - b[i]);
-    s += (double) b[i] * b[i];
-  }
-  return sqrt (d) / fmax (sqrt (s), 1e-30);
-}
-
 /* A bf16 result against the float32 one: within the bf16 tolerance, and not the same (so the
  * test fails when the precision is ignored). */
 static void
 assert_bf16_vs_fp32 (const char *what, const float *bf16, const float *fp32, int64_t n)
 {
-  double d = rel_diff (bf16, fp32, n);
+  double d = bp_test_norm_rel_diff (bf16, fp32, n);
   g_test_message ("%s: bf16 against float32: %.3g (relative, Euclidean)", what, d);
   if (!(d <= 1e-2 && d >= 1e-4))
     g_error ("%s: bf16 differs from float32 by %.3g relative; expected between 1e-4 and 1e-2",
@@ -284,7 +272,7 @@ check_op (const char *what, OpFn f, void *user, int n_in, BpTensor **inputs, con
       bp_test_assert_close (part, bf.v[k], refs[k]->data, bf.len[k], tol);
       /* and the float32 run is not what torch's bf16 computes */
       if (!(fp32_mask & (1u << k)))
-        g_assert_cmpfloat (rel_diff (fp.v[k], refs[k]->data, bf.len[k]), >, 1e-4);
+        g_assert_cmpfloat (bp_test_norm_rel_diff (fp.v[k], refs[k]->data, bf.len[k]), >, 1e-4);
     }
   }
   for (int k = 0; k < bf.n; k++)
@@ -509,20 +497,6 @@ test_attention (void)
 
 /* ---- training ---- */
 
-/* A trainer, or NULL with the test skipped when the data set is not installed. */
-static BpTrainer *
-new_trainer (const BpTrainConfig *c)
-{
-  g_autoptr (GError) error = NULL;
-  BpTrainer *t = bp_trainer_new (c, &error);
-  if (!t && g_error_matches (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_DATA)) {
-    g_test_skip ("Fashion-MNIST (dataset-fashion-mnist) is not installed");
-    return NULL;
-  }
-  g_assert_no_error (error);
-  return t;
-}
-
 static gboolean
 collect_losses (const BpTrainEvent *ev, gpointer user)
 {
@@ -558,7 +532,7 @@ test_training (void)
   BpTrainer *trainers[2] = {NULL, NULL};
   for (int p = 0; p < 2; p++) {
     BpTrainConfig c = mlp_config (p ? BP_PRECISION_BF16 : BP_PRECISION_FP32);
-    trainers[p] = new_trainer (&c);
+    trainers[p] = bp_test_new_trainer (&c);
     if (!trainers[p]) {
       if (p)
         bp_trainer_free (trainers[0]);
@@ -638,7 +612,7 @@ test_training (void)
   g_assert_no_error (error);
   BpTrainConfig c = mlp_config (BP_PRECISION_FP32);
   c.epochs = 2;
-  BpTrainer *u = new_trainer (&c);
+  BpTrainer *u = bp_test_new_trainer (&c);
   g_assert_true (bp_trainer_load_checkpoint (u, path, &error));
   g_assert_no_error (error);
   g_assert_cmpint (bp_trainer_get_epochs_done (u), ==, 1);

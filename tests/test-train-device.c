@@ -24,20 +24,6 @@ small_config (const char *model)
   return c;
 }
 
-/* A trainer, or NULL with the test skipped when the data set is not installed. */
-static BpTrainer *
-new_trainer (const BpTrainConfig *c)
-{
-  g_autoptr (GError) error = NULL;
-  BpTrainer *t = bp_trainer_new (c, &error);
-  if (!t && g_error_matches (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_DATA)) {
-    g_test_skip ("Fashion-MNIST (dataset-fashion-mnist) is not installed");
-    return NULL;
-  }
-  g_assert_no_error (error);
-  return t;
-}
-
 /* Whether a GPU can be used; skips the test with bp_cuda_init's reason when not. */
 static gboolean
 have_cuda (void)
@@ -63,7 +49,7 @@ train_losses (BpDevice device)
 {
   BpTrainConfig c = small_config ("simple-cnn");
   c.device = device;
-  BpTrainer *t = new_trainer (&c);
+  BpTrainer *t = bp_test_new_trainer (&c);
   if (!t)
     return NULL;
   GArray *losses = g_array_new (FALSE, FALSE, sizeof (double));
@@ -103,7 +89,7 @@ test_cuda_checkpoint_on_cpu (void)
     return;
   BpTrainConfig c = small_config ("simple-cnn");
   c.device = BP_DEVICE_CUDA;
-  BpTrainer *t = new_trainer (&c);
+  BpTrainer *t = bp_test_new_trainer (&c);
   if (!t)
     return;
   g_autoptr (GError) error = NULL;
@@ -120,7 +106,7 @@ test_cuda_checkpoint_on_cpu (void)
    * beyond 1e-3) */
   c.device = BP_DEVICE_CPU;
   c.epochs = 2;
-  BpTrainer *u = new_trainer (&c);
+  BpTrainer *u = bp_test_new_trainer (&c);
   g_assert_true (bp_trainer_load_checkpoint (u, path, &error));
   g_assert_no_error (error);
   g_assert_cmpint (bp_trainer_get_epochs_done (u), ==, 1);
@@ -205,7 +191,7 @@ test_stop_skips_test (void)
   BpTrainConfig c = small_config ("mlp");
   c.limit_test = 0; /* the whole test set: 10000 examples */
   c.epochs = 2;
-  BpTrainer *t = new_trainer (&c);
+  BpTrainer *t = bp_test_new_trainer (&c);
   if (!t)
     return;
   StopData d = {.stop_at_step = 3};
@@ -241,7 +227,7 @@ static void
 test_stop_after_last_epoch (void)
 {
   BpTrainConfig c = small_config ("mlp");
-  BpTrainer *t = new_trainer (&c);
+  BpTrainer *t = bp_test_new_trainer (&c);
   if (!t)
     return;
   StopData d = {.stop_last = TRUE};
@@ -287,7 +273,7 @@ lrs_with_change (BpSchedKind kind, float new_lr, const char *checkpoint)
   c.sched = bp_sched_config_default (kind);
   c.sched.step_size = 1;
   c.sched.gamma = 0.5f;
-  BpTrainer *t = new_trainer (&c);
+  BpTrainer *t = bp_test_new_trainer (&c);
   if (!t)
     return NULL;
   LrData d = {new_lr, g_array_new (FALSE, FALSE, sizeof (double)), t, checkpoint};
@@ -337,7 +323,7 @@ test_set_lr_step (void)
   c.sched = bp_sched_config_default (BP_SCHED_STEP);
   c.sched.step_size = 1;
   c.sched.gamma = 0.5f;
-  BpTrainer *t = new_trainer (&c);
+  BpTrainer *t = bp_test_new_trainer (&c);
   g_autoptr (GError) error = NULL;
   g_assert_true (bp_trainer_load_checkpoint (t, path, &error));
   g_assert_no_error (error);
