@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "bp-lab.h"
+#include "bp-train-page.h"
 
 gboolean
 bp_gui_test_init (int *argc, char ***argv)
@@ -123,4 +124,25 @@ bp_gui_has_message_dialog (gpointer data)
       return TRUE;
     }
   return FALSE;
+}
+
+gboolean
+bp_gui_is_mapped (gpointer widget)
+{
+  return gtk_widget_get_mapped (GTK_WIDGET (widget));
+}
+
+gboolean
+bp_gui_run_ended (gpointer train_page)
+{
+  BpTrainRun *run = bp_train_page_get_run (BP_TRAIN_PAGE (train_page));
+  return run && !bp_train_run_is_active (run);
+}
+
+GtkWidget *
+bp_gui_template_child (gpointer widget, GType type, const char *name)
+{
+  GObject *object = gtk_widget_get_template_child (GTK_WIDGET (widget), type, name);
+  g_assert_nonnull (object);
+  return GTK_WIDGET (object);
 }

@@ -23,4 +23,11 @@ void bp_gui_destroy_window (GtkWidget *window);
 /* A bp_gui_wait condition: a visible AdwMessageDialog exists; it is stored in *(gpointer *) data. */
 gboolean bp_gui_has_message_dialog (gpointer data);
 
+/* Conditions for bp_gui_wait: the widget is mapped; the BpTrainPage's run has ended. */
+gboolean bp_gui_is_mapped (gpointer widget);
+gboolean bp_gui_run_ended (gpointer train_page);
+
+/* A template child of a widget of type (asserted to exist). */
+GtkWidget *bp_gui_template_child (gpointer widget, GType type, const char *name);
+
 G_END_DECLS

@@ -20,12 +20,6 @@
 #include "bp-text.h"
 #include "bp-train-page.h"
 
-static gboolean
-is_mapped (gpointer data)
-{
-  return gtk_widget_get_mapped (GTK_WIDGET (data));
-}
-
 static GtkWidget *
 show_in_window (GtkWidget *widget, int width, int height)
 {
@@ -33,7 +27,7 @@ show_in_window (GtkWidget *widget, int width, int height)
   gtk_window_set_default_size (GTK_WINDOW (window), width, height);
   gtk_window_set_child (GTK_WINDOW (window), widget);
   gtk_window_present (GTK_WINDOW (window));
-  g_assert_true (bp_gui_wait (is_mapped, widget, 5000));
+  g_assert_true (bp_gui_wait (bp_gui_is_mapped, widget, 5000));
   return window;
 }
 
@@ -449,9 +443,7 @@ test_reversal (void)
 static GtkWidget *
 page_child (BpTrainPage *page, const char *name)
 {
-  GObject *object = gtk_widget_get_template_child (GTK_WIDGET (page), BP_TYPE_TRAIN_PAGE, name);
-  g_assert_nonnull (object);
-  return GTK_WIDGET (object);
+  return bp_gui_template_child (page, BP_TYPE_TRAIN_PAGE, name);
 }
 
 static void

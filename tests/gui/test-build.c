@@ -28,15 +28,7 @@ typedef struct {
 static GtkWidget *
 child (gpointer page, GType type, const char *name)
 {
-  GObject *object = gtk_widget_get_template_child (GTK_WIDGET (page), type, name);
-  g_assert_nonnull (object);
-  return GTK_WIDGET (object);
-}
-
-static gboolean
-is_mapped (gpointer data)
-{
-  return gtk_widget_get_mapped (GTK_WIDGET (data));
+  return bp_gui_template_child (page, type, name);
 }
 
 static void
@@ -45,7 +37,7 @@ fixture_open (Fixture *f)
   f->window = bp_window_new (app);
   gtk_window_set_default_size (GTK_WINDOW (f->window), 1400, 900);
   gtk_window_present (GTK_WINDOW (f->window));
-  g_assert_true (bp_gui_wait (is_mapped, f->window, 5000));
+  g_assert_true (bp_gui_wait (bp_gui_is_mapped, f->window, 5000));
   g_assert_true (bp_window_set_place (f->window, "build"));
   f->page = BP_BUILD_PAGE (bp_window_get_page (f->window, "build"));
   g_assert_true (BP_IS_BUILD_PAGE (f->page));

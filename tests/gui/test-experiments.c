@@ -29,23 +29,7 @@ typedef struct {
 static GtkWidget *
 train_child (Fixture *f, const char *name)
 {
-  GObject *object = gtk_widget_get_template_child (GTK_WIDGET (f->train), BP_TYPE_TRAIN_PAGE,
-                                                   name);
-  g_assert_nonnull (object);
-  return GTK_WIDGET (object);
-}
-
-static gboolean
-is_mapped (gpointer data)
-{
-  return gtk_widget_get_mapped (GTK_WIDGET (data));
-}
-
-static gboolean
-is_ended (gpointer data)
-{
-  BpTrainRun *run = bp_train_page_get_run (data);
-  return run && !bp_train_run_is_active (run);
+  return bp_gui_template_child (f->train, BP_TYPE_TRAIN_PAGE, name);
 }
 
 static void
@@ -53,7 +37,7 @@ fixture_open (Fixture *f)
 {
   f->window = bp_window_new (app);
   gtk_window_present (GTK_WINDOW (f->window));
-  g_assert_true (bp_gui_wait (is_mapped, f->window, 5000));
+  g_assert_true (bp_gui_wait (bp_gui_is_mapped, f->window, 5000));
   f->train = BP_TRAIN_PAGE (bp_window_get_page (f->window, "train"));
   f->page = BP_EXPERIMENTS_PAGE (bp_window_get_page (f->window, "experiments"));
   g_assert_true (BP_IS_EXPERIMENTS_PAGE (f->page));
@@ -81,7 +65,7 @@ train_short_run (Fixture *f, double lr)
   gtk_spin_button_set_value (GTK_SPIN_BUTTON (train_child (f, "lr_spin")), lr);
   adw_combo_row_set_selected (ADW_COMBO_ROW (train_child (f, "device_row")), 1); /* CPU */
   g_signal_emit_by_name (train_child (f, "start_button"), "clicked");
-  g_assert_true (bp_gui_wait (is_ended, f->train, 60000));
+  g_assert_true (bp_gui_wait (bp_gui_run_ended, f->train, 60000));
   g_assert_cmpint (bp_train_run_get_state (bp_train_page_get_run (f->train)), ==,
                    BP_TRAIN_STATE_FINISHED);
 }
@@ -111,7 +95,7 @@ train_and_compare (Fixture *f)
   train_short_run (f, 0.001);
   train_short_run (f, 0.003);
   g_assert_true (bp_window_set_place (f->window, "experiments"));
-  g_assert_true (bp_gui_wait (is_mapped, f->page, 2000));
+  g_assert_true (bp_gui_wait (bp_gui_is_mapped, f->page, 2000));
   g_assert_true (bp_experiments_page_refresh (f->page));
   g_assert_cmpuint (n_shown (f), ==, 2);
   g_assert_cmpstr (bp_experiments_page_get_view (f->page), ==, "list");
@@ -175,7 +159,7 @@ test_runs (void)
   g_assert_true (bp_experiments_page_continue_run (f.page, second, 2, &error));
   g_assert_no_error (error);
   g_assert_cmpstr (bp_window_get_place (f.window), ==, "train");
-  g_assert_true (bp_gui_wait (is_ended, f.train, 60000));
+  g_assert_true (bp_gui_wait (bp_gui_run_ended, f.train, 60000));
   g_assert_cmpint (bp_train_run_get_state (bp_train_page_get_run (f.train)), ==,
                    BP_TRAIN_STATE_FINISHED);
   {
@@ -186,7 +170,7 @@ test_runs (void)
   }
   /* asking for epochs it has already trained fails the run with the reason; nothing is lost */
   g_assert_true (bp_experiments_page_continue_run (f.page, second, 2, &error));
-  g_assert_true (bp_gui_wait (is_ended, f.train, 60000));
+  g_assert_true (bp_gui_wait (bp_gui_run_ended, f.train, 60000));
   BpTrainRun *refused = bp_train_page_get_run (f.train);
   g_assert_cmpint (bp_train_run_get_state (refused), ==, BP_TRAIN_STATE_FAILED);
   g_assert_error (bp_train_run_get_error (refused), BP_TRAIN_ERROR, BP_TRAIN_ERROR_DONE);
@@ -286,7 +270,7 @@ test_corrupt (void)
   GtkWidget *page = bp_experiments_page_new ();
   gtk_window_set_child (GTK_WINDOW (window), page);
   gtk_window_present (GTK_WINDOW (window));
-  g_assert_true (bp_gui_wait (is_mapped, window, 5000));
+  g_assert_true (bp_gui_wait (bp_gui_is_mapped, window, 5000));
   g_assert_false (bp_experiments_page_refresh (BP_EXPERIMENTS_PAGE (page)));
   g_assert_cmpstr (bp_experiments_page_get_view (BP_EXPERIMENTS_PAGE (page)), ==, "error");
   const char *message = bp_experiments_page_get_error (BP_EXPERIMENTS_PAGE (page));

@@ -24,29 +24,16 @@
 static GtkApplication *app;
 static char *tmp_dir;
 
-static gboolean
-is_mapped (gpointer data)
-{
-  return gtk_widget_get_mapped (GTK_WIDGET (data));
-}
-
-static gboolean
-is_ended (gpointer data)
-{
-  BpTrainRun *run = bp_train_page_get_run (data);
-  return run && !bp_train_run_is_active (run);
-}
-
 static BpWindow *
 open_window (BpLessonsPage **page)
 {
   BpWindow *window = bp_window_new (app);
   gtk_window_present (GTK_WINDOW (window));
-  g_assert_true (bp_gui_wait (is_mapped, window, 5000));
+  g_assert_true (bp_gui_wait (bp_gui_is_mapped, window, 5000));
   g_assert_true (bp_window_set_place (window, "lessons"));
   *page = BP_LESSONS_PAGE (bp_window_get_page (window, "lessons"));
   g_assert_true (BP_IS_LESSONS_PAGE (*page));
-  g_assert_true (bp_gui_wait (is_mapped, *page, 2000));
+  g_assert_true (bp_gui_wait (bp_gui_is_mapped, *page, 2000));
   return window;
 }
 
@@ -160,7 +147,7 @@ run_lesson_1_1 (const char *lang, const char *title, const char *screenshot)
   g_assert_false (bp_lessons_page_activate_step (page, 2, &error));
   g_assert_nonnull (error);
   g_clear_error (&error);
-  g_assert_true (bp_gui_wait (is_ended, train, 60000));
+  g_assert_true (bp_gui_wait (bp_gui_run_ended, train, 60000));
   BpTrainRun *run = bp_train_page_get_run (train);
   g_assert_cmpint (bp_train_run_get_state (run), ==, BP_TRAIN_STATE_FINISHED);
   g_assert_cmpint (bp_train_run_get_config (run)->limit_train, ==, 2000);
@@ -245,7 +232,7 @@ test_variants (void)
   for (guint k = 0; k < 3; k++) {
     g_assert_true (bp_lessons_page_activate_step (page, k, &error));
     g_assert_no_error (error);
-    g_assert_true (bp_gui_wait (is_ended, train, 60000));
+    g_assert_true (bp_gui_wait (bp_gui_run_ended, train, 60000));
     g_assert_cmpint (bp_train_run_get_state (bp_train_page_get_run (train)), ==,
                      BP_TRAIN_STATE_FINISHED);
     bp_gui_spin (100);
@@ -264,7 +251,7 @@ test_variants (void)
   g_assert_cmpstr (bp_window_get_place (window), ==, "experiments");
   BpExperimentsPage *experiments = BP_EXPERIMENTS_PAGE (bp_window_get_page (window,
                                                                            "experiments"));
-  g_assert_true (bp_gui_wait (is_mapped, experiments, 2000));
+  g_assert_true (bp_gui_wait (bp_gui_is_mapped, experiments, 2000));
   g_assert_true (bp_experiments_page_refresh (experiments));
   g_assert_cmpuint (bp_experiments_page_get_shown_runs (experiments)->len, ==, 3);
   bp_gui_destroy_window (GTK_WIDGET (window));
@@ -287,7 +274,7 @@ test_baseline (void)
   g_assert_true (bp_lessons_page_activate_step (page, 1, &error)); /* start training */
   g_assert_no_error (error);
   g_assert_cmpint (bp_lessons_page_get_goal_state (page, 0), ==, BP_LESSON_GOAL_PENDING);
-  g_assert_true (bp_gui_wait (is_ended, train, 60000));
+  g_assert_true (bp_gui_wait (bp_gui_run_ended, train, 60000));
   g_assert_cmpint (bp_train_run_get_state (bp_train_page_get_run (train)), ==,
                    BP_TRAIN_STATE_FINISHED);
   bp_gui_spin (100);
@@ -310,7 +297,7 @@ test_function (void)
   BpWindow *window = open_window (&page);
   g_assert_true (bp_lessons_page_open (page, "autograd"));
   BpPlaneView *plane = bp_lessons_page_get_plane (page);
-  g_assert_true (bp_gui_wait (is_mapped, plane, 2000));
+  g_assert_true (bp_gui_wait (bp_gui_is_mapped, plane, 2000));
   g_assert_cmpint (bp_plane_view_get_n_paths (plane), ==, 0);
   g_autoptr (GError) error = NULL;
   for (guint k = 1; k <= 3; k++) {
@@ -348,9 +335,7 @@ test_function (void)
 static GtkWidget *
 train_child (BpTrainPage *train, const char *name)
 {
-  GObject *o = gtk_widget_get_template_child (GTK_WIDGET (train), BP_TYPE_TRAIN_PAGE, name);
-  g_assert_nonnull (o);
-  return GTK_WIDGET (o);
+  return bp_gui_template_child (train, BP_TYPE_TRAIN_PAGE, name);
 }
 
 /* Two spirals: the Train page draws the MLP's decision boundary over the points after every
@@ -365,7 +350,7 @@ test_tabular (void)
   g_autoptr (GError) error = NULL;
   g_assert_true (bp_lessons_page_activate_step (page, 2, &error)); /* train the MLP */
   g_assert_no_error (error);
-  g_assert_true (bp_gui_wait (is_ended, train, 60000));
+  g_assert_true (bp_gui_wait (bp_gui_run_ended, train, 60000));
   g_assert_cmpint (bp_train_run_get_state (bp_train_page_get_run (train)), ==,
                    BP_TRAIN_STATE_FINISHED);
   bp_gui_spin (200);
@@ -390,7 +375,7 @@ test_tabular (void)
   g_assert_true (bp_window_set_place (window, "lessons"));
   g_assert_true (bp_lessons_page_activate_step (page, 2, &error)); /* the linear model */
   g_assert_no_error (error);
-  g_assert_true (bp_gui_wait (is_ended, train, 60000));
+  g_assert_true (bp_gui_wait (bp_gui_run_ended, train, 60000));
   g_assert_cmpint (bp_train_run_get_state (bp_train_page_get_run (train)), ==,
                    BP_TRAIN_STATE_FINISHED);
   bp_gui_spin (200);
@@ -415,7 +400,7 @@ test_tabular (void)
   /* the MLP too; Experiments plots a regression's R², and compares two by it */
   g_assert_true (bp_lessons_page_activate_step (page, 3, &error));
   g_assert_no_error (error);
-  g_assert_true (bp_gui_wait (is_ended, train, 60000));
+  g_assert_true (bp_gui_wait (bp_gui_run_ended, train, 60000));
   bp_gui_spin (200);
   BpExperimentsPage *experiments = BP_EXPERIMENTS_PAGE (bp_window_get_page (window,
                                                                            "experiments"));
@@ -482,7 +467,7 @@ test_set_config (void)
   g_assert_no_error (error);
   BpTrainRun *run = bp_train_page_get_run (train);
   g_assert_cmpfloat (fabs (bp_train_run_get_config (run)->optim.weight_decay - 0.5), <, 1e-6);
-  g_assert_true (bp_gui_wait (is_ended, train, 60000));
+  g_assert_true (bp_gui_wait (bp_gui_run_ended, train, 60000));
   bp_gui_destroy_window (GTK_WIDGET (window));
 }
 

@@ -15,12 +15,6 @@
 #include "bp-plane-view.h"
 #include "bp-plot.h"
 
-static gboolean
-is_mapped (gpointer data)
-{
-  return gtk_widget_get_mapped (GTK_WIDGET (data));
-}
-
 static GtkWidget *
 show_in_window (GtkWidget *widget, int width, int height)
 {
@@ -28,7 +22,7 @@ show_in_window (GtkWidget *widget, int width, int height)
   gtk_window_set_default_size (GTK_WINDOW (window), width, height);
   gtk_window_set_child (GTK_WINDOW (window), widget);
   gtk_window_present (GTK_WINDOW (window));
-  g_assert_true (bp_gui_wait (is_mapped, widget, 5000));
+  g_assert_true (bp_gui_wait (bp_gui_is_mapped, widget, 5000));
   return window;
 }
 

@@ -30,15 +30,7 @@ typedef struct {
 static GtkWidget *
 child (BpTrainPage *page, const char *name)
 {
-  GObject *object = gtk_widget_get_template_child (GTK_WIDGET (page), BP_TYPE_TRAIN_PAGE, name);
-  g_assert_nonnull (object);
-  return GTK_WIDGET (object);
-}
-
-static gboolean
-is_mapped (gpointer data)
-{
-  return gtk_widget_get_mapped (GTK_WIDGET (data));
+  return bp_gui_template_child (page, BP_TYPE_TRAIN_PAGE, name);
 }
 
 static void
@@ -46,7 +38,7 @@ fixture_open (Fixture *f)
 {
   f->window = bp_window_new (app);
   gtk_window_present (GTK_WINDOW (f->window));
-  g_assert_true (bp_gui_wait (is_mapped, f->window, 5000));
+  g_assert_true (bp_gui_wait (bp_gui_is_mapped, f->window, 5000));
   f->page = BP_TRAIN_PAGE (bp_window_get_page (f->window, "train"));
   g_assert_true (BP_IS_TRAIN_PAGE (f->page));
 }
@@ -125,9 +117,7 @@ is_paused (gpointer data)
 static gboolean
 is_ended (gpointer data)
 {
-  Fixture *f = data;
-  BpTrainRun *run = bp_train_page_get_run (f->page);
-  return run && !bp_train_run_is_active (run);
+  return bp_gui_run_ended (((Fixture *) data)->page);
 }
 
 static gboolean
