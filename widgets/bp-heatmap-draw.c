@@ -485,14 +485,26 @@ write_file (void *closure, const unsigned char *data, unsigned int length)
                                                      : CAIRO_STATUS_WRITE_ERROR;
 }
 
-PangoLayout *
-bp_png_layout (cairo_t *cr)
+static PangoLayout *
+png_layout (cairo_t *cr)
 {
   PangoLayout *layout = pango_cairo_create_layout (cr);
   PangoFontDescription *desc = pango_font_description_from_string ("Sans 10");
   pango_layout_set_font_description (layout, desc);
   pango_font_description_free (desc);
   return layout;
+}
+
+typedef struct {
+  const BpHeatmap *heatmap;
+  BpHeatmapGeometry *geometry;
+} HeatmapPng;
+
+static void
+draw_heatmap_png (cairo_t *cr, PangoLayout *layout, int width, int height, gpointer data)
+{
+  HeatmapPng *png = data;
+  bp_heatmap_draw (cr, layout, png->heatmap, width, height, png->geometry);
 }
 
 gboolean
@@ -509,7 +521,7 @@ bp_heatmap_write_png (const BpHeatmap *heatmap, const char *path, int width, int
   if (width <= 0 || height <= 0) {
     cairo_surface_t *s = cairo_image_surface_create (CAIRO_FORMAT_ARGB32, 1, 1);
     cairo_t *cr = cairo_create (s);
-    PangoLayout *layout = bp_png_layout (cr);
+    PangoLayout *layout = png_layout (cr);
     bp_heatmap_size_for_cell (layout, &h, CLAMP (640.0 / MAX (h.n, 1), 12.0, 36.0), &width,
                               &height);
     g_object_unref (layout);
@@ -520,34 +532,36 @@ bp_heatmap_write_png (const BpHeatmap *heatmap, const char *path, int width, int
     *width_out = width;
   if (height_out)
     *height_out = height;
-  cairo_surface_t *surface = cairo_image_surface_create (CAIRO_FORMAT_ARGB32, width, height);
-  cairo_t *cr = cairo_create (surface);
-  PangoLayout *layout = bp_png_layout (cr);
-  bp_heatmap_draw (cr, layout, &h, width, height, geometry);
-  g_object_unref (layout);
-  cairo_status_t status = cairo_status (cr);
-  cairo_destroy (cr);
-  gboolean ok = bp_surface_write_png (surface, status, path, error);
-  cairo_surface_destroy (surface);
-  return ok;
+  HeatmapPng png = {&h, geometry};
+  return bp_png_write (path, width, height, draw_heatmap_png, &png, error);
 }
 
 gboolean
-bp_surface_write_png (cairo_surface_t *surface, cairo_status_t status, const char *path,
-                      GError **error)
+bp_png_write (const char *path, int width, int height, BpPngDrawFunc draw, gpointer data,
+              GError **error)
 {
+  g_return_val_if_fail (path != NULL && width > 0 && height > 0 && draw != NULL, FALSE);
+  cairo_surface_t *surface = cairo_image_surface_create (CAIRO_FORMAT_ARGB32, width, height);
+  cairo_t *cr = cairo_create (surface);
+  PangoLayout *layout = png_layout (cr);
+  draw (cr, layout, width, height, data);
+  g_object_unref (layout);
+  cairo_status_t status = cairo_status (cr);
+  cairo_destroy (cr);
   g_autofree char *display = g_filename_display_name (path);
   FILE *f = status == CAIRO_STATUS_SUCCESS ? g_fopen (path, "wb") : NULL;
   if (status == CAIRO_STATUS_SUCCESS && !f) {
     int saved = errno;
     g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (saved), "cannot write %s: %s",
                  display, g_strerror (saved));
+    cairo_surface_destroy (surface);
     return FALSE;
   }
   if (status == CAIRO_STATUS_SUCCESS)
     status = cairo_surface_write_to_png_stream (surface, write_file, f);
   if (f && fclose (f) != 0 && status == CAIRO_STATUS_SUCCESS)
     status = CAIRO_STATUS_WRITE_ERROR;
+  cairo_surface_destroy (surface);
   if (status != CAIRO_STATUS_SUCCESS) {
     g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "cannot write %s: %s", display,
                  cairo_status_to_string (status));

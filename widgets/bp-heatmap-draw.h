@@ -89,11 +89,11 @@ gboolean bp_heatmap_write_png (const BpHeatmap *heatmap, const char *path, int w
                                int *width_out, int *height_out, BpHeatmapGeometry *geometry,
                                GError **error);
 
-/* Writes an image surface to a PNG file; status: the drawing's (cairo_status of its context),
- * reported instead when it is an error. The message names the file. */
-gboolean bp_surface_write_png (cairo_surface_t *surface, cairo_status_t status, const char *path,
-                               GError **error);
-/* The labels' font of the PNG writers ("Sans 10"); unref it. */
-PangoLayout *bp_png_layout (cairo_t *cr);
+/* Draws width x height pixels with draw (its layout has the PNG writers' font, "Sans 10") and
+ * writes them to a PNG file; the message of a failure names the file. */
+typedef void (*BpPngDrawFunc) (cairo_t *cr, PangoLayout *layout, int width, int height,
+                               gpointer data);
+gboolean bp_png_write (const char *path, int width, int height, BpPngDrawFunc draw, gpointer data,
+                       GError **error);
 
 G_END_DECLS

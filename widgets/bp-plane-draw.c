@@ -417,6 +417,12 @@ draw_axes (cairo_t *cr, PangoLayout *layout, const BpPlane *p, const BpPlaneGeom
   }
 }
 
+static void
+draw_plane_png (cairo_t *cr, PangoLayout *layout, int width, int height, gpointer data)
+{
+  bp_plane_draw (cr, layout, data, width, height, NULL);
+}
+
 gboolean
 bp_plane_write_png (const BpPlane *plane, const char *path, int width, int height,
                     GError **error)
@@ -425,16 +431,7 @@ bp_plane_write_png (const BpPlane *plane, const char *path, int width, int heigh
   BpPlane p = *plane;
   p.fill_bg = TRUE;
   p.bg[0] = p.bg[1] = p.bg[2] = p.bg[3] = 1.0;
-  cairo_surface_t *surface = cairo_image_surface_create (CAIRO_FORMAT_ARGB32, width, height);
-  cairo_t *cr = cairo_create (surface);
-  PangoLayout *layout = bp_png_layout (cr);
-  bp_plane_draw (cr, layout, &p, width, height, NULL);
-  g_object_unref (layout);
-  cairo_status_t status = cairo_status (cr);
-  cairo_destroy (cr);
-  gboolean ok = bp_surface_write_png (surface, status, path, error);
-  cairo_surface_destroy (surface);
-  return ok;
+  return bp_png_write (path, width, height, draw_plane_png, &p, error);
 }
 
 void
