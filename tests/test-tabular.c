@@ -1311,18 +1311,16 @@ test_cli_train (void)
   bp_test_cli_clear (&r);
   /* without --model, a preset that reads the data set: plane-mlp (1,218 parameters) for the
    * spirals, digits-mlp (9,610) for the digits */
-  const char *spiral_args[] = {"train", "--no-store", "--device", "cpu", "--dataset", "two-spirals",
-                               "--epochs", "1", NULL};
-  r = bp_test_cli_run (NULL, NULL, spiral_args);
-  bp_test_cli_assert_ok (&r, "train on two-spirals without a model");
-  g_assert_nonnull (strstr (r.out, " 1218 parameters"));
-  bp_test_cli_clear (&r);
-  const char *digit_args[] = {"train", "--no-store", "--device", "cpu", "--dataset", "digits",
-                              "--epochs", "1", NULL};
-  r = bp_test_cli_run (NULL, NULL, digit_args);
-  bp_test_cli_assert_ok (&r, "train on digits without a model");
-  g_assert_nonnull (strstr (r.out, " 9610 parameters"));
-  bp_test_cli_clear (&r);
+  static const char *const defaults[][2] = {{"two-spirals", " 1218 parameters"},
+                                            {"digits", " 9610 parameters"}};
+  for (gsize k = 0; k < G_N_ELEMENTS (defaults); k++) {
+    const char *args[] = {"train", "--no-store", "--device", "cpu", "--dataset", defaults[k][0],
+                          "--epochs", "1", NULL};
+    r = bp_test_cli_run (NULL, NULL, args);
+    bp_test_cli_assert_ok (&r, defaults[k][0]);
+    g_assert_nonnull (strstr (r.out, defaults[k][1]));
+    bp_test_cli_clear (&r);
+  }
   /* the wrong model: the trainer's message, on one line */
   const char *wrong[] = {"train", "--no-store", "--device", "cpu", "--dataset", "digits", "--spec",
                          spec, "--epochs", "1", NULL};
