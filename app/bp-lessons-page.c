@@ -568,7 +568,7 @@ static void
 fill_goals (BpLessonsPage *self, GtkBox *box, const BpLesson *lesson, BpLessonEval *eval)
 {
   clear_box (box);
-  GPtrArray *goals = quick () && lesson->test_goals->len ? lesson->test_goals : lesson->goals;
+  GPtrArray *goals = bp_lesson_get_goals (lesson, quick ());
   for (guint k = 0; k < goals->len; k++) {
     const BpLessonGoalResult *res = eval ? bp_lesson_eval_get_result (eval, k) : NULL;
     BpLessonGoalState state = res ? res->state : BP_LESSON_GOAL_PENDING;
@@ -612,7 +612,7 @@ update_goals (BpLessonsPage *self)
   const BpLesson *lesson = self->shown;
   if (lesson) {
     fill_goals (self, self->goals_box, lesson, shown_eval (self));
-    GPtrArray *goals = quick () && lesson->test_goals->len ? lesson->test_goals : lesson->goals;
+    GPtrArray *goals = bp_lesson_get_goals (lesson, quick ());
     gtk_widget_set_visible (self->goals_heading, goals->len > 0);
   }
   if (self->panel_lesson)

@@ -208,7 +208,7 @@ list_json (const BpLessonSet *set, const char *lang)
       g_string_append_c (s, ',');
       put_goals (s, "goals", l->goals);
       g_string_append_c (s, ',');
-      put_goals (s, "test_goals", l->test_goals->len ? l->test_goals : l->goals);
+      put_goals (s, "test_goals", bp_lesson_get_goals (l, TRUE));
       g_string_append_printf (s, ",\"steps\":%u}", l->steps->len);
     }
     g_string_append (s, "]}");

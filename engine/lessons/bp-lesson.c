@@ -1341,13 +1341,20 @@ struct BpLessonEval {
   GHashTable *ended;            /* variant ids (the implicit one as "") whose runs ended */
 };
 
+GPtrArray *
+bp_lesson_get_goals (const BpLesson *lesson, gboolean quick)
+{
+  g_return_val_if_fail (lesson != NULL, NULL);
+  return quick && lesson->test_goals->len ? lesson->test_goals : lesson->goals;
+}
+
 BpLessonEval *
 bp_lesson_eval_new (const BpLesson *lesson, gboolean quick)
 {
   g_return_val_if_fail (lesson != NULL, NULL);
   BpLessonEval *e = g_new0 (BpLessonEval, 1);
   e->lesson = lesson;
-  e->goals = quick && lesson->test_goals->len ? lesson->test_goals : lesson->goals;
+  e->goals = bp_lesson_get_goals (lesson, quick);
   e->results = g_new0 (BpLessonGoalResult, MAX (1, e->goals->len));
   for (guint k = 0; k < e->goals->len; k++) {
     BpLessonGoalResult *res = &e->results[k];

@@ -208,6 +208,9 @@ typedef struct {
 
 typedef struct BpLessonEval BpLessonEval;
 
+/* The goals a run is checked against: quick, the test goals (the goals when it has none). */
+GPtrArray *bp_lesson_get_goals (const BpLesson *lesson, gboolean quick);
+
 /* An evaluator of the lesson's goals (quick: its test goals); the lesson must outlive it. */
 BpLessonEval *bp_lesson_eval_new (const BpLesson *lesson, gboolean quick);
 void bp_lesson_eval_free (BpLessonEval *eval);
