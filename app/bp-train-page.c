@@ -70,6 +70,7 @@ struct _BpTrainPage {
   GtkStringList *dataset_names;
   GPtrArray *dataset_ids;       /* the data set names behind dataset_names */
   gboolean is_lm, has_attention; /* what the chosen model is */
+  int64_t input_numel;           /* values of one example its Input reads (0: unknown) */
   gboolean run_is_lm;           /* what the run on show trains */
   gboolean gen_hint;            /* the Generate panel's message is the hint, not an error */
   struct GenJob *gen;           /* the text being generated, or NULL */
@@ -181,22 +182,6 @@ data_title (const char *name)
   return name;
 }
 
-/* The number of values of one example the spec's Input reads (0: unknown). */
-static int64_t
-spec_input_numel (const char *json)
-{
-  g_autoptr (BpSpec) spec = json ? bp_spec_parse (json, NULL) : NULL;
-  for (int k = 0; spec && k < spec->n_nodes; k++)
-    if (spec->nodes[k].kind == BP_LAYER_INPUT) {
-      int64_t n = 1;
-      for (int d = 0; d < spec->nodes[k].shape.ndim; d++)
-        n *= spec->nodes[k].shape.d[d];
-      return spec->nodes[k].shape.ndim > 0 ? n : 0;
-    }
-  return 0;
-}
-
-
 /* The spec of the model chosen (borrowed), or NULL. */
 static const char *
 selected_model_json (BpTrainPage *self)
@@ -210,12 +195,16 @@ selected_model_json (BpTrainPage *self)
 }
 
 /* Whether a spec reads characters (an Input of token ids along one axis), whether it has
- * attention layers to show, and the p of its first Dropout layer (-1: none). */
+ * attention layers to show, the p of its first Dropout layer (-1: none) and (input_numel may be
+ * NULL) how many values of one example its Input reads (0: unknown). */
 static void
-spec_kind (const char *json, gboolean *lm, gboolean *attention, double *dropout)
+spec_kind (const char *json, gboolean *lm, gboolean *attention, double *dropout,
+           int64_t *input_numel)
 {
   *lm = *attention = FALSE;
   *dropout = -1;
+  if (input_numel)
+    *input_numel = 0;
   g_autoptr (BpSpec) spec = json ? bp_spec_parse (json, NULL) : NULL;
   for (int k = 0; spec && k < spec->n_nodes; k++) {
     const BpLayerSpec *node = &spec->nodes[k];
@@ -223,6 +212,8 @@ spec_kind (const char *json, gboolean *lm, gboolean *attention, double *dropout)
       *dropout = node->p;
     if (node->kind == BP_LAYER_INPUT && node->vocab_size > 0 && node->shape.ndim == 1)
       *lm = TRUE;
+    if (node->kind == BP_LAYER_INPUT && input_numel && node->shape.ndim > 0)
+      *input_numel = bp_shape_numel (node->shape.ndim, node->shape.d);
     if (node->kind == BP_LAYER_MULTIHEAD_ATTENTION ||
         node->kind == BP_LAYER_TRANSFORMER_ENCODER_LAYER)
       *attention = TRUE;
@@ -245,14 +236,11 @@ fill_datasets (BpTrainPage *self)
       g_ptr_array_add (titles, (gpointer) data_title (*name));
     }
   } else {
-    int64_t numel = spec_input_numel (selected_model_json (self));
     for (int pass = 0; pass < 2 && self->dataset_ids->len == 0; pass++)
       for (const char *const *name = bp_dataset_names (); *name; name++) {
         const BpDatasetInfo *info = bp_dataset_info (*name);
-        int64_t n = 1;
-        for (int d = 0; d < info->example_ndim; d++)
-          n *= info->example_shape[d];
-        if (pass == 1 || n == numel) {
+        if (pass == 1 ||
+            bp_shape_numel (info->example_ndim, info->example_shape) == self->input_numel) {
           g_ptr_array_add (self->dataset_ids, (gpointer) *name);
           g_ptr_array_add (titles, (gpointer) data_title (*name));
         }
@@ -274,17 +262,15 @@ update_model_kind (BpTrainPage *self)
 {
   gboolean lm, attention;
   double dropout;
-  spec_kind (selected_model_json (self), &lm, &attention, &dropout);
+  spec_kind (selected_model_json (self), &lm, &attention, &dropout, &self->input_numel);
   /* the row shows the model's own p; a change applies to all its Dropout layers */
   gtk_widget_set_visible (self->dropout_row, dropout >= 0);
   if (dropout >= 0)
     gtk_spin_button_set_value (self->dropout_spin, dropout);
-  /* the data sets follow the model's input */
-  gboolean changed = TRUE;
   self->is_lm = lm;
   self->has_attention = attention;
-  if (changed)
-    fill_datasets (self);
+  /* the data sets follow the model's input */
+  fill_datasets (self);
   gtk_widget_set_visible (self->limit_train_row, !lm);
   gtk_widget_set_visible (self->limit_test_row, !lm);
   gtk_widget_set_visible (self->context_row, lm);
@@ -971,7 +957,7 @@ start_run (BpTrainPage *self, const BpTrainConfig *config, const char *device, g
   gboolean attention;
   double dropout;
   spec_kind (config->model_json ? config->model_json : preset ? preset->json : NULL,
-             &self->run_is_lm, &attention, &dropout);
+             &self->run_is_lm, &attention, &dropout, NULL);
   update_cards (self, self->run_is_lm, attention && config->attention_every > 0,
                 config->dataset);
   self->run = bp_train_run_new (config, N_SAMPLES);
