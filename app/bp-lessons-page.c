@@ -752,12 +752,7 @@ show_function (BpLessonsPage *self, const BpLesson *lesson)
   if (!f)
     return;
   float *values = g_new (float, FIELD_SIZE * FIELD_SIZE);
-  for (int i = 0; i < FIELD_SIZE; i++)
-    for (int j = 0; j < FIELD_SIZE; j++) {
-      double x = f->x0 + (j + 0.5) * (f->x1 - f->x0) / FIELD_SIZE;
-      double y = f->y0 + (i + 0.5) * (f->y1 - f->y0) / FIELD_SIZE;
-      values[i * FIELD_SIZE + j] = (float) bp_descent_eval (f, x, y, NULL, NULL);
-    }
+  bp_descent_sample (f, FIELD_SIZE, values);
   bp_plane_view_set_region (self->plane, f->x0, f->x1, f->y0, f->y1, TRUE);
   bp_plane_view_set_field (self->plane, FIELD_SIZE, values, TRUE);
   bp_plane_view_set_marks (self->plane, f->n_minima, &f->minima[0][0]);

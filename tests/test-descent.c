@@ -48,6 +48,12 @@ test_gradients (void)
       g_assert_cmpfloat (hypot (gx, gy), <, 1e-4);
     }
   }
+  /* the contour grid: cell (i, j) holds f at its centre, row 0 at y0 */
+  const BpDescentFunction *bowl = bp_descent_function_find ("bowl");
+  float grid[8 * 8];
+  bp_descent_sample (bowl, 8, grid);
+  double cx = bowl->x0 + 5.5 * (bowl->x1 - bowl->x0) / 8, cy = bowl->y0 + 2.5 * (bowl->y1 - bowl->y0) / 8;
+  g_assert_cmpfloat (grid[2 * 8 + 5], ==, (float) bp_descent_eval (bowl, cx, cy, NULL, NULL));
   g_assert_null (bp_descent_function_find ("nope"));
   g_assert_null (bp_descent_function_find (NULL));
 }

@@ -723,11 +723,7 @@ write_paths_png (const BpLesson *l, GPtrArray *paths, const char *png, GError **
   enum { N = 160 };
   const BpDescentFunction *f = bp_descent_function_find (l->experiment->function);
   g_autofree float *field = g_new (float, N * N);
-  for (int i = 0; i < N; i++)
-    for (int j = 0; j < N; j++)
-      field[i * N + j] = (float) bp_descent_eval (f, f->x0 + (j + 0.5) * (f->x1 - f->x0) / N,
-                                                  f->y0 + (i + 0.5) * (f->y1 - f->y0) / N, NULL,
-                                                  NULL);
+  bp_descent_sample (f, N, field);
   g_autofree BpPlanePath *drawn = g_new0 (BpPlanePath, MAX (paths->len, 1));
   for (guint k = 0; k < paths->len; k++) {
     GArray *a = paths->pdata[k];

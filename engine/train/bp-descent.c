@@ -62,6 +62,16 @@ bp_descent_eval (const BpDescentFunction *f, double x, double y, double *gx, dou
   return v;
 }
 
+void
+bp_descent_sample (const BpDescentFunction *f, int n, float *values)
+{
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < n; j++)
+      values[(size_t) i * (size_t) n + (size_t) j] =
+        (float) bp_descent_eval (f, f->x0 + (j + 0.5) * (f->x1 - f->x0) / n,
+                                 f->y0 + (i + 0.5) * (f->y1 - f->y0) / n, NULL, NULL);
+}
+
 /* ---- the function as a graph of engine ops ---- */
 
 /* Every tensor the graph makes, released together. */

@@ -47,6 +47,10 @@ const BpDescentFunction *bp_descent_function_find (const char *name);
  * autograd check). gx, gy may be NULL. */
 double bp_descent_eval (const BpDescentFunction *f, double x, double y, double *gx, double *gy);
 
+/* The function at the centres of an n x n grid over its region [x0, x1] x [y0, y1], row-major,
+ * row 0 at y0 (values: n * n floats): what a contour plot draws. */
+void bp_descent_sample (const BpDescentFunction *f, int n, float *values);
+
 /* The value and gradient at (x, y) from the engine's ops and their backward pass (float32).
  * FALSE with the engine's message when an op fails. */
 gboolean bp_descent_autograd (const BpDescentFunction *f, double x, double y, double *value,
