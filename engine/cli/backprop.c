@@ -2754,16 +2754,6 @@ corpus_installed (const char *name, const char **package)
   return TRUE;
 }
 
-static char *
-shape_string (int ndim, const int64_t *shape)
-{
-  GString *s = g_string_new ("(");
-  for (int d = 0; d < ndim; d++)
-    g_string_append_printf (s, "%s%" G_GINT64_FORMAT, d ? ", " : "", shape[d]);
-  g_string_append_c (s, ')');
-  return g_string_free (s, FALSE);
-}
-
 static int
 cmd_datasets (int argc, char **argv)
 {
@@ -2793,7 +2783,7 @@ cmd_datasets (int argc, char **argv)
     const BpDatasetInfo *info = bp_dataset_info (*n);
     g_autoptr (GError) missing = NULL;
     gboolean installed = bp_dataset_check_installed (*n, &missing);
-    g_autofree char *shape = shape_string (info->example_ndim, info->example_shape);
+    g_autofree char *shape = bp_example_shape_string (info->example_ndim, info->example_shape);
     if (b) {
       jw_begin (b, '{');
       json_add_string (b, "name", info->name);

@@ -41,6 +41,16 @@ static const BpDatasetInfo image_infos[] = {
    BP_TASK_CLASSIFICATION, 60000, 10000, 3, {1, 28, 28}, 10, "dataset-fashion-mnist"},
 };
 
+char *
+bp_example_shape_string (int ndim, const int64_t *shape)
+{
+  GString *s = g_string_new ("(");
+  for (int d = 0; d < ndim; d++)
+    g_string_append_printf (s, "%s%" G_GINT64_FORMAT, d ? ", " : "", shape[d]);
+  g_string_append_c (s, ')');
+  return g_string_free (s, FALSE);
+}
+
 const char *
 bp_datasets_dir (void)
 {

@@ -102,6 +102,9 @@ typedef struct {
   const char *package;       /* the Debian package that installs its files; NULL: generated */
 } BpDatasetInfo;
 
+/* An example shape as messages and listings write it: "(1, 8, 8)", "(2)" (free it). */
+char *bp_example_shape_string (int ndim, const int64_t *shape);
+
 /* The names bp_dataset_load knows, NULL-terminated: "fashion-mnist", "digits", "iris",
  * "wine", "breast-cancer", "diabetes", "two-spirals", "moons". (Text corpora are loaded by
  * bp-text.h.) */

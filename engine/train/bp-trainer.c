@@ -454,12 +454,8 @@ read_scalar (const BpTensor *s, double *v)
 static const char *
 shape_text (int ndim, const int64_t *shape, char *buf, size_t len)
 {
-  GString *s = g_string_new ("(");
-  for (int d = 0; d < ndim; d++)
-    g_string_append_printf (s, "%s%" G_GINT64_FORMAT, d ? ", " : "", shape[d]);
-  g_string_append_c (s, ')');
-  g_strlcpy (buf, s->str, len);
-  g_string_free (s, TRUE);
+  g_autofree char *s = bp_example_shape_string (ndim, shape);
+  g_strlcpy (buf, s, len);
   return buf;
 }
 
