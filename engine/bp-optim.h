@@ -3,10 +3,41 @@
 
 #include "bp-tensor.h"
 
-/* Kernels of this family that a backend provides (filled in engine/cpu/optim.c). Each works on
- * the flat arrays of one parameter: device pointers of n floats; outputs first, then inputs,
- * then the size, then the hyperparameters. The update formulas are written out in
- * bp-optim.c; the host computes everything that depends on the step counter. */
+typedef enum { BP_OPTIM_SGD, BP_OPTIM_ADAM, BP_OPTIM_ADAMW } BpOptimKind;
+
+typedef struct {
+  BpOptimKind kind;
+  float lr;
+  float momentum;     /* SGD */
+  float dampening;    /* SGD */
+  bool nesterov;      /* SGD: needs momentum > 0 and dampening 0, as in PyTorch */
+  float beta1, beta2; /* Adam/AdamW */
+  float eps;          /* Adam/AdamW */
+  float weight_decay; /* L2 (SGD, Adam) or decoupled (AdamW) */
+  float l1;           /* L1 penalty strength added to the gradient as l1 * sign(w) */
+} BpOptimConfig;
+
+/* One parameter's row of a multi-tensor update (the multi_* kernels below): the table of rows
+ * lives in the backend's memory (device memory on CUDA), so that a launch reads the
+ * step-dependent scalars from there and not from its arguments (a captured CUDA graph freezes
+ * the arguments of its launches). bp_optimizer_prepare fills it. */
+typedef struct {
+  float *param;
+  float *buf0;       /* SGD momentum buffer, Adam exp_avg; NULL for SGD without momentum */
+  float *buf1;       /* Adam exp_avg_sq, else NULL */
+  const float *grad; /* the input of the update; multi_clip scales it in place */
+  int64_t n;
+  float lr;           /* SGD: lr; Adam: step_size = lr / (1 - beta1^t) */
+  float bc2_sqrt;     /* Adam: sqrt (1 - beta2^t) */
+  float keep;         /* AdamW: 1 - lr * weight_decay; else 1 */
+  int32_t first_step; /* SGD with momentum: this parameter's first step */
+} BpOptimSlot;
+
+/* Kernels of this family that a backend provides (engine/cpu/optim.c, engine/cuda/optim.cu).
+ * The first four work on the flat arrays of one parameter: device pointers of n floats;
+ * outputs first, then inputs, then the size, then the hyperparameters. The multi_* entries
+ * work on all parameters of a device at once, through a table of BpOptimSlot rows. The host
+ * computes everything that depends on the step counter (bp-optim.c). */
 struct BpOptimKernels {
   /* torch.optim.SGD on one parameter, with g = grad + weight_decay * p + l1 * sign (p):
    *   momentum == 0:  p -= lr * g                               (buf unused, may be NULL)
@@ -27,21 +58,28 @@ struct BpOptimKernels {
   double (*sumsq) (const float *x, int64_t n);
   /* x *= a */
   void (*scale) (float *x, int64_t n, float a);
+
+  /* The multi-tensor entries: `table` (backend memory) holds n_slots rows, max_n is the
+   * largest row's n (it sizes the grid). They read nothing back to the host and allocate
+   * nothing, so that they can run inside a CUDA stream capture; on CUDA each is one launch
+   * (multi_sumsq two). Errors are kept for synchronize, as with the entries above. */
+  /* Every row's update: sgd_step (lr, first_step from the row) or adam_step (step_size = the
+   * row's lr, bc2_sqrt and, for AdamW, keep from the row) with the formulas above, bit for bit;
+   * the hyperparameters that do not change per step come from c (kind, momentum, dampening,
+   * nesterov, weight_decay as L2 for SGD and Adam, l1, beta1, beta2, eps; c->lr is unused). */
+  void (*multi_step) (const BpOptimSlot *table, int n_slots, int64_t max_n,
+                      const BpOptimConfig *c);
+  /* out[0] (one double in backend memory) = the sum of grad^2 over every row, accumulated in
+   * double, the same value on every run. The CPU adds sumsq of each row in row order (so its
+   * value is bp_clip_grad_norm's); CUDA adds fixed slices of all rows per block, then the
+   * block sums in order. */
+  void (*multi_sumsq) (double *out, const BpOptimSlot *table, int n_slots, int64_t max_n);
+  /* bp_clip_grad_norm's scaling with the norm read from backend memory: norm = sqrt (*sumsq);
+   * when it is finite and coef = max_norm / (norm + 1e-6) < 1 (in double), every row's grad is
+   * multiplied by (float) coef; otherwise nothing changes. */
+  void (*multi_clip) (const BpOptimSlot *table, int n_slots, int64_t max_n, const double *sumsq,
+                      float max_norm);
 };
-
-typedef enum { BP_OPTIM_SGD, BP_OPTIM_ADAM, BP_OPTIM_ADAMW } BpOptimKind;
-
-typedef struct {
-  BpOptimKind kind;
-  float lr;
-  float momentum;     /* SGD */
-  float dampening;    /* SGD */
-  bool nesterov;      /* SGD: needs momentum > 0 and dampening 0, as in PyTorch */
-  float beta1, beta2; /* Adam/AdamW */
-  float eps;          /* Adam/AdamW */
-  float weight_decay; /* L2 (SGD, Adam) or decoupled (AdamW) */
-  float l1;           /* L1 penalty strength added to the gradient as l1 * sign(w) */
-} BpOptimConfig;
 
 /* PyTorch's defaults for each kind: SGD lr 0.01 (torch 1.13 has no default lr), momentum 0,
  * dampening 0, no Nesterov, weight decay 0; Adam lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight
@@ -57,8 +95,55 @@ typedef struct BpOptimizer BpOptimizer;
 BpOptimizer *bp_optimizer_new (const BpOptimConfig *config, int n_params, BpTensor *const *params);
 void bp_optimizer_free (BpOptimizer *opt);
 /* One update of every parameter whose ->grad is not NULL (others are skipped, as PyTorch
- * skips p.grad None: their state and per-parameter step stay as they are). */
+ * skips p.grad None: their state and per-parameter step stay as they are):
+ * bp_optimizer_prepare, then bp_optimizer_launch. */
 BpStatus bp_optimizer_step (BpOptimizer *opt);
+
+/* A step in two halves, for a trainer that captures the device work of its training step in a
+ * CUDA graph (a captured launch keeps its arguments, so the per-step scalars travel in device
+ * memory):
+ *
+ * bp_optimizer_prepare is the host half. For every parameter with a gradient it counts the
+ * parameter's step and computes the row of its update (BpOptimSlot: the lr, or Adam's
+ * step_size = lr / (1 - beta1^t) and sqrt (1 - beta2^t) with the bias corrections in double,
+ * AdamW's keep = 1 - lr * weight_decay, SGD's first step), then uploads the rows into a table
+ * in backend memory, one per device (the rows of a device in parameter order). The tables
+ * belong to the optimizer: allocated on the first prepare with room for all parameters on
+ * their device, so their addresses stay the same from step to step (a table moves only when
+ * parameters move to another device). The lr is read here: bp_optimizer_set_lr after prepare
+ * counts from the next prepare. An error (no kernels on a device, out of memory, a failed
+ * upload) leaves every step count as it was. Uploading is not capturable: prepare runs
+ * outside the capture, before every launch or replay.
+ *
+ * bp_optimizer_launch is the device half: the backend's multi_step once per device over the
+ * prepared table, and the optimizer's step counter + 1. It allocates nothing and reads
+ * nothing back, so it can run inside a stream capture; a replayed graph updates with the rows
+ * of the latest prepare, and is valid while the same parameters have gradients (the number
+ * of rows is a launch argument). BP_ERR_INVALID without a prepare since the last launch.
+ *
+ * bp_optimizer_unprepare undoes the step counts of the last prepare (per parameter, and the
+ * optimizer's counter when that prepare was launched), for a capture that failed and is done
+ * again eagerly; a second call does nothing. */
+BpStatus bp_optimizer_prepare (BpOptimizer *opt);
+BpStatus bp_optimizer_launch (BpOptimizer *opt);
+void bp_optimizer_unprepare (BpOptimizer *opt);
+
+/* Gradient clipping on the device, between prepare and launch: bp_clip_grad_norm's rule over
+ * the prepared gradients (the parameters with a gradient), with the norm kept in backend
+ * memory: the backend's multi_sumsq into a double that the optimizer owns (allocated by
+ * prepare), then multi_clip, which scales only when the norm is finite and max_norm /
+ * (norm + 1e-6) < 1. With one device nothing is read back, so it can be captured; with
+ * parameters on several devices the per-device sums are read back and added on the host, and
+ * the total is uploaded to each device before its multi_clip. On the CPU the gradients and the
+ * norm are bp_clip_grad_norm's bit for bit; on CUDA the sum is added in another order.
+ * BP_ERR_INVALID for a negative or NaN max_norm or without a prepare since the last launch.
+ *
+ * bp_optimizer_clip_norm returns the norm before clipping of the last clip_launch (or of the
+ * graph replay that ran it), downloaded from the device (this waits for the device): for
+ * reporting after the step. 0 when no parameter had a gradient; NaN with the error set before
+ * any clip_launch or when the download fails. */
+BpStatus bp_optimizer_clip_launch (BpOptimizer *opt, float max_norm);
+float bp_optimizer_clip_norm (BpOptimizer *opt);
 /* Zeroes the gradients that exist (PyTorch 1.13's zero_grad (set_to_none=False)). */
 void bp_optimizer_zero_grad (BpOptimizer *opt);
 float bp_optimizer_get_lr (const BpOptimizer *opt);

@@ -903,6 +903,70 @@ test_optimizers (void)
   check_optimizer ("adamw", &adamw, 4);
 }
 
+/* The multi-tensor path on dev (prepare, clip_launch, launch: multi_sumsq, multi_clip and
+ * multi_step) against bp_clip_grad_norm and bp_optimizer_step on the CPU: the norm, the
+ * clipped gradients and the parameters after an Adam step; with nan_grad one gradient element
+ * is NaN (gradients left alone, norm NaN). Also the same norm twice on dev (repeatable). */
+static void
+check_clip_launch (float max_norm, bool nan_grad)
+{
+  int64_t sizes[] = { 7, 300000, 1, 4000 };
+  BpTensor *cpu[4], *gpu[4];
+  for (int k = 0; k < 4; k++) {
+    cpu[k] = bp_test_rand (1, &sizes[k], -1, 1, true);
+    gpu[k] = copy_to (cpu[k], dev);
+    if (k == 2)
+      continue; /* no gradient: skipped */
+    BpTensor *g = bp_test_rand (1, &sizes[k], -1, 1, false);
+    if (nan_grad && k == 1)
+      g->data[77777] = NAN;
+    memcpy (bp_tensor_grad (cpu[k]), g->data, (size_t) sizes[k] * sizeof (float));
+    g_assert_cmpint (bp_backend (dev)->upload (bp_tensor_grad (gpu[k]), g->data,
+                                               (size_t) sizes[k] * sizeof (float)),
+                     ==, BP_OK);
+    bp_tensor_unref (g);
+  }
+  BpOptimConfig cfg = bp_optim_config_default (BP_OPTIM_ADAM);
+  cfg.lr = 0.01f;
+  BpOptimizer *oc = bp_optimizer_new (&cfg, 4, cpu), *og = bp_optimizer_new (&cfg, 4, gpu);
+
+  /* repeatable: the norm of the same gradients twice (no clipping), the step undone between */
+  g_assert_cmpint (bp_optimizer_prepare (og), ==, BP_OK);
+  g_assert_cmpint (bp_optimizer_clip_launch (og, INFINITY), ==, BP_OK);
+  float first = bp_optimizer_clip_norm (og);
+  bp_optimizer_unprepare (og);
+
+  float nc = bp_clip_grad_norm (4, cpu, max_norm);
+  g_assert_cmpint (bp_optimizer_step (oc), ==, BP_OK);
+  g_assert_cmpint (bp_optimizer_prepare (og), ==, BP_OK);
+  g_assert_cmpint (bp_optimizer_clip_launch (og, max_norm), ==, BP_OK);
+  g_assert_cmpint (bp_optimizer_launch (og), ==, BP_OK);
+  g_assert_cmpint (bp_backend (dev)->synchronize (), ==, BP_OK);
+  float ng = bp_optimizer_clip_norm (og);
+  if (nan_grad) {
+    g_assert_true (isnan (nc) && isnan (ng) && isnan (first));
+  } else {
+    g_assert_cmpfloat (fabsf (nc - ng), <=, 1e-6f * nc);
+    g_assert_cmpmem (&first, sizeof first, &ng, sizeof ng);
+  }
+  for (int k = 0; k < 4; k++) {
+    if (k == 2) {
+      g_assert_null (gpu[k]->grad);
+      continue;
+    }
+    float *h = to_host (dev, gpu[k]->grad, sizes[k]);
+    assert_near ("clip_launch", "gradient", k, h, cpu[k]->grad, NULL, sizes[k], 1e-6);
+    g_free (h);
+    h = to_host (dev, gpu[k]->data, sizes[k]);
+    assert_near ("clip_launch", "parameter", k, h, cpu[k]->data, NULL, sizes[k], 1e-5);
+    g_free (h);
+  }
+  bp_optimizer_free (oc);
+  bp_optimizer_free (og);
+  unref_all (4, cpu);
+  unref_all (4, gpu);
+}
+
 static void
 test_clip_grad_norm (void)
 {
@@ -937,6 +1001,10 @@ test_clip_grad_norm (void)
   g_assert_null (gpu[2]->grad);
   unref_all (3, cpu);
   unref_all (3, gpu);
+
+  check_clip_launch (3.0f, false);
+  check_clip_launch (1e9f, false);
+  check_clip_launch (3.0f, true);
 }
 
 /* ---- GEMM through the ops: TF32 and the bf16 switch ---- */

@@ -1,8 +1,11 @@
 /* test-optim.c: SGD, Adam, AdamW, L1, gradient clipping and LR schedulers against torch.optim,
- * checkpointable optimizer state, and SGD with momentum minimising a quadratic. */
+ * checkpointable optimizer state, SGD with momentum minimising a quadratic, and the
+ * multi-tensor step (prepare / launch / unprepare, clipping on the device) against the
+ * per-parameter kernels and bp_clip_grad_norm, bit for bit. */
 #include "bp-test.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bp-backend.h"
@@ -602,6 +605,292 @@ test_clip_edge_cases (void)
   bp_tensor_unref (p);
 }
 
+/* ---- the multi-tensor step against the per-parameter kernels ---- */
+
+/* The step as it was before the multi-tensor path: the CPU's sgd_step / adam_step called once
+ * per parameter with the scalars computed here, on its own state: buf[2 k], buf[2 k + 1] and
+ * the step count t[k] of parameter k. */
+static void
+reference_step (const BpOptimConfig *c, BpTensor **params, float **buf, float *t)
+{
+  const BpOptimKernels *kern = bp_backend (BP_DEVICE_CPU)->optim;
+  bool stateful = c->kind != BP_OPTIM_SGD || c->momentum != 0.0f;
+  for (int k = 0; k < N_PARAMS; k++) {
+    BpTensor *p = params[k];
+    if (!p->grad)
+      continue;
+    float step = stateful ? ++t[k] : 0.0f;
+    if (c->kind == BP_OPTIM_SGD) {
+      kern->sgd_step (p->data, stateful ? buf[2 * k] : NULL, p->grad, p->numel, c->lr,
+                      c->momentum, c->dampening, c->weight_decay, c->l1, c->nesterov,
+                      step == 1.0f);
+    } else {
+      double bc1 = 1.0 - pow ((double) c->beta1, (double) step);
+      double bc2 = 1.0 - pow ((double) c->beta2, (double) step);
+      kern->adam_step (p->data, buf[2 * k], buf[2 * k + 1], p->grad, p->numel, c->lr, c->beta1,
+                       c->beta2, c->eps, c->weight_decay, c->l1, c->kind == BP_OPTIM_ADAMW,
+                       (float) ((double) c->lr / bc1), (float) sqrt (bc2));
+    }
+  }
+}
+
+/* The state tensors of opt equal the reference's bit for bit. */
+static void
+assert_state_identical (BpOptimizer *opt, float **buf, const float *t)
+{
+  for (int j = 0; j < bp_optimizer_n_state (opt); j++) {
+    const char *name;
+    BpTensor *st = bp_optimizer_state (opt, j, &name);
+    int k = atoi (name + strlen ("param"));
+    if (g_str_has_suffix (name, ".step"))
+      g_assert_cmpfloat (st->data[0], ==, t[k]);
+    else
+      g_assert_cmpmem (st->data, st->numel * sizeof (float),
+                       buf[2 * k + g_str_has_suffix (name, ".exp_avg_sq")],
+                       st->numel * sizeof (float));
+  }
+}
+
+static void
+test_optim_multi (gconstpointer data)
+{
+  /* every case: N_STEPS steps through bp_optimizer_step (one multi_step call) and through the
+   * per-parameter kernels: the same bits after every step; parameter 2 has no gradient at
+   * step 1 */
+  const GPtrArray *cases = data;
+  Problem pb;
+  problem_init (&pb);
+  for (guint c = 0; c < cases->len; c++) {
+    const OptimCase *tc = cases->pdata[c];
+    BpTensor *a[N_PARAMS], *b[N_PARAMS];
+    copy_params (a, pb.params);
+    copy_params (b, pb.params);
+    BpOptimizer *opt = bp_optimizer_new (&tc->config, N_PARAMS, a);
+    float *buf[2 * N_PARAMS], t[N_PARAMS] = {0};
+    for (int k = 0; k < 2 * N_PARAMS; k++)
+      buf[k] = g_new0 (float, b[k / 2]->numel);
+    for (int s = 0; s < N_STEPS; s++) {
+      set_grads (a, &pb, s);
+      set_grads (b, &pb, s);
+      g_assert_cmpint (bp_optimizer_step (opt), ==, BP_OK);
+      reference_step (&tc->config, b, buf, t);
+      if (!params_identical (a, b))
+        g_error ("%s: the multi-tensor step differs from the per-parameter kernels at step %d",
+                 tc->name, s + 1);
+      assert_state_identical (opt, buf, t);
+    }
+    g_assert_cmpint (bp_optimizer_get_step (opt), ==, N_STEPS);
+    if (bp_optimizer_n_state (opt) > 0)
+      g_assert_cmpfloat (t[2], ==, N_STEPS - 1); /* the step without a gradient is not counted */
+    bp_optimizer_free (opt);
+    for (int k = 0; k < 2 * N_PARAMS; k++)
+      g_free (buf[k]);
+    free_params (a);
+    free_params (b);
+  }
+  problem_clear (&pb);
+}
+
+/* The step counts of opt's parameters (0 where a parameter has none). */
+static void
+get_steps (BpOptimizer *opt, float *t)
+{
+  memset (t, 0, N_PARAMS * sizeof *t);
+  for (int j = 0; j < bp_optimizer_n_state (opt); j++) {
+    const char *name;
+    BpTensor *st = bp_optimizer_state (opt, j, &name);
+    if (g_str_has_suffix (name, ".step"))
+      t[atoi (name + strlen ("param"))] = st->data[0];
+  }
+}
+
+static void
+test_optim_prepare (void)
+{
+  /* prepare counts the steps of the parameters with a gradient and changes no parameter;
+   * unprepare restores the counts (and the optimizer's counter after a launch); the step done
+   * again then equals an uninterrupted optimizer's */
+  Problem pb;
+  problem_init (&pb);
+  BpOptimConfig c = bp_optim_config_default (BP_OPTIM_ADAMW);
+  c.lr = 0.05f;
+  BpTensor *a[N_PARAMS], *b[N_PARAMS];
+  copy_params (a, pb.params);
+  copy_params (b, pb.params);
+  BpOptimizer *oa = bp_optimizer_new (&c, N_PARAMS, a), *ob = bp_optimizer_new (&c, N_PARAMS, b);
+  run_steps (oa, a, &pb, 0, 1);
+  run_steps (ob, b, &pb, 0, 1);
+  set_grads (a, &pb, 1); /* parameter 2 without a gradient */
+  set_grads (b, &pb, 1);
+
+  float before[N_PARAMS], t[N_PARAMS];
+  get_steps (oa, before);
+  g_assert_cmpint (bp_optimizer_prepare (oa), ==, BP_OK);
+  get_steps (oa, t);
+  for (int k = 0; k < N_PARAMS; k++)
+    g_assert_cmpfloat (t[k], ==, before[k] + (k == 2 ? 0.0f : 1.0f));
+  g_assert_true (params_identical (a, b));
+  bp_optimizer_unprepare (oa);
+  get_steps (oa, t);
+  g_assert_cmpmem (t, sizeof t, before, sizeof before);
+  bp_optimizer_unprepare (oa); /* nothing left to undo */
+  get_steps (oa, t);
+  g_assert_cmpmem (t, sizeof t, before, sizeof before);
+  /* no launch without a prepare */
+  g_assert_cmpint (bp_optimizer_launch (oa), ==, BP_ERR_INVALID);
+  g_assert_cmpint (bp_optimizer_get_step (oa), ==, 1);
+  g_assert_true (params_identical (a, b));
+
+  /* prepared and launched, then undone (a capture that failed): counts and counter restored */
+  BpTensor *saved[N_PARAMS];
+  copy_params (saved, a);
+  g_assert_cmpint (bp_optimizer_prepare (oa), ==, BP_OK);
+  g_assert_cmpint (bp_optimizer_launch (oa), ==, BP_OK);
+  g_assert_cmpint (bp_optimizer_launch (oa), ==, BP_ERR_INVALID); /* one launch per prepare */
+  g_assert_cmpint (bp_optimizer_get_step (oa), ==, 2);
+  bp_optimizer_unprepare (oa);
+  g_assert_cmpint (bp_optimizer_get_step (oa), ==, 1);
+  get_steps (oa, t);
+  g_assert_cmpmem (t, sizeof t, before, sizeof before);
+  /* put the parameters and state back as the failed capture would have left them */
+  for (int k = 0; k < N_PARAMS; k++)
+    memcpy (a[k]->data, saved[k]->data, (size_t) a[k]->numel * sizeof (float));
+  for (int j = 0; j < bp_optimizer_n_state (oa); j++) {
+    BpTensor *sa = bp_optimizer_state (oa, j, NULL), *sb = bp_optimizer_state (ob, j, NULL);
+    memcpy (sa->data, sb->data, (size_t) sa->numel * sizeof (float));
+  }
+  free_params (saved);
+
+  /* done again eagerly, in two halves: the same as ob's bp_optimizer_step */
+  g_assert_cmpint (bp_optimizer_prepare (oa), ==, BP_OK);
+  g_assert_cmpint (bp_optimizer_launch (oa), ==, BP_OK);
+  g_assert_cmpint (bp_optimizer_step (ob), ==, BP_OK);
+  g_assert_true (params_identical (a, b));
+  g_assert_cmpint (bp_optimizer_get_step (oa), ==, bp_optimizer_get_step (ob));
+  for (int j = 0; j < bp_optimizer_n_state (oa); j++) {
+    BpTensor *sa = bp_optimizer_state (oa, j, NULL), *sb = bp_optimizer_state (ob, j, NULL);
+    g_assert_cmpmem (sa->data, sa->numel * sizeof (float), sb->data, sb->numel * sizeof (float));
+  }
+  /* the lr is read by prepare: a change after it counts from the next step */
+  run_steps (oa, a, &pb, 2, 3);
+  run_steps (ob, b, &pb, 2, 3);
+  set_grads (a, &pb, 3);
+  set_grads (b, &pb, 3);
+  g_assert_cmpint (bp_optimizer_prepare (oa), ==, BP_OK);
+  bp_optimizer_set_lr (oa, 1.0f);
+  g_assert_cmpint (bp_optimizer_launch (oa), ==, BP_OK);
+  g_assert_cmpint (bp_optimizer_step (ob), ==, BP_OK);
+  g_assert_true (params_identical (a, b));
+
+  bp_optimizer_free (oa);
+  bp_optimizer_free (ob);
+  free_params (a);
+  free_params (b);
+  problem_clear (&pb);
+}
+
+/* Two parameters with gradients g0, g1 (one large) around one without. */
+static void
+clip_params (BpTensor **p, const BpTensor *g0, const BpTensor *g1)
+{
+  p[0] = bp_tensor_new_like (g0);
+  p[1] = bp_tensor_new_1d (5);
+  p[2] = bp_tensor_new_like (g1);
+  memcpy (bp_tensor_grad (p[0]), g0->data, (size_t) g0->numel * sizeof (float));
+  memcpy (bp_tensor_grad (p[2]), g1->data, (size_t) g1->numel * sizeof (float));
+  for (int k = 0; k < 3; k++)
+    for (int64_t i = 0; i < p[k]->numel; i++)
+      p[k]->data[i] = 0.001f * (float) (i % 7);
+}
+
+static void
+unref3 (BpTensor **p)
+{
+  for (int k = 0; k < 3; k++)
+    bp_tensor_unref (p[k]);
+}
+
+static void
+test_clip_launch (void)
+{
+  /* clip_launch + clip_norm against bp_clip_grad_norm: the same norm and the same gradient
+   * bits, clipping (max_norm 1: the norm is about 2.5) or not (1e6), and with a NaN or an
+   * infinite gradient (left alone); the launched step then equals a step after
+   * bp_clip_grad_norm */
+  bp_rng_seed (99);
+  BpTensor *g0 = bp_test_rand (2, (int64_t[]){3, 4}, -1.0f, 1.0f, false);
+  BpTensor *g1 = bp_test_rand (1, (int64_t[]){50000}, -0.01f, 0.01f, false);
+  BpOptimConfig c = bp_optim_config_default (BP_OPTIM_SGD);
+  c.momentum = 0.9f;
+  float max_norms[] = {1.0f, 1e6f, 1.0f, 1.0f};
+  for (int m = 0; m < 4; m++) {
+    g1->data[123] = m == 2 ? NAN : m == 3 ? INFINITY : g1->data[123];
+    BpTensor *a[3], *b[3];
+    clip_params (a, g0, g1);
+    clip_params (b, g0, g1);
+    BpOptimizer *oa = bp_optimizer_new (&c, 3, a), *ob = bp_optimizer_new (&c, 3, b);
+    float want = bp_clip_grad_norm (3, a, max_norms[m]);
+    g_assert_cmpint (bp_optimizer_step (oa), ==, BP_OK);
+
+    g_assert_cmpint (bp_optimizer_prepare (ob), ==, BP_OK);
+    g_assert_cmpint (bp_optimizer_clip_launch (ob, max_norms[m]), ==, BP_OK);
+    float got = bp_optimizer_clip_norm (ob);
+    if (m < 2)
+      g_assert_cmpfloat (got, ==, want);
+    else if (m == 2)
+      g_assert_true (isnan (got) && isnan (want));
+    else
+      g_assert_true (isinf (got) && isinf (want));
+    for (int k = 0; k < 3; k += 2)
+      g_assert_cmpmem (b[k]->grad, b[k]->numel * sizeof (float), a[k]->grad,
+                       a[k]->numel * sizeof (float));
+    if (m == 0) /* clipped */
+      g_assert_cmpfloat (bp_test_max_rel_err (b[0]->grad, g0->data, g0->numel), >, 0.1);
+    else /* left alone */
+      g_assert_cmpmem (b[2]->grad, g1->numel * sizeof (float), g1->data,
+                       g1->numel * sizeof (float));
+    g_assert_null (b[1]->grad);
+
+    g_assert_cmpint (bp_optimizer_launch (ob), ==, BP_OK);
+    for (int k = 0; k < 3; k++)
+      g_assert_cmpmem (b[k]->data, b[k]->numel * sizeof (float), a[k]->data,
+                       a[k]->numel * sizeof (float));
+    /* the norm stays readable after the step */
+    float again = bp_optimizer_clip_norm (ob);
+    g_assert_true (again == got || (isnan (again) && isnan (got)));
+    bp_optimizer_free (oa);
+    bp_optimizer_free (ob);
+    unref3 (a);
+    unref3 (b);
+  }
+
+  /* errors: no norm before a clip, no clip outside prepare..launch, a bad max_norm */
+  BpTensor *p[3];
+  clip_params (p, g0, g1);
+  BpOptimizer *opt = bp_optimizer_new (&c, 3, p);
+  g_assert_true (isnan (bp_optimizer_clip_norm (opt)));
+  g_assert_cmpint (bp_last_status (), ==, BP_ERR_INVALID);
+  g_assert_cmpint (bp_optimizer_clip_launch (opt, 1.0f), ==, BP_ERR_INVALID);
+  g_assert_nonnull (strstr (bp_last_error (), "prepare"));
+  g_assert_cmpint (bp_optimizer_prepare (opt), ==, BP_OK);
+  g_assert_cmpint (bp_optimizer_clip_launch (opt, -1.0f), ==, BP_ERR_INVALID);
+  g_assert_cmpint (bp_optimizer_clip_launch (opt, NAN), ==, BP_ERR_INVALID);
+  g_assert_nonnull (strstr (bp_last_error (), "max_norm"));
+  g_assert_cmpint (bp_optimizer_launch (opt), ==, BP_OK);
+  g_assert_cmpint (bp_optimizer_clip_launch (opt, 1.0f), ==, BP_ERR_INVALID);
+  /* no parameter with a gradient: norm 0 */
+  for (int k = 0; k < 3; k++)
+    drop_grad (p[k]);
+  g_assert_cmpint (bp_optimizer_prepare (opt), ==, BP_OK);
+  g_assert_cmpint (bp_optimizer_clip_launch (opt, 1.0f), ==, BP_OK);
+  g_assert_cmpfloat (bp_optimizer_clip_norm (opt), ==, 0.0f);
+  g_assert_cmpint (bp_optimizer_launch (opt), ==, BP_OK);
+  bp_optimizer_free (opt);
+  unref3 (p);
+  bp_tensor_unref (g0);
+  bp_tensor_unref (g1);
+}
+
 /* ---- schedulers against torch.optim.lr_scheduler ---- */
 
 #define N_EPOCHS 12
@@ -827,8 +1116,11 @@ main (int argc, char **argv)
   g_test_add_func ("/optim/errors", test_optim_errors);
   g_test_add_func ("/optim/state-names", test_optim_state_names);
   g_test_add_func ("/optim/quadratic", test_optim_quadratic);
+  g_test_add_data_func ("/optim/multi", cases, test_optim_multi);
+  g_test_add_func ("/optim/prepare", test_optim_prepare);
   g_test_add_func ("/clip/torch", test_clip_torch);
   g_test_add_func ("/clip/edge-cases", test_clip_edge_cases);
+  g_test_add_func ("/clip/launch", test_clip_launch);
   g_test_add_func ("/sched/torch", test_sched_torch);
   g_test_add_func ("/sched/state", test_sched_state);
   g_test_add_func ("/sched/errors", test_sched_errors);

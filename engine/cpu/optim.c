@@ -1,5 +1,6 @@
 /* cpu/optim.c: CPU kernels of the optim family: fused SGD and Adam/AdamW updates over one
- * parameter, and the squared norm and scaling that gradient clipping needs. */
+ * parameter, the squared norm and scaling that gradient clipping needs, and the multi-tensor
+ * forms of the three, which run the same functions row by row over a table. */
 #include "cpu-kernels.h"
 
 #include <math.h>
@@ -40,14 +41,13 @@ sgd_step (float *param, float *buf, const float *grad, int64_t n, float lr, floa
   }
 }
 
+/* adam_step with the weight decay as l2 (Adam) or keep (AdamW: 1 - lr * weight_decay) */
 static void
-adam_step (float *param, float *exp_avg, float *exp_avg_sq, const float *grad, int64_t n,
-           float lr, float beta1, float beta2, float eps, float weight_decay, float l1,
-           bool decoupled, float step_size, float bc2_sqrt)
+adam_update (float *param, float *exp_avg, float *exp_avg_sq, const float *grad, int64_t n,
+             float beta1, float beta2, float eps, float l2, float l1, float keep,
+             float step_size, float bc2_sqrt)
 {
   /* param (n), exp_avg (n), exp_avg_sq (n) updated in place from grad (n) */
-  float l2 = decoupled ? 0.0f : weight_decay;
-  float keep = decoupled ? 1.0f - lr * weight_decay : 1.0f;
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
   for (int64_t i = 0; i < n; i++) {
     float w = param[i];
@@ -58,6 +58,17 @@ adam_step (float *param, float *exp_avg, float *exp_avg_sq, const float *grad, i
     exp_avg_sq[i] = v;
     param[i] = w * keep - step_size * m / (sqrtf (v) / bc2_sqrt + eps);
   }
+}
+
+static void
+adam_step (float *param, float *exp_avg, float *exp_avg_sq, const float *grad, int64_t n,
+           float lr, float beta1, float beta2, float eps, float weight_decay, float l1,
+           bool decoupled, float step_size, float bc2_sqrt)
+{
+  float l2 = decoupled ? 0.0f : weight_decay;
+  float keep = decoupled ? 1.0f - lr * weight_decay : 1.0f;
+  adam_update (param, exp_avg, exp_avg_sq, grad, n, beta1, beta2, eps, l2, l1, keep, step_size,
+               bc2_sqrt);
 }
 
 static double
@@ -98,9 +109,55 @@ scale (float *x, int64_t n, float a)
     x[i] *= a;
 }
 
+/* ---- multi-tensor: the functions above, row by row (the table is host memory) ---- */
+
+static void
+multi_step (const BpOptimSlot *table, int n_slots, int64_t max_n, const BpOptimConfig *c)
+{
+  (void) max_n;
+  float l2 = c->kind == BP_OPTIM_ADAM ? c->weight_decay : 0.0f;
+  for (int k = 0; k < n_slots; k++) {
+    const BpOptimSlot *s = &table[k];
+    if (c->kind == BP_OPTIM_SGD)
+      sgd_step (s->param, s->buf0, s->grad, s->n, s->lr, c->momentum, c->dampening,
+                c->weight_decay, c->l1, c->nesterov, s->first_step != 0);
+    else
+      adam_update (s->param, s->buf0, s->buf1, s->grad, s->n, c->beta1, c->beta2, c->eps, l2,
+                   c->l1, s->keep, s->lr, s->bc2_sqrt);
+  }
+}
+
+static void
+multi_sumsq (double *out, const BpOptimSlot *table, int n_slots, int64_t max_n)
+{
+  /* the rows in order, as bp_clip_grad_norm adds the parameters */
+  (void) max_n;
+  double total = 0.0;
+  for (int k = 0; k < n_slots; k++)
+    total += sumsq (table[k].grad, table[k].n);
+  out[0] = total;
+}
+
+static void
+multi_clip (const BpOptimSlot *table, int n_slots, int64_t max_n, const double *sumsq,
+            float max_norm)
+{
+  (void) max_n;
+  double norm = sqrt (sumsq[0]);
+  if (!isfinite (norm))
+    return;
+  double coef = (double) max_norm / (norm + 1e-6);
+  if (coef < 1.0)
+    for (int k = 0; k < n_slots; k++)
+      scale ((float *) table[k].grad, table[k].n, (float) coef); /* the gradient, scaled */
+}
+
 const BpOptimKernels bp_cpu_optim_kernels = {
   .sgd_step = sgd_step,
   .adam_step = adam_step,
   .sumsq = sumsq,
   .scale = scale,
+  .multi_step = multi_step,
+  .multi_sumsq = multi_sumsq,
+  .multi_clip = multi_clip,
 };
