@@ -37,6 +37,20 @@ typedef struct BpBackend {
   void (*gemm_bf16) (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                      const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
                      float *c, int64_t ldc);
+  /* Row-major C (m,n) = op(A) (m,k) op(B) (k,n) + bias (n), the bias added to every row, with
+   * gemm's conventions for the operands (bias NULL: the plain product, beta 0): the Linear
+   * layer's forward. The bias is not an operand of the product: float32 in both entries;
+   * gemm_bias_bf16 takes the operands as gemm_bf16 does. NULL where the backend has none. */
+  void (*gemm_bias) (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                     const float *a, int64_t lda, const float *b, int64_t ldb,
+                     const float *bias, float *c, int64_t ldc);
+  void (*gemm_bias_bf16) (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                          const float *a, int64_t lda, const float *b, int64_t ldb,
+                          const float *bias, float *c, int64_t ldc);
+  /* db (n) += the sum over the m rows of x (m,n) (row-major, contiguous), each column added in
+   * a fixed order (the same bits on every run): the bias gradient. NULL where the backend has
+   * none. */
+  void (*col_sum) (int64_t m, int64_t n, const float *x, float *db);
   /* Waits for queued work (no-op on the CPU). */
   BpStatus (*synchronize) (void);
 

@@ -1,5 +1,6 @@
 /* bp-ops-linear.c: matmul and linear forward/backward through the backend's GEMM (float32, or
- * bfloat16 operands with float32 accumulation under BP_PRECISION_BF16). */
+ * bfloat16 operands with float32 accumulation under BP_PRECISION_BF16); linear's bias through
+ * the backend's GEMM with bias and its gradient through the column sum. */
 #include "bp-ops-linear.h"
 #include "bp-backend.h"
 
@@ -14,6 +15,19 @@ static GemmFn
 product_gemm (const BpBackend *be, BpPrecision precision)
 {
   return precision == BP_PRECISION_BF16 && be->gemm_bf16 ? be->gemm_bf16 : be->gemm;
+}
+
+typedef void (*GemmBiasFn) (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                            const float *a, int64_t lda, const float *b, int64_t ldb,
+                            const float *bias, float *c, int64_t ldc);
+
+/* The GEMM with bias of a precision, or NULL when the backend has none. */
+static GemmBiasFn
+product_gemm_bias (const BpBackend *be, BpPrecision precision)
+{
+  if (precision == BP_PRECISION_BF16 && be->gemm_bf16)
+    return be->gemm_bias_bf16;
+  return be->gemm_bias;
 }
 
 /* node->i[0] keeps the precision of the forward: its backward's products use the same. */
@@ -67,9 +81,11 @@ linear_backward (BpNode *node)
     gemm (false, false, rows, i, o, 1.0f, out->grad, o, w->data, i, 1.0f, bp_tensor_grad (x), i);
   if (w->requires_grad)
     gemm (true, false, o, i, rows, 1.0f, out->grad, o, x->data, i, 1.0f, bp_tensor_grad (w), i);
-  if (b && b->requires_grad) {
-    /* column sums as a GEMV with a ones vector: db (1,O) += ones (1,R) @ dout (R,O); a sum,
-     * not a product of operands, so float32 at every precision */
+  /* db: a sum, not a product of operands, so float32 at every precision */
+  if (b && b->requires_grad && be->col_sum) {
+    be->col_sum (rows, o, out->grad, bp_tensor_grad (b));
+  } else if (b && b->requires_grad) {
+    /* a backend without col_sum: a GEMV with a ones vector, db (1,O) += ones (1,R) @ dout */
     BpTensor *ones = bp_tensor_new_on (out->device, 1, (int64_t[]){rows});
     if (!ones)
       return;
@@ -99,16 +115,21 @@ bp_linear (BpTensor *x, BpTensor *weight, BpTensor *bias)
     return NULL;
   const BpBackend *be = bp_backend (x->device);
   BpPrecision precision = bp_get_precision ();
-  float beta = 0.0f;
-  if (bias) {
-    /* broadcast the bias into every row, then accumulate the product onto it (the bias is
-     * not an operand of the product: float32 at every precision) */
-    for (int64_t r = 0; r < rows; r++)
-      be->copy (out->data + r * o, bias->data, (size_t) o * sizeof (float));
-    beta = 1.0f;
+  GemmBiasFn gemm_bias = product_gemm_bias (be, precision);
+  const float *bias_data = bias ? bias->data : NULL;
+  if (gemm_bias) {
+    gemm_bias (false, true, rows, o, i, x->data, i, weight->data, i, bias_data, out->data, o);
+  } else {
+    /* a backend without gemm_bias: the bias copied into every row, the product added to it */
+    float beta = 0.0f;
+    if (bias) {
+      for (int64_t r = 0; r < rows; r++)
+        be->copy (out->data + r * o, bias->data, (size_t) o * sizeof (float));
+      beta = 1.0f;
+    }
+    product_gemm (be, precision) (false, true, rows, o, i, 1.0f, x->data, i, weight->data, i,
+                                  beta, out->data, o);
   }
-  product_gemm (be, precision) (false, true, rows, o, i, 1.0f, x->data, i, weight->data, i, beta,
-                                out->data, o);
   BpTensor *in[] = {x, weight, bias};
   int n_in = bias ? 3 : 2;
   if (bp_needs_grad (n_in, in))

@@ -1,5 +1,5 @@
 /* test-tensor.c: tensors, the autograd tape, matmul and linear against finite differences and
- * PyTorch. */
+ * PyTorch, and the CPU backend's GEMM with bias and column sum. */
 #include "bp-test.h"
 
 #include <math.h>
@@ -159,6 +159,101 @@ test_linear_torch (void)
     bp_tensor_unref (in[k]);
 }
 
+/* A host matrix (rows, ld) of values uniform in [-1, 1), the padding past cols NaN. */
+static float *
+rand_matrix (int64_t rows, int64_t cols, int64_t ld)
+{
+  float *p = g_new (float, rows *ld > 0 ? rows * ld : 1);
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t j = 0; j < ld; j++)
+      p[r * ld + j] = j < cols ? bp_rng_uniform () * 2.0f - 1.0f : NAN;
+  return p;
+}
+
+/* gemm_bias (and its bf16 variant) against the rows filled with the bias followed by gemm
+ * with beta 1 (bit for bit: that is what the CPU entry does), and without bias against gemm
+ * with beta 0, for the four transpose combinations with padded leading dimensions; C starts
+ * as NaN, so a product that read it would show, and C's padding must stay untouched. */
+static void
+test_gemm_bias (void)
+{
+  const BpBackend *be = &bp_cpu_backend;
+  const int64_t sizes[][3] = {{5, 7, 3}, {1, 1, 1}, {33, 65, 130}, {4, 9, 0}};
+  bp_rng_seed (4);
+  for (size_t s = 0; s < G_N_ELEMENTS (sizes); s++) {
+    for (int t = 0; t < 4; t++) {
+      bool ta = t & 1, tb = t & 2;
+      int64_t m = sizes[s][0], n = sizes[s][1], k = sizes[s][2];
+      int64_t lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 2, ldc = n + 5;
+      float *a = rand_matrix (ta ? k : m, ta ? m : k, lda);
+      float *b = rand_matrix (tb ? n : k, tb ? k : n, ldb);
+      float *bias = rand_matrix (1, n, n);
+      for (int bf16 = 0; bf16 < 2; bf16++) {
+        for (int with_bias = 0; with_bias < 2; with_bias++) {
+          float *got = g_new (float, m *ldc), *want = g_new (float, m *ldc);
+          for (int64_t i = 0; i < m * ldc; i++)
+            got[i] = want[i] = NAN;
+          for (int64_t r = 0; r < m && with_bias; r++)
+            memcpy (want + r * ldc, bias, (size_t)n * sizeof (float));
+          (bf16 ? be->gemm_bf16 : be->gemm) (ta, tb, m, n, k, 1.0f, a, lda, b, ldb,
+                                             with_bias ? 1.0f : 0.0f, want, ldc);
+          (bf16 ? be->gemm_bias_bf16 : be->gemm_bias) (ta, tb, m, n, k, a, lda, b, ldb,
+                                                       with_bias ? bias : NULL, got, ldc);
+          for (int64_t r = 0; r < m; r++)
+            for (int64_t j = 0; j < ldc; j++) {
+              float g = got[r * ldc + j], w = want[r * ldc + j];
+              if (j >= n)
+                g_assert_true (isnan (g));
+              else if (memcmp (&g, &w, sizeof g) != 0)
+                g_error ("gemm_bias%s ta %d tb %d %ldx%ldx%ld bias %d: (%ld, %ld) is %.9g, "
+                         "want %.9g",
+                         bf16 ? "_bf16" : "", ta, tb, (long)m, (long)n, (long)k, with_bias, (long)r,
+                         (long)j, g, w);
+            }
+          g_free (got);
+          g_free (want);
+        }
+      }
+      g_free (a);
+      g_free (b);
+      g_free (bias);
+    }
+  }
+}
+
+/* col_sum against sums in double: db = db0 + sum over the rows; the same bits at 1 and 2
+ * threads (the order of each column's sum is fixed). */
+static void
+test_col_sum (void)
+{
+  const int64_t sizes[][2] = {{1, 1}, {3, 70}, {1000, 130}, {300, 300}, {0, 5}};
+  bp_rng_seed (5);
+  for (size_t s = 0; s < G_N_ELEMENTS (sizes); s++) {
+    int64_t m = sizes[s][0], n = sizes[s][1];
+    float *x = rand_matrix (m, n, n), *db0 = rand_matrix (1, n, n);
+    float *got = g_new (float, n), *again = g_new (float, n);
+    memcpy (got, db0, (size_t)n * sizeof (float));
+    memcpy (again, db0, (size_t)n * sizeof (float));
+    bp_cpu_backend.col_sum (m, n, x, got);
+    bp_set_num_threads (2);
+    bp_cpu_backend.col_sum (m, n, x, again);
+    bp_set_num_threads (1);
+    g_assert_cmpmem (got, (gsize)n * sizeof (float), again, (gsize)n * sizeof (float));
+    for (int64_t j = 0; j < n; j++) {
+      double want = db0[j];
+      for (int64_t r = 0; r < m; r++)
+        want += x[r * n + j];
+      if (!(fabs (got[j] - want) <= 1e-6 * fmax (1.0, fabs (want))))
+        g_error ("col_sum %ldx%ld column %ld: %.9g, want %.9g", (long)m, (long)n, (long)j, got[j],
+                 want);
+    }
+    g_free (x);
+    g_free (db0);
+    g_free (got);
+    g_free (again);
+  }
+}
+
 static void
 test_tape_clear_frees (void)
 {
@@ -215,5 +310,7 @@ main (int argc, char **argv)
   g_test_add_func ("/linear/matmul-grad", test_matmul_grad);
   g_test_add_func ("/linear/linear-grad", test_linear_grad);
   g_test_add_func ("/linear/torch", test_linear_torch);
+  g_test_add_func ("/linear/gemm-bias", test_gemm_bias);
+  g_test_add_func ("/linear/col-sum", test_col_sum);
   return g_test_run ();
 }

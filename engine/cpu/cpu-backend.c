@@ -1,5 +1,6 @@
 /* cpu-backend.c: the CPU backend table: a caching allocator, OpenBLAS GEMM (float32, and
- * bfloat16 operands emulated by rounding them first), threaded fills. */
+ * bfloat16 operands emulated by rounding them first), the Linear layer's GEMM with bias and
+ * column sums, threaded fills. */
 #include "cpu-kernels.h"
 
 #include <cblas.h>
@@ -152,6 +153,60 @@ bp_cpu_gemm_bf16 (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, f
   free (scratch);
 }
 
+/* c (m,n) with leading dimension ldc = bias (n) in every row */
+static void
+fill_rows (float *c, int64_t ldc, const float *bias, int64_t m, int64_t n)
+{
+#pragma omp parallel for schedule(static) if (m * n > 65536)
+  for (int64_t r = 0; r < m; r++)
+    memcpy (c + r * ldc, bias, (size_t) n * sizeof (float));
+}
+
+/* The rows filled with the bias, then the product added with beta 1: the same bits as the
+ * broadcast-and-GEMM that bp_linear did before this entry existed. */
+static void
+cpu_gemm_bias (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float *a,
+               int64_t lda, const float *b, int64_t ldb, const float *bias, float *c, int64_t ldc)
+{
+  if (bias)
+    fill_rows (c, ldc, bias, m, n);
+  bp_cpu_gemm (trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, bias ? 1.0f : 0.0f, c, ldc);
+}
+
+static void
+cpu_gemm_bias_bf16 (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                    const float *a, int64_t lda, const float *b, int64_t ldb, const float *bias,
+                    float *c, int64_t ldc)
+{
+  if (bias)
+    fill_rows (c, ldc, bias, m, n);
+  bp_cpu_gemm_bf16 (trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, bias ? 1.0f : 0.0f, c,
+                    ldc);
+}
+
+/* Columns per task of col_sum: a block of a row is one cache line or more. */
+#define COL_BLOCK 64
+
+/* db (n) += sum over the rows of x (m,n): per block of columns the rows are added in order in
+ * double, so the result does not depend on the thread count. */
+static void
+cpu_col_sum (int64_t m, int64_t n, const float *x, float *db)
+{
+  int64_t blocks = (n + COL_BLOCK - 1) / COL_BLOCK;
+#pragma omp parallel for schedule(static) if (m * n > 65536)
+  for (int64_t blk = 0; blk < blocks; blk++) {
+    int64_t j0 = blk * COL_BLOCK, w = n - j0 < COL_BLOCK ? n - j0 : COL_BLOCK;
+    double s[COL_BLOCK] = { 0 };
+    for (int64_t r = 0; r < m; r++) {
+      const float *row = x + r * n + j0;
+      for (int64_t j = 0; j < w; j++)
+        s[j] += row[j];
+    }
+    for (int64_t j = 0; j < w; j++)
+      db[j0 + j] = (float) (db[j0 + j] + s[j]);
+  }
+}
+
 static BpStatus
 cpu_synchronize (void)
 {
@@ -170,6 +225,9 @@ const BpBackend bp_cpu_backend = {
   .axpy = cpu_axpy,
   .gemm = bp_cpu_gemm,
   .gemm_bf16 = bp_cpu_gemm_bf16,
+  .gemm_bias = cpu_gemm_bias,
+  .gemm_bias_bf16 = cpu_gemm_bias_bf16,
+  .col_sum = cpu_col_sum,
   .synchronize = cpu_synchronize,
   .eltwise = &bp_cpu_eltwise_kernels,
   .conv = &bp_cpu_conv_kernels,
