@@ -1035,6 +1035,75 @@ test_linear_precision (void)
   unref_all (3, in);
 }
 
+/* compare_op at bf16, then a check that the precision was used (the bf16 section below) */
+static void compare_bf16 (const char *what, OpFn f, void *user, int n_in, BpTensor **in,
+                          double tol, TolKind kind, unsigned same_mask);
+
+/* The Linear layer through the backend's GEMM with bias (cuBLASLt's bias epilogue, or the
+ * broadcast and the GEMM where cuBLASLt is not used: one row, k = 1, one output) and column sum
+ * (the bias gradient: one slice of rows and several), forward and backward, with and without
+ * bias, at float32 with TF32 on and off, with the bf16 GEMM switch, and at BP_PRECISION_BF16;
+ * and twice on the device, the same bits. */
+typedef struct {
+  int ndim;
+  int64_t x_shape[3];
+  int64_t out;
+  bool bias, x_grad, w_grad;
+} LinearCase;
+
+static void
+test_linear_bias_epilogue (void)
+{
+  if (!need_cuda ())
+    return;
+  const LinearCase cases[] = {
+    { 2, { 65, 130 }, 33, true, true, true },    { 2, { 65, 130 }, 33, false, true, true },
+    { 3, { 4, 7, 20 }, 70, true, true, true },   { 2, { 1, 16 }, 9, true, true, true },
+    { 2, { 6, 1 }, 5, true, true, true },        { 2, { 5, 12 }, 1, true, true, true },
+    { 2, { 1500, 24 }, 40, true, false, false }, { 2, { 2100, 8 }, 3, true, false, true },
+  };
+  bp_rng_seed (19);
+  for (size_t c = 0; c < G_N_ELEMENTS (cases); c++) {
+    const LinearCase *lc = &cases[c];
+    int64_t in_features = lc->x_shape[lc->ndim - 1];
+    BpTensor *in[] = {
+      bp_test_rand (lc->ndim, lc->x_shape, -1, 1, lc->x_grad),
+      bp_test_rand (2, (int64_t[]){ lc->out, in_features }, -1, 1, lc->w_grad),
+      lc->bias ? bp_test_rand (1, (int64_t[]){ lc->out }, -1, 1, true) : NULL,
+    };
+    int64_t rows = in[0]->numel / in_features, n_out = rows * lc->out;
+    char what[128];
+    g_snprintf (what, sizeof what,
+                "linear %" G_GINT64_FORMAT " rows, %" G_GINT64_FORMAT " -> %" G_GINT64_FORMAT "%s",
+                rows, in_features, lc->out, lc->bias ? "" : ", no bias");
+    compare_op (what, op_linear, NULL, 3, in, true, 2e-3, SCALED);
+    bp_cuda_set_tf32 (false);
+    compare_op (what, op_linear, NULL, 3, in, true, F32, SCALED);
+    bp_cuda_set_bf16_gemm (true);
+    compare_op (what, op_linear, NULL, 3, in, true, 1e-2, SCALED);
+    bp_cuda_set_bf16_gemm (false);
+    bp_cuda_set_tf32 (true);
+    compare_bf16 (what, op_linear, NULL, 3, in, 1e-3, SCALED, lc->bias ? 1u << 2 : 0);
+
+    /* repeatable: the same bits from two runs on the device */
+    float *seed = g_new (float, n_out);
+    for (int64_t i = 0; i < n_out; i++)
+      seed[i] = bp_rng_uniform () * 2.0f - 1.0f;
+    Run a, b;
+    run_on (dev, op_linear, NULL, 3, in, seed, &a);
+    run_on (dev, op_linear, NULL, 3, in, seed, &b);
+    g_assert_cmpmem (a.out, (gsize) n_out * sizeof (float), b.out, (gsize) n_out * sizeof (float));
+    for (int k = 0; k < 3; k++)
+      if (in[k] && a.grad[k])
+        g_assert_cmpmem (a.grad[k], (gsize) in[k]->numel * sizeof (float), b.grad[k],
+                         (gsize) in[k]->numel * sizeof (float));
+    run_free (&a);
+    run_free (&b);
+    g_free (seed);
+    unref_all (3, in);
+  }
+}
+
 /* ---- repeatability: the same inputs give the same bits ---- */
 
 static BpTensor *
@@ -1893,7 +1962,8 @@ static void (*const gpu_tests[]) (void) = {
   test_arith, test_activations, test_dropout, test_concat_reshape, test_embedding, test_sum,
   test_conv2d, test_pool, test_batch_norm, test_layer_norm, test_softmax, test_cross_entropy,
   test_mse_bce, test_count_correct, test_optimizers, test_clip_grad_norm,
-  test_linear_precision, test_repeatable, test_rnn, test_rnn_dropout, test_attention, test_mha,
+  test_linear_precision, test_linear_bias_epilogue, test_repeatable, test_rnn, test_rnn_dropout,
+  test_attention, test_mha,
   test_transformer, test_positions, test_repeatable_seq, test_bf16,
 };
 
@@ -1962,6 +2032,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cuda-ops/optim/optimizers", test_optimizers);
   g_test_add_func ("/cuda-ops/optim/clip-grad-norm", test_clip_grad_norm);
   g_test_add_func ("/cuda-ops/linear/precision", test_linear_precision);
+  g_test_add_func ("/cuda-ops/linear/bias-epilogue", test_linear_bias_epilogue);
   g_test_add_func ("/cuda-ops/repeatable", test_repeatable);
   g_test_add_func ("/cuda-ops/rnn/rnn", test_rnn);
   g_test_add_func ("/cuda-ops/rnn/dropout", test_rnn_dropout);

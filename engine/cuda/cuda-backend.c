@@ -1,7 +1,7 @@
 /* cuda-backend.c: the CUDA backend: start-up checks (driver, runtime, cuDNN), the device listing,
  * the error reporting behind cuda-check.h and the BpBackend table (copies, fill, axpy, cuBLAS
- * GEMM, and the op families' kernel tables from eltwise.cu, conv.cu, norm.cu, loss.cu,
- * optim.cu, rnn.cu and attn.cu). */
+ * GEMM, the Linear layer's GEMM with bias (cuda-lt.c) and column sum, and the op families'
+ * kernel tables from eltwise.cu, conv.cu, norm.cu, loss.cu, optim.cu, rnn.cu and attn.cu). */
 #include "cuda-internal.h"
 
 #include <limits.h>
@@ -259,6 +259,7 @@ apply_math_mode (void)
 static void
 release_context (void)
 {
+  bp_cuda_lt_teardown ();
   if (bp_cuda_ctx.cudnn)
     cudnnDestroy (bp_cuda_ctx.cudnn);
   if (bp_cuda_ctx.cublas)
@@ -362,7 +363,7 @@ init_once (char *why, size_t why_len, char *note, size_t note_len)
       && (s = BP_CUDA_TRY (cudaStreamCreateWithFlags (&c->stream, cudaStreamNonBlocking))) == BP_OK
       && (s = BP_CUBLAS_TRY (cublasCreate (&c->cublas))) == BP_OK
       && (s = BP_CUBLAS_TRY (cublasSetStream (c->cublas, c->stream))) == BP_OK
-      && (s = apply_math_mode ()) == BP_OK
+      && (s = apply_math_mode ()) == BP_OK && (s = bp_cuda_lt_setup ()) == BP_OK
       && (s = BP_CUDNN_TRY (cudnnCreate (&c->cudnn))) == BP_OK)
     s = BP_CUDNN_TRY (cudnnSetStream (c->cudnn, c->stream));
   if (s != BP_OK) {
@@ -837,6 +838,35 @@ cuda_gemm_bf16 (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, flo
                                   ldb, beta, c, ldc));
 }
 
+/* The table's GEMM with bias (cuda-lt.c): the error is kept for synchronize. */
+static void
+cuda_gemm_bias (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float *a,
+                int64_t lda, const float *b, int64_t ldb, const float *bias, float *c,
+                int64_t ldc)
+{
+  if (bp_cuda_begin ())
+    bp_cuda_defer (bp_cuda_gemm_bias_at (BP_PRECISION_FP32, trans_a, trans_b, m, n, k, a, lda,
+                                         b, ldb, bias, c, ldc));
+}
+
+static void
+cuda_gemm_bias_bf16 (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                     const float *a, int64_t lda, const float *b, int64_t ldb,
+                     const float *bias, float *c, int64_t ldc)
+{
+  if (bp_cuda_begin ())
+    bp_cuda_defer (bp_cuda_gemm_bias_at (BP_PRECISION_BF16, trans_a, trans_b, m, n, k, a, lda,
+                                         b, ldb, bias, c, ldc));
+}
+
+/* The table's column sum (basic.cu). */
+static void
+cuda_col_sum (int64_t m, int64_t n, const float *x, float *db)
+{
+  if (bp_cuda_begin ())
+    bp_cuda_defer (bp_cuda_col_sum (bp_cuda_ctx.stream, m, n, x, db));
+}
+
 /* Waits for all queued work: kernel faults surface here. */
 static BpStatus
 cuda_synchronize (void)
@@ -860,6 +890,9 @@ static const BpBackend cuda_backend = {
   .axpy = cuda_axpy,
   .gemm = cuda_gemm,
   .gemm_bf16 = cuda_gemm_bf16,
+  .gemm_bias = cuda_gemm_bias,
+  .gemm_bias_bf16 = cuda_gemm_bias_bf16,
+  .col_sum = cuda_col_sum,
   .synchronize = cuda_synchronize,
   .eltwise = &bp_cuda_eltwise_kernels,
   .conv = &bp_cuda_conv_kernels,

@@ -60,6 +60,15 @@ BpStatus bp_cuda_fill (cudaStream_t stream, float *dst, float value, int64_t n);
 /* y (n) += a * x (n) */
 BpStatus bp_cuda_axpy (cudaStream_t stream, int64_t n, float a, const float *x, float *y);
 
+/* basic.cu: the Linear layer's helpers, queued on `stream`. c (m,n) with leading dimension ldc
+ * = bias (n) in every row (the broadcast where cuBLASLt's epilogue is not used). */
+BpStatus bp_cuda_bias_rows (cudaStream_t stream, float *c, int64_t ldc, const float *bias,
+                            int64_t m, int64_t n);
+/* db (n) += the sum over the m rows of x (m,n), contiguous: each column in fixed row slices
+ * (their count depends only on m) added in double, then the slices added in order; no
+ * atomics, so the same bits on every run. */
+BpStatus bp_cuda_col_sum (cudaStream_t stream, int64_t m, int64_t n, const float *x, float *db);
+
 /* basic.cu: bfloat16 conversions, queued on `stream`. dst_a (n_a) = src_a (n_a) rounded to
  * bfloat16 (bp_bf16_bits: nearest, ties to even), and in the same launch dst_b (n_b) from
  * src_b (dst_b may be NULL). */
@@ -98,6 +107,21 @@ BpStatus bp_cuda_gemm_strided_at (BpPrecision precision, bool trans_a, bool tran
                                   int64_t lda, int64_t stride_a, const float *b, int64_t ldb,
                                   int64_t stride_b, float beta, float *c, int64_t ldc,
                                   int64_t stride_c, int64_t count);
+
+/* cuda-lt.c: row-major C (m,n) = op(A) (m,k) op(B) (k,n) + bias (n) in every row, on `stream`
+ * (call after bp_cuda_begin): one cublasLtMatmul with the bias epilogue, its descriptors and
+ * algorithm cached per shape, math and alignment; operands as in bp_cuda_gemm_at at the
+ * precision (float32 with TF32 or the bf16 switch as set, or rounded to bfloat16), the bias and
+ * C float32. Where cuBLASLt has no algorithm: bp_cuda_bias_rows, then bp_cuda_gemm_at with
+ * beta 1. bias NULL: bp_cuda_gemm_at with beta 0. */
+BpStatus bp_cuda_gemm_bias_at (BpPrecision precision, bool trans_a, bool trans_b, int64_t m,
+                               int64_t n, int64_t k, const float *a, int64_t lda,
+                               const float *b, int64_t ldb, const float *bias, float *c,
+                               int64_t ldc);
+/* The cuBLASLt handle: created by bp_cuda_init; the handle and the cache freed by
+ * bp_cuda_shutdown. */
+BpStatus bp_cuda_lt_setup (void);
+void bp_cuda_lt_teardown (void);
 
 /* The family kernel tables (eltwise.cu, conv.cu, norm.cu, loss.cu, optim.cu, rnn.cu,
  * attn.cu). */
