@@ -474,6 +474,24 @@ bp_embedding (BpTensor *weight, BpTensor *indices)
   return out;
 }
 
+BpTensor *
+bp_gather_rows (BpTensor *src, BpTensor *indices)
+{
+  char ss[64], si[64];
+  if (src->ndim != 2 || indices->ndim != 1 || src->device != indices->device ||
+      src->requires_grad) {
+    bp_set_error (BP_ERR_INVALID,
+                  "gather_rows: source %s (needs (V, D), no gradient) does not fit indices %s",
+                  bp_shape_str (src, ss, sizeof ss), bp_shape_str (indices, si, sizeof si));
+    return NULL;
+  }
+  int64_t n = indices->shape[0], d = src->shape[1];
+  BpTensor *out = bp_tensor_new_on (src->device, 2, (int64_t[]){n, d});
+  if (out && n > 0 && d > 0)
+    kernels (src)->gather_rows (out->data, src->data, indices->data, n, d);
+  return out;
+}
+
 /* ---- sums ---- */
 
 static void

@@ -44,6 +44,10 @@ struct BpEltwiseKernels {
    * first index that is not an integer in [0, v) (then out is left unwritten). */
   int64_t (*embedding) (float *out, const float *weight, const float *indices, int64_t n,
                         int64_t v, int64_t d);
+  /* out (n,d) = weight (v,d) rows picked by indices (n) that the caller guarantees to be
+   * integers in [0, v): no check and nothing read back (a CUDA graph can contain it) */
+  void (*gather_rows) (float *out, const float *weight, const float *indices, int64_t n,
+                       int64_t d);
   /* dweight (v,d) += dout (n,d) rows scattered to indices (n), in index order (deterministic) */
   void (*embedding_backward) (float *dweight, const float *dout, const float *indices, int64_t n,
                               int64_t v, int64_t d);
@@ -83,6 +87,10 @@ BpTensor *bp_concat (int n, BpTensor *const *xs, int dim);
  * out (*indices.shape, D). An index outside [0, V) or not an integer is an error. Only the
  * weight gets a gradient. */
 BpTensor *bp_embedding (BpTensor *weight, BpTensor *indices);
+/* The rows of src (V, D) at indices (N) as a new (N, D) tensor, for indices the caller knows to
+ * be integers in [0, V) (they are not checked: the check would wait for the device). No
+ * gradient: src must not require one. NULL (error set) on bad shapes or devices. */
+BpTensor *bp_gather_rows (BpTensor *src, BpTensor *indices);
 
 /* Reductions to a scalar (shape [1]). */
 BpTensor *bp_sum (BpTensor *x);

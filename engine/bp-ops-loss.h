@@ -40,6 +40,10 @@ struct BpLossKernels {
                                const float *logits, const float *target, int64_t n);
   /* Rows of logits (N,C) whose first arg-max equals targets (N); returned to the host. */
   int64_t (*count_correct) (const float *logits, const float *targets, int64_t n, int64_t c);
+  /* acc[0] += the same count, in the backend's memory and without waiting for it (exact while
+   * the total stays below 2^24): the accuracy of a training step that a CUDA graph replays. */
+  void (*count_correct_add) (float *acc, const float *logits, const float *targets, int64_t n,
+                             int64_t c);
 };
 
 /* Over the last dimension. */
@@ -48,8 +52,8 @@ BpTensor *bp_log_softmax (BpTensor *x);
 
 /* Mean cross-entropy of logits (N,C) against class indices (N) stored as float, with
  * label smoothing in [0, 1] as torch.nn.CrossEntropyLoss. Returns shape [1]. A target that is
- * not an integer in [0, C) is an error (NULL). The backward is the fused
- * (softmax - smoothed one-hot) / N. */
+ * not an integer in [0, C) is an error (NULL), unless the calling thread trusts its targets
+ * (below). The backward is the fused (softmax - smoothed one-hot) / N. */
 BpTensor *bp_cross_entropy (BpTensor *logits, BpTensor *targets, float label_smoothing);
 /* Mean squared error, same shapes. Returns shape [1]. */
 BpTensor *bp_mse_loss (BpTensor *pred, BpTensor *target);
@@ -59,3 +63,12 @@ BpTensor *bp_bce_with_logits (BpTensor *logits, BpTensor *target);
 /* Counts rows of logits (N,C) whose arg-max equals the target (no gradient); -1 (with the
  * error set) on bad shapes. */
 int64_t bp_count_correct (const BpTensor *logits, const BpTensor *targets);
+/* acc (1) += that count, on the device and without waiting (no host read-back, so a CUDA graph
+ * can contain it). Returns an error status on bad shapes or devices. */
+BpStatus bp_count_correct_add (BpTensor *acc, const BpTensor *logits, const BpTensor *targets);
+
+/* Whether bp_cross_entropy on this thread skips its target check (which reads the answer back
+ * from the device: a host synchronisation that a CUDA graph cannot contain). For callers that
+ * checked every target beforehand (the trainer checks its whole training set once). Returns
+ * the previous setting; off by default. */
+bool bp_set_targets_trusted (bool trusted);

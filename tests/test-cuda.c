@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "bp-backend.h"
+#include "bp-ops-eltwise.h"
 #include "bp-rng.h"
 #include "config.h"
 #include "cuda/bp-cuda.h"
@@ -496,6 +497,120 @@ test_out_of_memory (void)
   g_assert_cmpint (be->synchronize (), ==, BP_OK);
 }
 
+/* ---- CUDA graphs ---- */
+
+/* A small "step": x = dropout (a) (a new mask per replay), y += 2 x, and a scratch block
+ * allocated and freed inside it (the graph's pool must keep it). */
+static BpTensor *
+graph_step (BpTensor *a, BpTensor *y)
+{
+  const BpBackend *be = bp_backend (BP_DEVICE_CUDA);
+  float *scratch = be->alloc (4096);
+  if (!scratch)
+    return NULL;
+  be->fill (scratch, 0.0f, 1024);
+  BpTensor *x = bp_dropout (a, 0.5f, true);
+  if (x)
+    be->axpy (x->numel, 2.0f, x->data, y->data);
+  be->free (scratch, 4096);
+  return x;
+}
+
+static void
+test_graph_replay (void)
+{
+  if (!need_cuda ())
+    return;
+  const BpBackend *be = bp_backend (BP_DEVICE_CUDA);
+  int64_t n = 1000;
+  BpTensor *ha = bp_tensor_new_1d (n);
+  for (int64_t i = 0; i < n; i++)
+    ha->data[i] = (float) (i % 17) - 8.0f;
+  BpTensor *a = bp_tensor_to (ha, BP_DEVICE_CUDA);
+  BpTensor *y_eager = bp_tensor_new_on (BP_DEVICE_CUDA, 1, &n);
+  BpTensor *y_graph = bp_tensor_new_on (BP_DEVICE_CUDA, 1, &n);
+  bp_tensor_fill (y_eager, 0.0f);
+  bp_tensor_fill (y_graph, 0.0f);
+
+  /* three eager steps from a generator state */
+  bp_rng_seed (42);
+  for (int k = 0; k < 3; k++)
+    bp_tensor_unref (graph_step (a, y_eager));
+  /* the same from the same state: step 1 captured (not run), then three replays */
+  bp_rng_seed (42);
+  g_assert_cmpint (bp_cuda_capture_begin (), ==, BP_OK);
+  g_assert_true (bp_cuda_capturing ());
+  BpTensor *x = graph_step (a, y_graph);
+  g_assert_nonnull (x);
+  BpCudaGraph *g = bp_cuda_capture_end ();
+  g_assert_nonnull (g);
+  g_assert_false (bp_cuda_capturing ());
+  g_assert_cmpint (bp_cuda_graph_n_keys (g), ==, 1);
+  g_assert_cmpuint (bp_cuda_graph_n_blocks (g), >=, 2); /* x and the scratch */
+  /* nothing ran yet */
+  BpTensor *h = bp_tensor_to (y_graph, BP_DEVICE_CPU);
+  for (int64_t i = 0; i < n; i++)
+    g_assert_cmpfloat (h->data[i], ==, 0.0f);
+  bp_tensor_unref (h);
+  /* a block outside the graph never gets the pool's memory */
+  float *other = be->alloc (4096);
+  g_assert_true (other != x->data);
+  for (int k = 0; k < 3; k++)
+    g_assert_cmpint (bp_cuda_graph_launch (g), ==, BP_OK);
+  be->free (other, 4096);
+  BpTensor *he = bp_tensor_to (y_eager, BP_DEVICE_CPU), *hg = bp_tensor_to (y_graph, BP_DEVICE_CPU);
+  int zeros = 0;
+  for (int64_t i = 0; i < n; i++) {
+    g_assert_cmpfloat (hg->data[i], ==, he->data[i]);
+    zeros += he->data[i] == 0.0f;
+  }
+  /* three masks of p = 0.5 (not one mask three times): few elements dropped every time */
+  g_assert_cmpint (zeros, <, n / 4);
+  bp_tensor_unref (he);
+  bp_tensor_unref (hg);
+  bp_tensor_unref (x);
+  bp_cuda_graph_free (g);
+  g_assert_cmpint (be->synchronize (), ==, BP_OK);
+  bp_tensor_unref (a);
+  bp_tensor_unref (ha);
+  bp_tensor_unref (y_eager);
+  bp_tensor_unref (y_graph);
+}
+
+/* A step that reads a value back cannot be captured: the capture fails with the reason,
+ * nothing ran, and the backend works on. */
+static void
+test_graph_refused (void)
+{
+  if (cuda_status != BP_OK) {
+    /* without a GPU capturing is refused at once */
+    g_assert_cmpint (bp_cuda_capture_begin (), !=, BP_OK);
+    g_assert_false (bp_cuda_capturing ());
+    g_assert_null (bp_cuda_capture_end ());
+    return;
+  }
+  const BpBackend *be = bp_backend (BP_DEVICE_CUDA);
+  float *d = be->alloc (64 * sizeof (float)), back[64];
+  be->fill (d, 1.0f, 64);
+  g_assert_cmpint (bp_cuda_capture_begin (), ==, BP_OK);
+  be->fill (d, 5.0f, 64);
+  g_assert_cmpint (be->download (back, d, sizeof back), !=, BP_OK);
+  g_assert_null (bp_cuda_capture_end ());
+  g_test_message ("%s", bp_last_error ());
+  g_assert_nonnull (strstr (bp_last_error (), "the step cannot be captured as a CUDA graph: the "
+                                              "step reads a value back from the GPU"));
+  g_assert_cmpint (be->download (back, d, sizeof back), ==, BP_OK);
+  g_assert_cmpfloat (back[0], ==, 1.0f); /* the captured fill never ran */
+  /* a step drawing random numbers that are not dropout masks */
+  g_assert_cmpint (bp_cuda_capture_begin (), ==, BP_OK);
+  be->fill (d, 5.0f, 64);
+  (void) bp_rng_u64 ();
+  g_assert_null (bp_cuda_capture_end ());
+  g_assert_nonnull (strstr (bp_last_error (), "random numbers that are not dropout masks"));
+  be->free (d, 64 * sizeof (float));
+  g_assert_cmpint (be->synchronize (), ==, BP_OK);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -511,6 +626,8 @@ main (int argc, char **argv)
   g_test_add_func ("/cuda/gemm-fp32", test_gemm_fp32);
   g_test_add_func ("/cuda/alloc-reuse", test_alloc_reuse);
   g_test_add_func ("/cuda/out-of-memory", test_out_of_memory);
+  g_test_add_func ("/cuda/graph-replay", test_graph_replay);
+  g_test_add_func ("/cuda/graph-refused", test_graph_refused);
   int rc = g_test_run ();
   bp_cuda_shutdown ();
   return rc;

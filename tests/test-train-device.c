@@ -126,6 +126,203 @@ test_cuda_checkpoint_on_cpu (void)
   g_rmdir (dir);
 }
 
+/* ---- steps the way a CUDA graph replays them ---- */
+
+typedef struct {
+  GArray *loss, *acc;
+  double test_loss, test_acc;
+  int64_t stop_at; /* stop after this global step (0: never), then run on */
+} Steps;
+
+static gboolean
+collect_steps (const BpTrainEvent *ev, gpointer user)
+{
+  Steps *s = user;
+  if (ev->kind == BP_TRAIN_EVENT_STEP) {
+    g_array_append_val (s->loss, ev->loss);
+    g_array_append_val (s->acc, ev->accuracy);
+    if (ev->global_step == s->stop_at) {
+      s->stop_at = 0;
+      return FALSE;
+    }
+  } else if (ev->kind == BP_TRAIN_EVENT_DONE) {
+    s->test_loss = ev->test_loss;
+    s->test_acc = ev->test_accuracy;
+  }
+  return TRUE;
+}
+
+/* Trains c in `mode`: the steps' losses and accuracies, the test metrics, and the trainer
+ * (for its state). NULL when the data set is missing (the test is skipped). */
+static BpTrainer *
+run_mode (const BpTrainConfig *c, BpStepMode mode, Steps *s)
+{
+  BpTrainer *t = bp_test_new_trainer (c);
+  if (!t)
+    return NULL;
+  bp_trainer_set_step_mode (t, mode);
+  s->loss = g_array_new (FALSE, FALSE, sizeof (double));
+  s->acc = g_array_new (FALSE, FALSE, sizeof (double));
+  g_autoptr (GError) error = NULL;
+  int64_t stop_at = s->stop_at;
+  g_assert_true (bp_trainer_run (t, collect_steps, s, &error));
+  g_assert_no_error (error);
+  if (stop_at) {
+    /* stopped mid-epoch (a batch fetched ahead is dropped): the same trainer runs on */
+    g_assert_cmpint (bp_trainer_get_global_step (t), ==, stop_at);
+    g_assert_true (bp_trainer_run (t, collect_steps, s, &error));
+    g_assert_no_error (error);
+  }
+  return t;
+}
+
+/* The same numbers bit for bit: every step's loss and accuracy, the test metrics, the model
+ * state (parameters, running statistics, num_batches_tracked) and the optimizer state. */
+static void
+assert_same_training (const char *what, const BpTrainConfig *c, BpDevice device, int64_t stop_at)
+{
+  BpTrainConfig cc = *c;
+  cc.device = device;
+  Steps e = {0}, f = {.stop_at = stop_at};
+  BpTrainer *te = run_mode (&cc, BP_STEP_EAGER, &e);
+  if (!te)
+    return;
+  BpTrainer *tf = run_mode (&cc, device == BP_DEVICE_CUDA ? BP_STEP_GRAPH : BP_STEP_FIXED, &f);
+  g_test_message ("%s: %u steps; %s", what, e.loss->len, bp_trainer_get_step_note (tf));
+  g_assert_cmpuint (e.loss->len, >, 2);
+  g_assert_cmpuint (f.loss->len, ==, e.loss->len);
+  for (guint i = 0; i < e.loss->len; i++) {
+    g_assert_cmpfloat (g_array_index (f.loss, double, i), ==, g_array_index (e.loss, double, i));
+    double ae = g_array_index (e.acc, double, i), af = g_array_index (f.acc, double, i);
+    g_assert_true (ae == af || (isnan (ae) && isnan (af)));
+  }
+  g_assert_cmpfloat (f.test_loss, ==, e.test_loss);
+  g_assert_true (f.test_acc == e.test_acc || (isnan (e.test_acc) && isnan (f.test_acc)));
+  BpModel *me = bp_trainer_get_model (te), *mf = bp_trainer_get_model (tf);
+  BpNamedTensor *se, *sf;
+  int n = bp_model_state (me, &se);
+  g_assert_cmpint (bp_model_state (mf, &sf), ==, n);
+  for (int k = 0; k < n; k++) {
+    BpTensor *a = bp_tensor_to (se[k].tensor, BP_DEVICE_CPU);
+    BpTensor *b = bp_tensor_to (sf[k].tensor, BP_DEVICE_CPU);
+    g_assert_cmpstr (se[k].name, ==, sf[k].name);
+    g_assert_cmpint (memcmp (a->data, b->data, sizeof (float) * (size_t) a->numel), ==, 0);
+    bp_tensor_unref (a);
+    bp_tensor_unref (b);
+  }
+  free (se);
+  free (sf);
+  for (int k = 0; k < me->n_layers; k++)
+    g_assert_cmpint (mf->layers[k].num_batches_tracked, ==, me->layers[k].num_batches_tracked);
+  BpOptimizer *oe = bp_trainer_get_optimizer (te), *of = bp_trainer_get_optimizer (tf);
+  g_assert_cmpint (bp_optimizer_n_state (of), ==, bp_optimizer_n_state (oe));
+  for (int k = 0; k < bp_optimizer_n_state (oe); k++) {
+    BpTensor *a = bp_tensor_to (bp_optimizer_state (oe, k, NULL), BP_DEVICE_CPU);
+    BpTensor *b = bp_tensor_to (bp_optimizer_state (of, k, NULL), BP_DEVICE_CPU);
+    g_assert_cmpint (memcmp (a->data, b->data, sizeof (float) * (size_t) a->numel), ==, 0);
+    bp_tensor_unref (a);
+    bp_tensor_unref (b);
+  }
+  g_assert_cmpint (bp_optimizer_get_step (of), ==, bp_optimizer_get_step (oe));
+  bp_trainer_free (te);
+  bp_trainer_free (tf);
+  g_array_unref (e.loss);
+  g_array_unref (e.acc);
+  g_array_unref (f.loss);
+  g_array_unref (f.acc);
+}
+
+/* The configurations the fixed steps must reproduce: dropout and batch norm with Adam and
+ * clipping (simple-cnn), SGD with Nesterov momentum on a tabular set, a regression; each
+ * with an epoch's last, shorter batch (eager) between fixed ones. */
+static void
+each_fixed_config (BpDevice device)
+{
+  BpTrainConfig c = small_config ("simple-cnn");
+  c.limit_train = 500; /* 7 batches of 64, one of 52 */
+  c.epochs = 2;
+  c.clip_norm = 0.5f;
+  assert_same_training ("simple-cnn, Adam, clipping", &c, device, 0);
+
+  c = small_config ("mlp");
+  c.dataset = "digits";
+  c.model = "digits-mlp";
+  c.limit_train = 0;
+  c.limit_test = 0;
+  c.val_fraction = 0.1;
+  c.optim = bp_optim_config_default (BP_OPTIM_SGD);
+  c.optim.lr = 0.05f;
+  c.optim.momentum = 0.9f;
+  c.optim.nesterov = true;
+  assert_same_training ("digits-mlp, SGD Nesterov, stopped at step 4", &c, device, 4);
+
+  c = small_config (NULL);
+  c.dataset = "diabetes";
+  c.model_json = "{\"format\": \"backprop-lab-model\", \"version\": 2, \"name\": \"lin\", "
+                 "\"nodes\": [{\"id\": \"x\", \"type\": \"Input\", \"shape\": [10]}, "
+                 "{\"id\": \"fc\", \"type\": \"Linear\", \"inputs\": [\"x\"], "
+                 "\"out_features\": 1}, {\"id\": \"output\", \"type\": \"Output\", "
+                 "\"inputs\": [\"fc\"]}]}";
+  c.limit_train = 0;
+  c.limit_test = 0;
+  c.epochs = 3;
+  c.optim = bp_optim_config_default (BP_OPTIM_ADAMW);
+  c.optim.lr = 0.05f;
+  assert_same_training ("diabetes regression, AdamW", &c, device, 0);
+
+  /* a language model on a text file: its batches are copied, not gathered on the device */
+  g_autofree char *dir = g_dir_make_tmp ("bp-fixed-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename (dir, "text.txt", NULL);
+  GString *text = g_string_new (NULL);
+  for (int k = 0; k < 400; k++)
+    g_string_append_printf (text, "line %d: the quick brown fox %s\n", k,
+                            k % 3 ? "jumps" : "sleeps");
+  g_assert_true (g_file_set_contents (path, text->str, (gssize) text->len, NULL));
+  g_string_free (text, TRUE);
+  g_autofree char *dataset = g_strconcat ("file:", path, NULL);
+  c = bp_train_config_default ();
+  c.model = "char-gpt-tiny";
+  c.dataset = dataset;
+  c.epochs = 2;
+  c.batch_size = 8;
+  c.context = 32;
+  c.steps_per_epoch = 5;
+  c.eval_batches = 1;
+  c.clip_norm = 1.0f;
+  c.seed = 9;
+  assert_same_training ("char-gpt-tiny on a text file, stopped at step 3", &c, device, 3);
+  g_unlink (path);
+  g_rmdir (dir);
+}
+
+/* On the CPU the fixed steps (what a CUDA graph replays, launched eagerly) equal the eager
+ * steps bit for bit. */
+static void
+test_fixed_steps (void)
+{
+  each_fixed_config (BP_DEVICE_CPU);
+}
+
+/* On a GPU the CUDA graph's replays equal eager steps bit for bit (the same kernels with the
+ * same arguments; dropout masks drawn in the same order). */
+static void
+test_cuda_graph (void)
+{
+  if (!have_cuda ())
+    return;
+  each_fixed_config (BP_DEVICE_CUDA);
+  /* simple-cnn is captured, with its one dropout mask */
+  BpTrainConfig c = small_config ("simple-cnn");
+  c.device = BP_DEVICE_CUDA;
+  BpTrainer *t = bp_test_new_trainer (&c);
+  g_autoptr (GError) error = NULL;
+  g_assert_true (bp_trainer_run (t, NULL, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (g_str_has_prefix (bp_trainer_get_step_note (t), "CUDA graph: "));
+  g_assert_nonnull (strstr (bp_trainer_get_step_note (t), "1 dropout mask per replay"));
+  bp_trainer_free (t);
+}
+
 /* Without a usable GPU a CUDA trainer is refused with bp_cuda_init's reason (no fallback: the
  * CLI's --device auto chooses the CPU before it gets here). */
 static void
@@ -348,6 +545,8 @@ main (int argc, char **argv)
   g_test_add_func ("/train-device/cuda-parity", test_cuda_parity);
   g_test_add_func ("/train-device/cuda-checkpoint-on-cpu", test_cuda_checkpoint_on_cpu);
   g_test_add_func ("/train-device/cuda-refused", test_cuda_refused);
+  g_test_add_func ("/train-device/fixed-steps", test_fixed_steps);
+  g_test_add_func ("/train-device/cuda-graph", test_cuda_graph);
   g_test_add_func ("/train-device/stop-skips-test", test_stop_skips_test);
   g_test_add_func ("/train-device/stop-after-last-epoch", test_stop_after_last_epoch);
   g_test_add_func ("/train-device/set-lr-constant", test_set_lr_constant);

@@ -599,9 +599,17 @@ train_event (const BpTrainEvent *ev, gpointer user_data)
         printf ("\"run_id\":%" G_GINT64_FORMAT ",", bp_recorder_get_run_id (out->recorder));
         print_json_string ("db", out->db_path, TRUE);
       }
+      if (bp_trainer_get_step_note (out->trainer)[0])
+        print_json_string ("steps", bp_trainer_get_step_note (out->trainer), TRUE);
       print_json_number ("seconds", ev->seconds, FALSE);
       printf ("}\n");
-    } else if (bp_trainer_get_epochs_done (out->trainer) < ev->epochs) {
+      fflush (stdout);
+      break;
+    }
+    /* how the steps ran on a GPU (CUDA graph captured or why not) */
+    if (bp_trainer_get_step_note (out->trainer)[0])
+      printf ("%s%s\n", out->tty ? "\r\033[K" : "", bp_trainer_get_step_note (out->trainer));
+    if (bp_trainer_get_epochs_done (out->trainer) < ev->epochs) {
       printf ("%sstopped after %.1f s (no test evaluation)\n", out->tty ? "\r\033[K" : "",
               ev->seconds);
     } else if (lm) {
@@ -710,7 +718,7 @@ cmd_train (int argc, char **argv)
 {
   const char *cmd = "train";
   char *model = NULL, *spec_file = NULL, *dataset = NULL, *optimizer = NULL, *scheduler = NULL,
-       *device = NULL, *db = NULL, *name = NULL, *resume = NULL, *precision = NULL;
+       *device = NULL, *db = NULL, *name = NULL, *resume = NULL, *precision = NULL, *cuda_graph = NULL;
   char **tags = NULL;
   char *s_epochs = NULL, *s_batch = NULL, *s_lr = NULL, *s_momentum = NULL, *s_wd = NULL,
        *s_l1 = NULL, *s_clip = NULL, *s_smooth = NULL, *s_step = NULL, *s_gamma = NULL,
@@ -739,6 +747,7 @@ cmd_train (int argc, char **argv)
     {"seed", 0, 0, G_OPTION_ARG_STRING, &s_seed, "Random seed (runs repeat bit for bit on the CPU); default 1", "N"},
     {"device", 0, 0, G_OPTION_ARG_STRING, &device, "cpu, cuda or auto (the GPU when one is usable); default auto (with --resume: the run's device)", "DEV"},
     {"precision", 0, 0, G_OPTION_ARG_STRING, &precision, "fp32, or bf16: matrix products (linear, conv, RNN, attention) with bfloat16 operands and float32 accumulation, weights and everything else float32; default fp32 (with --resume: the run's)", "P"},
+    {"cuda-graph", 0, 0, G_OPTION_ARG_STRING, &cuda_graph, "on: on a GPU, capture a training step as a CUDA graph and replay it (same results, less launch overhead); off: launch every kernel; default on ($BP_CUDA_GRAPH=0: off)", "on|off"},
     {"threads", 0, 0, G_OPTION_ARG_STRING, &s_threads, "CPU threads; default all cores", "N"},
     {"limit-train", 0, 0, G_OPTION_ARG_STRING, &s_limit, "Use only the first N training examples (quick runs)", "N"},
     {"limit-test", 0, 0, G_OPTION_ARG_STRING, &s_limit_test, "Use only the first N test examples", "N"},
@@ -828,6 +837,10 @@ cmd_train (int argc, char **argv)
   BpPrecision want_precision = BP_PRECISION_FP32;
   if (precision && !bp_precision_parse (precision, &want_precision)) {
     rc = bp_cli_usage_error (cmd, "--precision must be fp32 or bf16, not \"%s\"", precision);
+    goto done;
+  }
+  if (cuda_graph && g_strcmp0 (cuda_graph, "on") != 0 && g_strcmp0 (cuda_graph, "off") != 0) {
+    rc = bp_cli_usage_error (cmd, "--cuda-graph must be on or off, not \"%s\"", cuda_graph);
     goto done;
   }
 
@@ -1000,6 +1013,9 @@ cmd_train (int argc, char **argv)
     rc = bp_cli_fail (cmd, error->message);
     goto done;
   }
+  if (cuda_graph)
+    bp_trainer_set_step_mode (trainer, strcmp (cuda_graph, "on") == 0 ? BP_STEP_GRAPH
+                                                                      : BP_STEP_EAGER);
   BpRecorderOptions ro = BP_RECORDER_OPTIONS_INIT;
   ro.name = name;
   ro.tags = (const char *const *) tags;
@@ -1106,6 +1122,7 @@ done:
   g_free (scheduler);
   g_free (device);
   g_free (precision);
+  g_free (cuda_graph);
   g_free (db);
   g_free (name);
   g_free (resume);

@@ -243,16 +243,10 @@ concat_backward_kernel (float *dx, const float *dout, int64_t outer, int64_t inn
   }
 }
 
-static int64_t
-embedding_kernel (float *out, const float *weight, const float *indices, int64_t n, int64_t v,
-                  int64_t d)
+static void
+gather_rows_kernel (float *out, const float *weight, const float *indices, int64_t n, int64_t d)
 {
-  /* out (n,d) = weight (v,d)[indices (n)]; validate every index before writing */
-  for (int64_t i = 0; i < n; i++) {
-    float f = indices[i];
-    if (!(f >= 0.0f && f < (float) v && f == floorf (f)))
-      return i;
-  }
+  /* out (n,d) = weight (v,d)[indices (n)], indices valid */
 #pragma omp parallel for schedule(static) if (n * d > PAR_MIN)
   for (int64_t i = 0; i < n; i++) {
     const float *src = weight + (int64_t) indices[i] * d;
@@ -260,6 +254,19 @@ embedding_kernel (float *out, const float *weight, const float *indices, int64_t
     for (int64_t j = 0; j < d; j++)
       dst[j] = src[j];
   }
+}
+
+static int64_t
+embedding_kernel (float *out, const float *weight, const float *indices, int64_t n, int64_t v,
+                  int64_t d)
+{
+  /* validate every index before writing */
+  for (int64_t i = 0; i < n; i++) {
+    float f = indices[i];
+    if (!(f >= 0.0f && f < (float) v && f == floorf (f)))
+      return i;
+  }
+  gather_rows_kernel (out, weight, indices, n, d);
   return -1;
 }
 
@@ -326,6 +333,7 @@ const BpEltwiseKernels bp_cpu_eltwise_kernels = {
   .concat_copy = concat_copy_kernel,
   .concat_backward = concat_backward_kernel,
   .embedding = embedding_kernel,
+  .gather_rows = gather_rows_kernel,
   .embedding_backward = embedding_backward_kernel,
   .sum = sum_kernel,
   .sum_backward = sum_backward_kernel,

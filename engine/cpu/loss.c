@@ -325,6 +325,13 @@ cpu_count_correct (const float *logits, const float *targets, int64_t n, int64_t
   return correct;
 }
 
+static void
+cpu_count_correct_add (float *acc, const float *logits, const float *targets, int64_t n,
+                       int64_t c)
+{
+  acc[0] += (float) cpu_count_correct (logits, targets, n, c);
+}
+
 const BpLossKernels bp_cpu_loss_kernels = {
   .softmax_forward = cpu_softmax_forward,
   .log_softmax_forward = cpu_log_softmax_forward,
@@ -338,4 +345,5 @@ const BpLossKernels bp_cpu_loss_kernels = {
   .bce_logits_forward = cpu_bce_logits_forward,
   .bce_logits_backward = cpu_bce_logits_backward,
   .count_correct = cpu_count_correct,
+  .count_correct_add = cpu_count_correct_add,
 };

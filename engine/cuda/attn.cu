@@ -91,8 +91,11 @@ probs_kernel (float *s, const float *lse, const float *mask, const float *key_pa
 }
 
 __global__ static void
-dropout_mul_kernel (float *dst, const float *src, int64_t n, float p, float scale, uint64_t key)
+dropout_mul_kernel (float *dst, const float *src, int64_t n, float p, float scale, uint64_t key,
+                    const uint64_t *key_at)
 {
+  if (key_at)
+    key = *key_at; /* a CUDA graph's replays change the key there */
   /* dst (n) = src * (1 / (1 - p) where element i's draw is >= p, else 0); dst may be src */
   BP_GRID_LOOP (i, n)
     dst[i] = src[i] * (bp_cuda_hash_uniform (key, (uint64_t) i) >= p ? scale : 0.0f);
@@ -289,7 +292,8 @@ attn_forward (BpPrecision pr, float *out, float *lse, float *weights, const floa
   }
   if (d->dropout > 0.0f) {
     float scale = 1.0f / (1.0f - d->dropout); /* computed as on the CPU */
-    dropout_mul_kernel<<<GRID (n)>>> (s, s, n, d->dropout, scale, d->dropout_key);
+    dropout_mul_kernel<<<GRID (n)>>> (s, s, n, d->dropout, scale, d->dropout_key,
+                                      bp_cuda_capture_key (d->dropout_key));
     BP_CUDA_CHECK_LAUNCH ("attention dropout");
   }
   /* out (b,h) (Tq,Dh) = P (Tq,Tk) v (Tk,Dh) */
@@ -347,14 +351,16 @@ attn_backward (BpPrecision pr, float *dq, float *dk, float *dv, const float *dou
       != BP_OK)
     return e;
   if (d->dropout > 0.0f) {
-    dropout_mul_kernel<<<GRID (n)>>> (dp, dp, n, d->dropout, scale, d->dropout_key);
+    dropout_mul_kernel<<<GRID (n)>>> (dp, dp, n, d->dropout, scale, d->dropout_key,
+                                      bp_cuda_capture_key (d->dropout_key));
     BP_CUDA_CHECK_LAUNCH ("attention dropout backward");
   }
   /* dv (Tk,Dh) += P_dropped^T dout (dS below needs P itself: the dropped weights go to pd) */
   if (dv) {
     const float *pv = p;
     if (d->dropout > 0.0f) {
-      dropout_mul_kernel<<<GRID (n)>>> (pd, p, n, d->dropout, scale, d->dropout_key);
+      dropout_mul_kernel<<<GRID (n)>>> (pd, p, n, d->dropout, scale, d->dropout_key,
+                                        bp_cuda_capture_key (d->dropout_key));
       BP_CUDA_CHECK_LAUNCH ("attention dropout backward");
       pv = pd;
     }

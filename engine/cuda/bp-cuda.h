@@ -89,3 +89,48 @@ typedef struct {
 void bp_cuda_alloc_stats (BpCudaAllocStats *stats);
 /* Gives every cached block back to the driver (cudaFree). */
 void bp_cuda_empty_cache (void);
+
+/* ---- CUDA graphs (cuda-graph.c) ----
+ * A training step recorded once and replayed with one launch: no per-kernel launch cost, no
+ * allocation. Between bp_cuda_capture_begin and bp_cuda_capture_end the backend's work is
+ * recorded, not run; the graph keeps the memory the step allocated (a private pool of the
+ * caching allocator) until bp_cuda_graph_free. Replays use the captured addresses and
+ * arguments, so the caller keeps the step's inputs and outputs in the same tensors (copying new
+ * data into them before each launch) and keeps the shapes. Dropout masks are drawn afresh for
+ * every replay, in the eager order (a replay equals an eager step from the same generator
+ * state). */
+typedef struct BpCudaGraph BpCudaGraph;
+
+/* Starts recording the backend's stream. */
+BpStatus bp_cuda_capture_begin (void);
+/* Ends the recording: the graph, or NULL (error BP_ERR_UNSUPPORTED, "the step cannot be
+ * captured as a CUDA graph: <why>") when the recorded work cannot be replayed: it read a value
+ * back, copied from pageable host memory, drew random numbers other than dropout masks, or a
+ * call failed. The recorded work has not run either way. */
+BpCudaGraph *bp_cuda_capture_end (void);
+/* Whether a capture is running (entries that cannot be captured refuse). */
+bool bp_cuda_capturing (void);
+/* Queues one replay (the first runs the captured step itself). */
+BpStatus bp_cuda_graph_launch (BpCudaGraph *g);
+/* Waits for queued replays, then frees the graph and gives its memory back to the cache. */
+void bp_cuda_graph_free (BpCudaGraph *g);
+/* The dropout masks one replay draws, and the memory blocks the graph holds (for tests). */
+int bp_cuda_graph_n_keys (const BpCudaGraph *g);
+size_t bp_cuda_graph_n_blocks (const BpCudaGraph *g);
+
+/* ---- batch prefetch (cuda-prefetch.c) ----
+ * Two slots of `bytes`, each a pinned host buffer and a device buffer, and a second stream:
+ * the host writes a batch into bp_cuda_prefetch_slot (which waits until the slot's previous
+ * copy has left it), send queues its copy to the GPU on the second stream, and take makes the
+ * backend's stream wait for it and copies it into the step's tensors (dst_a gets the first
+ * bytes_a bytes, dst_b the next bytes_b; device to device). Slots are filled and taken in turn;
+ * discard forgets a sent batch that will not be taken. */
+typedef struct BpCudaPrefetch BpCudaPrefetch;
+BpCudaPrefetch *bp_cuda_prefetch_new (size_t bytes);
+void bp_cuda_prefetch_free (BpCudaPrefetch *p);
+void *bp_cuda_prefetch_slot (BpCudaPrefetch *p);
+BpStatus bp_cuda_prefetch_send (BpCudaPrefetch *p, size_t bytes);
+BpStatus bp_cuda_prefetch_take (BpCudaPrefetch *p, void *dst_a, size_t bytes_a, void *dst_b,
+                                size_t bytes_b);
+void bp_cuda_prefetch_discard (BpCudaPrefetch *p);
+

@@ -91,9 +91,8 @@ bp_cuda_defer (BpStatus status)
   pthread_mutex_unlock (&defer_lock);
 }
 
-/* Returns (and forgets) a deferred error, setting it again as this thread's error. */
-static BpStatus
-take_deferred (void)
+BpStatus
+bp_cuda_take_deferred (void)
 {
   pthread_mutex_lock (&defer_lock);
   BpStatus s = deferred;
@@ -435,6 +434,7 @@ bp_cuda_shutdown (void)
     bp_cuda_enter ();
     cudaStreamSynchronize (bp_cuda_ctx.stream);
     bp_cuda_conv_teardown ();
+    bp_cuda_graph_teardown ();
     bp_cuda_alloc_teardown ();
     release_context ();
     /* The table stays registered (bp-backend.h has no unregister): every entry now fails
@@ -625,6 +625,12 @@ cuda_upload (void *dst, const void *host_src, size_t bytes)
     return BP_ERR_DEVICE;
   if (bytes == 0)
     return BP_OK;
+  if (bp_cuda_capturing ()) {
+    /* a graph would copy from this host memory at every replay, whatever it then holds */
+    bp_cuda_capture_refuse ("the step copies from host memory (an upload)");
+    bp_set_error (BP_ERR_UNSUPPORTED, "an upload inside a CUDA graph capture");
+    return BP_ERR_UNSUPPORTED;
+  }
   bp_cuda_enter ();
   BP_CUDA_CHECK (cudaMemcpyAsync (dst, host_src, bytes, cudaMemcpyHostToDevice,
                                   bp_cuda_ctx.stream));
@@ -637,12 +643,17 @@ cuda_download (void *host_dst, const void *src, size_t bytes)
 {
   if (!alive ())
     return BP_ERR_DEVICE;
+  if (bp_cuda_capturing ()) {
+    bp_cuda_capture_refuse ("the step reads a value back from the GPU (a download)");
+    bp_set_error (BP_ERR_UNSUPPORTED, "a download inside a CUDA graph capture");
+    return BP_ERR_UNSUPPORTED;
+  }
   bp_cuda_enter ();
   if (bytes)
     BP_CUDA_CHECK (cudaMemcpyAsync (host_dst, src, bytes, cudaMemcpyDeviceToHost,
                                     bp_cuda_ctx.stream));
   BP_CUDA_CHECK (cudaStreamSynchronize (bp_cuda_ctx.stream));
-  return take_deferred ();
+  return bp_cuda_take_deferred ();
 }
 
 static BpStatus
@@ -873,9 +884,14 @@ cuda_synchronize (void)
 {
   if (!alive ())
     return BP_ERR_DEVICE;
+  if (bp_cuda_capturing ()) {
+    bp_cuda_capture_refuse ("the step waits for the GPU (a synchronize)");
+    bp_set_error (BP_ERR_UNSUPPORTED, "a synchronize inside a CUDA graph capture");
+    return BP_ERR_UNSUPPORTED;
+  }
   bp_cuda_enter ();
   BP_CUDA_CHECK (cudaStreamSynchronize (bp_cuda_ctx.stream));
-  return take_deferred ();
+  return bp_cuda_take_deferred ();
 }
 
 static const BpBackend cuda_backend = {

@@ -55,6 +55,28 @@ void bp_cuda_alloc_setup (void);
 /* Frees the cache and the allocator's own bookkeeping; called by bp_cuda_shutdown. */
 void bp_cuda_alloc_teardown (void);
 
+/* cuda-alloc.c: a CUDA graph's private pool (see the top of cuda-alloc.c). begin makes new
+ * allocations join the new pool until end; the pool keeps its blocks (freed ones on its own
+ * lists) until bp_cuda_pool_free gives them back to the cache. */
+typedef struct BpCudaPool BpCudaPool;
+BpCudaPool *bp_cuda_pool_begin (void);
+void bp_cuda_pool_end (void);
+void bp_cuda_pool_free (BpCudaPool *pool);
+size_t bp_cuda_pool_blocks (const BpCudaPool *pool);
+
+/* cuda-backend.c: returns (and forgets) the error kept by bp_cuda_defer, setting it again as
+ * the calling thread's error; BP_OK when none. */
+BpStatus bp_cuda_take_deferred (void);
+
+/* cuda-graph.c: during a capture, the device address from which the captured kernels read
+ * the dropout key `key` (registered on first sight; the backward finds its forward's), so that
+ * replays can change it; NULL when no capture runs. */
+const uint64_t *bp_cuda_capture_key (uint64_t key);
+/* During a capture: marks it as impossible, for the reason `why` (the first reason is kept). */
+void bp_cuda_capture_refuse (const char *why);
+/* Frees cuBLAS's graph workspace; called by bp_cuda_shutdown. */
+void bp_cuda_graph_teardown (void);
+
 /* basic.cu: the table's fill and axpy, queued on `stream`. */
 BpStatus bp_cuda_fill (cudaStream_t stream, float *dst, float value, int64_t n);
 /* y (n) += a * x (n) */

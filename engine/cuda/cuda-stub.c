@@ -90,3 +90,100 @@ void
 bp_cuda_empty_cache (void)
 {
 }
+
+BpStatus
+bp_cuda_capture_begin (void)
+{
+  bp_set_error (BP_ERR_UNSUPPORTED, "%s", WHY);
+  return BP_ERR_UNSUPPORTED;
+}
+
+BpCudaGraph *
+bp_cuda_capture_end (void)
+{
+  bp_set_error (BP_ERR_UNSUPPORTED, "%s", WHY);
+  return NULL;
+}
+
+bool
+bp_cuda_capturing (void)
+{
+  return false;
+}
+
+BpStatus
+bp_cuda_graph_launch (BpCudaGraph *g)
+{
+  (void) g;
+  bp_set_error (BP_ERR_UNSUPPORTED, "%s", WHY);
+  return BP_ERR_UNSUPPORTED;
+}
+
+void
+bp_cuda_graph_free (BpCudaGraph *g)
+{
+  (void) g;
+}
+
+int
+bp_cuda_graph_n_keys (const BpCudaGraph *g)
+{
+  (void) g;
+  return 0;
+}
+
+size_t
+bp_cuda_graph_n_blocks (const BpCudaGraph *g)
+{
+  (void) g;
+  return 0;
+}
+
+BpCudaPrefetch *
+bp_cuda_prefetch_new (size_t bytes)
+{
+  (void) bytes;
+  bp_set_error (BP_ERR_UNSUPPORTED, "%s", WHY);
+  return NULL;
+}
+
+void
+bp_cuda_prefetch_free (BpCudaPrefetch *p)
+{
+  (void) p;
+}
+
+void *
+bp_cuda_prefetch_slot (BpCudaPrefetch *p)
+{
+  (void) p;
+  return NULL;
+}
+
+BpStatus
+bp_cuda_prefetch_send (BpCudaPrefetch *p, size_t bytes)
+{
+  (void) p;
+  (void) bytes;
+  bp_set_error (BP_ERR_UNSUPPORTED, "%s", WHY);
+  return BP_ERR_UNSUPPORTED;
+}
+
+BpStatus
+bp_cuda_prefetch_take (BpCudaPrefetch *p, void *dst_a, size_t bytes_a, void *dst_b,
+                       size_t bytes_b)
+{
+  (void) p;
+  (void) dst_a;
+  (void) bytes_a;
+  (void) dst_b;
+  (void) bytes_b;
+  bp_set_error (BP_ERR_UNSUPPORTED, "%s", WHY);
+  return BP_ERR_UNSUPPORTED;
+}
+
+void
+bp_cuda_prefetch_discard (BpCudaPrefetch *p)
+{
+  (void) p;
+}

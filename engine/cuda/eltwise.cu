@@ -80,17 +80,23 @@ activation_backward_kernel (float *dx, const float *dout, const float *x, const 
 }
 
 __global__ static void
-dropout_kernel (float *out, const float *x, int64_t n, float p, float scale, uint64_t key)
+dropout_kernel (float *out, const float *x, int64_t n, float p, float scale, uint64_t key,
+                const uint64_t *key_at)
 {
-  /* out (n) = x / (1 - p) where the element's own draw is >= p, else 0 */
+  /* out (n) = x / (1 - p) where the element's own draw is >= p, else 0; the key from key_at
+   * when given (a CUDA graph's replays change it there) */
+  if (key_at)
+    key = *key_at;
   BP_GRID_LOOP (i, n)
     out[i] = bp_cuda_hash_uniform (key, (uint64_t) i) >= p ? x[i] * scale : 0.0f;
 }
 
 __global__ static void
 dropout_backward_kernel (float *dx, const float *dout, int64_t n, float p, float scale,
-                         uint64_t key)
+                         uint64_t key, const uint64_t *key_at)
 {
+  if (key_at)
+    key = *key_at;
   BP_GRID_LOOP (i, n)
     if (bp_cuda_hash_uniform (key, (uint64_t) i) >= p)
       dx[i] += dout[i] * scale;
@@ -232,14 +238,15 @@ static void
 cuda_dropout (float *out, const float *x, int64_t n, float p, uint64_t key)
 {
   float scale = 1.0f / (1.0f - p); /* computed as on the CPU */
-  LAUNCH ("dropout", dropout_kernel, n, out, x, n, p, scale, key);
+  LAUNCH ("dropout", dropout_kernel, n, out, x, n, p, scale, key, bp_cuda_capture_key (key));
 }
 
 static void
 cuda_dropout_backward (float *dx, const float *dout, int64_t n, float p, uint64_t key)
 {
   float scale = 1.0f / (1.0f - p);
-  LAUNCH ("dropout_backward", dropout_backward_kernel, n, dx, dout, n, p, scale, key);
+  LAUNCH ("dropout_backward", dropout_backward_kernel, n, dx, dout, n, p, scale, key,
+          bp_cuda_capture_key (key));
 }
 
 static void
@@ -306,6 +313,15 @@ cuda_embedding (float *out, const float *weight, const float *indices, int64_t n
 }
 
 static void
+cuda_gather_rows (float *out, const float *weight, const float *indices, int64_t n, int64_t d)
+{
+  if (n <= 0 || d <= 0 || !bp_cuda_begin ())
+    return;
+  embedding_kernel<<<GRID (n * d)>>> (out, weight, indices, n, d);
+  bp_cuda_defer (BP_CUDA_LAUNCH_TRY ("gather_rows"));
+}
+
+static void
 cuda_embedding_backward (float *dweight, const float *dout, const float *indices, int64_t n,
                          int64_t v, int64_t d)
 {
@@ -353,6 +369,7 @@ const BpEltwiseKernels bp_cuda_eltwise_kernels = {
   .concat_copy = cuda_concat_copy,
   .concat_backward = cuda_concat_backward,
   .embedding = cuda_embedding,
+  .gather_rows = cuda_gather_rows,
   .embedding_backward = cuda_embedding_backward,
   .sum = cuda_sum,
   .sum_backward = cuda_sum_backward,

@@ -198,9 +198,10 @@ bce_backward_kernel (float *dlogits, float *dtarget, const float *dloss, const f
   }
 }
 
+template <typename Count>
 __global__ static void
-count_correct_kernel (unsigned long long *correct, const float *logits, const float *targets,
-                      int64_t n, int64_t c)
+count_correct_kernel (Count *correct, const float *logits, const float *targets, int64_t n,
+                      int64_t c)
 {
   /* correct[0] += rows of logits (N,C) whose first arg-max is the target. The CPU's rule
    * (best = 0; best = j where x[j] > x[best]) is the first maximum of the non-NaN values, or
@@ -228,7 +229,7 @@ count_correct_kernel (unsigned long long *correct, const float *logits, const fl
     if (bi < 0 || isnan (xr[0]))
       bi = 0;
     if (lane == 0 && (float) bi == targets[r])
-      atomicAdd (correct, 1ULL);
+      atomicAdd (correct, (Count) 1); /* a float counter holds integers: exact, any order */
   }
 }
 
@@ -434,6 +435,16 @@ cuda_count_correct (const float *logits, const float *targets, int64_t n, int64_
   return count;
 }
 
+static void
+cuda_count_correct_add (float *acc, const float *logits, const float *targets, int64_t n,
+                        int64_t c)
+{
+  if (n <= 0 || c <= 0 || !bp_cuda_begin ())
+    return;
+  count_correct_kernel<<<ROW_GRID (n)>>> (acc, logits, targets, n, c);
+  bp_cuda_defer (BP_CUDA_LAUNCH_TRY ("count_correct_add"));
+}
+
 const BpLossKernels bp_cuda_loss_kernels = {
   .softmax_forward = cuda_softmax_forward,
   .log_softmax_forward = cuda_log_softmax_forward,
@@ -447,4 +458,5 @@ const BpLossKernels bp_cuda_loss_kernels = {
   .bce_logits_forward = cuda_bce_logits_forward,
   .bce_logits_backward = cuda_bce_logits_backward,
   .count_correct = cuda_count_correct,
+  .count_correct_add = cuda_count_correct_add,
 };

@@ -316,6 +316,8 @@ rnn_forward (BpPrecision pr, float *out, float *h_n, float *c_n, float *reserve,
                                         cudaMemcpyDeviceToDevice, st));
     }
     if (s.drop && l < s.l - 1) {
+      /* the layer's key is derived on the host: a graph's replays could not change it */
+      bp_cuda_capture_refuse ("the recurrent layers' dropout draws its masks on the host");
       uint64_t key = bp_rng_hash (d->dropout_key, (uint64_t) l);
       float p = d->dropout, scale = 1.0f / (1.0f - p);
       dropout_kernel<<<GRID (TB * DH)>>> (bp_rnn_res_in (reserve, &s, l + 1), y, TB * DH, p, scale,

@@ -69,6 +69,31 @@ struct BpTrainer {
   double boundary_x0, boundary_x1, boundary_y0, boundary_y1;
   int64_t n_points;
   float *points, *point_classes;
+  /* steps the way a CUDA graph replays them (see bp_trainer_set_step_mode): the mode, the
+   * batch size of the fixed tensors (0: none yet), the steps run at that size, the inputs
+   * (resident training set: the batch's indices; else the batch itself), the outputs kept
+   * across steps, the graph, and what happened ("" until the first try) */
+  BpStepMode step_mode;
+  int64_t fixed_batch;
+  int64_t fixed_steps;
+  BpTensor *fixed_idx, *fixed_x, *fixed_y, *fixed_loss;
+  int fixed_y_ndim;
+  int64_t fixed_y_shape[BP_MAX_DIMS];
+  int64_t fixed_count; /* rows of the loss per batch */
+  BpCudaGraph *graph;
+  int64_t *batch_deltas; /* per layer: num_batches_tracked added by one step */
+  /* batches staged for the fixed tensors: on a GPU by the prefetcher (pinned slots, a copy
+   * stream), on the CPU in two host slots; and the epoch's next batch, fetched (and staged)
+   * while the current step runs */
+  BpCudaPrefetch *prefetch;
+  float *slots[2];
+  int slot_fill, slot_take;
+  BpTensor *ahead_x, *ahead_y;
+  gboolean ahead_staged;
+  gboolean graph_off;
+  char step_note[400];
+  /* every training target is a class index (checked once), so the loss need not check */
+  gboolean targets_checked;
 };
 
 #define PROBE_MAX 48
@@ -404,8 +429,9 @@ batch_to_device (BpTrainer *t, BpLoader *loader, BpDataset *ds, BpTensor *x, BpT
       hi->data[i] = (float) idx[i];
     BpTensor *di = bp_tensor_to (hi, dev);
     bp_tensor_unref (hi);
-    BpTensor *gx = di ? bp_embedding (t->dev_x, di) : NULL; /* (B, D) */
-    BpTensor *gy = gx ? bp_embedding (t->dev_y, di) : NULL; /* (B, 1) */
+    /* the loader's indices are valid: no check (it would wait for the device) */
+    BpTensor *gx = di ? bp_gather_rows (t->dev_x, di) : NULL; /* (B, D) */
+    BpTensor *gy = gx ? bp_gather_rows (t->dev_y, di) : NULL; /* (B, 1) */
     bp_tensor_unref (di);
     *dx = gy ? bp_reshape (gx, ndim, shape) : NULL;
     *dy = *dx ? bp_reshape (gy, y->ndim, y->shape) : NULL;
@@ -681,6 +707,21 @@ setup_images (BpTrainer *t, GError **error)
 
 static void setup_attention (BpTrainer *t);
 
+/* Whether every target of a classification set is a class index (a regression's are not
+ * class indices and need no check). */
+static gboolean
+targets_valid (const BpDataset *ds)
+{
+  if (ds->task != BP_TASK_CLASSIFICATION)
+    return TRUE;
+  for (int64_t i = 0; i < ds->n; i++) {
+    float v = ds->y[i];
+    if (!(v >= 0.0f && v < (float) ds->n_classes && v == floorf (v)))
+      return FALSE;
+  }
+  return TRUE;
+}
+
 BpTrainer *
 bp_trainer_new (const BpTrainConfig *config, GError **error)
 {
@@ -730,6 +771,9 @@ bp_trainer_new (const BpTrainConfig *config, GError **error)
   t->attn_step = -1;
   if (config->attention_every > 0)
     setup_attention (t);
+  const char *graph_env = g_getenv ("BP_CUDA_GRAPH");
+  t->step_mode = graph_env && g_strcmp0 (graph_env, "0") == 0 ? BP_STEP_EAGER : BP_STEP_GRAPH;
+  t->targets_checked = text || targets_valid (t->train_set);
   return t;
 }
 
@@ -745,6 +789,15 @@ bp_trainer_free (BpTrainer *t)
   if (t->optim)
     bp_optimizer_free (t->optim);
   free (t->params);
+  bp_cuda_graph_free (t->graph);
+  bp_cuda_prefetch_free (t->prefetch);
+  g_free (t->slots[0]);
+  g_free (t->slots[1]);
+  bp_tensor_unref (t->fixed_idx);
+  bp_tensor_unref (t->fixed_x);
+  bp_tensor_unref (t->fixed_y);
+  bp_tensor_unref (t->fixed_loss);
+  g_free (t->batch_deltas);
   bp_tensor_unref (t->dev_x);
   bp_tensor_unref (t->dev_y);
   g_free (t->confusion);
@@ -1189,6 +1242,32 @@ emit_attention (BpTrainer *t, BpTrainEvent *ev, BpTrainCallback callback, gpoint
 
 /* ---- the training loop ---- */
 
+/* The loss of a batch on the device (NULL with the error set), with the logits and the rows
+ * and targets it was computed from (new references, NULL on failure). */
+static BpTensor *
+step_loss (BpTrainer *t, BpTensor *dx, BpTensor *dy, BpTensor **logits, BpTensor **rows,
+           BpTensor **targets)
+{
+  *rows = *targets = NULL;
+  *logits = bp_model_forward (t->model, dx);
+  if (t->task == BP_TASK_REGRESSION)
+    return *logits && regression_rows (*logits, dy, rows, targets) ? bp_mse_loss (*rows, *targets)
+                                                                   : NULL;
+  return *logits && loss_rows (*logits, dy, rows, targets)
+           ? bp_cross_entropy (*rows, *targets, t->config.label_smoothing)
+           : NULL;
+}
+
+static void
+set_loss_error (BpTrainer *t, double loss, int epoch, GError **error)
+{
+  g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_NUMERIC,
+               "the loss became %s at epoch %d, step %" G_GINT64_FORMAT
+               ": lower the learning rate (now %g) or enable gradient clipping",
+               isnan (loss) ? "NaN" : "infinite", epoch, t->epoch_step + 1,
+               (double) bp_optimizer_get_lr (t->optim));
+}
+
 /* One optimizer step on a batch: *loss, *correct and *count (rows: examples, or characters of
  * a language model). */
 static gboolean
@@ -1198,15 +1277,8 @@ train_step (BpTrainer *t, BpTensor *dx, BpTensor *dy, int epoch, double *loss, i
   const BpTrainConfig *c = &t->config;
   bp_optimizer_zero_grad (t->optim);
   gboolean regression = t->task == BP_TASK_REGRESSION;
-  BpTensor *logits = bp_model_forward (t->model, dx);
-  BpTensor *rows = NULL, *targets = NULL, *l = NULL;
-  if (regression)
-    l = logits && regression_rows (logits, dy, &rows, &targets) ? bp_mse_loss (rows, targets)
-                                                                : NULL;
-  else
-    l = logits && loss_rows (logits, dy, &rows, &targets)
-          ? bp_cross_entropy (rows, targets, c->label_smoothing)
-          : NULL;
+  BpTensor *logits, *rows, *targets;
+  BpTensor *l = step_loss (t, dx, dy, &logits, &rows, &targets);
   gboolean ok = TRUE;
   /* on a device, reading the loss waits for the step so far and reports its failures */
   if (!l || bp_backward (l) != BP_OK || !read_scalar (l, loss)) {
@@ -1214,11 +1286,7 @@ train_step (BpTrainer *t, BpTensor *dx, BpTensor *dy, int epoch, double *loss, i
                  bp_last_error ());
     ok = FALSE;
   } else if (!isfinite (*loss)) {
-    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_NUMERIC,
-                 "the loss became %s at epoch %d, step %" G_GINT64_FORMAT
-                 ": lower the learning rate (now %g) or enable gradient clipping",
-                 isnan (*loss) ? "NaN" : "infinite", epoch, t->epoch_step + 1,
-                 (double) bp_optimizer_get_lr (t->optim));
+    set_loss_error (t, *loss, epoch, error);
     ok = FALSE;
   } else {
     if (c->clip_norm > 0.0f)
@@ -1240,13 +1308,330 @@ train_step (BpTrainer *t, BpTensor *dx, BpTensor *dy, int epoch, double *loss, i
   return ok;
 }
 
-/* The next training batch of the epoch on the device: FALSE at the end of the epoch (*have
+/* ---- steps the way a CUDA graph replays them (BP_STEP_FIXED, BP_STEP_GRAPH) ---- */
+
+void
+bp_trainer_set_step_mode (BpTrainer *t, BpStepMode mode)
+{
+  t->step_mode = mode;
+  /* fixed steps on the CPU gather their batches from a copy of the training set, as on a
+   * device where it is resident (the CPU's eager steps use the loader's batches) */
+  BpDataset *ds = t->train_set;
+  if (mode == BP_STEP_FIXED && t->config.device == BP_DEVICE_CPU && ds && !t->dev_x &&
+      t->fixed_batch == 0) {
+    int64_t d = bp_shape_numel (ds->example_ndim, ds->example_shape);
+    t->dev_x = bp_tensor_new (2, (int64_t[]){ds->n, d});
+    t->dev_y = t->dev_x ? bp_tensor_new (2, (int64_t[]){ds->n, 1}) : NULL;
+    if (t->dev_y) {
+      memcpy (t->dev_x->data, ds->x, sizeof (float) * (size_t) (ds->n * d));
+      memcpy (t->dev_y->data, ds->y, sizeof (float) * (size_t) ds->n);
+    } else {
+      g_clear_pointer (&t->dev_x, bp_tensor_unref); /* out of memory: batches are copied */
+      bp_clear_error ();
+    }
+  }
+}
+
+const char *
+bp_trainer_get_step_note (BpTrainer *t)
+{
+  return t->step_note;
+}
+
+/* Whether the batch x goes through the fixed tensors: the mode asks for it and x has their
+ * batch size (the first such batch sets it). */
+static gboolean
+use_fixed (BpTrainer *t, const BpTensor *x)
+{
+  gboolean want = t->step_mode == BP_STEP_FIXED ||
+                  (t->step_mode == BP_STEP_GRAPH && t->config.device == BP_DEVICE_CUDA);
+  return want && (t->fixed_batch == 0 || x->shape[0] == t->fixed_batch);
+}
+
+/* The fixed tensors for batches like (x, y): the resident training set's gather indices, or
+ * the batch itself as the model reads it; and the outputs: loss and correct count. */
+static gboolean
+fixed_setup (BpTrainer *t, const BpTensor *x, const BpTensor *y)
+{
+  BpDevice dev = t->config.device;
+  int64_t b = x->shape[0];
+  if (!t->corpus && t->dev_x) {
+    t->fixed_idx = bp_tensor_new_on (dev, 1, &b);
+  } else {
+    int64_t shape[BP_MAX_DIMS];
+    int ndim = t->corpus ? x->ndim : model_batch_shape (t, b, shape);
+    t->fixed_x = bp_tensor_new_on (dev, ndim, t->corpus ? x->shape : shape);
+    t->fixed_y = t->fixed_x ? bp_tensor_new_on (dev, y->ndim, y->shape) : NULL;
+  }
+  t->fixed_loss = bp_tensor_new_on (dev, 1, (int64_t[]){2}); /* loss, correct count */
+  if (!t->fixed_loss || (!t->fixed_idx && !t->fixed_y))
+    return FALSE;
+  t->fixed_batch = b;
+  t->fixed_y_ndim = y->ndim;
+  memcpy (t->fixed_y_shape, y->shape, sizeof t->fixed_y_shape);
+  t->fixed_count = y->numel;
+  return TRUE;
+}
+
+/* The bytes of a staged batch: the resident training set's indices, or x then y. */
+static size_t
+stage_bytes (BpTrainer *t)
+{
+  return sizeof (float) * (size_t) (t->fixed_idx ? t->fixed_idx->numel
+                                                 : t->fixed_x->numel + t->fixed_y->numel);
+}
+
+/* Stages the batch (x, y) just fetched from the loader: into the next slot (pinned memory on
+ * a GPU, whose copy then starts on the prefetcher's stream; host memory on the CPU). */
+static gboolean
+fixed_stage (BpTrainer *t, const BpTensor *x, const BpTensor *y)
+{
+  if (t->fixed_batch == 0 && !fixed_setup (t, x, y))
+    return FALSE;
+  size_t bytes = stage_bytes (t);
+  if (!t->prefetch && !t->slots[0] && t->config.device == BP_DEVICE_CUDA)
+    t->prefetch = bp_cuda_prefetch_new (bytes);
+  if (!t->prefetch && !t->slots[0]) {
+    if (t->config.device == BP_DEVICE_CUDA)
+      return FALSE;
+    t->slots[0] = g_malloc (bytes);
+    t->slots[1] = g_malloc (bytes);
+  }
+  float *slot = t->prefetch ? bp_cuda_prefetch_slot (t->prefetch) : t->slots[t->slot_fill];
+  if (!slot)
+    return FALSE;
+  if (t->fixed_idx) {
+    int64_t b;
+    const int64_t *idx = bp_loader_batch_indices (t->train_loader, &b);
+    for (int64_t i = 0; i < b; i++)
+      slot[i] = (float) idx[i];
+  } else {
+    memcpy (slot, x->data, sizeof (float) * (size_t) x->numel);
+    memcpy (slot + x->numel, y->data, sizeof (float) * (size_t) y->numel);
+  }
+  if (t->prefetch)
+    return bp_cuda_prefetch_send (t->prefetch, bytes) == BP_OK;
+  t->slot_fill = 1 - t->slot_fill;
+  return TRUE;
+}
+
+/* The staged batch into the fixed tensors (outside any graph). */
+static gboolean
+fixed_take (BpTrainer *t)
+{
+  BpTensor *a = t->fixed_idx ? t->fixed_idx : t->fixed_x, *b = t->fixed_idx ? NULL : t->fixed_y;
+  size_t na = sizeof (float) * (size_t) a->numel, nb = b ? sizeof (float) * (size_t) b->numel : 0;
+  if (t->prefetch)
+    return bp_cuda_prefetch_take (t->prefetch, a->data, na, b ? b->data : NULL, nb) == BP_OK;
+  const float *slot = t->slots[t->slot_take];
+  t->slot_take = 1 - t->slot_take;
+  memcpy (a->data, slot, na);
+  if (b)
+    memcpy (b->data, (const char *) slot + na, nb);
+  return TRUE;
+}
+
+/* Forgets a staged batch that will not be taken (the run stopped before its step). */
+static void
+fixed_discard (BpTrainer *t)
+{
+  t->ahead_x = t->ahead_y = NULL;
+  if (t->ahead_staged) {
+    if (t->prefetch)
+      bp_cuda_prefetch_discard (t->prefetch);
+    t->slot_take = t->slot_fill;
+  }
+  t->ahead_staged = FALSE;
+}
+
+/* The device work of a step, what a graph holds: gradients zeroed, the batch (gathered from
+ * the resident training set), forward, loss, backward, clipping, the optimizer's launch, and
+ * the loss and correct count into fixed_loss. `prepared`: bp_optimizer_prepare has run (a
+ * capture); otherwise it runs after the backward, when every gradient exists. */
+static gboolean
+fixed_body (BpTrainer *t, gboolean prepared)
+{
+  const BpTrainConfig *c = &t->config;
+  const BpBackend *be = bp_backend (c->device);
+  gboolean trusted = bp_set_targets_trusted (t->targets_checked);
+  bp_optimizer_zero_grad (t->optim);
+  BpTensor *dx = NULL, *dy = NULL;
+  if (t->fixed_idx) {
+    int64_t shape[BP_MAX_DIMS];
+    int ndim = model_batch_shape (t, t->fixed_batch, shape);
+    BpTensor *gx = bp_gather_rows (t->dev_x, t->fixed_idx);
+    BpTensor *gy = gx ? bp_gather_rows (t->dev_y, t->fixed_idx) : NULL;
+    dx = gy ? bp_reshape (gx, ndim, shape) : NULL;
+    dy = dx ? bp_reshape (gy, t->fixed_y_ndim, t->fixed_y_shape) : NULL;
+    bp_tensor_unref (gx);
+    bp_tensor_unref (gy);
+  } else {
+    dx = bp_tensor_ref (t->fixed_x);
+    dy = bp_tensor_ref (t->fixed_y);
+  }
+  BpTensor *logits = NULL, *rows = NULL, *targets = NULL;
+  BpTensor *l = dy ? step_loss (t, dx, dy, &logits, &rows, &targets) : NULL;
+  gboolean ok = l && bp_backward (l) == BP_OK;
+  if (ok && !prepared)
+    ok = bp_optimizer_prepare (t->optim) == BP_OK;
+  if (ok && c->clip_norm > 0.0f)
+    ok = bp_optimizer_clip_launch (t->optim, c->clip_norm) == BP_OK;
+  if (ok)
+    ok = bp_optimizer_launch (t->optim) == BP_OK;
+  if (ok)
+    ok = be->copy (t->fixed_loss->data, l->data, sizeof (float)) == BP_OK;
+  if (ok) {
+    be->fill (t->fixed_loss->data + 1, 0.0f, 1);
+    if (t->task != BP_TASK_REGRESSION)
+      be->loss->count_correct_add (t->fixed_loss->data + 1, rows->data, targets->data,
+                                   rows->shape[0], rows->shape[1]);
+  }
+  bp_tensor_unref (l);
+  bp_tensor_unref (rows);
+  bp_tensor_unref (targets);
+  bp_tensor_unref (logits);
+  bp_tensor_unref (dx);
+  bp_tensor_unref (dy);
+  bp_tape_clear ();
+  bp_set_targets_trusted (trusted);
+  return ok;
+}
+
+/* The batch-norm layers' num_batches_tracked (host counters of the forward pass, which a
+ * replay does not run): read into `counts` (n_layers), or moved on by `counts` when add. */
+static void
+batch_counts (BpTrainer *t, int64_t *counts, gboolean add)
+{
+  for (int k = 0; k < t->model->n_layers; k++) {
+    if (add)
+      t->model->layers[k].num_batches_tracked += counts[k];
+    else
+      counts[k] = t->model->layers[k].num_batches_tracked;
+  }
+}
+
+/* Captures the step as a CUDA graph and runs it (its first replay); when it cannot be
+ * captured, notes why, leaves graphs off and runs the step eagerly. */
+static gboolean
+capture_step (BpTrainer *t)
+{
+  int n = t->model->n_layers;
+  int64_t *before = g_new (int64_t, (gsize) MAX (n, 1));
+  batch_counts (t, before, FALSE);
+  uint64_t rng = bp_rng_state ();
+  /* the host half first: the graph holds only the optimizer's launch */
+  gboolean ok = bp_optimizer_prepare (t->optim) == BP_OK;
+  BpCudaGraph *g = NULL;
+  if (ok && bp_cuda_capture_begin () == BP_OK) {
+    gboolean body = fixed_body (t, TRUE);
+    g = bp_cuda_capture_end ();
+    if (g && !body) {
+      g_snprintf (t->step_note, sizeof t->step_note, "CUDA graph off: %s", bp_last_error ());
+      g_clear_pointer (&g, bp_cuda_graph_free);
+    } else if (!g) {
+      g_snprintf (t->step_note, sizeof t->step_note, "CUDA graph off: %s", bp_last_error ());
+    }
+  } else if (ok) {
+    g_snprintf (t->step_note, sizeof t->step_note, "CUDA graph off: %s", bp_last_error ());
+  }
+  if (!ok) {
+    g_free (before);
+    return FALSE;
+  }
+  if (!g) {
+    /* nothing ran: undo the host side of the capture and take the step eagerly */
+    bp_optimizer_unprepare (t->optim);
+    bp_rng_set_state (rng);
+    for (int k = 0; k < n; k++)
+      t->model->layers[k].num_batches_tracked = before[k];
+    g_free (before);
+    t->graph_off = TRUE;
+    return fixed_body (t, FALSE);
+  }
+  /* a replay adds what the captured forward added */
+  t->batch_deltas = g_new (int64_t, (gsize) MAX (n, 1));
+  batch_counts (t, t->batch_deltas, FALSE);
+  for (int k = 0; k < n; k++)
+    t->batch_deltas[k] -= before[k];
+  g_free (before);
+  t->graph = g;
+  int keys = bp_cuda_graph_n_keys (g);
+  g_snprintf (t->step_note, sizeof t->step_note,
+              "CUDA graph: the step at batch %" G_GINT64_FORMAT " captured (%zu memory blocks, "
+              "%d dropout mask%s per replay)",
+              t->fixed_batch, bp_cuda_graph_n_blocks (g), keys, keys == 1 ? "" : "s");
+  return bp_cuda_graph_launch (g) == BP_OK;
+}
+
+/* The first half of a step through the fixed tensors (its batch staged): the batch into the
+ * fixed tensors, then the step eager, captured or replayed; nothing waits for the device. */
+static gboolean
+fixed_launch (BpTrainer *t, GError **error)
+{
+  if (!fixed_take (t)) {
+    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE,
+                 "cannot copy a batch to the device: %s", bp_last_error ());
+    return FALSE;
+  }
+  gboolean ok;
+  gboolean graphs = t->step_mode == BP_STEP_GRAPH && t->config.device == BP_DEVICE_CUDA;
+  if (t->graph) {
+    ok = bp_optimizer_prepare (t->optim) == BP_OK && bp_cuda_graph_launch (t->graph) == BP_OK;
+    if (ok) {
+      /* what the host side of the captured step did: the optimizer's step counter (its
+       * launch) and the batch norms' counters (their forward) */
+      bp_optimizer_set_step (t->optim, bp_optimizer_get_step (t->optim) + 1);
+      batch_counts (t, t->batch_deltas, TRUE);
+    }
+  } else if (graphs && !t->graph_off && t->fixed_steps >= 1) {
+    ok = capture_step (t);
+  } else {
+    ok = fixed_body (t, FALSE);
+  }
+  t->fixed_steps++;
+  if (!ok)
+    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE, "training step failed: %s",
+                 bp_last_error ());
+  return ok;
+}
+
+/* The second half: waits for the step and reads its loss and correct count. */
+static gboolean
+fixed_finish (BpTrainer *t, int epoch, double *loss, int64_t *correct, int64_t *count,
+              GError **error)
+{
+  /* one read-back for both values; on a device it waits for the step and reports its
+   * failures */
+  float out[2] = {NAN, 0.0f};
+  if (bp_backend (t->config.device)->download (out, t->fixed_loss->data, sizeof out) != BP_OK) {
+    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE, "training step failed: %s",
+                 bp_last_error ());
+    return FALSE;
+  }
+  *loss = out[0];
+  *correct = t->task == BP_TASK_REGRESSION ? 0 : (int64_t) out[1];
+  *count = t->fixed_count;
+  if (!isfinite (*loss)) {
+    set_loss_error (t, *loss, epoch, error);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* The next training batch of the epoch, on the CPU: FALSE at the end of the epoch (*have
  * FALSE) or on an error (*have TRUE, error set). */
 static gboolean
-next_batch (BpTrainer *t, BpTensor **x, BpTensor **y, BpTensor **dx, BpTensor **dy,
-            gboolean *have, GError **error)
+next_batch (BpTrainer *t, BpTensor **x, BpTensor **y, gboolean *have, GError **error)
 {
   *have = FALSE;
+  if (t->ahead_x) {
+    /* fetched (and staged) while the previous step ran */
+    *x = t->ahead_x;
+    *y = t->ahead_y;
+    t->ahead_x = t->ahead_y = NULL;
+    *have = TRUE;
+    return TRUE;
+  }
   if (t->corpus) {
     if (t->epoch_step >= t->steps_per_epoch)
       return FALSE;
@@ -1256,22 +1641,25 @@ next_batch (BpTrainer *t, BpTensor **x, BpTensor **y, BpTensor **dx, BpTensor **
                    bp_last_error ());
       return FALSE;
     }
-    if (!text_to_device (t, *x, *y, dx, dy)) {
-      g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE,
-                   "cannot copy a batch to the device: %s", bp_last_error ());
-      return FALSE;
-    }
     return TRUE;
   }
   if (!bp_loader_next (t->train_loader, x, y))
     return FALSE;
   *have = TRUE;
-  if (!batch_to_device (t, t->train_loader, t->train_set, *x, *y, dx, dy)) {
+  return TRUE;
+}
+
+/* The training batch (x, y) on the device, as the model reads it. */
+static gboolean
+batch_on_device (BpTrainer *t, BpTensor *x, BpTensor *y, BpTensor **dx, BpTensor **dy,
+                 GError **error)
+{
+  gboolean ok = t->corpus ? text_to_device (t, x, y, dx, dy)
+                          : batch_to_device (t, t->train_loader, t->train_set, x, y, dx, dy);
+  if (!ok)
     g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE,
                  "cannot copy a batch to the device: %s", bp_last_error ());
-    return FALSE;
-  }
-  return TRUE;
+  return ok;
 }
 
 /* Positions the data at the trainer's place in `epoch` (mid-epoch after a checkpoint). */
@@ -1333,16 +1721,40 @@ run_training (BpTrainer *t, BpTrainCallback callback, gpointer user_data, GError
     if (!seek_epoch (t, epoch, error))
       return FALSE;
     while (go_on) {
-      BpTensor *x, *y, *dx, *dy;
+      BpTensor *x, *y, *dx = NULL, *dy = NULL;
       gboolean have;
-      if (!next_batch (t, &x, &y, &dx, &dy, &have, error)) {
+      if (!next_batch (t, &x, &y, &have, error)) {
         if (have)
           return FALSE;
         break;
       }
       double l = 0.0;
       int64_t correct = 0, count = 0;
-      gboolean ok = train_step (t, dx, dy, epoch, &l, &correct, &count, error);
+      gboolean ok;
+      if (use_fixed (t, x)) {
+        gboolean staged = t->ahead_staged;
+        t->ahead_staged = FALSE;
+        ok = staged || fixed_stage (t, x, y);
+        if (!ok)
+          g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE,
+                       "cannot copy a batch to the device: %s", bp_last_error ());
+        ok = ok && fixed_launch (t, error);
+        /* while the device runs the step: the epoch's next batch, fetched and staged */
+        if (ok && t->epoch_step + 1 < t->steps_per_epoch) {
+          gboolean more;
+          ok = next_batch (t, &t->ahead_x, &t->ahead_y, &more, error) || !more;
+          if (ok && t->ahead_x && use_fixed (t, t->ahead_x)) {
+            ok = t->ahead_staged = fixed_stage (t, t->ahead_x, t->ahead_y);
+            if (!ok)
+              g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE,
+                           "cannot copy a batch to the device: %s", bp_last_error ());
+          }
+        }
+        ok = ok && fixed_finish (t, epoch, &l, &correct, &count, error);
+      } else {
+        ok = batch_on_device (t, x, y, &dx, &dy, error) &&
+             train_step (t, dx, dy, epoch, &l, &correct, &count, error);
+      }
       batch_release (x, y, dx, dy);
       if (!ok)
         return FALSE;
@@ -1438,6 +1850,8 @@ bp_trainer_run (BpTrainer *t, BpTrainCallback callback, gpointer user_data, GErr
 {
   BpPrecision was = bp_set_precision (t->config.precision);
   gboolean ok = run_training (t, callback, user_data, error);
+  /* a batch fetched ahead for a step that did not come (stopped): the next run seeks again */
+  fixed_discard (t);
   bp_set_precision (was);
   return ok;
 }

@@ -187,6 +187,29 @@ gboolean bp_trainer_evaluate_test_full (BpTrainer *trainer, double *loss, double
 /* Classification or regression (a text corpus: classification). */
 BpTask bp_trainer_get_task (BpTrainer *trainer);
 
+/* How training steps run (set before bp_trainer_run; an execution detail like the thread
+ * count: every mode computes the same numbers, so it is not part of the config).
+ *   BP_STEP_GRAPH (the default): on a CUDA device, one step at a batch size runs eagerly (it
+ *     chooses cuDNN's algorithms and fills the allocator's cache), the next is captured as a
+ *     CUDA graph (bp-cuda.h) and from then on every step of that batch size is one replay:
+ *     the batch goes into fixed device tensors (the resident training set: only its indices),
+ *     the optimizer's host half (bp_optimizer_prepare) runs, the graph is launched and the
+ *     loss and the correct count are read back. Other batch sizes (an epoch's last, shorter
+ *     batch) run eagerly. When the step cannot be captured (see bp_cuda_capture_end) the
+ *     reason goes to the step note and every step runs eagerly. $BP_CUDA_GRAPH=0 makes the
+ *     default BP_STEP_EAGER. On the CPU: eager.
+ *   BP_STEP_EAGER: every kernel of every step launched one by one (the host reads the loss,
+ *     the correct count and the clipping norm back, and checks the targets, every step).
+ *   BP_STEP_FIXED: steps the way a graph replays them (fixed input tensors, counters on the
+ *     device, the optimizer's two halves, targets checked once) but launched eagerly, on any
+ *     device: on the CPU it is what the tests compare with BP_STEP_EAGER. */
+typedef enum { BP_STEP_GRAPH, BP_STEP_EAGER, BP_STEP_FIXED } BpStepMode;
+void bp_trainer_set_step_mode (BpTrainer *trainer, BpStepMode mode);
+/* One line on how the steps ran: "" before any step, e.g. "CUDA graph: step captured at batch
+ * 128 (1 dropout mask per replay)" or "CUDA graph off: the step cannot be captured as a CUDA
+ * graph: <why>". */
+const char *bp_trainer_get_step_note (BpTrainer *trainer);
+
 /* ---- where training stands, checkpoints and resuming ----
  *
  * A trainer remembers how far it got: bp_trainer_run continues from there, so a trainer that
