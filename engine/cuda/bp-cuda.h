@@ -134,3 +134,12 @@ BpStatus bp_cuda_prefetch_take (BpCudaPrefetch *p, void *dst_a, size_t bytes_a, 
                                 size_t bytes_b);
 void bp_cuda_prefetch_discard (BpCudaPrefetch *p);
 
+/* ---- GEMM benchmark (cuda-bench.c) ----
+ * `backprop bench --gemm N`: an N x N x N float32 product C = A B (random operands) through
+ * the table's gemm and through a direct cublasSgemm (cublasGemmEx with
+ * CUBLAS_COMPUTE_32F_FAST_16BF under bp_cuda_set_bf16_gemm) on the same handle, stream and math
+ * mode (TF32 per bp_cuda_get_tf32), timed with CUDA events: after one untimed call of each,
+ * `repeats` alternating timings of enough calls for about 50 ms each; the best of each in
+ * TFLOP/s (2 N^3 per product). Needs bp_cuda_init; N from 1 to 32768. */
+BpStatus bp_cuda_bench_gemm (int64_t n, int repeats, double *engine_tflops,
+                             double *cublas_tflops);

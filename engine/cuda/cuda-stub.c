@@ -187,3 +187,13 @@ bp_cuda_prefetch_discard (BpCudaPrefetch *p)
 {
   (void) p;
 }
+
+BpStatus
+bp_cuda_bench_gemm (int64_t n, int repeats, double *engine_tflops, double *cublas_tflops)
+{
+  (void) n;
+  (void) repeats;
+  *engine_tflops = *cublas_tflops = 0.0;
+  bp_set_error (BP_ERR_UNSUPPORTED, "%s", WHY);
+  return BP_ERR_UNSUPPORTED;
+}
