@@ -6,6 +6,7 @@
 
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <zlib.h>
@@ -283,6 +284,89 @@ test_no_store (void)
   g_assert_true (g_rmdir (dir) == 0); /* nothing was written there */
 }
 
+/* backprop bench: its flags, refusals and a short CPU run with --json; --device cuda either
+ * measures (a usable GPU) or fails with one line saying why (exit 1, not a usage error). */
+static void
+test_bench (void)
+{
+  Result r = run_cli (NULL, "bench", "--help", NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  const char *flags[] = {"--model", "--batch-size", "--steps", "--warmup", "--threads", "--device",
+                         "--precision", "--cuda-graph", "--gemm", "--repeats", "--json"};
+  for (gsize k = 0; k < G_N_ELEMENTS (flags); k++)
+    if (!strstr (r.out, flags[k]))
+      g_error ("bench --help does not describe %s", flags[k]);
+  result_clear (&r);
+
+  static const struct {
+    const char *flag, *value, *needle;
+  } cases[] = {
+    {"--device", "tpu", "--device"},
+    {"--precision", "fp8", "--precision"},
+    {"--cuda-graph", "maybe", "--cuda-graph"},
+    {"--gemm", "64", "--gemm needs --device cuda"},
+    {"--repeats", "0", "--repeats"},
+    {"--batch-size", "0", "--batch-size"},
+    {"--model", "no-such-model", "unknown model"},
+  };
+  for (gsize k = 0; k < G_N_ELEMENTS (cases); k++) {
+    r = run_cli (NULL, "bench", cases[k].flag, cases[k].value, NULL);
+    assert_one_line_error (&r, 2, cases[k].needle);
+    result_clear (&r);
+  }
+  r = run_cli (NULL, "bench", "--device", "cuda", "--gemm", "64", "--precision", "bf16", NULL);
+  assert_one_line_error (&r, 2, "--precision");
+  result_clear (&r);
+
+  r = run_cli (NULL, "bench", "--device", "cuda", "--gemm", "64", "--repeats", "2", "--json",
+               NULL);
+  if (r.status == 0) {
+    g_autoptr (JsonParser) p = json_parser_new ();
+    g_assert_true (json_parser_load_from_data (p, r.out, -1, NULL));
+    JsonObject *o = json_node_get_object (json_parser_get_root (p));
+    g_assert_cmpint (json_object_get_int_member (o, "gemm"), ==, 64);
+    g_assert_cmpfloat (json_object_get_double_member (o, "engine_tflops"), >, 0.0);
+    g_assert_cmpfloat (json_object_get_double_member (o, "cublas_tflops"), >, 0.0);
+  } else {
+    assert_one_line_error (&r, 1, "--device cuda");
+  }
+  result_clear (&r);
+
+  if (!have_fashion_mnist ()) {
+    g_test_skip ("Fashion-MNIST (dataset-fashion-mnist) is not installed");
+    return;
+  }
+  r = run_cli (NULL, "bench", "--model", "mlp", "--batch-size", "16", "--steps", "2", "--warmup",
+               "1", "--repeats", "2", "--threads", "1", "--json", NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  g_autoptr (JsonParser) p = json_parser_new ();
+  g_assert_true (json_parser_load_from_data (p, r.out, -1, NULL));
+  JsonObject *o = json_node_get_object (json_parser_get_root (p));
+  g_assert_cmpstr (json_object_get_string_member (o, "engine"), ==, "backprop");
+  g_assert_cmpstr (json_object_get_string_member (o, "device"), ==, "cpu");
+  g_assert_cmpstr (json_object_get_string_member (o, "precision"), ==, "fp32");
+  g_assert_false (json_object_get_boolean_member (o, "cuda_graph"));
+  g_assert_cmpint (json_object_get_int_member (o, "steps"), ==, 2);
+  g_assert_cmpint (json_object_get_int_member (o, "repeats"), ==, 2);
+  g_assert_cmpfloat (json_object_get_double_member (o, "images_per_second"), >, 0.0);
+  g_assert_true (isfinite (json_object_get_double_member (o, "last_loss")));
+  result_clear (&r);
+
+  r = run_cli (NULL, "bench", "--model", "mlp", "--batch-size", "16", "--steps", "2", "--warmup",
+               "1", "--threads", "1", "--device", "cuda", "--json", NULL);
+  if (r.status == 0) {
+    g_autoptr (JsonParser) q = json_parser_new ();
+    g_assert_true (json_parser_load_from_data (q, r.out, -1, NULL));
+    o = json_node_get_object (json_parser_get_root (q));
+    g_assert_cmpstr (json_object_get_string_member (o, "device"), ==, "cuda");
+    g_assert_true (json_object_get_boolean_member (o, "cuda_graph"));
+    g_assert_true (strlen (json_object_get_string_member (o, "step_note")) > 0);
+  } else {
+    assert_one_line_error (&r, 1, "--device cuda");
+  }
+  result_clear (&r);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -298,6 +382,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/train-json", test_train_json);
   g_test_add_func ("/cli/nan-loss", test_nan_loss);
   g_test_add_func ("/cli/no-store", test_no_store);
+  g_test_add_func ("/cli/bench", test_bench);
   int rc = g_test_run ();
   bp_test_remove_tree (data_home);
   g_free (data_home);

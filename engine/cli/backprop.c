@@ -2877,50 +2877,92 @@ cmd_datasets (int argc, char **argv)
 
 /* ---- bench ---- */
 
-static int
-cmd_bench (int argc, char **argv)
-{
-  const char *cmd = "bench";
-  g_autofree char *model = g_strdup ("simple-cnn");
-  char *s_batch = NULL, *s_steps = NULL, *s_warmup = NULL, *s_threads = NULL;
-  gboolean json = FALSE;
-  GOptionEntry entries[] = {
-    {"model", 'm', 0, G_OPTION_ARG_STRING, &model, "Model preset; default simple-cnn", "NAME"},
-    {"batch-size", 'b', 0, G_OPTION_ARG_STRING, &s_batch, "Examples per step; default 64", "N"},
-    {"steps", 0, 0, G_OPTION_ARG_STRING, &s_steps, "Timed training steps; default 50", "N"},
-    {"warmup", 0, 0, G_OPTION_ARG_STRING, &s_warmup, "Untimed steps first; default 5", "N"},
-    {"threads", 0, 0, G_OPTION_ARG_STRING, &s_threads, "CPU threads; default all cores", "N"},
-    {"json", 0, 0, G_OPTION_ARG_NONE, &json, "Print the result as one JSON object", NULL},
-    {NULL},
-  };
-  g_autoptr (GOptionContext) ctx = g_option_context_new ("- measure training speed");
-  g_option_context_add_main_entries (ctx, entries, NULL);
-  g_option_context_set_summary (ctx, "Trains a preset with Adam on the first Fashion-MNIST training "
-                                     "images, in order, and reports images per second. "
-                                     "bench/run compares it with PyTorch on the same batches.");
-  g_autoptr (GError) error = NULL;
-  if (!g_option_context_parse (ctx, &argc, &argv, &error))
-    return bp_cli_usage_error (cmd, "%s", error->message);
-  gint64 batch = 64, steps = 50, warmup = 5, threads = 0;
-  NumberFlag flags[] = {
-    {"--batch-size", &s_batch, NUM_INT, 1, 1 << 16, FALSE, &batch},
-    {"--steps", &s_steps, NUM_INT, 1, 1e6, FALSE, &steps},
-    {"--warmup", &s_warmup, NUM_INT, 0, 1e6, FALSE, &warmup},
-    {"--threads", &s_threads, NUM_INT, 1, 1024, FALSE, &threads},
-  };
-  int rc = apply_number_flags (cmd, flags, G_N_ELEMENTS (flags));
-  for (gsize k = 0; k < G_N_ELEMENTS (flags); k++)
-    g_free (*flags[k].text);
-  if (rc)
-    return rc;
-  const BpPreset *preset = bp_preset_find (model);
-  if (!preset)
-    return bp_cli_usage_error (cmd, "unknown model \"%s\" (see `backprop models`)", model);
-  bp_set_num_threads ((int) threads);
-  bp_rng_seed (1);
+/* The timed stretches of a run: `repeats` stretches of `steps` steps after `warmup` untimed
+ * ones, the shortest kept. The trainer's STEP event comes after the step's loss was read back,
+ * so every mark is synchronised with the device. */
+typedef struct {
+  gint64 warmup, steps, repeats;
+  gint64 mark;   /* time of the last stretch boundary */
+  gint64 best;   /* microseconds of the shortest stretch, 0 before the first */
+  double last_loss;
+} BenchClock;
 
+/* Called after `done` steps: marks a stretch boundary when one is reached; FALSE after the
+ * last stretch. */
+static gboolean
+bench_clock_step (BenchClock *k, gint64 done, double loss)
+{
+  if (done < k->warmup || (done - k->warmup) % k->steps != 0)
+    return TRUE;
+  gint64 now = g_get_monotonic_time ();
+  if (done > k->warmup && (k->best == 0 || now - k->mark < k->best))
+    k->best = MAX (1, now - k->mark);
+  k->mark = now;
+  k->last_loss = loss;
+  return done < k->warmup + k->repeats * k->steps;
+}
+
+static gboolean
+bench_on_event (const BpTrainEvent *ev, gpointer user_data)
+{
+  BenchClock *k = user_data;
+  if (ev->kind == BP_TRAIN_EVENT_START)
+    return bench_clock_step (k, 0, NAN);
+  if (ev->kind == BP_TRAIN_EVENT_STEP)
+    return bench_clock_step (k, ev->global_step, ev->loss);
+  return TRUE;
+}
+
+/* The training steps the trainer runs on the device (the resident training set, CUDA-graph
+ * replays unless graph is FALSE): the first images of the training set, in whole batches, enough
+ * for all the steps up to the whole set (more steps take more epochs), no validation split. */
+static gboolean
+bench_trainer (const char *model, BpDevice device, BpPrecision precision, gboolean graph,
+               gint64 batch, BenchClock *k, char **note, GError **error)
+{
+  gint64 total = k->warmup + k->repeats * k->steps;
+  gint64 per_epoch = MIN (60000, batch * total) / batch;
+  if (per_epoch < 1) {
+    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                 "--batch-size must be at most 60000 (the training images), not %" G_GINT64_FORMAT,
+                 batch);
+    return FALSE;
+  }
+  BpTrainConfig c = bp_train_config_default ();
+  c.model = model;
+  c.dataset = "fashion-mnist";
+  c.batch_size = batch;
+  c.epochs = (int) ((total + per_epoch - 1) / per_epoch);
+  c.limit_train = per_epoch * batch;
+  c.limit_test = 1;
+  c.val_fraction = 0.0;
+  c.device = device;
+  c.precision = precision;
+  BpTrainer *t = bp_trainer_new (&c, error);
+  if (!t)
+    return FALSE;
+  bp_trainer_set_step_mode (t, graph ? BP_STEP_GRAPH : BP_STEP_EAGER);
+  gboolean ok = bp_trainer_run (t, bench_on_event, k, error);
+  if (ok && bp_trainer_get_global_step (t) < total) {
+    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE,
+                 "the run ended after %" G_GINT64_FORMAT " of %" G_GINT64_FORMAT " steps",
+                 bp_trainer_get_global_step (t), total);
+    ok = FALSE;
+  }
+  if (ok)
+    *note = g_strdup (bp_trainer_get_step_note (t));
+  bp_trainer_free (t);
+  return ok;
+}
+
+/* The CPU's own loop: the first images in order, as bench/run's PyTorch side takes them. */
+static int
+bench_cpu_loop (const char *cmd, const BpPreset *preset, gint64 batch, BenchClock *k)
+{
+  g_autoptr (GError) error = NULL;
+  gint64 total = k->warmup + k->repeats * k->steps;
   BpDatasetOptions dopts = BP_DATASET_OPTIONS_INIT;
-  dopts.limit = MIN (60000, batch * (steps + warmup));
+  dopts.limit = MIN (60000, batch * total);
   BpDataset *ds = bp_dataset_load_full ("fashion-mnist", "train", &dopts, &error);
   if (!ds)
     return bp_cli_fail (cmd, error->message);
@@ -2939,39 +2981,201 @@ cmd_bench (int argc, char **argv)
   BpLoader *loader = bp_loader_new (ds, NULL, &lo, &error);
   g_assert (loader);
 
-  gint64 t0 = 0;
-  double last_loss = 0;
-  for (gint64 s = 0; s < steps + warmup; s++) {
-    if (s == warmup)
-      t0 = g_get_monotonic_time ();
+  int rc = 0;
+  bench_clock_step (k, 0, NAN);
+  for (gint64 s = 1; s <= total; s++) {
     BpTensor *x, *y;
     if (!bp_loader_next (loader, &x, &y))
       g_assert_true (bp_loader_next (loader, &x, &y));
     bp_optimizer_zero_grad (opt);
     BpTensor *logits = bp_model_forward (m, x);
     BpTensor *loss = logits ? bp_cross_entropy (logits, y, 0.0f) : NULL;
-    if (!loss || bp_backward (loss) != BP_OK || bp_optimizer_step (opt) != BP_OK)
-      return bp_cli_fail (cmd, bp_last_error ());
-    last_loss = loss->data[0];
+    if (!loss || bp_backward (loss) != BP_OK || bp_optimizer_step (opt) != BP_OK) {
+      rc = bp_cli_fail (cmd, bp_last_error ());
+      break;
+    }
+    bench_clock_step (k, s, loss->data[0]);
     bp_tensor_unref (loss);
     bp_tensor_unref (logits);
     bp_tape_clear ();
   }
-  double seconds = (double) (g_get_monotonic_time () - t0) / 1e6;
-  double ips = (double) (steps * batch) / seconds;
-  if (json)
-    printf ("{\"engine\":\"backprop\",\"model\":\"%s\",\"batch_size\":%" G_GINT64_FORMAT
-            ",\"threads\":%d,\"steps\":%" G_GINT64_FORMAT
-            ",\"images_per_second\":%.1f,\"last_loss\":%.5f}\n",
-            model, batch, bp_get_num_threads (), steps, ips, last_loss);
-  else
-    printf ("%s, batch %" G_GINT64_FORMAT ", %d threads: %.1f images/s (loss %.4f)\n", model, batch,
-            bp_get_num_threads (), ips, last_loss);
   bp_loader_free (loader);
   bp_optimizer_free (opt);
   free (params);
   bp_model_free (m);
   bp_dataset_unref (ds);
+  return rc;
+}
+
+/* --gemm N: the engine's float32 product against cuBLAS called directly. */
+static int
+bench_gemm (const char *cmd, gint64 n, gint64 repeats, gboolean json)
+{
+  double ours = 0, theirs = 0;
+  if (bp_cuda_bench_gemm (n, (int) repeats, &ours, &theirs) != BP_OK)
+    return bp_cli_fail (cmd, bp_last_error ());
+  /* the math mode of both: $BP_CUDA_BF16_GEMM=1, else TF32 unless $BP_CUDA_TF32=0 */
+  const char *math = bp_cuda_get_bf16_gemm () ? "bf16-inputs"
+                     : bp_cuda_get_tf32 ()    ? "tf32"
+                                              : "fp32";
+  if (json) {
+    Jw *b = jw_new ();
+    jw_begin (b, '{');
+    json_add_string (b, "engine", "backprop");
+    json_add_string (b, "device", "cuda");
+    json_add_int (b, "gemm", n);
+    json_add_string (b, "math", math);
+    json_add_int (b, "repeats", repeats);
+    json_add_double (b, "engine_tflops", round (ours * 100.0) / 100.0);
+    json_add_double (b, "cublas_tflops", round (theirs * 100.0) / 100.0);
+    json_add_double (b, "ratio", round (ours / theirs * 1e4) / 1e4);
+    jw_end (b, '}');
+    jw_print_free (b);
+  } else {
+    printf ("GEMM %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
+            " float32 (%s), best of %" G_GINT64_FORMAT ": engine %.1f TFLOP/s, cuBLAS %.1f "
+            "TFLOP/s, ratio %.3f\n",
+            n, n, n, math, repeats, ours, theirs, ours / theirs);
+  }
+  return 0;
+}
+
+static int
+cmd_bench (int argc, char **argv)
+{
+  const char *cmd = "bench";
+  /* GOption replaces a string's pointer without freeing it: no defaults in them */
+  g_autofree char *model_arg = NULL, *device = NULL, *precision = NULL, *cuda_graph = NULL;
+  char *s_batch = NULL, *s_steps = NULL, *s_warmup = NULL, *s_threads = NULL, *s_gemm = NULL,
+       *s_repeats = NULL;
+  gboolean json = FALSE;
+  GOptionEntry entries[] = {
+    {"model", 'm', 0, G_OPTION_ARG_STRING, &model_arg, "Model preset; default simple-cnn", "NAME"},
+    {"batch-size", 'b', 0, G_OPTION_ARG_STRING, &s_batch, "Examples per step; default 64", "N"},
+    {"steps", 0, 0, G_OPTION_ARG_STRING, &s_steps, "Timed training steps; default 50", "N"},
+    {"warmup", 0, 0, G_OPTION_ARG_STRING, &s_warmup, "Untimed steps first; default 5", "N"},
+    {"threads", 0, 0, G_OPTION_ARG_STRING, &s_threads, "CPU threads; default all cores", "N"},
+    {"device", 0, 0, G_OPTION_ARG_STRING, &device,
+     "cpu or cuda (the trainer's steps on the GPU: resident data set, CUDA graphs); default cpu",
+     "DEV"},
+    {"precision", 0, 0, G_OPTION_ARG_STRING, &precision,
+     "fp32, or bf16: matrix products with bfloat16 operands; default fp32", "P"},
+    {"cuda-graph", 0, 0, G_OPTION_ARG_STRING, &cuda_graph,
+     "on: replay each step as a CUDA graph; off: launch every kernel; default on", "on|off"},
+    {"gemm", 0, 0, G_OPTION_ARG_STRING, &s_gemm,
+     "Instead of training: time an N x N x N float32 GEMM through the engine and through cuBLAS "
+     "directly (needs --device cuda)",
+     "N"},
+    {"repeats", 0, 0, G_OPTION_ARG_STRING, &s_repeats,
+     "Timed stretches of --steps steps in the one run, the best reported; default 1 (--gemm: "
+     "timings of the product, default 10)",
+     "N"},
+    {"json", 0, 0, G_OPTION_ARG_NONE, &json, "Print the result as one JSON object", NULL},
+    {NULL},
+  };
+  g_autoptr (GOptionContext) ctx = g_option_context_new ("- measure training speed");
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  g_option_context_set_summary (
+      ctx, "Trains a preset with Adam on the first Fashion-MNIST training images and reports "
+           "images per second over the timed steps. On the CPU the images are taken in order "
+           "(bench/run compares them with PyTorch on the same batches); with --device cuda the "
+           "trainer's own steps are timed (bench/gpu compares them with PyTorch on the GPU). "
+           "--gemm N times one matrix product instead.");
+  g_autoptr (GError) error = NULL;
+  if (!g_option_context_parse (ctx, &argc, &argv, &error))
+    return bp_cli_usage_error (cmd, "%s", error->message);
+  if (argc > 1)
+    return bp_cli_usage_error (cmd, "unexpected argument \"%s\"", argv[1]);
+  gint64 batch = 64, steps = 50, warmup = 5, threads = 0, gemm = 0, repeats = 1;
+  NumberFlag flags[] = {
+    {"--batch-size", &s_batch, NUM_INT, 1, 1 << 16, FALSE, &batch},
+    {"--steps", &s_steps, NUM_INT, 1, 1e6, FALSE, &steps},
+    {"--warmup", &s_warmup, NUM_INT, 0, 1e6, FALSE, &warmup},
+    {"--threads", &s_threads, NUM_INT, 1, 1024, FALSE, &threads},
+    {"--gemm", &s_gemm, NUM_INT, 1, 32768, FALSE, &gemm},
+    {"--repeats", &s_repeats, NUM_INT, 1, 1000, FALSE, &repeats},
+  };
+  int rc = apply_number_flags (cmd, flags, G_N_ELEMENTS (flags));
+  for (gsize k = 0; k < G_N_ELEMENTS (flags); k++)
+    g_free (*flags[k].text);
+  if (rc)
+    return rc;
+  if (gemm && !s_repeats)
+    repeats = 10;
+  const char *model = model_arg ? model_arg : "simple-cnn";
+  const BpPreset *preset = bp_preset_find (model);
+  if (!preset)
+    return bp_cli_usage_error (cmd, "unknown model \"%s\" (see `backprop models`)", model);
+  BpPrecision prec = BP_PRECISION_FP32;
+  if (precision && !bp_precision_parse (precision, &prec))
+    return bp_cli_usage_error (cmd, "--precision must be fp32 or bf16, not \"%s\"", precision);
+  if (cuda_graph && g_strcmp0 (cuda_graph, "on") != 0 && g_strcmp0 (cuda_graph, "off") != 0)
+    return bp_cli_usage_error (cmd, "--cuda-graph must be on or off, not \"%s\"", cuda_graph);
+  gboolean graph = g_strcmp0 (cuda_graph, "off") != 0;
+  if (device && g_strcmp0 (device, "cpu") != 0 && g_strcmp0 (device, "cuda") != 0)
+    return bp_cli_usage_error (cmd, "--device must be cpu or cuda, not \"%s\"", device);
+  gboolean cuda = g_strcmp0 (device, "cuda") == 0;
+  if (s_gemm && !cuda)
+    return bp_cli_usage_error (cmd, "--gemm needs --device cuda");
+  if (s_gemm && prec != BP_PRECISION_FP32)
+    return bp_cli_usage_error (cmd, "--gemm times the float32 product: leave out --precision");
+  BpDevice dev = BP_DEVICE_CPU;
+  /* a GPU that cannot be used is the reason the command fails, not a bad flag */
+  if (cuda && !bp_cli_choose_device ("cuda", &dev, TRUE, &error))
+    return bp_cli_fail (cmd, error->message);
+  bp_set_num_threads ((int) threads);
+  if (gemm)
+    return bench_gemm (cmd, gemm, repeats, json);
+  bp_rng_seed (1);
+
+  BenchClock k = {warmup, steps, repeats, 0, 0, NAN};
+  g_autofree char *note = NULL;
+  if (cuda) {
+    if (!bench_trainer (model, dev, prec, graph, batch, &k, &note, &error))
+      return g_error_matches (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE)
+                 ? bp_cli_usage_error (cmd, "%s", error->message)
+                 : bp_cli_fail (cmd, error->message);
+  } else {
+    BpPrecision was = bp_set_precision (prec);
+    rc = bench_cpu_loop (cmd, preset, batch, &k);
+    bp_set_precision (was);
+    if (rc)
+      return rc;
+  }
+  double seconds = (double) k.best / 1e6, last_loss = k.last_loss;
+  double ips = (double) (steps * batch) / seconds;
+  const char *dev_name = cuda ? "cuda" : "cpu";
+  if (json) {
+    Jw *b = jw_new ();
+    jw_begin (b, '{');
+    json_add_string (b, "engine", "backprop");
+    json_add_string (b, "model", model);
+    json_add_int (b, "batch_size", batch);
+    json_add_int (b, "threads", bp_get_num_threads ());
+    json_add_int (b, "steps", steps);
+    json_add_int (b, "repeats", repeats);
+    json_add_double (b, "images_per_second", round (ips * 10.0) / 10.0);
+    json_add_double (b, "last_loss", round (last_loss * 1e5) / 1e5);
+    json_add_string (b, "device", dev_name);
+    json_add_string (b, "precision", prec == BP_PRECISION_BF16 ? "bf16" : "fp32");
+    jw_key (b, "cuda_graph");
+    jw_bool (b, cuda && graph);
+    json_add_string (b, "step_note", note ? note : "");
+    jw_end (b, '}');
+    jw_print_free (b);
+  } else {
+    printf ("%s, batch %" G_GINT64_FORMAT ", %s", model, batch, dev_name);
+    if (cuda)
+      printf (" (CUDA graph %s)", graph ? "on" : "off");
+    else
+      printf (", %d threads", bp_get_num_threads ());
+    printf (", %s: %.1f images/s", prec == BP_PRECISION_BF16 ? "bf16" : "fp32", ips);
+    if (repeats > 1)
+      printf (" (best of %" G_GINT64_FORMAT " x %" G_GINT64_FORMAT " steps)", repeats, steps);
+    printf (" (loss %.4f)\n", last_loss);
+    if (note && note[0])
+      printf ("%s\n", note);
+  }
   return 0;
 }
 
