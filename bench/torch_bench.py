@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
-# torch_bench.py: the PyTorch side of `bench/run`: the same presets, batches and optimizer as
-# `backprop bench`, timed the same way (images per second over the timed steps).
+# torch_bench.py: the PyTorch side of `bench/run` and `bench/gpu`: the same presets, batches and
+# optimizer as `backprop bench`, timed the same way (images per second over the timed steps).
+# On the GPU (--device cuda) the data set is uploaded once and the batches are sliced there, as
+# the engine's trainer keeps it resident; --compile runs the model through torch.compile
+# (PyTorch 2.x), --amp bf16 under torch.autocast, and TF32 is on like the engine's default.
 import argparse
+import contextlib
 import gzip
 import json
 import math
@@ -240,40 +244,148 @@ def load(datasets, n):
     return torch.from_numpy(x.reshape(-1, 1, 28, 28).copy()), torch.from_numpy(y.astype(np.int64))
 
 
+COMPILE_MODES = ("none", "default", "max-autotune", "reduce-overhead")
+
+
+def set_tf32(on):
+    """TF32 for float32 matrix products and convolutions on the GPU (the engine's default;
+    BP_CUDA_TF32=0 turns it off there, --no-tf32 here). PyTorch 2.9 and newer have the
+    fp32_precision settings and refuse a mix of them with the older allow_tf32 flags (and
+    set_float32_matmul_precision), so only one of the two kinds is used."""
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    try:
+        new_api = matmul.fp32_precision is not None
+    except (AttributeError, AssertionError):  # PyTorch before 2.9 asserts on unknown names
+        new_api = False
+    if new_api:
+        p = "tf32" if on else "ieee"
+        matmul.fp32_precision = p
+        # the cuDNN setting does not reach conv and rnn by itself: all three, kept equal
+        for b in (cudnn, getattr(cudnn, "conv", None), getattr(cudnn, "rnn", None)):
+            if b is not None and hasattr(b, "fp32_precision"):
+                b.fp32_precision = p
+    else:
+        matmul.allow_tf32 = on
+        cudnn.allow_tf32 = on
+
+
+def make_step(net, opt, loss_fn, amp, scope, mode, set_to_none):
+    """One training step (zero_grad, forward and loss, backward, Adam) as a function of the
+    batch; with scope "step" the whole function goes through torch.compile."""
+    amp_ctx = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp == "bf16" \
+        else contextlib.nullcontext
+
+    def step(xb, yb):
+        opt.zero_grad(set_to_none=set_to_none)
+        with amp_ctx():
+            loss = loss_fn(net(xb), yb)
+        loss.backward()
+        opt.step()
+        return loss
+
+    if scope == "step" and mode != "none":
+        return torch.compile(step, mode=None if mode == "default" else mode)
+    return step
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--model", default="simple-cnn")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=1,
+                   help="timed stretches of --steps steps in this one run, the best reported")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--datasets", default="/usr/share/datasets")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--compile", choices=COMPILE_MODES, default="none",
+                   help="torch.compile mode (PyTorch 2.x); none: eager")
+    p.add_argument("--compile-scope", choices=("model", "step"), default="model",
+                   help="compile the model (forward and backward; the default) or the whole "
+                        "step function (zero_grad, forward, backward and optimizer)")
+    p.add_argument("--amp", choices=("none", "bf16"), default="none",
+                   help="bf16: forward and loss under torch.autocast(bfloat16) (GPU only)")
+    p.add_argument("--no-tf32", action="store_true",
+                   help="float32 matrix products and convolutions without TF32 (GPU)")
+    p.add_argument("--adam", choices=("default", "fused"), default=None,
+                   help="Adam implementation: PyTorch's default (foreach on the GPU) or "
+                        "fused=True; default: fused on the GPU, default on the CPU")
     a = p.parse_args()
+    cuda = a.device == "cuda"
+    if a.compile != "none" and not hasattr(torch, "compile"):
+        raise SystemExit(f"torch_bench.py: --compile {a.compile} needs PyTorch 2.0 or newer "
+                         f"(torch.compile); this is PyTorch {torch.__version__}")
+    if cuda and not torch.cuda.is_available():
+        raise SystemExit(f"torch_bench.py: --device cuda: PyTorch {torch.__version__} sees no "
+                         "usable CUDA device")
+    if a.amp != "none" and not cuda:
+        raise SystemExit("torch_bench.py: --amp bf16 is for --device cuda")
+    adam = a.adam or ("fused" if cuda else "default")
+    if adam == "fused" and not cuda:
+        raise SystemExit("torch_bench.py: --adam fused is for --device cuda")
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
-    n = min(60000, a.batch_size * (a.steps + a.warmup))
+    if cuda:
+        set_tf32(not a.no_tf32)
+    if a.steps < 1 or a.warmup < 0 or a.repeats < 1:
+        raise SystemExit("torch_bench.py: --steps and --repeats must be at least 1, --warmup 0")
+    total = a.warmup + a.repeats * a.steps
+    n = min(60000, a.batch_size * total)
     x, y = load(a.datasets, n)
     nb = n // a.batch_size
-    m = model(a.model)
+    if nb < 1:
+        raise SystemExit("torch_bench.py: --batch-size must be at most 60000")
+    dev = torch.device(a.device)
+    x, y = x.to(dev), y.to(dev)  # once: batches are slices of the resident data
+    m = model(a.model).to(dev)
     m.train()
-    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3, **({"fused": True} if adam == "fused" else {}))
     loss_fn = nn.CrossEntropyLoss()
-    t0 = 0.0
-    for s in range(a.steps + a.warmup):
-        if s == a.warmup:
-            t0 = time.perf_counter()
+    mode = None if a.compile == "default" else a.compile
+    net = torch.compile(m, mode=mode) if a.compile != "none" and a.compile_scope == "model" else m
+    # the CPU keeps the gradients' memory as bench/run always measured it; the GPU frees them
+    # (PyTorch's default), which CUDA graphs (reduce-overhead) need
+    step = make_step(net, opt, loss_fn, a.amp, a.compile_scope, a.compile, set_to_none=cuda)
+    # both modes replay CUDA graphs on the GPU (max-autotune too): a new step, whose outputs may
+    # overwrite the last one's
+    mark = (torch.compiler.cudagraph_mark_step_begin
+            if cuda and a.compile in ("reduce-overhead", "max-autotune") else None)
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize()
+
+    sync()
+    t_warm = time.perf_counter()
+    marks = []  # the times of the stretch boundaries, synchronised on the GPU
+    for s in range(total + 1):
+        if s >= a.warmup and (s - a.warmup) % a.steps == 0:
+            sync()
+            marks.append(time.perf_counter())
+        if s == total:
+            break
         b = s % nb
         xb = x[b * a.batch_size:(b + 1) * a.batch_size]
         yb = y[b * a.batch_size:(b + 1) * a.batch_size]
-        opt.zero_grad(set_to_none=False)
-        loss = loss_fn(m(xb), yb)
-        loss.backward()
-        opt.step()
-    secs = time.perf_counter() - t0
-    print(json.dumps({"engine": "pytorch", "version": torch.__version__, "model": a.model,
-                      "batch_size": a.batch_size, "threads": torch.get_num_threads(),
-                      "steps": a.steps, "images_per_second": round(a.steps * a.batch_size / secs, 1),
-                      "last_loss": round(loss.item(), 5)}))
+        if mark:
+            mark()
+        loss = step(xb, yb)
+    secs = min(t1 - t0 for t0, t1 in zip(marks, marks[1:]))
+    out = {"engine": "pytorch", "version": torch.__version__, "model": a.model,
+           "batch_size": a.batch_size, "threads": torch.get_num_threads(),
+           "steps": a.steps, "repeats": a.repeats,
+           "images_per_second": round(a.steps * a.batch_size / secs, 1),
+           "last_loss": round(loss.item(), 5), "device": a.device, "compile": a.compile,
+           "amp": a.amp}
+    if cuda or a.compile != "none":
+        # the warm-up steps: compilation, autotuning, CUDA graph recording
+        out["compile_seconds"] = round(marks[0] - t_warm, 2)
+    if a.compile != "none":
+        out["compile_scope"] = a.compile_scope
+    if cuda:
+        out.update({"tf32": not a.no_tf32, "adam": adam, "gpu": torch.cuda.get_device_name()})
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":
