@@ -111,6 +111,7 @@ test_bad_flags (void)
     {"--model", "no-such-model", "unknown model"},
     {"--optimizer", "rmsprop", "--optimizer"},
     {"--device", "tpu", "--device"},
+    {"--cuda-graph", "maybe", "--cuda-graph"},
     {"--label-smoothing", "1", "--label-smoothing"},
     {"--frobnicate", "1", "frobnicate"},
   };
