@@ -68,6 +68,17 @@ bp_matmul (BpTensor *a, BpTensor *b)
   return out;
 }
 
+/* The rows of a Linear layer's input: the product of all but its last dimension (also when the
+ * last is 0). */
+static int64_t
+leading_rows (const BpTensor *x)
+{
+  int64_t rows = 1;
+  for (int d = 0; d < x->ndim - 1; d++)
+    rows *= x->shape[d];
+  return rows;
+}
+
 static void
 linear_backward (BpNode *node)
 {
@@ -76,7 +87,7 @@ linear_backward (BpNode *node)
   BpTensor *out = node->out;
   const BpBackend *be = bp_backend (out->device);
   GemmFn gemm = product_gemm (be, NODE_PRECISION (node));
-  int64_t o = w->shape[0], i = w->shape[1], rows = x->numel / i;
+  int64_t o = w->shape[0], i = w->shape[1], rows = leading_rows (x);
   if (x->requires_grad)
     gemm (false, false, rows, i, o, 1.0f, out->grad, o, w->data, i, 1.0f, bp_tensor_grad (x), i);
   if (w->requires_grad)
@@ -106,7 +117,7 @@ bp_linear (BpTensor *x, BpTensor *weight, BpTensor *bias)
                   bp_shape_str (x, sx, sizeof sx), bp_shape_str (weight, sw, sizeof sw));
     return NULL;
   }
-  int64_t o = weight->shape[0], i = weight->shape[1], rows = x->numel / (i ? i : 1);
+  int64_t o = weight->shape[0], i = weight->shape[1], rows = leading_rows (x);
   int64_t shape[BP_MAX_DIMS];
   memcpy (shape, x->shape, sizeof shape);
   shape[x->ndim - 1] = o;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bp-backend.h"
+#include "bp-ops-eltwise.h"
 #include "bp-ops-linear.h"
 #include "bp-rng.h"
 
@@ -297,6 +298,37 @@ test_shape_errors (void)
   bp_tensor_unref (b);
 }
 
+/* A Linear layer without inputs (I = 0) outputs its bias; its backward sums the bias gradient
+ * over the rows and does not divide by the zero width. */
+static void
+test_linear_empty (void)
+{
+  BpTensor *x = bp_tensor_new (2, (int64_t[]){3, 0});
+  BpTensor *w = bp_tensor_new (2, (int64_t[]){2, 0});
+  BpTensor *b = bp_tensor_new_1d (2);
+  b->data[0] = 0.5f;
+  b->data[1] = -1.0f;
+  x->requires_grad = w->requires_grad = b->requires_grad = true;
+  BpTensor *out = bp_linear (x, w, b);
+  g_assert_nonnull (out);
+  g_assert_cmpint (out->shape[0], ==, 3);
+  g_assert_cmpint (out->shape[1], ==, 2);
+  for (int r = 0; r < 3; r++) {
+    g_assert_cmpfloat (out->data[2 * r], ==, 0.5f);
+    g_assert_cmpfloat (out->data[2 * r + 1], ==, -1.0f);
+  }
+  BpTensor *loss = bp_sum (out);
+  g_assert_cmpint (bp_backward (loss), ==, BP_OK);
+  g_assert_cmpfloat (b->grad[0], ==, 3.0f);
+  g_assert_cmpfloat (b->grad[1], ==, 3.0f);
+  bp_tensor_unref (loss);
+  bp_tensor_unref (out);
+  bp_tape_clear ();
+  bp_tensor_unref (x);
+  bp_tensor_unref (w);
+  bp_tensor_unref (b);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -312,5 +344,6 @@ main (int argc, char **argv)
   g_test_add_func ("/linear/torch", test_linear_torch);
   g_test_add_func ("/linear/gemm-bias", test_gemm_bias);
   g_test_add_func ("/linear/col-sum", test_col_sum);
+  g_test_add_func ("/linear/empty", test_linear_empty);
   return g_test_run ();
 }
