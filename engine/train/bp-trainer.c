@@ -1576,12 +1576,22 @@ fixed_launch (BpTrainer *t, GError **error)
   gboolean ok;
   gboolean graphs = t->step_mode == BP_STEP_GRAPH && t->config.device == BP_DEVICE_CUDA;
   if (t->graph) {
-    ok = bp_optimizer_prepare (t->optim) == BP_OK && bp_cuda_graph_launch (t->graph) == BP_OK;
-    if (ok) {
+    ok = bp_optimizer_prepare (t->optim) == BP_OK;
+    uint64_t rng = bp_rng_state ();
+    if (ok && bp_cuda_graph_launch (t->graph) == BP_OK) {
       /* what the host side of the captured step did: the optimizer's step counter (its
        * launch) and the batch norms' counters (their forward) */
       bp_optimizer_set_step (t->optim, bp_optimizer_get_step (t->optim) + 1);
       batch_counts (t, t->batch_deltas, TRUE);
+    } else if (ok) {
+      /* the replay was refused (nothing ran): graphs off, this step and the rest eagerly; a
+       * device that has failed fails the eager step as well, with its own message */
+      g_snprintf (t->step_note, sizeof t->step_note, "CUDA graph off after %" G_GINT64_FORMAT
+                  " steps: the replay failed: %s", t->fixed_steps, bp_last_error ());
+      g_clear_pointer (&t->graph, bp_cuda_graph_free);
+      t->graph_off = TRUE;
+      bp_rng_set_state (rng);
+      ok = fixed_body (t, TRUE);
     }
   } else if (graphs && !t->graph_off && t->fixed_steps >= 1) {
     ok = capture_step (t);
