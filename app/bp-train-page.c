@@ -653,8 +653,11 @@ show_device (BpTrainPage *self, const BpTrainProgress *p)
                      : p->device_fallback          ? _("CPU (no usable GPU)")
                                                    : _("CPU");
   gtk_label_set_text (self->device_label, text);
-  gtk_widget_set_tooltip_text (GTK_WIDGET (self->device_label),
-                               p->device_fallback ? p->device_note : NULL);
+  /* the tooltip: why not the GPU, or on the GPU how the steps run (the engine's line) */
+  const char *tip = p->device_fallback ? p->device_note
+                    : p->device == BP_DEVICE_CUDA && p->step_note[0] ? p->step_note
+                                                                     : NULL;
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->device_label), tip);
 }
 
 BpTrainConfig

@@ -327,6 +327,7 @@ train_callback (const BpTrainEvent *ev, gpointer data)
     samples_free (self->new_samples);
     self->new_samples = samples;
   }
+  g_strlcpy (p->step_note, bp_trainer_get_step_note (self->trainer), sizeof p->step_note);
   p->active_seconds = (double) (now - self->t_start - self->paused_us) / 1e6;
   gint64 total = (gint64) ev->epochs * ev->steps_per_epoch;
   if (ev->global_step > 0 && total > 0)

@@ -34,6 +34,7 @@ typedef struct {
   BpDevice device;          /* where the run trains (known from RUNNING on) */
   gboolean device_fallback; /* "auto" found no usable GPU: device_note says why */
   char device_note[256];
+  char step_note[400];      /* on a GPU, how the steps run (bp_trainer_get_step_note) */
 } BpTrainProgress;
 
 /* One training step's point for the curves; x counts epochs (epoch 2, step 3 of 10: 1.3). */
