@@ -218,7 +218,9 @@ bp_cuda_alloc (size_t bytes)
 
   bp_cuda_enter ();
   cudaError_t err = device_malloc (&p, rounded);
-  if (err == cudaErrorMemoryAllocation) {
+  /* giving the cache back frees memory (cudaFree), which a capture forbids: a capture that
+   * runs out fails, and its step, run eagerly, gets the retry */
+  if (err == cudaErrorMemoryAllocation && !capturing) {
     cudaGetLastError ();
     bp_cuda_empty_cache ();
     err = device_malloc (&p, rounded);
