@@ -225,8 +225,7 @@ static const BpOptimKernels *
 optim_kernels (const BpTensor *t, const char *who)
 {
   const BpBackend *be = bp_backend (t->device);
-  if (!be || !be->optim || !be->optim->sgd_step || !be->optim->adam_step || !be->optim->sumsq ||
-      !be->optim->scale) {
+  if (!be || !be->optim || !be->optim->sumsq || !be->optim->scale) {
     bp_set_error (BP_ERR_UNSUPPORTED, "%s: no optimizer kernels on device %s", who,
                   bp_device_name (t->device));
     return NULL;

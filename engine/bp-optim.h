@@ -34,26 +34,10 @@ typedef struct {
 } BpOptimSlot;
 
 /* Kernels of this family that a backend provides (engine/cpu/optim.c, engine/cuda/optim.cu).
- * The first four work on the flat arrays of one parameter: device pointers of n floats;
- * outputs first, then inputs, then the size, then the hyperparameters. The multi_* entries
- * work on all parameters of a device at once, through a table of BpOptimSlot rows. The host
- * computes everything that depends on the step counter (bp-optim.c). */
+ * sumsq and scale work on the flat array of one parameter (device pointers of n floats); the
+ * multi_* entries work on all parameters of a device at once, through a table of BpOptimSlot
+ * rows. The host computes everything that depends on the step counter (bp-optim.c). */
 struct BpOptimKernels {
-  /* torch.optim.SGD on one parameter, with g = grad + weight_decay * p + l1 * sign (p):
-   *   momentum == 0:  p -= lr * g                               (buf unused, may be NULL)
-   *   else:           buf = first_step ? g : momentum * buf + (1 - dampening) * g
-   *                   p -= lr * (nesterov ? g + momentum * buf : buf) */
-  void (*sgd_step) (float *param, float *buf, const float *grad, int64_t n, float lr,
-                    float momentum, float dampening, float weight_decay, float l1, bool nesterov,
-                    bool first_step);
-  /* torch.optim.Adam / AdamW on one parameter, with g = grad + l1 * sign (p), plus
-   * weight_decay * p when not decoupled; when decoupled (AdamW) p *= 1 - lr * weight_decay first:
-   *   m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g * g
-   *   p -= step_size * m / (sqrt (v) / bc2_sqrt + eps)
-   * step_size = lr / (1 - beta1^t) and bc2_sqrt = sqrt (1 - beta2^t) for this parameter's step t. */
-  void (*adam_step) (float *param, float *exp_avg, float *exp_avg_sq, const float *grad,
-                     int64_t n, float lr, float beta1, float beta2, float eps, float weight_decay,
-                     float l1, bool decoupled, float step_size, float bc2_sqrt);
   /* Returns sum x^2 accumulated in double (the same value for any thread count). */
   double (*sumsq) (const float *x, int64_t n);
   /* x *= a */
@@ -62,11 +46,20 @@ struct BpOptimKernels {
   /* The multi-tensor entries: `table` (backend memory) holds n_slots rows, max_n is the
    * largest row's n (it sizes the grid). They read nothing back to the host and allocate
    * nothing, so that they can run inside a CUDA stream capture; on CUDA each is one launch
-   * (multi_sumsq two). Errors are kept for synchronize, as with the entries above. */
-  /* Every row's update: sgd_step (lr, first_step from the row) or adam_step (step_size = the
-   * row's lr, bc2_sqrt and, for AdamW, keep from the row) with the formulas above, bit for bit;
-   * the hyperparameters that do not change per step come from c (kind, momentum, dampening,
-   * nesterov, weight_decay as L2 for SGD and Adam, l1, beta1, beta2, eps; c->lr is unused). */
+   * (multi_sumsq two). Errors are kept for synchronize. */
+  /* Every row's update, with the hyperparameters that do not change per step from c (kind,
+   * momentum, dampening, nesterov, weight_decay, l1, beta1, beta2, eps; c->lr is unused) and
+   * the row's scalars:
+   *   SGD (torch.optim.SGD), g = grad + weight_decay * p + l1 * sign (p):
+   *     momentum == 0:  p -= lr * g                               (buf0 unused, may be NULL)
+   *     else:           buf0 = first_step ? g : momentum * buf0 + (1 - dampening) * g
+   *                     p -= lr * (nesterov ? g + momentum * buf0 : buf0)
+   *   Adam / AdamW (torch.optim.Adam, AdamW), g = grad + l1 * sign (p), plus weight_decay * p
+   *   for Adam (AdamW decays through keep = 1 - lr * weight_decay instead):
+   *     m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g * g
+   *     p = p * keep - lr * m / (sqrt (v) / bc2_sqrt + eps)
+   *   with m = buf0, v = buf1, and the row's lr = step_size = lr / (1 - beta1^t) and
+   *   bc2_sqrt = sqrt (1 - beta2^t) for the parameter's step t. */
   void (*multi_step) (const BpOptimSlot *table, int n_slots, int64_t max_n,
                       const BpOptimConfig *c);
   /* out[0] (one double in backend memory) = the sum of grad^2 over every row, accumulated in

@@ -605,11 +605,11 @@ test_clip_edge_cases (void)
   bp_tensor_unref (p);
 }
 
-/* ---- the multi-tensor step against the per-parameter kernels ---- */
+/* ---- the multi-tensor step against one parameter at a time ---- */
 
-/* The step as it was before the multi-tensor path: the CPU's sgd_step / adam_step called once
- * per parameter with the scalars computed here, on its own state: buf[2 k], buf[2 k + 1] and
- * the step count t[k] of parameter k. */
+/* The reference step: each parameter alone (a table of one row) through the CPU's multi_step,
+ * with the step's scalars computed here, on its own state: buf[2 k], buf[2 k + 1] and the step
+ * count t[k] of parameter k. */
 static void
 reference_step (const BpOptimConfig *c, BpTensor **params, float **buf, float *t)
 {
@@ -620,17 +620,26 @@ reference_step (const BpOptimConfig *c, BpTensor **params, float **buf, float *t
     if (!p->grad)
       continue;
     float step = stateful ? ++t[k] : 0.0f;
-    if (c->kind == BP_OPTIM_SGD) {
-      kern->sgd_step (p->data, stateful ? buf[2 * k] : NULL, p->grad, p->numel, c->lr,
-                      c->momentum, c->dampening, c->weight_decay, c->l1, c->nesterov,
-                      step == 1.0f);
-    } else {
+    BpOptimSlot row = {
+      .param = p->data,
+      .buf0 = stateful ? buf[2 * k] : NULL,
+      .buf1 = c->kind != BP_OPTIM_SGD ? buf[2 * k + 1] : NULL,
+      .grad = p->grad,
+      .n = p->numel,
+      .lr = c->lr,
+      .bc2_sqrt = 1.0f,
+      .keep = 1.0f,
+      .first_step = c->kind == BP_OPTIM_SGD && step == 1.0f,
+    };
+    if (c->kind != BP_OPTIM_SGD) {
       double bc1 = 1.0 - pow ((double) c->beta1, (double) step);
       double bc2 = 1.0 - pow ((double) c->beta2, (double) step);
-      kern->adam_step (p->data, buf[2 * k], buf[2 * k + 1], p->grad, p->numel, c->lr, c->beta1,
-                       c->beta2, c->eps, c->weight_decay, c->l1, c->kind == BP_OPTIM_ADAMW,
-                       (float) ((double) c->lr / bc1), (float) sqrt (bc2));
+      row.lr = (float) ((double) c->lr / bc1);
+      row.bc2_sqrt = (float) sqrt (bc2);
+      if (c->kind == BP_OPTIM_ADAMW)
+        row.keep = 1.0f - c->lr * c->weight_decay;
     }
+    kern->multi_step (&row, 1, p->numel, c);
   }
 }
 
@@ -654,9 +663,9 @@ assert_state_identical (BpOptimizer *opt, float **buf, const float *t)
 static void
 test_optim_multi (gconstpointer data)
 {
-  /* every case: N_STEPS steps through bp_optimizer_step (one multi_step call) and through the
-   * per-parameter kernels: the same bits after every step; parameter 2 has no gradient at
-   * step 1 */
+  /* every case: N_STEPS steps through bp_optimizer_step (one multi_step call over all rows)
+   * and one parameter at a time: the same bits after every step; parameter 2 has no gradient
+   * at step 1 */
   const GPtrArray *cases = data;
   Problem pb;
   problem_init (&pb);
@@ -675,7 +684,7 @@ test_optim_multi (gconstpointer data)
       g_assert_cmpint (bp_optimizer_step (opt), ==, BP_OK);
       reference_step (&tc->config, b, buf, t);
       if (!params_identical (a, b))
-        g_error ("%s: the multi-tensor step differs from the per-parameter kernels at step %d",
+        g_error ("%s: the multi-tensor step differs from the one-parameter steps at step %d",
                  tc->name, s + 1);
       assert_state_identical (opt, buf, t);
     }

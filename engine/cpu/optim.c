@@ -1,6 +1,6 @@
-/* cpu/optim.c: CPU kernels of the optim family: fused SGD and Adam/AdamW updates over one
+/* cpu/optim.c: CPU kernels of the optim family: fused SGD and Adam/AdamW updates of one
  * parameter, the squared norm and scaling that gradient clipping needs, and the multi-tensor
- * forms of the three, which run the same functions row by row over a table. */
+ * entries, which run them row by row over a table. */
 #include "cpu-kernels.h"
 
 #include <math.h>
@@ -41,7 +41,7 @@ sgd_step (float *param, float *buf, const float *grad, int64_t n, float lr, floa
   }
 }
 
-/* adam_step with the weight decay as l2 (Adam) or keep (AdamW: 1 - lr * weight_decay) */
+/* Adam with the weight decay as l2, AdamW with it in keep (1 - lr * weight_decay) */
 static void
 adam_update (float *param, float *exp_avg, float *exp_avg_sq, const float *grad, int64_t n,
              float beta1, float beta2, float eps, float l2, float l1, float keep,
@@ -58,17 +58,6 @@ adam_update (float *param, float *exp_avg, float *exp_avg_sq, const float *grad,
     exp_avg_sq[i] = v;
     param[i] = w * keep - step_size * m / (sqrtf (v) / bc2_sqrt + eps);
   }
-}
-
-static void
-adam_step (float *param, float *exp_avg, float *exp_avg_sq, const float *grad, int64_t n,
-           float lr, float beta1, float beta2, float eps, float weight_decay, float l1,
-           bool decoupled, float step_size, float bc2_sqrt)
-{
-  float l2 = decoupled ? 0.0f : weight_decay;
-  float keep = decoupled ? 1.0f - lr * weight_decay : 1.0f;
-  adam_update (param, exp_avg, exp_avg_sq, grad, n, beta1, beta2, eps, l2, l1, keep, step_size,
-               bc2_sqrt);
 }
 
 static double
@@ -153,8 +142,6 @@ multi_clip (const BpOptimSlot *table, int n_slots, int64_t max_n, const double *
 }
 
 const BpOptimKernels bp_cpu_optim_kernels = {
-  .sgd_step = sgd_step,
-  .adam_step = adam_step,
   .sumsq = sumsq,
   .scale = scale,
   .multi_step = multi_step,

@@ -1,7 +1,7 @@
-/* optim.cu: CUDA kernels of the optim family: fused SGD and Adam/AdamW updates of one
- * parameter (one launch each, the formulas of cpu/optim.c), the squared norm (repeatable
- * two-pass sum in double) and scaling that gradient clipping needs, and their multi-tensor
- * forms: one launch over a table of rows in device memory (blockIdx.y = row). */
+/* optim.cu: CUDA kernels of the optim family: the SGD and Adam/AdamW updates of all parameters
+ * in one launch over a table of rows in device memory (blockIdx.y = row; the formulas of
+ * cpu/optim.c), and the squared norm (repeatable two-pass sum in double) and scaling that
+ * gradient clipping needs, per parameter and over the table. */
 #include "cuda-device.cuh"
 
 __device__ __forceinline__ float
@@ -10,8 +10,7 @@ sign_of (float w)
   return (float) ((w > 0.0f) - (w < 0.0f)); /* torch.sign: 0 at 0 */
 }
 
-/* Element i of an SGD update (the per-parameter and the multi-tensor kernels share it, so that
- * both compile to the same arithmetic); buf unused without momentum. */
+/* Element i of an SGD update (cpu/optim.c's sgd_step); buf unused without momentum. */
 __device__ __forceinline__ void
 sgd_element (float *param, float *buf, const float *grad, int64_t i, float lr, float momentum,
              float dampening, float weight_decay, float l1, bool nesterov, bool first_step)
@@ -27,7 +26,7 @@ sgd_element (float *param, float *buf, const float *grad, int64_t i, float lr, f
   param[i] = w - lr * (nesterov ? g + momentum * b : b);
 }
 
-/* Element i of an Adam / AdamW update. */
+/* Element i of an Adam / AdamW update (cpu/optim.c's adam_update). */
 __device__ __forceinline__ void
 adam_element (float *param, float *exp_avg, float *exp_avg_sq, const float *grad, int64_t i,
               float beta1, float beta2, float eps, float l2, float l1, float keep,
@@ -40,27 +39,6 @@ adam_element (float *param, float *exp_avg, float *exp_avg_sq, const float *grad
   exp_avg[i] = m;
   exp_avg_sq[i] = v;
   param[i] = w * keep - step_size * m / (sqrtf (v) / bc2_sqrt + eps);
-}
-
-__global__ static void
-sgd_kernel (float *param, float *buf, const float *grad, int64_t n, float lr, float momentum,
-            float dampening, float weight_decay, float l1, bool nesterov, bool first_step)
-{
-  /* param (n), buf (n) updated in place from grad (n); buf unused without momentum */
-  BP_GRID_LOOP (i, n)
-    sgd_element (param, buf, grad, i, lr, momentum, dampening, weight_decay, l1, nesterov,
-                 first_step);
-}
-
-__global__ static void
-adam_kernel (float *param, float *exp_avg, float *exp_avg_sq, const float *grad, int64_t n,
-             float beta1, float beta2, float eps, float l2, float l1, float keep,
-             float step_size, float bc2_sqrt)
-{
-  /* param, exp_avg, exp_avg_sq (n) updated in place from grad (n) */
-  BP_GRID_LOOP (i, n)
-    adam_element (param, exp_avg, exp_avg_sq, grad, i, beta1, beta2, eps, l2, l1, keep,
-                  step_size, bc2_sqrt);
 }
 
 __global__ static void
@@ -160,31 +138,6 @@ multi_clip_kernel (const BpOptimSlot *table, int n_slots, const double *sumsq, f
 /* ---- the table ---- */
 
 #define GRID(n) bp_cuda_grid ((n), BP_BLOCK), BP_BLOCK, 0, bp_cuda_ctx.stream
-
-static void
-cuda_sgd_step (float *param, float *buf, const float *grad, int64_t n, float lr, float momentum,
-               float dampening, float weight_decay, float l1, bool nesterov, bool first_step)
-{
-  if (n <= 0 || !bp_cuda_begin ())
-    return;
-  sgd_kernel<<<GRID (n)>>> (param, buf, grad, n, lr, momentum, dampening, weight_decay, l1,
-                            nesterov, first_step);
-  bp_cuda_defer (BP_CUDA_LAUNCH_TRY ("sgd step"));
-}
-
-static void
-cuda_adam_step (float *param, float *exp_avg, float *exp_avg_sq, const float *grad, int64_t n,
-                float lr, float beta1, float beta2, float eps, float weight_decay, float l1,
-                bool decoupled, float step_size, float bc2_sqrt)
-{
-  if (n <= 0 || !bp_cuda_begin ())
-    return;
-  float l2 = decoupled ? 0.0f : weight_decay;
-  float keep = decoupled ? 1.0f - lr * weight_decay : 1.0f;
-  adam_kernel<<<GRID (n)>>> (param, exp_avg, exp_avg_sq, grad, n, beta1, beta2, eps, l2, l1,
-                             keep, step_size, bc2_sqrt);
-  bp_cuda_defer (BP_CUDA_LAUNCH_TRY ("adam step"));
-}
 
 static BpStatus
 sumsq (double *out, const float *x, int64_t n)
@@ -294,8 +247,6 @@ cuda_multi_clip (const BpOptimSlot *table, int n_slots, int64_t max_n, const dou
 }
 
 const BpOptimKernels bp_cuda_optim_kernels = {
-  .sgd_step = cuda_sgd_step,
-  .adam_step = cuda_adam_step,
   .sumsq = cuda_sumsq,
   .scale = cuda_scale,
   .multi_step = cuda_multi_step,
