@@ -691,6 +691,20 @@ cuda_axpy (int64_t n, float a, const float *x, float *y)
   bp_cuda_defer (bp_cuda_axpy (bp_cuda_ctx.stream, n, a, x, y));
 }
 
+/* Whether the sizes fit cuBLAS's int arguments; else the error says which. */
+static bool
+gemm_sizes_fit (int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb, int64_t ldc,
+                int64_t count)
+{
+  if (m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && lda <= INT_MAX && ldb <= INT_MAX
+      && ldc <= INT_MAX && count <= INT_MAX)
+    return true;
+  bp_set_error (BP_ERR_UNSUPPORTED,
+                "cuda gemm: sizes above 2^31 (m %lld, n %lld, k %lld, batch %lld)",
+                (long long) m, (long long) n, (long long) k, (long long) count);
+  return false;
+}
+
 /* Row-major C (m,n) = alpha op(A) (m,k) op(B) (k,n) + beta C, `count` times with the operands
  * `stride_*` floats apart (count 1: one product). cuBLAS is column-major, and a row-major
  * matrix read column-major is its transpose, so compute C^T = op(B)^T op(A)^T: swap the
@@ -705,13 +719,8 @@ bp_cuda_gemm_strided (bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t 
     return BP_ERR_DEVICE;
   if (m == 0 || n == 0 || count == 0)
     return BP_OK;
-  if (m > INT_MAX || n > INT_MAX || k > INT_MAX || lda > INT_MAX || ldb > INT_MAX
-      || ldc > INT_MAX || count > INT_MAX) {
-    bp_set_error (BP_ERR_UNSUPPORTED,
-                  "cuda gemm: sizes above 2^31 (m %lld, n %lld, k %lld, batch %lld)",
-                  (long long) m, (long long) n, (long long) k, (long long) count);
+  if (!gemm_sizes_fit (m, n, k, lda, ldb, ldc, count))
     return BP_ERR_UNSUPPORTED;
-  }
   /* with k == 0 the operands are not read, but cuBLAS still wants leading dimensions >= 1 */
   if (lda < 1)
     lda = 1;
@@ -765,6 +774,31 @@ operand_span (int64_t rows, int64_t cols, int64_t ld, int64_t stride, int64_t co
 }
 
 BpStatus
+bp_cuda_bf16_operands (BpCudaBf16Operands *ops, bool trans_a, bool trans_b, int64_t m, int64_t n,
+                       int64_t k, const float *a, int64_t lda, int64_t stride_a, const float *b,
+                       int64_t ldb, int64_t stride_b, int64_t count)
+{
+  /* the stored operands: A (m,k) or, transposed, (k,m); B (k,n) or (n,k). Each is rounded
+   * over its whole span (strided batches read in place: a packed projection, a KV cache) into
+   * the workspace, B starting on a 256-byte boundary; the leading dimensions and strides
+   * stay. */
+  int64_t span_a = operand_span (trans_a ? k : m, trans_a ? m : k, lda, stride_a, count);
+  int64_t span_b = operand_span (trans_b ? n : k, trans_b ? k : n, ldb, stride_b, count);
+  int64_t off_b = (span_a + 127) / 128 * 128;
+  ops->bytes = sizeof (uint16_t) * (size_t) (off_b + span_b);
+  ops->ws = (uint16_t *) bp_cuda_alloc (ops->bytes);
+  if (!ops->ws)
+    return bp_last_status ();
+  ops->a = ops->ws;
+  ops->b = ops->ws + off_b;
+  BpStatus st = bp_cuda_to_bf16 (bp_cuda_ctx.stream, ops->ws, a, span_a, ops->ws + off_b, b,
+                                 span_b);
+  if (st != BP_OK)
+    bp_cuda_free (ops->ws, ops->bytes);
+  return st;
+}
+
+BpStatus
 bp_cuda_gemm_strided_at (BpPrecision precision, bool trans_a, bool trans_b, int64_t m,
                          int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                          int64_t stride_a, const float *b, int64_t ldb, int64_t stride_b,
@@ -778,46 +812,31 @@ bp_cuda_gemm_strided_at (BpPrecision precision, bool trans_a, bool trans_b, int6
     return BP_ERR_DEVICE;
   if (m == 0 || n == 0 || count == 0)
     return BP_OK;
-  if (m > INT_MAX || n > INT_MAX || k > INT_MAX || lda > INT_MAX || ldb > INT_MAX
-      || ldc > INT_MAX || count > INT_MAX) {
-    bp_set_error (BP_ERR_UNSUPPORTED,
-                  "cuda gemm: sizes above 2^31 (m %lld, n %lld, k %lld, batch %lld)",
-                  (long long) m, (long long) n, (long long) k, (long long) count);
+  if (!gemm_sizes_fit (m, n, k, lda, ldb, ldc, count))
     return BP_ERR_UNSUPPORTED;
-  }
   bp_cuda_enter ();
-  /* the stored operands: A (m,k) or, transposed, (k,m); B (k,n) or (n,k). Each is rounded
-   * over its whole span (strided batches read in place: a packed projection, a KV cache) into
-   * the workspace, B starting on a 256-byte boundary; the leading dimensions and strides
-   * stay. */
-  int64_t span_a = operand_span (trans_a ? k : m, trans_a ? m : k, lda, stride_a, count);
-  int64_t span_b = operand_span (trans_b ? n : k, trans_b ? k : n, ldb, stride_b, count);
-  int64_t off_b = (span_a + 127) / 128 * 128;
-  size_t bytes = sizeof (uint16_t) * (size_t) (off_b + span_b);
-  uint16_t *ws = (uint16_t *) bp_cuda_alloc (bytes);
-  if (!ws)
-    return bp_last_status ();
-  BpStatus st = bp_cuda_to_bf16 (bp_cuda_ctx.stream, ws, a, span_a, ws + off_b, b, span_b);
-  if (st == BP_OK) {
-    /* column-major cuBLAS computes C^T = op(B)^T op(A)^T, as in bp_cuda_gemm_strided */
-    cublasHandle_t h = bp_cuda_ctx.cublas;
-    cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
-    cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-    int in = (int) n, im = (int) m, ik = (int) k, ia = (int) (lda < 1 ? 1 : lda);
-    int ib = (int) (ldb < 1 ? 1 : ldb), ic = (int) ldc;
-    const uint16_t *wa = ws, *wb = ws + off_b;
-    if (count == 1)
-      st = BP_CUBLAS_TRY (cublasGemmEx (h, op_b, op_a, in, im, ik, &alpha, wb, CUDA_R_16BF, ib,
-                                        wa, CUDA_R_16BF, ia, &beta, c, CUDA_R_32F, ic,
-                                        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-    else
-      st = BP_CUBLAS_TRY (cublasGemmStridedBatchedEx (h, op_b, op_a, in, im, ik, &alpha, wb,
-                                                      CUDA_R_16BF, ib, stride_b, wa,
-                                                      CUDA_R_16BF, ia, stride_a, &beta, c,
-                                                      CUDA_R_32F, ic, stride_c, (int) count,
-                                                      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-  }
-  bp_cuda_free (ws, bytes); /* stream order: the GEMM runs before any reuse */
+  BpCudaBf16Operands ops;
+  BpStatus st = bp_cuda_bf16_operands (&ops, trans_a, trans_b, m, n, k, a, lda, stride_a, b, ldb,
+                                       stride_b, count);
+  if (st != BP_OK)
+    return st;
+  /* column-major cuBLAS computes C^T = op(B)^T op(A)^T, as in bp_cuda_gemm_strided */
+  cublasHandle_t h = bp_cuda_ctx.cublas;
+  cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  int in = (int) n, im = (int) m, ik = (int) k, ia = (int) (lda < 1 ? 1 : lda);
+  int ib = (int) (ldb < 1 ? 1 : ldb), ic = (int) ldc;
+  if (count == 1)
+    st = BP_CUBLAS_TRY (cublasGemmEx (h, op_b, op_a, in, im, ik, &alpha, ops.b, CUDA_R_16BF, ib,
+                                      ops.a, CUDA_R_16BF, ia, &beta, c, CUDA_R_32F, ic,
+                                      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  else
+    st = BP_CUBLAS_TRY (cublasGemmStridedBatchedEx (h, op_b, op_a, in, im, ik, &alpha, ops.b,
+                                                    CUDA_R_16BF, ib, stride_b, ops.a,
+                                                    CUDA_R_16BF, ia, stride_a, &beta, c,
+                                                    CUDA_R_32F, ic, stride_c, (int) count,
+                                                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  bp_cuda_free (ops.ws, ops.bytes); /* stream order: the GEMM runs before any reuse */
   return st;
 }
 

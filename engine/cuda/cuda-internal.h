@@ -121,6 +121,20 @@ BpStatus bp_cuda_gemm_strided (bool trans_a, bool trans_b, int64_t m, int64_t n,
  * cublasGemmEx / cublasGemmStridedBatchedEx with CUDA_R_16BF inputs, CUDA_R_32F output and
  * CUBLAS_COMPUTE_32F (float32 accumulation); with BP_PRECISION_FP32 the float32 product (TF32
  * or the bf16 switch as set). */
+/* The operands of a bfloat16 product rounded into one workspace from the caching allocator
+ * (one conversion launch): A (m,k) or, transposed, (k,m) and B (k,n) or (n,k), `count` of each
+ * `stride_*` floats apart, each over its whole span with the same leading dimensions and
+ * strides; ops->a and ops->b point at them (256-byte aligned). Free ops->ws (ops->bytes bytes)
+ * once the product is queued. */
+typedef struct {
+  uint16_t *ws;
+  size_t bytes;
+  const uint16_t *a, *b;
+} BpCudaBf16Operands;
+BpStatus bp_cuda_bf16_operands (BpCudaBf16Operands *ops, bool trans_a, bool trans_b, int64_t m,
+                                int64_t n, int64_t k, const float *a, int64_t lda,
+                                int64_t stride_a, const float *b, int64_t ldb, int64_t stride_b,
+                                int64_t count);
 BpStatus bp_cuda_gemm_at (BpPrecision precision, bool trans_a, bool trans_b, int64_t m,
                           int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                           const float *b, int64_t ldb, float beta, float *c, int64_t ldc);

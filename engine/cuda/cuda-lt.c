@@ -259,42 +259,33 @@ bp_cuda_gemm_bias_at (BpPrecision precision, bool trans_a, bool trans_b, int64_t
     return gemm_bias_fallback (precision, trans_a, trans_b, m, n, k, a, lda, b, ldb, bias, c,
                                ldc);
 
-  /* the bfloat16 operands: both rounded into one workspace (bp_cuda_to_bf16, as
-   * bp_cuda_gemm_at does), B starting on a 256-byte boundary; leading dimensions unchanged */
-  int64_t span_a = ((trans_a ? k : m) - 1) * lda + (trans_a ? m : k);
-  int64_t span_b = ((trans_b ? n : k) - 1) * ldb + (trans_b ? k : n);
-  int64_t off_b = (span_a + 127) / 128 * 128;
-  size_t ws_bytes = bf16 ? sizeof (uint16_t) * (size_t) (off_b + span_b) : 0;
-  uint16_t *ws = NULL;
-  if (bf16) {
-    ws = (uint16_t *) bp_cuda_alloc (ws_bytes);
-    if (!ws)
-      return bp_last_status ();
-  }
-  const void *lt_a = bf16 ? (const void *) (ws + off_b) : (const void *) b;
-  const void *lt_b = bf16 ? (const void *) ws : (const void *) a;
-
+  /* cuBLASLt's A is our B and its B our A (see entry_setup). The bfloat16 operands are rounded
+   * into a workspace (bp_cuda_bf16_operands) once an algorithm is known; both lie on 256-byte
+   * boundaries there (cudaMalloc'd blocks, B at a multiple of 256 bytes), so that is their
+   * alignment in the key. */
   LtMath math = bf16                    ? LT_BF16
                 : bp_cuda_ctx.bf16_gemm ? LT_FAST_BF16
                 : bp_cuda_ctx.tf32      ? LT_TF32
                                         : LT_FP32;
   int64_t key[KEY_LEN] = {
     trans_a, trans_b, m, n, k, lda, ldb, ldc, math, 0,
-    alignment (lt_a), alignment (lt_b), alignment (c), alignment (bias),
+    bf16 ? 256 : alignment (b), bf16 ? 256 : alignment (a), alignment (c), alignment (bias),
   };
   pthread_mutex_lock (&lt_lock);
   LtEntry *e = lookup (key, bias);
   pthread_mutex_unlock (&lt_lock);
-  BpStatus s = e ? BP_OK : bp_last_status ();
-  if (s == BP_OK && !e->usable) {
-    s = gemm_bias_fallback (precision, trans_a, trans_b, m, n, k, a, lda, b, ldb, bias, c, ldc);
-  } else if (s == BP_OK) {
-    if (bf16)
-      s = bp_cuda_to_bf16 (bp_cuda_ctx.stream, ws, a, span_a, ws + off_b, b, span_b);
-    if (s == BP_OK)
-      s = run_matmul (e, lt_a, lt_b, bias, c);
-  }
-  if (ws)
-    bp_cuda_free (ws, ws_bytes); /* stream order: the product runs before any reuse */
+  if (!e)
+    return bp_last_status ();
+  if (!e->usable)
+    return gemm_bias_fallback (precision, trans_a, trans_b, m, n, k, a, lda, b, ldb, bias, c,
+                               ldc);
+  if (!bf16)
+    return run_matmul (e, b, a, bias, c);
+  BpCudaBf16Operands ops;
+  BpStatus s = bp_cuda_bf16_operands (&ops, trans_a, trans_b, m, n, k, a, lda, 0, b, ldb, 0, 1);
+  if (s != BP_OK)
+    return s;
+  s = run_matmul (e, ops.b, ops.a, bias, c);
+  bp_cuda_free (ops.ws, ops.bytes); /* stream order: the product runs before any reuse */
   return s;
 }
