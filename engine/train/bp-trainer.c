@@ -342,6 +342,14 @@ load_corpus (const BpTrainConfig *c, GError **error)
 
 /* ---- devices ---- */
 
+/* Sets an engine error "<what>: <the engine's last error>"; returns FALSE. */
+static gboolean
+engine_error (GError **error, const char *what)
+{
+  g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE, "%s: %s", what, bp_last_error ());
+  return FALSE;
+}
+
 /* The training set stays on the device when it takes at most this much. */
 #define RESIDENT_MAX_BYTES ((size_t) 2 << 30)
 
@@ -401,6 +409,33 @@ model_batch_shape (BpTrainer *t, int64_t b, int64_t *shape)
   return t->model->in_ndim + 1;
 }
 
+/* The data set indices of the loader's last batch, as floats into dst (one per example). */
+static void
+indices_as_floats (const BpLoader *loader, float *dst)
+{
+  int64_t b;
+  const int64_t *idx = bp_loader_batch_indices (loader, &b);
+  for (int64_t i = 0; i < b; i++)
+    dst[i] = (float) idx[i];
+}
+
+/* The batch at the indices idx (B) of the training set resident on the device: *dx as the
+ * model reads it, *dy shaped (y_ndim, y_shape); new tensors, or NULL. The loader's indices are
+ * valid, so they are not checked (the check would wait for the device). */
+static void
+gather_batch (BpTrainer *t, BpTensor *idx, int y_ndim, const int64_t *y_shape, BpTensor **dx,
+              BpTensor **dy)
+{
+  int64_t shape[BP_MAX_DIMS];
+  int ndim = model_batch_shape (t, idx->shape[0], shape);
+  BpTensor *gx = bp_gather_rows (t->dev_x, idx);              /* (B, D) */
+  BpTensor *gy = gx ? bp_gather_rows (t->dev_y, idx) : NULL; /* (B, 1) */
+  *dx = gy ? bp_reshape (gx, ndim, shape) : NULL;
+  *dy = *dx ? bp_reshape (gy, y_ndim, y_shape) : NULL;
+  bp_tensor_unref (gx);
+  bp_tensor_unref (gy);
+}
+
 /* The batch (x, y) of `loader` on the trainer's device, as the model reads it: new tensors in
  * *dx and *dy (the loader's own on the CPU when nothing is copied or reshaped). */
 static gboolean
@@ -420,23 +455,15 @@ batch_to_device (BpTrainer *t, BpLoader *loader, BpDataset *ds, BpTensor *x, BpT
   *dx = *dy = NULL;
   if (ds == t->train_set && t->dev_x) {
     /* gather on the device: only the batch's indices (B floats) travel */
-    int64_t b;
-    const int64_t *idx = bp_loader_batch_indices (loader, &b);
-    BpTensor *hi = bp_tensor_new_1d (b);
+    BpTensor *hi = bp_tensor_new_1d (x->shape[0]);
     if (!hi)
       return FALSE;
-    for (int64_t i = 0; i < b; i++)
-      hi->data[i] = (float) idx[i];
+    indices_as_floats (loader, hi->data);
     BpTensor *di = bp_tensor_to (hi, dev);
     bp_tensor_unref (hi);
-    /* the loader's indices are valid: no check (it would wait for the device) */
-    BpTensor *gx = di ? bp_gather_rows (t->dev_x, di) : NULL; /* (B, D) */
-    BpTensor *gy = gx ? bp_gather_rows (t->dev_y, di) : NULL; /* (B, 1) */
+    if (di)
+      gather_batch (t, di, y->ndim, y->shape, dx, dy);
     bp_tensor_unref (di);
-    *dx = gy ? bp_reshape (gx, ndim, shape) : NULL;
-    *dy = *dx ? bp_reshape (gy, y->ndim, y->shape) : NULL;
-    bp_tensor_unref (gx);
-    bp_tensor_unref (gy);
   } else {
     BpTensor *h = t->reshape_input ? bp_reshape (x, ndim, shape) : bp_tensor_ref (x);
     *dx = h ? bp_tensor_to (h, dev) : NULL;
@@ -1282,9 +1309,7 @@ train_step (BpTrainer *t, BpTensor *dx, BpTensor *dy, int epoch, double *loss, i
   gboolean ok = TRUE;
   /* on a device, reading the loss waits for the step so far and reports its failures */
   if (!l || bp_backward (l) != BP_OK || !read_scalar (l, loss)) {
-    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE, "training step failed: %s",
-                 bp_last_error ());
-    ok = FALSE;
+    ok = engine_error (error, "training step failed");
   } else if (!isfinite (*loss)) {
     set_loss_error (t, *loss, epoch, error);
     ok = FALSE;
@@ -1384,16 +1409,15 @@ stage_bytes (BpTrainer *t)
 /* Stages the batch (x, y) just fetched from the loader: into the next slot (pinned memory on
  * a GPU, whose copy then starts on the prefetcher's stream; host memory on the CPU). */
 static gboolean
-fixed_stage (BpTrainer *t, const BpTensor *x, const BpTensor *y)
+stage_batch (BpTrainer *t, const BpTensor *x, const BpTensor *y)
 {
   if (t->fixed_batch == 0 && !fixed_setup (t, x, y))
     return FALSE;
   size_t bytes = stage_bytes (t);
-  if (!t->prefetch && !t->slots[0] && t->config.device == BP_DEVICE_CUDA)
-    t->prefetch = bp_cuda_prefetch_new (bytes);
-  if (!t->prefetch && !t->slots[0]) {
-    if (t->config.device == BP_DEVICE_CUDA)
+  if (t->config.device == BP_DEVICE_CUDA) {
+    if (!t->prefetch && !(t->prefetch = bp_cuda_prefetch_new (bytes)))
       return FALSE;
+  } else if (!t->slots[0]) {
     t->slots[0] = g_malloc (bytes);
     t->slots[1] = g_malloc (bytes);
   }
@@ -1401,10 +1425,7 @@ fixed_stage (BpTrainer *t, const BpTensor *x, const BpTensor *y)
   if (!slot)
     return FALSE;
   if (t->fixed_idx) {
-    int64_t b;
-    const int64_t *idx = bp_loader_batch_indices (t->train_loader, &b);
-    for (int64_t i = 0; i < b; i++)
-      slot[i] = (float) idx[i];
+    indices_as_floats (t->train_loader, slot);
   } else {
     memcpy (slot, x->data, sizeof (float) * (size_t) x->numel);
     memcpy (slot + x->numel, y->data, sizeof (float) * (size_t) y->numel);
@@ -1413,6 +1434,12 @@ fixed_stage (BpTrainer *t, const BpTensor *x, const BpTensor *y)
     return bp_cuda_prefetch_send (t->prefetch, bytes) == BP_OK;
   t->slot_fill = 1 - t->slot_fill;
   return TRUE;
+}
+
+static gboolean
+fixed_stage (BpTrainer *t, const BpTensor *x, const BpTensor *y, GError **error)
+{
+  return stage_batch (t, x, y) || engine_error (error, "cannot copy a batch to the device");
 }
 
 /* The staged batch into the fixed tensors (outside any graph). */
@@ -1457,14 +1484,7 @@ fixed_body (BpTrainer *t, gboolean prepared)
   bp_optimizer_zero_grad (t->optim);
   BpTensor *dx = NULL, *dy = NULL;
   if (t->fixed_idx) {
-    int64_t shape[BP_MAX_DIMS];
-    int ndim = model_batch_shape (t, t->fixed_batch, shape);
-    BpTensor *gx = bp_gather_rows (t->dev_x, t->fixed_idx);
-    BpTensor *gy = gx ? bp_gather_rows (t->dev_y, t->fixed_idx) : NULL;
-    dx = gy ? bp_reshape (gx, ndim, shape) : NULL;
-    dy = dx ? bp_reshape (gy, t->fixed_y_ndim, t->fixed_y_shape) : NULL;
-    bp_tensor_unref (gx);
-    bp_tensor_unref (gy);
+    gather_batch (t, t->fixed_idx, t->fixed_y_ndim, t->fixed_y_shape, &dx, &dy);
   } else {
     dx = bp_tensor_ref (t->fixed_x);
     dy = bp_tensor_ref (t->fixed_y);
@@ -1515,31 +1535,23 @@ batch_counts (BpTrainer *t, int64_t *counts, gboolean add)
 static gboolean
 capture_step (BpTrainer *t)
 {
+  /* the host half first: the graph holds only the optimizer's launch */
+  if (bp_optimizer_prepare (t->optim) != BP_OK)
+    return FALSE;
   int n = t->model->n_layers;
   int64_t *before = g_new (int64_t, (gsize) MAX (n, 1));
   batch_counts (t, before, FALSE);
   uint64_t rng = bp_rng_state ();
-  /* the host half first: the graph holds only the optimizer's launch */
-  gboolean ok = bp_optimizer_prepare (t->optim) == BP_OK;
   BpCudaGraph *g = NULL;
-  if (ok && bp_cuda_capture_begin () == BP_OK) {
+  if (bp_cuda_capture_begin () == BP_OK) {
     gboolean body = fixed_body (t, TRUE);
     g = bp_cuda_capture_end ();
-    if (g && !body) {
-      g_snprintf (t->step_note, sizeof t->step_note, "CUDA graph off: %s", bp_last_error ());
+    if (!body) /* a step that failed while captured: no graph, the note says why */
       g_clear_pointer (&g, bp_cuda_graph_free);
-    } else if (!g) {
-      g_snprintf (t->step_note, sizeof t->step_note, "CUDA graph off: %s", bp_last_error ());
-    }
-  } else if (ok) {
-    g_snprintf (t->step_note, sizeof t->step_note, "CUDA graph off: %s", bp_last_error ());
-  }
-  if (!ok) {
-    g_free (before);
-    return FALSE;
   }
   if (!g) {
     /* nothing ran: undo the host side of the capture and take the step eagerly */
+    g_snprintf (t->step_note, sizeof t->step_note, "CUDA graph off: %s", bp_last_error ());
     bp_optimizer_unprepare (t->optim);
     bp_rng_set_state (rng);
     for (int k = 0; k < n; k++)
@@ -1568,11 +1580,8 @@ capture_step (BpTrainer *t)
 static gboolean
 fixed_launch (BpTrainer *t, GError **error)
 {
-  if (!fixed_take (t)) {
-    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE,
-                 "cannot copy a batch to the device: %s", bp_last_error ());
-    return FALSE;
-  }
+  if (!fixed_take (t))
+    return engine_error (error, "cannot copy a batch to the device");
   gboolean ok;
   gboolean graphs = t->step_mode == BP_STEP_GRAPH && t->config.device == BP_DEVICE_CUDA;
   if (t->graph) {
@@ -1599,10 +1608,7 @@ fixed_launch (BpTrainer *t, GError **error)
     ok = fixed_body (t, FALSE);
   }
   t->fixed_steps++;
-  if (!ok)
-    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE, "training step failed: %s",
-                 bp_last_error ());
-  return ok;
+  return ok || engine_error (error, "training step failed");
 }
 
 /* The second half: waits for the step and reads its loss and correct count. */
@@ -1613,11 +1619,8 @@ fixed_finish (BpTrainer *t, int epoch, double *loss, int64_t *correct, int64_t *
   /* one read-back for both values; on a device it waits for the step and reports its
    * failures */
   float out[2] = {NAN, 0.0f};
-  if (bp_backend (t->config.device)->download (out, t->fixed_loss->data, sizeof out) != BP_OK) {
-    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE, "training step failed: %s",
-                 bp_last_error ());
-    return FALSE;
-  }
+  if (bp_backend (t->config.device)->download (out, t->fixed_loss->data, sizeof out) != BP_OK)
+    return engine_error (error, "training step failed");
   *loss = out[0];
   *correct = t->task == BP_TASK_REGRESSION ? 0 : (int64_t) out[1];
   *count = t->fixed_count;
@@ -1666,10 +1669,7 @@ batch_on_device (BpTrainer *t, BpTensor *x, BpTensor *y, BpTensor **dx, BpTensor
 {
   gboolean ok = t->corpus ? text_to_device (t, x, y, dx, dy)
                           : batch_to_device (t, t->train_loader, t->train_set, x, y, dx, dy);
-  if (!ok)
-    g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE,
-                 "cannot copy a batch to the device: %s", bp_last_error ());
-  return ok;
+  return ok || engine_error (error, "cannot copy a batch to the device");
 }
 
 /* Positions the data at the trainer's place in `epoch` (mid-epoch after a checkpoint). */
@@ -1744,21 +1744,13 @@ run_training (BpTrainer *t, BpTrainCallback callback, gpointer user_data, GError
       if (use_fixed (t, x)) {
         gboolean staged = t->ahead_staged;
         t->ahead_staged = FALSE;
-        ok = staged || fixed_stage (t, x, y);
-        if (!ok)
-          g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE,
-                       "cannot copy a batch to the device: %s", bp_last_error ());
-        ok = ok && fixed_launch (t, error);
+        ok = (staged || fixed_stage (t, x, y, error)) && fixed_launch (t, error);
         /* while the device runs the step: the epoch's next batch, fetched and staged */
         if (ok && t->epoch_step + 1 < t->steps_per_epoch) {
           gboolean more;
           ok = next_batch (t, &t->ahead_x, &t->ahead_y, &more, error) || !more;
-          if (ok && t->ahead_x && use_fixed (t, t->ahead_x)) {
-            ok = t->ahead_staged = fixed_stage (t, t->ahead_x, t->ahead_y);
-            if (!ok)
-              g_set_error (error, BP_TRAIN_ERROR, BP_TRAIN_ERROR_ENGINE,
-                           "cannot copy a batch to the device: %s", bp_last_error ());
-          }
+          if (ok && t->ahead_x && use_fixed (t, t->ahead_x))
+            ok = t->ahead_staged = fixed_stage (t, t->ahead_x, t->ahead_y, error);
         }
         ok = ok && fixed_finish (t, epoch, &l, &correct, &count, error);
       } else {
