@@ -48,6 +48,17 @@ put_number (GString *s, const char *key, double v)
   g_string_append_printf (s, "\"%s\":%s", key, buf);
 }
 
+/* "k0":v0,"k1":v1,... for the n keys and values (put_number each). */
+static void
+put_numbers (GString *s, int n, const char *const *keys, const double *values)
+{
+  for (int i = 0; i < n; i++) {
+    if (i)
+      g_string_append_c (s, ',');
+    put_number (s, keys[i], values[i]);
+  }
+}
+
 static void
 put_text (GString *s, const char *key, const BpLessonText *t, const char *lang)
 {
@@ -413,19 +424,12 @@ run_event (const BpTrainEvent *ev, gpointer user_data)
       g_string_append (s, "{\"event\":\"epoch\",");
       put_string (s, "run", out->variant);
       g_string_append_printf (s, ",\"epoch\":%d,", ev->epoch);
-      put_number (s, "train_loss", ev->train_loss);
-      g_string_append_c (s, ',');
-      put_number (s, "train_accuracy", ev->train_accuracy);
-      g_string_append_c (s, ',');
-      put_number (s, "val_loss", ev->val_loss);
-      g_string_append_c (s, ',');
-      put_number (s, "val_accuracy", ev->val_accuracy);
-      g_string_append_c (s, ',');
-      put_number (s, "val_r2", ev->val_r2);
-      g_string_append_c (s, ',');
-      put_number (s, "baseline_loss", ev->baseline_loss);
-      g_string_append_c (s, ',');
-      put_number (s, "seconds", ev->seconds);
+      put_numbers (s, 7,
+                   (const char *const[]){"train_loss", "train_accuracy", "val_loss",
+                                         "val_accuracy", "val_r2", "baseline_loss", "seconds"},
+                   (const double[]){ev->train_loss, ev->train_accuracy, ev->val_loss,
+                                    ev->val_accuracy, ev->val_r2, ev->baseline_loss,
+                                    ev->seconds});
       if (ev->confusion && ev->class_names) {
         g_string_append (s, ",\"class_accuracy\":{");
         for (int c = 0; c < ev->n_classes; c++) {
@@ -463,13 +467,9 @@ run_event (const BpTrainEvent *ev, gpointer user_data)
       g_string_append (s, "{\"event\":\"done\",");
       put_string (s, "run", out->variant);
       g_string_append_c (s, ',');
-      put_number (s, "test_loss", ev->test_loss);
-      g_string_append_c (s, ',');
-      put_number (s, "test_accuracy", ev->test_accuracy);
-      g_string_append_c (s, ',');
-      put_number (s, "test_r2", ev->test_r2);
-      g_string_append_c (s, ',');
-      put_number (s, "seconds", ev->seconds);
+      put_numbers (s, 4, (const char *const[]){"test_loss", "test_accuracy", "test_r2", "seconds"},
+                   (const double[]){ev->test_loss, ev->test_accuracy, ev->test_r2,
+                                    ev->seconds});
       g_string_append_c (s, '}');
       printf ("%s\n", s->str);
     } else if (isfinite (ev->test_r2)) {
@@ -652,19 +652,11 @@ descent_point (const BpDescentPoint *p, gpointer user_data)
     g_autoptr (GString) s = g_string_new ("{\"event\":\"point\",");
     put_string (s, "run", out->variant);
     g_string_append_printf (s, ",\"step\":%d,", p->step);
-    put_number (s, "x", p->x);
-    g_string_append_c (s, ',');
-    put_number (s, "y", p->y);
-    g_string_append_c (s, ',');
-    put_number (s, "value", p->value);
-    g_string_append_c (s, ',');
-    put_number (s, "grad_x", p->grad_x);
-    g_string_append_c (s, ',');
-    put_number (s, "grad_y", p->grad_y);
-    g_string_append_c (s, ',');
-    put_number (s, "distance", p->distance);
-    g_string_append_c (s, ',');
-    put_number (s, "grad_error", p->grad_error);
+    put_numbers (s, 7,
+                 (const char *const[]){"x", "y", "value", "grad_x", "grad_y", "distance",
+                                       "grad_error"},
+                 (const double[]){p->x, p->y, p->value, p->grad_x, p->grad_y, p->distance,
+                                  p->grad_error});
     g_string_append_printf (s, ",\"diverged\":%s}", p->diverged ? "true" : "false");
     printf ("%s\n", s->str);
   } else if (p->diverged) {
