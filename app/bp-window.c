@@ -8,6 +8,7 @@
 
 #include "bp-build-page.h"
 #include "bp-experiments-page.h"
+#include "bp-icon-pin.h"
 #include "bp-lessons-page.h"
 #include "bp-train-page.h"
 
@@ -98,6 +99,12 @@ place_row (const BpPlace *place)
   return row;
 }
 
+static void
+scale_factor_cb (GtkWidget *self)
+{
+  bp_icon_pin_for_widget (self);
+}
+
 static gboolean
 bp_window_close_request (GtkWindow *window)
 {
@@ -150,6 +157,9 @@ static void
 bp_window_init (BpWindow *self)
 {
   gtk_widget_init_template (GTK_WIDGET (self));
+  /* before any of the window's icons is looked up; again if the window moves to another scale */
+  bp_icon_pin_for_widget (GTK_WIDGET (self));
+  g_signal_connect (self, "notify::scale-factor", G_CALLBACK (scale_factor_cb), NULL);
   self->settings = g_settings_new ("org.backproplab.Lab");
 
   gtk_window_set_default_size (GTK_WINDOW (self), g_settings_get_int (self->settings, "window-width"),

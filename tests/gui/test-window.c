@@ -49,6 +49,61 @@ fixture_close (Fixture *f)
   bp_gui_destroy_window (GTK_WIDGET (f->window));
 }
 
+/* The window holds the icons it shows in GTK's icon cache (bp-icon-pin.c), under both keys a
+ * widget looks them up with: they outlive the cache's LRU turning over, while an icon
+ * the window does not show is let go. */
+static void
+test_icons_held (void)
+{
+  Fixture f;
+  fixture_open (&f);
+  GtkWidget *w = GTK_WIDGET (f.window);
+  GtkIconTheme *theme = gtk_icon_theme_get_for_display (gtk_widget_get_display (w));
+  int scale = gtk_widget_get_scale_factor (w);
+  GtkTextDirection dir = gtk_widget_get_direction (w);
+  struct {
+    const char *name;
+    GtkIconLookupFlags flags;
+    gboolean held;
+    gpointer icon;
+  } cases[] = {
+    {"view-list-symbolic", 0, TRUE, NULL},
+    {"view-list-symbolic", GTK_ICON_LOOKUP_PRELOAD, TRUE, NULL},
+    {"value-increase-symbolic", 0, TRUE, NULL},
+    {"mail-send-symbolic", 0, FALSE, NULL},
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    g_autoptr (GIcon) icon = g_themed_icon_new (cases[i].name);
+    GtkIconPaintable *p = gtk_icon_theme_lookup_by_gicon (theme, icon, 16, scale, dir,
+                                                          cases[i].flags);
+    g_assert_nonnull (p);
+    cases[i].icon = p;
+    g_object_add_weak_pointer (G_OBJECT (p), &cases[i].icon);
+    g_object_unref (p);
+  }
+  /* 256 other keys (GTK 4.8 keeps about 100 in its LRU) */
+  const char *others[] = {"edit-copy-symbolic", "edit-paste-symbolic"};
+  for (guint k = 0; k < G_N_ELEMENTS (others); k++) {
+    g_autoptr (GIcon) other = g_themed_icon_new (others[k]);
+    for (int size = 1; size <= 128; size++)
+      g_object_unref (gtk_icon_theme_lookup_by_gicon (theme, other, size, scale, dir, 0));
+  }
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    g_test_message ("%s flags %d", cases[i].name, (int) cases[i].flags);
+    if (!cases[i].held) {
+      g_assert_null (cases[i].icon);
+      continue;
+    }
+    g_assert_nonnull (cases[i].icon);
+    g_autoptr (GIcon) icon = g_themed_icon_new (cases[i].name);
+    g_autoptr (GtkIconPaintable) again = gtk_icon_theme_lookup_by_gicon (theme, icon, 16, scale,
+                                                                         dir, cases[i].flags);
+    g_assert_true ((gpointer) again == cases[i].icon);
+    g_object_remove_weak_pointer (G_OBJECT (again), &cases[i].icon);
+  }
+  fixture_close (&f);
+}
+
 /* A small, fast configuration: the MLP on a subset. */
 static void
 configure (Fixture *f, const char *model, int limit_train, int epochs, int batch)
@@ -532,6 +587,7 @@ main (int argc, char **argv)
   g_assert_no_error (error);
 
   g_test_add_func ("/window/shell", test_shell);
+  g_test_add_func ("/window/icons-held", test_icons_held);
   g_test_add_func ("/train/run", test_train_run);
   g_test_add_func ("/train/zh_TW", test_zh_tw);
   g_test_add_func ("/train/missing-data", test_missing_data);
