@@ -87,6 +87,11 @@ BpTensor *bp_concat (int n, BpTensor *const *xs, int dim);
  * out (*indices.shape, D). An index outside [0, V) or not an integer is an error. Only the
  * weight gets a gradient. */
 BpTensor *bp_embedding (BpTensor *weight, BpTensor *indices);
+/* Whether bp_embedding on this thread skips its index check (which reads the answer back from
+ * the device: a host synchronisation that a CUDA graph cannot contain). For callers that
+ * checked every index beforehand (the trainer checks its training inputs once). Returns the
+ * previous setting; off by default. */
+bool bp_set_indices_trusted (bool trusted);
 /* The rows of src (V, D) at indices (N) as a new (N, D) tensor, for indices the caller knows to
  * be integers in [0, V) (they are not checked: the check would wait for the device). No
  * gradient: src must not require one. NULL (error set) on bad shapes or devices. */

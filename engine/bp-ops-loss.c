@@ -1,6 +1,7 @@
 /* bp-ops-loss.c: softmax, log-softmax and the losses: shape checks, the tape, backend kernels. */
 #include "bp-ops-loss.h"
 #include "bp-backend.h"
+#include "bp-device-step.h"
 
 /* ---- softmax and log-softmax over the last dimension ---- */
 
@@ -115,6 +116,8 @@ bp_cross_entropy (BpTensor *logits, BpTensor *targets, float label_smoothing)
   int64_t n = logits->shape[0], c = logits->shape[1];
   const BpLossKernels *k = bp_backend (logits->device)->loss;
   float bad = 0.0f;
+  if (!targets_trusted)
+    bp_device_step_note ("the loss checks its targets on the host");
   int64_t at = targets_trusted ? -1 : k->check_targets (&bad, targets->data, n, c);
   if (at >= 0) {
     bp_set_error (BP_ERR_INVALID,
@@ -225,6 +228,7 @@ bp_count_correct (const BpTensor *logits, const BpTensor *targets)
                   bp_shape_str (logits, sl, sizeof sl), bp_shape_str (targets, st, sizeof st));
     return -1;
   }
+  bp_device_step_note ("the correct predictions are counted on the host");
   return bp_backend (logits->device)->loss->count_correct (logits->data, targets->data,
                                                            logits->shape[0], logits->shape[1]);
 }

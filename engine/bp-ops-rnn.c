@@ -3,6 +3,7 @@
  * rnn_bf16 table under BP_PRECISION_BF16). */
 #include "bp-ops-rnn.h"
 #include "bp-backend.h"
+#include "bp-device-step.h"
 #include "bp-ops-eltwise.h"
 #include "bp-rng.h"
 
@@ -220,8 +221,10 @@ bp_rnn (const BpRnnParams *p, BpTensor *x, BpTensor *const *weights, BpTensor *h
     .training = training,
     .dropout = p->dropout,
   };
-  if (training && p->dropout > 0.0f && p->num_layers > 1)
+  if (training && p->dropout > 0.0f && p->num_layers > 1) {
+    bp_device_step_note ("the recurrent layers' dropout draws its masks on the host");
     d.dropout_key = bp_rng_u64 ();
+  }
 
   int64_t out_shape[3] = {x->shape[0], x->shape[1], dirs * hsz};
   int64_t st_shape[3] = {states, b, hsz};
@@ -231,6 +234,7 @@ bp_rnn (const BpRnnParams *p, BpTensor *x, BpTensor *const *weights, BpTensor *h
   BpTensor *reserve = bp_tensor_new_on (x->device, 1, (int64_t[]){kern->reserve_size (&d)});
   BpTensor *len_t = NULL;
   if (lengths) {
+    bp_device_step_note ("the recurrent layers' sequence lengths are copied from host memory");
     len_t = bp_tensor_new_on (x->device, 1, &b);
     float *host = malloc (sizeof (float) * (size_t) b);
     if (len_t && host) {

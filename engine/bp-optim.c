@@ -6,6 +6,7 @@
  * rows. */
 #include "bp-optim.h"
 #include "bp-backend.h"
+#include "bp-device-step.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -441,6 +442,7 @@ bp_optimizer_clip_launch (BpOptimizer *opt, float max_norm)
   }
   if (n_dev > 1) {
     /* the joint norm: the devices' sums added on the host, the total sent to each */
+    bp_device_step_note ("the gradients' norm is summed on the host over devices");
     double total = 0.0;
     for (int d = 0; d < BP_DEVICE_COUNT; d++) {
       if (opt->dev[d].n_slots == 0)
@@ -478,6 +480,7 @@ bp_optimizer_clip_norm (BpOptimizer *opt)
   }
   if (opt->clip_dev < 0)
     return 0.0f;
+  bp_device_step_note ("the gradients' norm is read back to the host");
   double total = 0.0;
   const BpBackend *be = bp_backend ((BpDevice) opt->clip_dev);
   if (be->download (&total, opt->dev[opt->clip_dev].sumsq, sizeof total) != BP_OK)
@@ -544,6 +547,7 @@ bp_clip_grad_norm (int n_params, BpTensor *const *params, float max_norm)
     bp_set_error (BP_ERR_INVALID, "clip_grad_norm: max_norm %g must be >= 0", max_norm);
     return NAN;
   }
+  bp_device_step_note ("the gradients' norm is read back to the host (clip_grad_norm)");
   double total = 0.0;
   for (int k = 0; k < n_params; k++) {
     BpTensor *p = params[k];

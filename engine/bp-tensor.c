@@ -1,6 +1,7 @@
 /* bp-tensor.c: tensor lifetime, thread-local error messages and the reverse-mode autograd tape. */
 #include "bp-tensor.h"
 #include "bp-backend.h"
+#include "bp-device-step.h"
 #include "bp-rng.h"
 
 #include <math.h>
@@ -183,6 +184,8 @@ bp_tensor_to (const BpTensor *t, BpDevice device)
     return NULL;
   size_t bytes = (size_t) t->numel * sizeof (float);
   BpStatus s = BP_OK;
+  if (t->device != device)
+    bp_device_step_note ("a tensor is copied between host and device memory");
   if (t->device == device)
     s = bp_backend (device)->copy (r->data, t->data, bytes);
   else if (t->device == BP_DEVICE_CPU)
@@ -448,8 +451,12 @@ bp_backward (BpTensor *loss)
     bp_set_error (BP_ERR_INVALID, "backward needs a scalar loss, or use bp_backward_with");
     return BP_ERR_INVALID;
   }
-  float one = 1.0f;
-  return bp_backward_with (loss, &one);
+  /* the seed is written on the loss's device: no upload, so a CUDA graph can hold it */
+  float *g = bp_tensor_grad (loss);
+  if (!g)
+    return BP_ERR_NOMEM;
+  bp_backend (loss->device)->fill (g, 1.0f, 1);
+  return run_backward ();
 }
 
 BpStatus
@@ -460,6 +467,7 @@ bp_backward_with (BpTensor *out, const float *grad_out)
     return BP_ERR_NOMEM;
   size_t bytes = (size_t) out->numel * sizeof (float);
   const BpBackend *be = bp_backend (out->device);
+  bp_device_step_note ("the output gradient is copied from host memory");
   BpStatus s = out->device == BP_DEVICE_CPU ? be->copy (g, grad_out, bytes)
                                              : be->upload (g, grad_out, bytes);
   if (s != BP_OK)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bp-backend.h"
+#include "bp-device-step.h"
 #include "bp-ops-eltwise.h"
 #include "bp-rng.h"
 
@@ -664,6 +665,68 @@ test_embedding_torch (void)
   unref_all (6, all);
 }
 
+/* With its indices trusted, the embedding looks the same rows up without checking them: no
+ * host read-back under the device-step watch (the check's is noted), the same output and
+ * gradient. The backward of a scalar seeds its gradient on the device; bp_backward_with copies
+ * the caller's host gradient (noted). */
+static void
+test_embedding_trusted (void)
+{
+  bp_rng_seed (24);
+  BpTensor *w = bp_test_rand (2, (int64_t[]){9, 5}, -1, 1, true);
+  float idx[] = {8, 0, 3, 3, 7, 1};
+  BpTensor *ix = bp_tensor_from_data (1, (int64_t[]){6}, idx);
+  BpTensor *y[2], *dw[2];
+  char *noted[2], *seed_noted[2]; /* "" for nothing noted */
+  for (int trusted = 0; trusted < 2; trusted++) {
+    bp_tensor_zero_grad (w);
+    g_assert_false (bp_set_indices_trusted (trusted));
+    bp_device_step_begin ();
+    y[trusted] = bp_embedding (w, ix);
+    noted[trusted] = g_strdup (bp_device_step_end () ?: "");
+    g_assert_cmpint (bp_set_indices_trusted (false), ==, trusted);
+    g_assert_nonnull (y[trusted]);
+    BpTensor *s = bp_sum (y[trusted]);
+    bp_device_step_begin ();
+    g_assert_cmpint (bp_backward (s), ==, BP_OK);
+    seed_noted[trusted] = g_strdup (bp_device_step_end () ?: "");
+    dw[trusted] = bp_tensor_from_data (2, w->shape, w->grad);
+    bp_tape_clear ();
+    bp_tensor_unref (s);
+  }
+  g_assert_cmpstr (noted[0], ==, "the embedding checks its indices on the host");
+  g_assert_cmpstr (noted[1], ==, "");
+  g_assert_cmpstr (seed_noted[0], ==, "");
+  g_assert_cmpstr (seed_noted[1], ==, "");
+  for (int k = 0; k < 2; k++) {
+    g_free (noted[k]);
+    g_free (seed_noted[k]);
+  }
+  g_assert_cmpint (memcmp (y[0]->data, y[1]->data, sizeof (float) * 30), ==, 0);
+  g_assert_cmpint (memcmp (dw[0]->data, dw[1]->data, sizeof (float) * 45), ==, 0);
+  for (int j = 0; j < 5; j++)
+    g_assert_cmpfloat (dw[1]->data[3 * 5 + j], ==, 2.0f); /* index 3 twice */
+
+  /* an untrusted bad index is still an error; bp_backward_with is noted */
+  float bad[] = {2, 9};
+  BpTensor *ib = bp_tensor_from_data (1, (int64_t[]){2}, bad);
+  g_assert_null (bp_embedding (w, ib));
+  g_assert_nonnull (strstr (bp_last_error (), "index 9 at position 1"));
+  BpTensor *z = bp_embedding (w, ix);
+  float one[30];
+  for (int i = 0; i < 30; i++)
+    one[i] = 1.0f;
+  bp_device_step_begin ();
+  g_assert_cmpint (bp_backward_with (z, one), ==, BP_OK);
+  g_assert_cmpstr (bp_device_step_end (), ==, "the output gradient is copied from host memory");
+  bp_device_step_note ("outside a watch");
+  bp_device_step_begin ();
+  g_assert_null (bp_device_step_end ());
+  bp_tape_clear ();
+  BpTensor *all[] = {w, ix, y[0], y[1], dw[0], dw[1], ib, z};
+  unref_all (8, all);
+}
+
 static void
 test_embedding_threads (void)
 {
@@ -882,6 +945,7 @@ main (int argc, char **argv)
   g_test_add_func ("/eltwise/embedding-grad", test_embedding_grad);
   g_test_add_func ("/eltwise/embedding-torch", test_embedding_torch);
   g_test_add_func ("/eltwise/embedding-threads", test_embedding_threads);
+  g_test_add_func ("/eltwise/embedding-trusted", test_embedding_trusted);
   g_test_add_func ("/eltwise/sum-mean", test_sum_mean);
   g_test_add_func ("/eltwise/sum-threads", test_sum_threads);
   g_test_add_func ("/eltwise/large-threads", test_large_threads);

@@ -177,9 +177,13 @@ run_mode (const BpTrainConfig *c, BpStepMode mode, Steps *s)
 }
 
 /* The same numbers bit for bit: every step's loss and accuracy, the test metrics, the model
- * state (parameters, running statistics, num_batches_tracked) and the optimizer state. */
+ * state (parameters, running statistics, num_batches_tracked) and the optimizer state. And the
+ * fixed steps' note: on a GPU the step was captured as a CUDA graph; on the CPU nothing in it
+ * copied between host and device or waited (what would stop a capture). With `host`, the step
+ * could not be held, for that reason. */
 static void
-assert_same_training (const char *what, const BpTrainConfig *c, BpDevice device, int64_t stop_at)
+assert_same_training (const char *what, const BpTrainConfig *c, BpDevice device, int64_t stop_at,
+                      const char *host)
 {
   BpTrainConfig cc = *c;
   cc.device = device;
@@ -188,7 +192,18 @@ assert_same_training (const char *what, const BpTrainConfig *c, BpDevice device,
   if (!te)
     return;
   BpTrainer *tf = run_mode (&cc, device == BP_DEVICE_CUDA ? BP_STEP_GRAPH : BP_STEP_FIXED, &f);
-  g_test_message ("%s: %u steps; %s", what, e.loss->len, bp_trainer_get_step_note (tf));
+  const char *note = bp_trainer_get_step_note (tf);
+  g_test_message ("%s: %u steps; %s", what, e.loss->len, note);
+  if (host) {
+    g_assert_nonnull (strstr (note, host));
+    g_assert_true (g_str_has_prefix (note, device == BP_DEVICE_CUDA ? "CUDA graph off: "
+                                                                    : "Fixed steps: a CUDA graph "
+                                                                      "could not hold the step: "));
+  } else {
+    g_assert_true (g_str_has_prefix (note, device == BP_DEVICE_CUDA ? "CUDA graph: "
+                                                                    : "Fixed steps: the step stays "
+                                                                      "on the device"));
+  }
   g_assert_cmpuint (e.loss->len, >, 2);
   g_assert_cmpuint (f.loss->len, ==, e.loss->len);
   for (guint i = 0; i < e.loss->len; i++) {
@@ -242,7 +257,7 @@ each_fixed_config (BpDevice device)
   c.limit_train = 500; /* 7 batches of 64, one of 52 */
   c.epochs = 2;
   c.clip_norm = 0.5f;
-  assert_same_training ("simple-cnn, Adam, clipping", &c, device, 0);
+  assert_same_training ("simple-cnn, Adam, clipping", &c, device, 0, NULL);
 
   c = small_config ("mlp");
   c.dataset = "digits";
@@ -254,7 +269,7 @@ each_fixed_config (BpDevice device)
   c.optim.lr = 0.05f;
   c.optim.momentum = 0.9f;
   c.optim.nesterov = true;
-  assert_same_training ("digits-mlp, SGD Nesterov, stopped at step 4", &c, device, 4);
+  assert_same_training ("digits-mlp, SGD Nesterov, stopped at step 4", &c, device, 4, NULL);
 
   c = small_config (NULL);
   c.dataset = "diabetes";
@@ -268,7 +283,7 @@ each_fixed_config (BpDevice device)
   c.epochs = 3;
   c.optim = bp_optim_config_default (BP_OPTIM_ADAMW);
   c.optim.lr = 0.05f;
-  assert_same_training ("diabetes regression, AdamW", &c, device, 0);
+  assert_same_training ("diabetes regression, AdamW", &c, device, 0, NULL);
 
   /* a language model on a text file: its batches are copied, not gathered on the device */
   g_autofree char *dir = g_dir_make_tmp ("bp-fixed-XXXXXX", NULL);
@@ -290,9 +305,24 @@ each_fixed_config (BpDevice device)
   c.eval_batches = 1;
   c.clip_norm = 1.0f;
   c.seed = 9;
-  assert_same_training ("char-gpt-tiny on a text file, stopped at step 3", &c, device, 3);
+  assert_same_training ("char-gpt-tiny on a text file, stopped at step 3", &c, device, 3, NULL);
   g_unlink (path);
   g_rmdir (dir);
+
+  /* dropout between two recurrent layers draws its masks on the host: no graph, and the
+   * fixed steps still equal the eager ones */
+  c = small_config (NULL);
+  c.limit_train = 200;
+  c.model_json = "{\"format\": \"backprop-lab-model\", \"version\": 2, \"name\": \"gru2\", "
+                 "\"nodes\": [{\"id\": \"x\", \"type\": \"Input\", \"shape\": [28, 28]}, "
+                 "{\"id\": \"gru\", \"type\": \"GRU\", \"inputs\": [\"x\"], \"hidden_size\": 8, "
+                 "\"num_layers\": 2, \"dropout\": 0.2}, "
+                 "{\"id\": \"last\", \"type\": \"SequencePool\", \"inputs\": [\"gru\"]}, "
+                 "{\"id\": \"fc\", \"type\": \"Linear\", \"inputs\": [\"last\"], "
+                 "\"out_features\": 10}, {\"id\": \"output\", \"type\": \"Output\", "
+                 "\"inputs\": [\"fc\"]}]}";
+  assert_same_training ("GRU with dropout between its layers", &c, device, 0,
+                        "the recurrent layers' dropout draws its masks on the host");
 }
 
 /* On the CPU the fixed steps (what a CUDA graph replays, launched eagerly) equal the eager

@@ -110,6 +110,9 @@ BpStatus bp_cuda_capture_begin (void);
 BpCudaGraph *bp_cuda_capture_end (void);
 /* Whether a capture is running (entries that cannot be captured refuse). */
 bool bp_cuda_capturing (void);
+/* During a capture: marks it as impossible, for the reason `why` (the first reason is kept);
+ * nothing otherwise. */
+void bp_cuda_capture_refuse (const char *why);
 /* Queues one replay (the first runs the captured step itself). */
 BpStatus bp_cuda_graph_launch (BpCudaGraph *g);
 /* Waits for queued replays, then frees the graph and gives its memory back to the cache. */

@@ -72,8 +72,10 @@ BpStatus bp_cuda_take_deferred (void);
  * the dropout key `key` (registered on first sight; the backward finds its forward's), so that
  * replays can change it; NULL when no capture runs. */
 const uint64_t *bp_cuda_capture_key (uint64_t key);
-/* During a capture: marks it as impossible, for the reason `why` (the first reason is kept). */
-void bp_cuda_capture_refuse (const char *why);
+/* For the entries that wait for a value from the GPU: during a capture, refuses it ("<what>
+ * reads a value back from the GPU") and returns true, and the entry returns at once with a
+ * neutral answer (the capture is dropped and the step runs again eagerly); false otherwise. */
+bool bp_cuda_refuse_read_back (const char *what);
 /* Frees cuBLAS's graph workspace; called by bp_cuda_shutdown. */
 void bp_cuda_graph_teardown (void);
 

@@ -111,6 +111,12 @@ bp_cuda_capturing (void)
   return false;
 }
 
+void
+bp_cuda_capture_refuse (const char *why)
+{
+  (void) why;
+}
+
 BpStatus
 bp_cuda_graph_launch (BpCudaGraph *g)
 {

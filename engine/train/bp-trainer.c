@@ -8,6 +8,7 @@
 
 #include "bp-backend.h"
 #include "bp-dataset.h"
+#include "bp-device-step.h"
 #include "bp-ops-eltwise.h"
 #include "bp-loader.h"
 #include "bp-ops-loss.h"
@@ -92,8 +93,12 @@ struct BpTrainer {
   gboolean ahead_staged;
   gboolean graph_off;
   char step_note[400];
-  /* every training target is a class index (checked once), so the loss need not check */
+  /* every training target is a class index (checked once), so the loss need not check; every
+   * training input is a valid index of the embeddings that read it, so they need not check */
   gboolean targets_checked;
+  gboolean inputs_checked;
+  /* what in the last fixed step copied between host and device or waited ("" when nothing) */
+  char host_sync[200];
 };
 
 #define PROBE_MAX 48
@@ -749,6 +754,37 @@ targets_valid (const BpDataset *ds)
   return TRUE;
 }
 
+/* Whether every training input is an index that the model's embeddings can look up: each
+ * Embedding reads the model's input (layer 0) and has a row for every token of the corpus, or
+ * for every value of the data set, which must be an integer. A model without an Embedding
+ * passes. */
+static gboolean
+inputs_valid (const BpTrainer *t)
+{
+  const BpModel *m = t->model;
+  int64_t rows = -1; /* the fewest rows of an Embedding */
+  for (int k = 0; k < m->n_layers; k++) {
+    const BpLayer *l = &m->layers[k];
+    if (l->spec.kind != BP_LAYER_EMBEDDING)
+      continue;
+    if (l->n_inputs != 1 || l->inputs[0] != 0 || !l->weight)
+      return FALSE;
+    rows = rows < 0 ? l->weight->shape[0] : MIN (rows, l->weight->shape[0]);
+  }
+  if (rows < 0)
+    return TRUE;
+  if (t->corpus)
+    return bp_vocab_size (t->corpus->vocab) <= rows;
+  const BpDataset *ds = t->train_set;
+  int64_t n = ds ? ds->n * bp_shape_numel (ds->example_ndim, ds->example_shape) : 0;
+  for (int64_t i = 0; i < n; i++) {
+    float v = ds->x[i];
+    if (!(v >= 0.0f && v < (float) rows && v == floorf (v)))
+      return FALSE;
+  }
+  return ds != NULL;
+}
+
 BpTrainer *
 bp_trainer_new (const BpTrainConfig *config, GError **error)
 {
@@ -801,6 +837,7 @@ bp_trainer_new (const BpTrainConfig *config, GError **error)
   const char *graph_env = g_getenv ("BP_CUDA_GRAPH");
   t->step_mode = graph_env && g_strcmp0 (graph_env, "0") == 0 ? BP_STEP_EAGER : BP_STEP_GRAPH;
   t->targets_checked = text || targets_valid (t->train_set);
+  t->inputs_checked = inputs_valid (t);
   return t;
 }
 
@@ -1474,13 +1511,17 @@ fixed_discard (BpTrainer *t)
 /* The device work of a step, what a graph holds: gradients zeroed, the batch (gathered from
  * the resident training set), forward, loss, backward, clipping, the optimizer's launch, and
  * the loss and correct count into fixed_loss. `prepared`: bp_optimizer_prepare has run (a
- * capture); otherwise it runs after the backward, when every gradient exists. */
+ * capture); otherwise it runs after the backward, when every gradient exists (host work that
+ * the device-step watch then does not see). Leaves in t->host_sync the first place that copied
+ * between host and device or waited for it, which a capture cannot hold. */
 static gboolean
 fixed_body (BpTrainer *t, gboolean prepared)
 {
   const BpTrainConfig *c = &t->config;
   const BpBackend *be = bp_backend (c->device);
   gboolean trusted = bp_set_targets_trusted (t->targets_checked);
+  gboolean indices = bp_set_indices_trusted (t->inputs_checked);
+  bp_device_step_begin ();
   bp_optimizer_zero_grad (t->optim);
   BpTensor *dx = NULL, *dy = NULL;
   if (t->fixed_idx) {
@@ -1492,8 +1533,11 @@ fixed_body (BpTrainer *t, gboolean prepared)
   BpTensor *logits = NULL, *rows = NULL, *targets = NULL;
   BpTensor *l = dy ? step_loss (t, dx, dy, &logits, &rows, &targets) : NULL;
   gboolean ok = l && bp_backward (l) == BP_OK;
+  const char *host = bp_device_step_end ();
+  g_strlcpy (t->host_sync, host ? host : "", sizeof t->host_sync);
   if (ok && !prepared)
     ok = bp_optimizer_prepare (t->optim) == BP_OK;
+  bp_device_step_begin ();
   if (ok && c->clip_norm > 0.0f)
     ok = bp_optimizer_clip_launch (t->optim, c->clip_norm) == BP_OK;
   if (ok)
@@ -1513,7 +1557,11 @@ fixed_body (BpTrainer *t, gboolean prepared)
   bp_tensor_unref (dx);
   bp_tensor_unref (dy);
   bp_tape_clear ();
+  host = bp_device_step_end ();
+  if (host && !t->host_sync[0])
+    g_strlcpy (t->host_sync, host, sizeof t->host_sync);
   bp_set_targets_trusted (trusted);
+  bp_set_indices_trusted (indices);
   return ok;
 }
 
@@ -1545,6 +1593,8 @@ capture_step (BpTrainer *t)
   BpCudaGraph *g = NULL;
   if (bp_cuda_capture_begin () == BP_OK) {
     gboolean body = fixed_body (t, TRUE);
+    if (t->host_sync[0])
+      bp_cuda_capture_refuse (t->host_sync);
     g = bp_cuda_capture_end ();
     if (!body) /* a step that failed while captured: no graph, the note says why */
       g_clear_pointer (&g, bp_cuda_graph_free);
@@ -1606,6 +1656,14 @@ fixed_launch (BpTrainer *t, GError **error)
     ok = capture_step (t);
   } else {
     ok = fixed_body (t, FALSE);
+    /* the CPU's rehearsal of a graph: whether a GPU could capture this step (the first place
+     * that would stop it is kept) */
+    if (t->config.device == BP_DEVICE_CPU && (t->fixed_steps == 0 || t->host_sync[0]) &&
+        !g_str_has_prefix (t->step_note, "Fixed steps: a CUDA graph could not"))
+      g_snprintf (t->step_note, sizeof t->step_note, "Fixed steps: %s%s",
+                  t->host_sync[0] ? "a CUDA graph could not hold the step: " :
+                                    "the step stays on the device (a CUDA graph could hold it)",
+                  t->host_sync);
   }
   t->fixed_steps++;
   return ok || engine_error (error, "training step failed");
