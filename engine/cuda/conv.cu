@@ -385,8 +385,10 @@ pick_algo (const Perf *perf, int count, ConvMath cm)
 
 /* Chooses the algorithm of one direction (0 forward, 1 backward data, 2 backward filter):
  * cudnnFind* times them all on the device (once per shape); when that fails (it allocates its
- * own memory) cuDNN's heuristics (Get*_v7) decide. Then sets up the direction's descriptor
- * with the algorithm's math type and its workspace size. */
+ * own memory) cuDNN's heuristics (Get*_v7) decide, and they alone during a CUDA graph capture,
+ * which cannot hold Find's allocations and timing (the trainer's first step at a shape runs
+ * eagerly, so its shapes are chosen before). Then sets up the direction's descriptor with the
+ * algorithm's math type and its workspace size. */
 static BpStatus
 choose (ConvEntry *e, ConvAlgo *a, int dir, const BpConv2dShape *s, ConvMath cm)
 {
@@ -400,7 +402,7 @@ choose (ConvEntry *e, ConvAlgo *a, int dir, const BpConv2dShape *s, ConvMath cm)
   }
   int algo = -1, count = 0;
   cudnnMathType_t math = wanted_math (cm);
-  for (int heuristic = 0; heuristic < 2 && algo < 0; heuristic++) {
+  for (int heuristic = bp_cuda_capturing () ? 1 : 0; heuristic < 2 && algo < 0; heuristic++) {
     cudnnStatus_t cs;
     if (dir == 0) {
       cudnnConvolutionFwdAlgoPerf_t perf[MAX_ALGOS];

@@ -262,8 +262,10 @@ bp_cuda_free (void *ptr, size_t bytes)
   pthread_mutex_lock (&lock);
   stats.in_use_bytes -= rounded;
   BpCudaPool *pool = pools ? pool_of (ptr) : NULL;
-  /* a pool's block is kept by the pool even with the cache off: the graph replays it */
-  if (b >= 0 && (pool || !cache_off) && push_block (pool ? pool->buckets : buckets, b, ptr)) {
+  /* a pool's block is kept by the pool even with the cache off: the graph replays it; and
+   * during a capture every block is kept (cudaFree would end the capture) */
+  if (b >= 0 && (pool || !cache_off || capturing) &&
+      push_block (pool ? pool->buckets : buckets, b, ptr)) {
     stats.cached_bytes += rounded;
     pthread_mutex_unlock (&lock);
     return;

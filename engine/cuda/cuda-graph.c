@@ -56,6 +56,17 @@ bp_cuda_capture_refuse (const char *why)
     snprintf (cap.refused, sizeof cap.refused, "%s", why);
 }
 
+bool
+bp_cuda_refuse_read_back (const char *what)
+{
+  if (!cap.g)
+    return false;
+  char why[200];
+  snprintf (why, sizeof why, "%s reads a value back from the GPU", what);
+  bp_cuda_capture_refuse (why);
+  return true;
+}
+
 const uint64_t *
 bp_cuda_capture_key (uint64_t key)
 {

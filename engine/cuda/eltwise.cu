@@ -269,6 +269,9 @@ cuda_concat_backward (float *dx, const float *dout, int64_t outer, int64_t inner
 static BpStatus
 embedding_check (int64_t *bad, const float *indices, int64_t n, int64_t v)
 {
+  *bad = -1;
+  if (bp_cuda_refuse_read_back ("the embedding's index check"))
+    return BP_OK;
   cudaStream_t st = bp_cuda_ctx.stream;
   size_t bytes = sizeof (unsigned long long);
   unsigned long long *d_bad = (unsigned long long *) bp_cuda_alloc (bytes), h_bad = 0;

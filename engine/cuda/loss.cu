@@ -279,10 +279,12 @@ cuda_log_softmax_backward (float *dx, const float *dy, const float *y, int64_t r
 static BpStatus
 check_targets (int64_t *at, float *bad_value, const float *targets, int64_t n, int64_t classes)
 {
+  *at = -1;
+  if (bp_cuda_refuse_read_back ("the loss's target check"))
+    return BP_OK;
   cudaStream_t st = bp_cuda_ctx.stream;
   size_t bytes = sizeof (unsigned long long);
   unsigned long long *d_bad = (unsigned long long *) bp_cuda_alloc (bytes), h_bad = 0;
-  *at = -1;
   if (!d_bad)
     return bp_last_status ();
   BpStatus s = BP_CUDA_TRY (cudaMemsetAsync (d_bad, 0xff, bytes, st)); /* ULLONG_MAX: none */
@@ -399,6 +401,9 @@ cuda_bce_logits_backward (float *dlogits, float *dtarget, const float *dloss,
 static BpStatus
 count_correct (int64_t *count, const float *logits, const float *targets, int64_t n, int64_t c)
 {
+  *count = 0;
+  if (bp_cuda_refuse_read_back ("counting the correct predictions"))
+    return BP_OK;
   cudaStream_t st = bp_cuda_ctx.stream;
   size_t bytes = sizeof (unsigned long long);
   unsigned long long *d_count = (unsigned long long *) bp_cuda_alloc (bytes), h_count = 0;
