@@ -611,6 +611,68 @@ test_graph_refused (void)
   g_assert_cmpint (be->synchronize (), ==, BP_OK);
 }
 
+typedef struct {
+  float *d;
+  int64_t n;
+  gint done;
+} GateJob;
+
+static gpointer
+gate_thread (gpointer data)
+{
+  GateJob *job = data;
+  bp_backend (BP_DEVICE_CUDA)->fill (job->d, 7.0f, job->n);
+  g_atomic_int_set (&job->done, 1);
+  return NULL;
+}
+
+/* Each of n floats at d equals want. */
+static void
+assert_all (const float *d, int64_t n, float want)
+{
+  float *h = g_new (float, n);
+  g_assert_cmpint (bp_backend (BP_DEVICE_CUDA)->download (h, d, sizeof (float) * (size_t) n), ==,
+                   BP_OK);
+  for (int64_t i = 0; i < n; i++)
+    g_assert_cmpfloat (h[i], ==, want);
+  g_free (h);
+}
+
+/* While one thread captures, another thread's work waits at the gate until the capture ends
+ * instead of being recorded into the graph: it runs once, eagerly, and replays leave its
+ * memory alone. */
+static void
+test_graph_gate (void)
+{
+  if (!need_cuda ())
+    return;
+  const BpBackend *be = bp_backend (BP_DEVICE_CUDA);
+  int64_t n = 256;
+  float *a = be->alloc (sizeof (float) * (size_t) n), *b = be->alloc (sizeof (float) * (size_t) n);
+  be->fill (a, 0.0f, n);
+  be->fill (b, 0.0f, n);
+  g_assert_cmpint (be->synchronize (), ==, BP_OK);
+  g_assert_cmpint (bp_cuda_capture_begin (), ==, BP_OK);
+  GateJob job = {b, n, 0};
+  GThread *thread = g_thread_new ("bp-gate", gate_thread, &job);
+  g_usleep (100000);
+  g_assert_cmpint (g_atomic_int_get (&job.done), ==, 0); /* waiting */
+  be->fill (a, 3.0f, n);                                 /* recorded */
+  BpCudaGraph *g = bp_cuda_capture_end ();
+  g_assert_nonnull (g);
+  g_thread_join (thread);
+  g_assert_cmpint (g_atomic_int_get (&job.done), ==, 1);
+  assert_all (b, n, 7.0f); /* the other thread's fill ran */
+  assert_all (a, n, 0.0f); /* the captured one did not */
+  be->fill (b, 0.0f, n);
+  g_assert_cmpint (bp_cuda_graph_launch (g), ==, BP_OK);
+  assert_all (a, n, 3.0f);
+  assert_all (b, n, 0.0f); /* not in the graph */
+  bp_cuda_graph_free (g);
+  be->free (a, sizeof (float) * (size_t) n);
+  be->free (b, sizeof (float) * (size_t) n);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -628,6 +690,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cuda/out-of-memory", test_out_of_memory);
   g_test_add_func ("/cuda/graph-replay", test_graph_replay);
   g_test_add_func ("/cuda/graph-refused", test_graph_refused);
+  g_test_add_func ("/cuda/graph-gate", test_graph_gate);
   int rc = g_test_run ();
   bp_cuda_shutdown ();
   return rc;

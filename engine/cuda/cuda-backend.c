@@ -452,6 +452,7 @@ void
 bp_cuda_enter (void)
 {
   static _Thread_local int bound = 0;
+  bp_cuda_gate ();
   if (bound != bp_cuda_ctx.generation && bp_cuda_ctx.device >= 0) {
     cudaSetDevice (bp_cuda_ctx.device);
     cudaGetLastError ();
@@ -580,6 +581,7 @@ bp_cuda_query (BpCudaInfo *info)
 static bool
 alive (void)
 {
+  bp_cuda_gate ();
   if (bp_cuda_ctx.stream)
     return true;
   bp_set_error (BP_ERR_DEVICE, "the CUDA backend is shut down (bp_cuda_shutdown)");
@@ -606,6 +608,7 @@ cuda_alloc (size_t bytes)
 static void
 cuda_free (void *ptr, size_t bytes)
 {
+  bp_cuda_gate ();
   if (!bp_cuda_ctx.stream) {
     /* freed after bp_cuda_shutdown: the cache is gone, give it straight back */
     if (ptr)

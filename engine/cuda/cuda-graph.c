@@ -14,9 +14,14 @@
  *   an eager step would have used;
  * - what a graph cannot contain (a host read-back, a copy from pageable host memory, a step
  *   that draws random numbers for anything but dropout masks) makes bp_cuda_capture_end fail
- *   with the reason, and the caller runs the step eagerly instead. The captured work never ran. */
+ *   with the reason, and the caller runs the step eagerly instead. The captured work never ran;
+ * - other threads using the backend (a second window's training) wait at their next entry
+ *   until the capture ends (bp_cuda_gate): the work any thread queues on the capturing stream
+ *   would be recorded into the graph, and the blocks it allocates would join the graph's pool. */
 #include "cuda-internal.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +47,52 @@ static struct {
 } cap;
 
 static void *cublas_workspace;
+
+/* The capture gate: closed by the capturing thread from the start of a capture to its end. */
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_opened = PTHREAD_COND_INITIALIZER;
+static atomic_bool gate_closed;
+static pthread_t gate_owner;
+
+void
+bp_cuda_gate (void)
+{
+  if (!atomic_load_explicit (&gate_closed, memory_order_acquire))
+    return;
+  pthread_mutex_lock (&gate_lock);
+  while (atomic_load_explicit (&gate_closed, memory_order_relaxed) &&
+         !pthread_equal (gate_owner, pthread_self ()))
+    pthread_cond_wait (&gate_opened, &gate_lock);
+  pthread_mutex_unlock (&gate_lock);
+}
+
+/* Closes the gate for this thread, after another thread's capture has ended; false when this
+ * thread has closed it already (a capture inside its own capture). */
+static bool
+gate_close (void)
+{
+  pthread_mutex_lock (&gate_lock);
+  if (atomic_load_explicit (&gate_closed, memory_order_relaxed) &&
+      pthread_equal (gate_owner, pthread_self ())) {
+    pthread_mutex_unlock (&gate_lock);
+    return false;
+  }
+  while (atomic_load_explicit (&gate_closed, memory_order_relaxed))
+    pthread_cond_wait (&gate_opened, &gate_lock);
+  gate_owner = pthread_self ();
+  atomic_store_explicit (&gate_closed, true, memory_order_release);
+  pthread_mutex_unlock (&gate_lock);
+  return true;
+}
+
+static void
+gate_open (void)
+{
+  pthread_mutex_lock (&gate_lock);
+  atomic_store_explicit (&gate_closed, false, memory_order_release);
+  pthread_cond_broadcast (&gate_opened);
+  pthread_mutex_unlock (&gate_lock);
+}
 
 bool
 bp_cuda_capturing (void)
@@ -128,15 +179,11 @@ bp_cuda_graph_free (BpCudaGraph *g)
   free (g);
 }
 
-BpStatus
-bp_cuda_capture_begin (void)
+/* The capture's start, with the gate closed: the graph, its key array, its pool, then the
+ * stream's capture. */
+static BpStatus
+start_capture (void)
 {
-  if (!bp_cuda_begin ())
-    return bp_last_status ();
-  if (cap.g) {
-    bp_set_error (BP_ERR_INVALID, "a CUDA graph capture is already running");
-    return BP_ERR_INVALID;
-  }
   /* an earlier error must not be taken for the capture's: it stays kept for synchronize */
   BpStatus s = bp_cuda_take_deferred ();
   if (s != BP_OK) {
@@ -169,6 +216,21 @@ bp_cuda_capture_begin (void)
   return BP_OK;
 }
 
+BpStatus
+bp_cuda_capture_begin (void)
+{
+  if (!bp_cuda_begin ())
+    return bp_last_status ();
+  if (!gate_close ()) {
+    bp_set_error (BP_ERR_INVALID, "a CUDA graph capture is already running");
+    return BP_ERR_INVALID;
+  }
+  BpStatus s = start_capture ();
+  if (s != BP_OK)
+    gate_open ();
+  return s;
+}
+
 /* Whether the random numbers drawn since the capture began are exactly the dropout keys it
  * registered, in order (then replays can draw them afresh the same way). */
 static bool
@@ -187,6 +249,7 @@ keys_are_the_draws (const BpCudaGraph *g)
 BpCudaGraph *
 bp_cuda_capture_end (void)
 {
+  bp_cuda_gate (); /* another thread's capture is not this one's to end */
   BpCudaGraph *g = cap.g;
   if (!g) {
     bp_set_error (BP_ERR_INVALID, "no CUDA graph capture is running");
@@ -196,6 +259,7 @@ bp_cuda_capture_end (void)
   bp_cuda_pool_end ();
   cudaGraph_t graph = NULL;
   cudaError_t err = cudaStreamEndCapture (bp_cuda_ctx.stream, &graph);
+  gate_open ();
   char why[600] = "";
   /* the first reason wins: a refusal names the entry, a deferred error the failed call */
   if (cap.refused[0])

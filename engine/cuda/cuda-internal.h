@@ -72,6 +72,9 @@ BpStatus bp_cuda_take_deferred (void);
  * the dropout key `key` (registered on first sight; the backward finds its forward's), so that
  * replays can change it; NULL when no capture runs. */
 const uint64_t *bp_cuda_capture_key (uint64_t key);
+/* Every entry's first call (through alive and bp_cuda_enter): while another thread captures a
+ * CUDA graph, waits until its capture ends; returns at once otherwise. */
+void bp_cuda_gate (void);
 /* For the entries that wait for a value from the GPU: during a capture, refuses it ("<what>
  * reads a value back from the GPU") and returns true, and the entry returns at once with a
  * neutral answer (the capture is dropped and the step runs again eagerly); false otherwise. */
