@@ -20,12 +20,6 @@ bp_device_step_end (void)
   return first[0] ? first : NULL;
 }
 
-bool
-bp_device_step_watching (void)
-{
-  return watching;
-}
-
 void
 bp_device_step_note (const char *what)
 {

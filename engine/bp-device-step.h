@@ -16,9 +16,6 @@ void bp_device_step_begin (void);
  * until the next bp_device_step_begin on this thread. */
 const char *bp_device_step_end (void);
 
-/* Whether a watch is on (a front-end may then skip work that only a host read-back needs). */
-bool bp_device_step_watching (void);
-
 /* Notes that the engine is about to copy between host and device memory or wait for the
  * device, naming where; kept when it is the watch's first. Nothing without a watch. */
 void bp_device_step_note (const char *what);
