@@ -25,7 +25,8 @@ typedef struct {
 
 /* The lab's own icons and the ones GTK and libadwaita show in its window (spin buttons, drop
  * downs, search entries, window controls, status pages), as found by tracing
- * gtk_icon_theme_lookup_icon through the GUI tests. */
+ * gtk_icon_theme_lookup_icon through the GUI tests. An icon added to the window belongs here
+ * too (at the size it is shown). */
 static const BpIconUse icon_uses[] = {
   {"accessories-dictionary-symbolic", 16},
   {"content-loading-symbolic", 16},
