@@ -1,21 +1,17 @@
 /* cpu/optim.c: CPU kernels of the optim family: fused SGD and Adam/AdamW updates of one
- * parameter, the squared norm and scaling that gradient clipping needs, and the multi-tensor
- * entries, which run them row by row over a table. */
+ * parameter (the elements of bp-optim-element.h), the squared norm and scaling that gradient
+ * clipping needs, and the multi-tensor entries, which run them row by row over a table. */
 #include "cpu-kernels.h"
 
 #include <math.h>
+
+#include "../bp-optim-element.h"
 
 /* Below this many elements threads cost more than they save. */
 #define PAR_MIN 32768
 /* sumsq adds fixed blocks of this size in parallel, then the block sums in order. */
 #define SUMSQ_BLOCK 8192
 #define SUMSQ_GROUP 1024
-
-static inline float
-sign_of (float w)
-{
-  return (float) ((w > 0.0f) - (w < 0.0f)); /* torch.sign: 0 at 0 */
-}
 
 static void
 sgd_step (float *param, float *buf, const float *grad, int64_t n, float lr, float momentum,
@@ -24,24 +20,16 @@ sgd_step (float *param, float *buf, const float *grad, int64_t n, float lr, floa
   /* param (n), buf (n) updated in place from grad (n) */
   if (momentum == 0.0f) {
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-    for (int64_t i = 0; i < n; i++) {
-      float w = param[i];
-      float g = grad[i] + weight_decay * w + l1 * sign_of (w);
-      param[i] = w - lr * g;
-    }
+    for (int64_t i = 0; i < n; i++)
+      bp_sgd_element (param, grad, i, lr, weight_decay, l1);
     return;
   }
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-  for (int64_t i = 0; i < n; i++) {
-    float w = param[i];
-    float g = grad[i] + weight_decay * w + l1 * sign_of (w);
-    float b = first_step ? g : momentum * buf[i] + (1.0f - dampening) * g;
-    buf[i] = b;
-    param[i] = w - lr * (nesterov ? g + momentum * b : b);
-  }
+  for (int64_t i = 0; i < n; i++)
+    bp_sgd_momentum_element (param, buf, grad, i, lr, momentum, dampening, weight_decay, l1,
+                             nesterov, first_step);
 }
 
-/* Adam with the weight decay as l2, AdamW with it in keep (1 - lr * weight_decay) */
 static void
 adam_update (float *param, float *exp_avg, float *exp_avg_sq, const float *grad, int64_t n,
              float beta1, float beta2, float eps, float l2, float l1, float keep,
@@ -49,15 +37,9 @@ adam_update (float *param, float *exp_avg, float *exp_avg_sq, const float *grad,
 {
   /* param (n), exp_avg (n), exp_avg_sq (n) updated in place from grad (n) */
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-  for (int64_t i = 0; i < n; i++) {
-    float w = param[i];
-    float g = grad[i] + l2 * w + l1 * sign_of (w);
-    float m = beta1 * exp_avg[i] + (1.0f - beta1) * g;
-    float v = beta2 * exp_avg_sq[i] + (1.0f - beta2) * g * g;
-    exp_avg[i] = m;
-    exp_avg_sq[i] = v;
-    param[i] = w * keep - step_size * m / (sqrtf (v) / bc2_sqrt + eps);
-  }
+  for (int64_t i = 0; i < n; i++)
+    bp_adam_element (param, exp_avg, exp_avg_sq, grad, i, beta1, beta2, eps, l2, l1, keep,
+                     step_size, bc2_sqrt);
 }
 
 static double

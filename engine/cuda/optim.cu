@@ -1,45 +1,10 @@
 /* optim.cu: CUDA kernels of the optim family: the SGD and Adam/AdamW updates of all parameters
- * in one launch over a table of rows in device memory (blockIdx.y = row; the formulas of
- * cpu/optim.c), and the squared norm (repeatable two-pass sum in double) and scaling that
- * gradient clipping needs, per parameter and over the table. */
+ * in one launch over a table of rows in device memory (blockIdx.y = row; the elements of
+ * bp-optim-element.h, as on the CPU), and the squared norm (repeatable two-pass sum in double)
+ * and scaling that gradient clipping needs, per parameter and over the table. */
 #include "cuda-device.cuh"
 
-__device__ __forceinline__ float
-sign_of (float w)
-{
-  return (float) ((w > 0.0f) - (w < 0.0f)); /* torch.sign: 0 at 0 */
-}
-
-/* Element i of an SGD update (cpu/optim.c's sgd_step); buf unused without momentum. */
-__device__ __forceinline__ void
-sgd_element (float *param, float *buf, const float *grad, int64_t i, float lr, float momentum,
-             float dampening, float weight_decay, float l1, bool nesterov, bool first_step)
-{
-  float w = param[i];
-  float g = grad[i] + weight_decay * w + l1 * sign_of (w);
-  if (momentum == 0.0f) {
-    param[i] = w - lr * g;
-    return;
-  }
-  float b = first_step ? g : momentum * buf[i] + (1.0f - dampening) * g;
-  buf[i] = b;
-  param[i] = w - lr * (nesterov ? g + momentum * b : b);
-}
-
-/* Element i of an Adam / AdamW update (cpu/optim.c's adam_update). */
-__device__ __forceinline__ void
-adam_element (float *param, float *exp_avg, float *exp_avg_sq, const float *grad, int64_t i,
-              float beta1, float beta2, float eps, float l2, float l1, float keep,
-              float step_size, float bc2_sqrt)
-{
-  float w = param[i];
-  float g = grad[i] + l2 * w + l1 * sign_of (w);
-  float m = beta1 * exp_avg[i] + (1.0f - beta1) * g;
-  float v = beta2 * exp_avg_sq[i] + (1.0f - beta2) * g * g;
-  exp_avg[i] = m;
-  exp_avg_sq[i] = v;
-  param[i] = w * keep - step_size * m / (sqrtf (v) / bc2_sqrt + eps);
-}
+#include "../bp-optim-element.h"
 
 __global__ static void
 scale_kernel (float *x, int64_t n, float a)
@@ -71,12 +36,15 @@ multi_step_kernel (const BpOptimSlot *table, int n_slots, MultiConfig c)
     const BpOptimSlot s = table[k];
     if (c.adam) {
       BP_GRID_LOOP (i, s.n)
-        adam_element (s.param, s.buf0, s.buf1, s.grad, i, c.beta1, c.beta2, c.eps, c.l2, c.l1,
-                      s.keep, s.lr, s.bc2_sqrt);
+        bp_adam_element (s.param, s.buf0, s.buf1, s.grad, i, c.beta1, c.beta2, c.eps, c.l2,
+                         c.l1, s.keep, s.lr, s.bc2_sqrt);
+    } else if (c.momentum == 0.0f) {
+      BP_GRID_LOOP (i, s.n)
+        bp_sgd_element (s.param, s.grad, i, s.lr, c.weight_decay, c.l1);
     } else {
       BP_GRID_LOOP (i, s.n)
-        sgd_element (s.param, s.buf0, s.grad, i, s.lr, c.momentum, c.dampening, c.weight_decay,
-                     c.l1, c.nesterov, s.first_step != 0);
+        bp_sgd_momentum_element (s.param, s.buf0, s.grad, i, s.lr, c.momentum, c.dampening,
+                                 c.weight_decay, c.l1, c.nesterov, s.first_step != 0);
     }
   }
 }
