@@ -269,15 +269,6 @@ make_key (int64_t *key, const BpConv2dShape *s, ConvMath cm)
   memcpy (key, k, sizeof k);
 }
 
-static unsigned
-key_hash (const int64_t *key)
-{
-  uint64_t h = 1469598103934665603ULL;
-  for (int i = 0; i < KEY_LEN; i++)
-    h = (h ^ (uint64_t) key[i]) * 1099511628211ULL;
-  return (unsigned) (h % N_BUCKETS);
-}
-
 static void
 entry_free (ConvEntry *e)
 {
@@ -489,7 +480,7 @@ lookup (const BpConv2dShape *s, int dir, bool bf16)
   ConvMath cm = bf16 ? CONV_BF16 : bp_cuda_ctx.tf32 ? CONV_TF32 : CONV_FP32;
   int64_t key[KEY_LEN];
   make_key (key, s, cm);
-  unsigned b = key_hash (key);
+  unsigned b = bp_cuda_key_bucket (key, KEY_LEN, N_BUCKETS);
   pthread_mutex_lock (&cache_lock);
   ConvEntry *e = buckets[b];
   while (e && memcmp (e->key, key, sizeof key) != 0)

@@ -72,6 +72,17 @@ BpStatus bp_cuda_take_deferred (void);
  * the dropout key `key` (registered on first sight; the backward finds its forward's), so that
  * replays can change it; NULL when no capture runs. */
 const uint64_t *bp_cuda_capture_key (uint64_t key);
+/* The bucket of a cache key of n int64 (FNV-1a), for the descriptor and algorithm caches of
+ * cuda-lt.c and conv.cu. */
+static inline unsigned
+bp_cuda_key_bucket (const int64_t *key, int n, unsigned n_buckets)
+{
+  uint64_t h = 1469598103934665603ULL;
+  for (int i = 0; i < n; i++)
+    h = (h ^ (uint64_t) key[i]) * 1099511628211ULL;
+  return (unsigned) (h % n_buckets);
+}
+
 /* Every entry's first call (through alive and bp_cuda_enter): while another thread captures a
  * CUDA graph, waits until its capture ends; returns at once otherwise. */
 void bp_cuda_gate (void);

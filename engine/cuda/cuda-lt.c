@@ -45,15 +45,6 @@ static pthread_mutex_t lt_lock = PTHREAD_MUTEX_INITIALIZER;
 static cublasLtHandle_t lt_handle;
 static LtEntry *buckets[N_BUCKETS];
 
-static unsigned
-key_hash (const int64_t *key)
-{
-  uint64_t h = 1469598103934665603ULL;
-  for (int i = 0; i < KEY_LEN; i++)
-    h = (h ^ (uint64_t) key[i]) * 1099511628211ULL;
-  return (unsigned) (h % N_BUCKETS);
-}
-
 static void
 entry_free (LtEntry *e)
 {
@@ -187,7 +178,7 @@ entry_setup (LtEntry *e, const int64_t *key, const float *bias)
 static LtEntry *
 lookup (const int64_t *key, const float *bias)
 {
-  unsigned b = key_hash (key);
+  unsigned b = bp_cuda_key_bucket (key, KEY_LEN, N_BUCKETS);
   LtEntry *e = buckets[b];
   while (e && memcmp (e->key, key, sizeof e->key) != 0)
     e = e->next;
