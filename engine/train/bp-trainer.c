@@ -739,19 +739,24 @@ setup_images (BpTrainer *t, GError **error)
 
 static void setup_attention (BpTrainer *t);
 
+/* Whether each of the n values is an integer in [0, limit): an index. */
+static gboolean
+all_indices (const float *values, int64_t n, int64_t limit)
+{
+  for (int64_t i = 0; i < n; i++) {
+    float v = values[i];
+    if (!(v >= 0.0f && v < (float) limit && v == floorf (v)))
+      return FALSE;
+  }
+  return TRUE;
+}
+
 /* Whether every target of a classification set is a class index (a regression's are not
  * class indices and need no check). */
 static gboolean
 targets_valid (const BpDataset *ds)
 {
-  if (ds->task != BP_TASK_CLASSIFICATION)
-    return TRUE;
-  for (int64_t i = 0; i < ds->n; i++) {
-    float v = ds->y[i];
-    if (!(v >= 0.0f && v < (float) ds->n_classes && v == floorf (v)))
-      return FALSE;
-  }
-  return TRUE;
+  return ds->task != BP_TASK_CLASSIFICATION || all_indices (ds->y, ds->n, ds->n_classes);
 }
 
 /* Whether every training input is an index that the model's embeddings can look up: each
@@ -776,13 +781,8 @@ inputs_valid (const BpTrainer *t)
   if (t->corpus)
     return bp_vocab_size (t->corpus->vocab) <= rows;
   const BpDataset *ds = t->train_set;
-  int64_t n = ds ? ds->n * bp_shape_numel (ds->example_ndim, ds->example_shape) : 0;
-  for (int64_t i = 0; i < n; i++) {
-    float v = ds->x[i];
-    if (!(v >= 0.0f && v < (float) rows && v == floorf (v)))
-      return FALSE;
-  }
-  return ds != NULL;
+  return ds && all_indices (ds->x, ds->n * bp_shape_numel (ds->example_ndim, ds->example_shape),
+                            rows);
 }
 
 BpTrainer *
@@ -1511,9 +1511,10 @@ fixed_discard (BpTrainer *t)
 /* The device work of a step, what a graph holds: gradients zeroed, the batch (gathered from
  * the resident training set), forward, loss, backward, clipping, the optimizer's launch, and
  * the loss and correct count into fixed_loss. `prepared`: bp_optimizer_prepare has run (a
- * capture); otherwise it runs after the backward, when every gradient exists (host work that
- * the device-step watch then does not see). Leaves in t->host_sync the first place that copied
- * between host and device or waited for it, which a capture cannot hold. */
+ * capture); otherwise it runs after the backward, when every gradient exists (the host half
+ * of the optimizer, which the device-step watch does not count). Leaves in t->host_sync the
+ * first place that copied between host and device or waited for it, which a capture cannot
+ * hold. */
 static gboolean
 fixed_body (BpTrainer *t, gboolean prepared)
 {
@@ -1533,11 +1534,8 @@ fixed_body (BpTrainer *t, gboolean prepared)
   BpTensor *logits = NULL, *rows = NULL, *targets = NULL;
   BpTensor *l = dy ? step_loss (t, dx, dy, &logits, &rows, &targets) : NULL;
   gboolean ok = l && bp_backward (l) == BP_OK;
-  const char *host = bp_device_step_end ();
-  g_strlcpy (t->host_sync, host ? host : "", sizeof t->host_sync);
   if (ok && !prepared)
     ok = bp_optimizer_prepare (t->optim) == BP_OK;
-  bp_device_step_begin ();
   if (ok && c->clip_norm > 0.0f)
     ok = bp_optimizer_clip_launch (t->optim, c->clip_norm) == BP_OK;
   if (ok)
@@ -1557,9 +1555,8 @@ fixed_body (BpTrainer *t, gboolean prepared)
   bp_tensor_unref (dx);
   bp_tensor_unref (dy);
   bp_tape_clear ();
-  host = bp_device_step_end ();
-  if (host && !t->host_sync[0])
-    g_strlcpy (t->host_sync, host, sizeof t->host_sync);
+  const char *host = bp_device_step_end ();
+  g_strlcpy (t->host_sync, host ? host : "", sizeof t->host_sync);
   bp_set_targets_trusted (trusted);
   bp_set_indices_trusted (indices);
   return ok;
