@@ -16,8 +16,6 @@
 
 #include "bp-icon-pin.h"
 
-#include <stdio.h>
-
 typedef struct {
   const char *name;
   int size;
@@ -91,11 +89,9 @@ pin_set (GtkIconTheme *theme, int scale, GtkTextDirection dir)
   return held;
 }
 
-static char *
-set_key (int scale, GtkTextDirection dir)
-{
-  return g_strdup_printf ("%d/%d", scale, (int) dir);
-}
+/* A set's key in the table of sets: its scale and direction in one int (GTK has three
+ * directions). */
+#define SET_KEY(scale, dir) GINT_TO_POINTER ((scale) * 4 + (int) (dir))
 
 /* The theme changed: GTK dropped its cache, so the held icons are no longer the ones a lookup
  * finds. Take each set again. */
@@ -103,12 +99,11 @@ static void
 theme_changed_cb (GtkIconTheme *theme, GHashTable *sets)
 {
   GHashTableIter it;
-  gpointer key, value;
+  gpointer key;
   g_hash_table_iter_init (&it, sets);
-  while (g_hash_table_iter_next (&it, &key, &value)) {
-    int scale = 1, dir = GTK_TEXT_DIR_LTR;
-    if (sscanf (key, "%d/%d", &scale, &dir) == 2)
-      g_hash_table_iter_replace (&it, pin_set (theme, scale, (GtkTextDirection) dir));
+  while (g_hash_table_iter_next (&it, &key, NULL)) {
+    int k = GPOINTER_TO_INT (key);
+    g_hash_table_iter_replace (&it, pin_set (theme, k / 4, (GtkTextDirection) (k % 4)));
   }
 }
 
@@ -120,18 +115,13 @@ bp_icon_pin_for_widget (GtkWidget *widget)
   GtkIconTheme *theme = gtk_icon_theme_get_for_display (gtk_widget_get_display (widget));
   GHashTable *sets = g_object_get_data (G_OBJECT (theme), PINS_KEY);
   if (!sets) {
-    sets = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-                                  (GDestroyNotify) g_ptr_array_unref);
+    sets = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) g_ptr_array_unref);
     g_object_set_data_full (G_OBJECT (theme), PINS_KEY, sets,
                             (GDestroyNotify) g_hash_table_unref);
     g_signal_connect (theme, "changed", G_CALLBACK (theme_changed_cb), sets);
   }
   int scale = gtk_widget_get_scale_factor (widget);
   GtkTextDirection dir = gtk_widget_get_direction (widget);
-  char *key = set_key (scale, dir);
-  if (g_hash_table_contains (sets, key)) {
-    g_free (key);
-    return;
-  }
-  g_hash_table_insert (sets, key, pin_set (theme, scale, dir));
+  if (!g_hash_table_contains (sets, SET_KEY (scale, dir)))
+    g_hash_table_insert (sets, SET_KEY (scale, dir), pin_set (theme, scale, dir));
 }
